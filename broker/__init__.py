@@ -1,0 +1,73 @@
+"""The Silicon Alley Resource Broker (上海硅巷资源撮合平台)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+__version__ = "0.1.0"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from BROKER_* variables, or from `config` over the development defaults."""
+    from config import check_settings, load_settings
+
+    settings = load_settings() if config is None else {**load_settings({}), **config}
+    check_settings(settings)
+    instance_path = os.path.abspath(str(settings.get("INSTANCE_PATH") or os.path.join(os.getcwd(), "instance")))
+    app = Flask("broker", instance_path=instance_path)
+    app.config.update(settings)
+    if not app.config.get("DATABASE_URL"):
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "broker.sqlite3")
+    if not app.config.get("SECRET_KEY"):
+        # Development only (production refuses to start without one): a fresh key per process.
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+    app.config.update(_api_settings())
+    app.json.sort_keys = False  # keep the schemas' field order in responses
+    logging.getLogger("broker").setLevel(str(app.config["LOG_LEVEL"]))
+
+    from broker import db
+
+    db.init_app(app)
+    _register_api(app)
+    return app
+
+
+def _api_settings() -> dict[str, Any]:
+    return {
+        "API_TITLE": "Silicon Alley Resource Broker",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "/docs",
+        # Served by this app (broker.api.health), so the docs page works with no internet access.
+        "OPENAPI_SWAGGER_UI_URL": "/api/docs/assets/",
+        "API_SPEC_OPTIONS": {
+            "info": {
+                "description": "上海硅巷资源撮合平台: carriers publish compute, data lines, cloud and LLM "
+                "tokens; startups request them; the district matches, approves and subsidises."
+            },
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        },
+    }
+
+
+def _register_api(app: Flask) -> None:
+    from broker.api import health, market, parties
+    from broker.api.common import Api, handle_domain_error, handle_unexpected
+    from broker.errors import DomainError
+
+    api = Api(app)
+    for blueprint in (parties.blp, market.blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(health.bp)
+    app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(Exception, handle_unexpected)
+    app.extensions["broker.api"] = api

@@ -1,0 +1,82 @@
+"""What every blueprint shares: the Api with our error handling, the signed-in account, paging."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from flask import g, request
+from flask_smorest import Api as SmorestApi
+from flask_smorest import Page
+from werkzeug.exceptions import HTTPException
+
+from broker.db import get_session
+from broker.errors import DomainError, NotAuthenticated
+from broker.models import Account
+from broker.services import accounts
+
+log = logging.getLogger(__name__)
+
+BEARER = [{"bearerAuth": []}]
+
+
+class Api(SmorestApi):
+    def handle_http_exception(self, error: HTTPException) -> Any:
+        # flask-smorest drops the exception's own headers (a 405 would lose Allow).
+        payload, status, headers = super().handle_http_exception(error)
+        merged = dict(error.get_headers())
+        merged.pop("Content-Type", None)
+        merged.update(headers)
+        if status == 500:
+            payload["message"] = "Internal error; it has been logged."
+        return payload, status, merged
+
+
+def handle_domain_error(error: DomainError) -> Any:
+    """Every refusal a service raises becomes one JSON shape with its status."""
+    status = error.status_code
+    payload: dict[str, Any] = {"code": status, "status": _STATUS_NAMES.get(status, "Error"), "message": error.message}
+    if error.errors:
+        payload["errors"] = {"json": error.errors}
+    headers = {"WWW-Authenticate": 'Bearer realm="broker"'} if status == 401 else {}
+    return payload, status, headers
+
+
+def handle_unexpected(error: Exception) -> Any:
+    log.exception("Unhandled error on %s %s", request.method, request.path)
+    return {"code": 500, "status": "Internal Server Error", "message": "Internal error; it has been logged."}, 500
+
+
+_STATUS_NAMES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    422: "Unprocessable Entity",
+}
+
+
+def current_account() -> Account:
+    """The account whose bearer token came with this request; 401 without a valid one."""
+    if "account" not in g:
+        scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise NotAuthenticated("Sign in: send Authorization: Bearer <token>.")
+        g.account = accounts.authenticate(get_session(), secret.strip())
+    return g.account
+
+
+class SelectPage(Page):
+    """Pages through a SQLAlchemy select: one COUNT and one LIMIT/OFFSET query."""
+
+    @property
+    def items(self) -> list[Any]:
+        query = self.collection.offset(self.page_params.first_item).limit(self.page_params.page_size)
+        return list(get_session().scalars(query))
+
+    @property
+    def item_count(self) -> int:
+        count = sa.select(sa.func.count()).select_from(self.collection.order_by(None).subquery())
+        return get_session().scalar(count) or 0

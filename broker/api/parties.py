@@ -1,0 +1,103 @@
+"""Startups, carriers, accounts and tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from broker.api.common import BEARER, SelectPage, current_account
+from broker.db import get_session
+from broker.schemas.parties import (
+    AccountSchema,
+    CarrierSchema,
+    IssuedTokenSchema,
+    StartupQuerySchema,
+    StartupRegisteredSchema,
+    StartupRegistrationSchema,
+    StartupSchema,
+    TokenQuerySchema,
+    TokenSchema,
+)
+from broker.services import accounts
+
+blp = Blueprint("parties", __name__, url_prefix="/api/v1", description="Startups, carriers, accounts and tokens")
+
+
+@blp.route("/startups", methods=["POST"])
+@blp.arguments(StartupRegistrationSchema)
+@blp.response(201, StartupRegisteredSchema)
+def register_startup(data: dict[str, Any]) -> Any:
+    """Register a startup (no sign-in); its token is in the response, once."""
+    startup, token, secret = accounts.register_startup(get_session(), data)
+    return {"startup": startup, "credentials": {"token": secret, "token_id": token.id, "account_id": token.account_id}}
+
+
+@blp.route("/startups", methods=["GET"])
+@blp.arguments(StartupQuerySchema, location="query")
+@blp.response(200, StartupSchema(many=True))
+@blp.paginate(SelectPage)
+@blp.doc(security=BEARER)
+def list_startups(filters: dict[str, Any]) -> Any:
+    """Staff: every startup. A startup: itself."""
+    return accounts.list_startups(get_session(), current_account(), filters)
+
+
+@blp.route("/startups/<int:startup_id>", methods=["GET"])
+@blp.response(200, StartupSchema)
+@blp.doc(security=BEARER)
+def get_startup(startup_id: int) -> Any:
+    """One startup: staff, or the startup itself."""
+    return accounts.get_startup(get_session(), current_account(), startup_id)
+
+
+@blp.route("/startups/<int:startup_id>/verify", methods=["POST"])
+@blp.response(200, StartupSchema)
+@blp.doc(security=BEARER)
+def verify_startup(startup_id: int) -> Any:
+    """Staff: confirm a startup so it can request resources."""
+    return accounts.verify_startup(get_session(), current_account(), startup_id)
+
+
+@blp.route("/carriers", methods=["GET"])
+@blp.response(200, CarrierSchema(many=True))
+@blp.doc(security=BEARER)
+def list_carriers() -> Any:
+    """The carriers on the platform."""
+    current_account()
+    return accounts.list_carriers(get_session())
+
+
+@blp.route("/me", methods=["GET"])
+@blp.response(200, AccountSchema)
+@blp.doc(security=BEARER)
+def me() -> Any:
+    """The signed-in account."""
+    return current_account()
+
+
+@blp.route("/tokens", methods=["GET"])
+@blp.arguments(TokenQuerySchema, location="query")
+@blp.response(200, TokenSchema(many=True))
+@blp.paginate(SelectPage)
+@blp.doc(security=BEARER)
+def list_tokens(filters: dict[str, Any]) -> Any:
+    """Staff and admins: all tokens (never their secrets). Others: their own."""
+    return accounts.list_tokens(get_session(), current_account(), filters)
+
+
+@blp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
+@blp.response(200, TokenSchema)
+@blp.doc(security=BEARER)
+def revoke_token(token_id: int) -> Any:
+    """Revoke a token: staff for carriers and startups, admins for anyone, anyone their own."""
+    return accounts.revoke_token(get_session(), current_account(), token_id)
+
+
+@blp.route("/accounts/<int:account_id>/tokens", methods=["POST"])
+@blp.response(201, IssuedTokenSchema)
+@blp.doc(security=BEARER)
+def issue_token(account_id: int) -> Any:
+    """Staff and admins: a new token for an account, shown once."""
+    token, secret = accounts.issue_token(get_session(), current_account(), account_id)
+    return {"token": secret, "token_id": token.id, "account_id": token.account_id}

@@ -1,0 +1,153 @@
+"""The `broker` command: Flask's run/shell/routes plus the broker's own commands."""
+
+from __future__ import annotations
+
+import sys
+from importlib.metadata import entry_points
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from broker import create_app
+from broker.db import get_db, get_session
+from broker.errors import DomainError
+from broker.models import Role
+
+
+def _create_app_from_environment():  # FlaskGroup calls it with no arguments
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app_from_environment, add_version_option=False)
+def main() -> None:
+    """Silicon Alley Resource Broker (上海硅巷资源撮合平台)."""
+
+
+def _fail(error: DomainError) -> None:
+    click.echo(f"Error: {error.message}", err=True)
+    for field, problems in (error.errors or {}).items():
+        click.echo(f"  {field}: {' '.join(map(str, problems))}", err=True)
+    sys.exit(2)
+
+
+def known_adapters() -> list[str]:
+    return sorted({ep.name for ep in entry_points(group="broker.adapters")})
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema migrations."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Bring the database to the newest (or the given) schema revision."""
+    from broker.migrations import upgrade
+
+    upgrade(get_db().engine, revision)
+    click.echo(f"Database at {revision}: {get_db().engine.url.render_as_string(hide_password=True)}")
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Print the database's schema revision."""
+    from broker.migrations import current_revision, head_revision
+
+    with get_db().engine.connect() as connection:
+        current = current_revision(connection)
+    click.echo(f"current: {current or 'empty database'}  head: {head_revision()}")
+
+
+@main.group("users")
+def users_group() -> None:
+    """Staff and admin accounts."""
+
+
+@users_group.command("create")
+@click.option("--role", type=click.Choice([Role.staff.value, Role.admin.value]), required=True)
+@click.option("--name", required=True)
+@with_appcontext
+def users_create(role: str, name: str) -> None:
+    """Create a staff or admin account and print its token, once."""
+    from broker.services.accounts import create_user
+
+    try:
+        account, token, secret = create_user(get_session(), Role(role), name)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"Created {role} account {account.id} ({account.name}).")
+    click.echo(f"Token (shown once, store it now): {secret}")
+
+
+@main.group("carriers")
+def carriers_group() -> None:
+    """Carriers and their adapters."""
+
+
+@carriers_group.command("add")
+@click.option("--code", required=True, help="short code, e.g. telecom")
+@click.option("--name", required=True)
+@click.option("--adapter", required=True, help="a registered adapter name")
+@with_appcontext
+def carriers_add(code: str, name: str, adapter: str) -> None:
+    """Register a carrier and print its token, once."""
+    from broker.services.accounts import register_carrier
+
+    try:
+        carrier, token, secret = register_carrier(get_session(), code, name, adapter, known_adapters())
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"Registered carrier {carrier.code} ({carrier.name}) with adapter {carrier.adapter}.")
+    click.echo(f"Token (shown once, store it now): {secret}")
+
+
+@carriers_group.command("list")
+@with_appcontext
+def carriers_list() -> None:
+    """List registered carriers."""
+    from broker.services.accounts import list_carriers
+
+    for carrier in list_carriers(get_session()):
+        click.echo(f"{carrier.code}\t{carrier.adapter}\t{carrier.name}")
+
+
+@main.group("tokens")
+def tokens_group() -> None:
+    """API tokens."""
+
+
+@tokens_group.command("revoke")
+@click.argument("token_id", type=int)
+@with_appcontext
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token by id (operator action, recorded in the audit log)."""
+    from broker.services.accounts import revoke_token_as_operator
+
+    try:
+        token = revoke_token_as_operator(get_session(), token_id)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"Revoked token {token.id} ({token.prefix}…) of account {token.account_id}.")
+
+
+@main.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="set up the data, print the summary, and exit")
+@with_appcontext
+def demo(host: str, port: int, no_serve: bool) -> None:
+    """Migrate, load the demo district and serve the API (SQLite in the instance folder)."""
+    from broker.demo import prepare_demo
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    summary = prepare_demo(app)
+    base = f"http://{host}:{port}"
+    click.echo(summary.describe(base))
+    if not no_serve:
+        from werkzeug.serving import run_simple
+
+        run_simple(host, port, app, threaded=True, use_reloader=False)

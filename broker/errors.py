@@ -1,0 +1,38 @@
+"""Domain errors. Services raise them; one error handler maps each to an HTTP status."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A use case refused: the message is safe to show to the caller."""
+
+    status_code = 400
+
+    def __init__(self, message: str, errors: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+class InvalidInput(DomainError):
+    """Input that passed the schema but breaks a rule that needs the database to check."""
+
+    status_code = 422
+
+
+class NotAuthenticated(DomainError):
+    status_code = 401
+
+
+class Forbidden(DomainError):
+    status_code = 403
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class Conflict(DomainError):
+    """The object is not in a state that allows this change."""
+
+    status_code = 409

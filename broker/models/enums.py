@@ -1,0 +1,99 @@
+"""The closed vocabularies of the domain; stored as their values behind a CHECK constraint."""
+
+from __future__ import annotations
+
+import enum
+
+import sqlalchemy as sa
+
+
+class Role(enum.StrEnum):
+    admin = "admin"
+    staff = "staff"
+    carrier = "carrier"
+    startup = "startup"
+
+
+class Sector(enum.StrEnum):
+    # The three "Lighthouse" (灯塔) sectors first; DESIGN.md gives them the highest weight.
+    smart_driving = "smart_driving"  # 智能驾驶
+    energy_management = "energy_management"  # 能源管理
+    smart_healthcare = "smart_healthcare"  # 智慧医疗
+    ai_models = "ai_models"  # 大模型与AI应用
+    industrial_software = "industrial_software"  # 工业软件
+    fintech = "fintech"  # 金融科技
+    digital_culture = "digital_culture"  # 数字文创
+    ecommerce = "ecommerce"  # 电子商务
+    life_sciences = "life_sciences"  # 生命科学
+    other = "other"
+
+
+LIGHTHOUSE_SECTORS = frozenset({Sector.smart_driving, Sector.energy_management, Sector.smart_healthcare})
+
+
+class StartupStatus(enum.StrEnum):
+    pending = "pending"
+    verified = "verified"
+    suspended = "suspended"
+
+
+class OfferStatus(enum.StrEnum):
+    active = "active"
+    withdrawn = "withdrawn"
+
+
+class RequestStatus(enum.StrEnum):
+    submitted = "submitted"
+    proposed = "proposed"
+    approved = "approved"
+    active = "active"
+    completed = "completed"
+    rejected = "rejected"
+    withdrawn = "withdrawn"
+    expired = "expired"
+
+
+OPEN_REQUEST_STATUSES = frozenset({RequestStatus.submitted, RequestStatus.proposed})
+
+
+class CycleStatus(enum.StrEnum):
+    scheduled = "scheduled"
+    running = "running"
+    proposed = "proposed"
+    closed = "closed"
+    failed = "failed"
+
+
+class AllocationStatus(enum.StrEnum):
+    proposed = "proposed"
+    approved = "approved"
+    provisioning = "provisioning"
+    active = "active"
+    released = "released"
+    rejected = "rejected"
+    lapsed = "lapsed"
+
+
+# Allocations in these states hold capacity on their offer (Offer.promised).
+HOLDING_ALLOCATION_STATUSES = frozenset(
+    {AllocationStatus.proposed, AllocationStatus.approved, AllocationStatus.provisioning, AllocationStatus.active}
+)
+
+
+class ProgramStatus(enum.StrEnum):
+    draft = "draft"
+    open = "open"
+    closed = "closed"
+
+
+def enum_column_type(enum_cls: type[enum.StrEnum]) -> sa.Enum:
+    """A portable enum: VARCHAR plus a named CHECK constraint, the same on SQLite and PostgreSQL."""
+    return sa.Enum(
+        enum_cls,
+        name=enum_cls.__name__.lower(),
+        native_enum=False,
+        create_constraint=True,
+        length=max(len(m.value) for m in enum_cls),
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )

@@ -1,0 +1,187 @@
+"""Supply and demand: carriers' offers, startups' requests, matching cycles and allocations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from broker.db import Base, Quantity, UnitPrice, utcnow
+from broker.errors import Conflict
+from broker.models.audit import Audited
+from broker.models.enums import (
+    OPEN_REQUEST_STATUSES,
+    AllocationStatus,
+    CycleStatus,
+    OfferStatus,
+    RequestStatus,
+    enum_column_type,
+)
+from broker.models.parties import Account, Carrier, Startup
+from broker.resources import KIND_NAMES
+
+
+def kind_column_type() -> sa.Enum:
+    return sa.Enum(*KIND_NAMES, name="kind", native_enum=False, create_constraint=True, length=16)
+
+
+class Offer(Audited, Base):
+    """One capacity lot from one carrier, in broker units; `promised` is what allocations hold."""
+
+    __tablename__ = "offers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"))
+    external_id: Mapped[str] = mapped_column(sa.String(128))
+    kind: Mapped[str] = mapped_column(kind_column_type())
+    region: Mapped[str] = mapped_column(sa.String(64))
+    attributes: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    quantity: Mapped[Decimal] = mapped_column(Quantity())
+    promised: Mapped[Decimal] = mapped_column(Quantity(), default=Decimal(0))
+    window_start: Mapped[dt.date]
+    window_end: Mapped[dt.date]
+    list_price: Mapped[Decimal] = mapped_column(UnitPrice())
+    unit_price: Mapped[Decimal] = mapped_column(UnitPrice())
+    divisible: Mapped[bool] = mapped_column(default=True)
+    status: Mapped[OfferStatus] = mapped_column(enum_column_type(OfferStatus), default=OfferStatus.active)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    carrier: Mapped[Carrier] = relationship()
+
+    __table_args__ = (
+        sa.UniqueConstraint("carrier_id", "external_id"),
+        sa.CheckConstraint("quantity > 0 OR status = 'withdrawn'", name="quantity_positive"),
+        sa.CheckConstraint("promised >= 0", name="promised_not_negative"),
+        sa.CheckConstraint("promised <= quantity", name="promised_within_quantity"),
+        sa.CheckConstraint("window_start < window_end", name="window_ordered"),
+        sa.CheckConstraint("list_price >= 0 AND unit_price >= 0", name="prices_not_negative"),
+        sa.CheckConstraint("kind <> 'data_line' OR NOT divisible", name="data_line_indivisible"),
+        sa.Index("ix_offers_kind_status", "kind", "status"),
+    )
+
+    @property
+    def available(self) -> Decimal:
+        return self.quantity - self.promised
+
+    def withdraw(self) -> None:
+        """Take the lot off the market, keeping only what is already promised from it."""
+        if self.status is OfferStatus.withdrawn:
+            raise Conflict("Offer is already withdrawn.")
+        self.audit_as("withdraw")
+        self.status = OfferStatus.withdrawn
+        self.quantity = self.promised
+
+
+class ResourceRequest(Audited, Base):
+    __tablename__ = "resource_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    startup_id: Mapped[int] = mapped_column(sa.ForeignKey("startups.id"), index=True)
+    kind: Mapped[str] = mapped_column(kind_column_type())
+    quantity: Mapped[Decimal] = mapped_column(Quantity())
+    min_quantity: Mapped[Decimal | None] = mapped_column(Quantity())
+    regions: Mapped[list | None] = mapped_column(sa.JSON)  # None: any region
+    attributes: Mapped[dict] = mapped_column(sa.JSON, default=dict)  # name -> acceptable values
+    window_start: Mapped[dt.date]
+    window_end: Mapped[dt.date]
+    max_unit_price: Mapped[Decimal | None] = mapped_column(UnitPrice())
+    purpose: Mapped[str] = mapped_column(sa.Text, default="")
+    status: Mapped[RequestStatus] = mapped_column(
+        enum_column_type(RequestStatus), default=RequestStatus.submitted, index=True
+    )
+    cycles_waited: Mapped[int] = mapped_column(default=0)
+    submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    startup: Mapped[Startup] = relationship()
+    allocations: Mapped[list[Allocation]] = relationship(back_populates="request", order_by="Allocation.id")
+
+    __table_args__ = (
+        sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+        sa.CheckConstraint(
+            "min_quantity IS NULL OR (min_quantity > 0 AND min_quantity <= quantity)", name="min_within_quantity"
+        ),
+        sa.CheckConstraint("window_start < window_end", name="window_ordered"),
+        sa.CheckConstraint("max_unit_price IS NULL OR max_unit_price >= 0", name="max_price_not_negative"),
+        sa.CheckConstraint("cycles_waited >= 0", name="cycles_waited_not_negative"),
+    )
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_REQUEST_STATUSES
+
+    def withdraw(self) -> None:
+        """The startup no longer wants it; proposals made for it are withdrawn by the caller."""
+        if not self.is_open:
+            raise Conflict(f"A {self.status.value} request cannot be withdrawn.")
+        self.audit_as("withdraw")
+        self.status = RequestStatus.withdrawn
+
+
+class MatchingCycle(Audited, Base):
+    __tablename__ = "matching_cycles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[CycleStatus] = mapped_column(enum_column_type(CycleStatus), default=CycleStatus.scheduled)
+    scheduled_for: Mapped[dt.datetime]
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    approval_deadline: Mapped[dt.datetime | None]
+    started_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"))
+    stats: Mapped[dict] = mapped_column(sa.JSON, default=dict)  # objective, bound, gap, counts
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "approval_deadline IS NULL OR started_at IS NULL OR approval_deadline > started_at",
+            name="deadline_after_start",
+        ),
+    )
+
+
+class Allocation(Audited, Base):
+    """One request × one offer × a quantity, proposed by a cycle and decided by staff."""
+
+    __tablename__ = "allocations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(sa.ForeignKey("matching_cycles.id"), index=True)
+    request_id: Mapped[int] = mapped_column(sa.ForeignKey("resource_requests.id"), index=True)
+    offer_id: Mapped[int] = mapped_column(sa.ForeignKey("offers.id"), index=True)
+    quantity: Mapped[Decimal] = mapped_column(Quantity())
+    unit_price: Mapped[Decimal] = mapped_column(UnitPrice())
+    status: Mapped[AllocationStatus] = mapped_column(
+        enum_column_type(AllocationStatus), default=AllocationStatus.proposed, index=True
+    )
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"))
+    decided_at: Mapped[dt.datetime | None]
+    decision_reason: Mapped[str | None] = mapped_column(sa.Text)
+    carrier_ref: Mapped[str | None] = mapped_column(sa.String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    cycle: Mapped[MatchingCycle] = relationship()
+    request: Mapped[ResourceRequest] = relationship(back_populates="allocations")
+    offer: Mapped[Offer] = relationship()
+    decided_by: Mapped[Account | None] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+        sa.CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+        sa.UniqueConstraint("cycle_id", "request_id", "offer_id"),
+    )
+
+    def _require(self, *statuses: AllocationStatus) -> None:
+        if self.status not in statuses:
+            raise Conflict(f"Allocation {self.id} is {self.status.value}.")
+
+    def withdraw_proposal(self, reason: str) -> None:
+        """The request behind a proposal was withdrawn: the proposal ends as rejected."""
+        self._require(AllocationStatus.proposed)
+        self.audit_as("withdraw")
+        self.status = AllocationStatus.rejected
+        self.decision_reason = reason
+        self.decided_at = utcnow()

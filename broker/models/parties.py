@@ -1,0 +1,126 @@
+"""Carriers, startups, the accounts that act for them and their API tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from broker.db import Base, utcnow
+from broker.errors import Conflict
+from broker.models.audit import Audited
+from broker.models.enums import Role, Sector, StartupStatus, enum_column_type
+
+TOKEN_PREFIX = "sab_"  # Silicon Alley Broker; makes a leaked token easy to recognise in scans
+
+
+class Carrier(Audited, Base):
+    __tablename__ = "carriers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    adapter: Mapped[str] = mapped_column(sa.String(64))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.CheckConstraint("code <> ''", name="code_not_empty"),)
+
+
+class Startup(Audited, Base):
+    __tablename__ = "startups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    uscc: Mapped[str] = mapped_column(sa.String(18), unique=True)  # 统一社会信用代码
+    sector: Mapped[Sector] = mapped_column(enum_column_type(Sector))
+    founded_on: Mapped[dt.date]
+    headcount: Mapped[int]
+    contact_name: Mapped[str] = mapped_column(sa.String(100))
+    contact_email: Mapped[str] = mapped_column(sa.String(254))
+    contact_phone: Mapped[str | None] = mapped_column(sa.String(32))
+    registered_in_district: Mapped[bool] = mapped_column(default=True)
+    key_enterprise: Mapped[bool] = mapped_column(default=False)  # 重点企业
+    # A startup a carrier owns may not be subsidised on that carrier's capacity.
+    affiliated_carrier_id: Mapped[int | None] = mapped_column(sa.ForeignKey("carriers.id"))
+    status: Mapped[StartupStatus] = mapped_column(
+        enum_column_type(StartupStatus), default=StartupStatus.pending
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    verified_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        sa.CheckConstraint("length(uscc) = 18", name="uscc_length"),
+        sa.CheckConstraint("headcount >= 0", name="headcount_not_negative"),
+    )
+
+    @property
+    def is_verified(self) -> bool:
+        return self.status is StartupStatus.verified
+
+    def verify(self) -> None:
+        """Staff have checked the company: it may now request resources."""
+        if self.status is StartupStatus.verified:
+            raise Conflict("Startup is already verified.")
+        self.audit_as("verify")
+        self.status = StartupStatus.verified
+        self.verified_at = utcnow()
+
+
+class Account(Audited, Base):
+    """Someone who signs in: staff, an admin, or the one account of a carrier or a startup."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    role: Mapped[Role] = mapped_column(enum_column_type(Role))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    carrier_id: Mapped[int | None] = mapped_column(sa.ForeignKey("carriers.id"), index=True)
+    startup_id: Mapped[int | None] = mapped_column(sa.ForeignKey("startups.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    carrier: Mapped[Carrier | None] = relationship()
+    startup: Mapped[Startup | None] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint("(role = 'carrier') = (carrier_id IS NOT NULL)", name="carrier_role_has_carrier"),
+        sa.CheckConstraint("(role = 'startup') = (startup_id IS NOT NULL)", name="startup_role_has_startup"),
+    )
+
+
+def hash_token(secret: str) -> str:
+    # Tokens carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class ApiToken(Audited, Base):
+    __tablename__ = "api_tokens"
+    __audit_exclude__ = frozenset({"token_hash"})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None]
+
+    account: Mapped[Account] = relationship()
+
+    @classmethod
+    def issue(cls, account: Account) -> tuple[ApiToken, str]:
+        """A new token for `account` and its secret, which is never stored and shown only once."""
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        return cls(account=account, prefix=secret[:12], token_hash=hash_token(secret)), secret
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def revoke(self) -> None:
+        if self.revoked_at is not None:
+            raise Conflict("Token is already revoked.")
+        self.audit_as("revoke")
+        self.revoked_at = utcnow()

@@ -1,0 +1,115 @@
+"""District policy (weights, share cap, approval window) and subsidy programs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from broker.db import Base, Money, ScaledDecimal, utcnow
+from broker.models.audit import Audited
+from broker.models.enums import ProgramStatus, enum_column_type
+
+
+def Ratio() -> ScaledDecimal:
+    return ScaledDecimal(4)
+
+
+class Policy(Audited, Base):
+    """One version of the matching policy; the newest row is in force."""
+
+    __tablename__ = "policies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sector_weights: Mapped[dict] = mapped_column(sa.JSON)  # sector -> weight as a decimal string
+    default_weight: Mapped[Decimal] = mapped_column(Ratio())
+    key_enterprise_bonus: Mapped[Decimal] = mapped_column(Ratio())
+    wait_bonus_per_cycle: Mapped[Decimal] = mapped_column(Ratio())
+    share_cap: Mapped[Decimal] = mapped_column(Ratio())
+    approval_window_hours: Mapped[int]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"))
+
+    __table_args__ = (
+        sa.CheckConstraint("share_cap > 0 AND share_cap <= 10000", name="share_cap_fraction"),
+        sa.CheckConstraint("default_weight > 0", name="default_weight_positive"),
+        sa.CheckConstraint("key_enterprise_bonus >= 0 AND wait_bonus_per_cycle >= 0", name="bonuses_not_negative"),
+        sa.CheckConstraint("approval_window_hours BETWEEN 1 AND 720", name="approval_window_range"),
+    )
+
+
+class SubsidyProgram(Audited, Base):
+    """A subsidy (e.g. the Tokens/API special subsidy, a compute voucher 算力券) with its budget."""
+
+    __tablename__ = "subsidy_programs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    kinds: Mapped[list] = mapped_column(sa.JSON)
+    rate: Mapped[Decimal] = mapped_column(Ratio())
+    cap_per_startup: Mapped[Decimal] = mapped_column(Money())
+    cap_period_months: Mapped[int] = mapped_column(default=12)
+    budget: Mapped[Decimal] = mapped_column(Money())
+    committed: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    redeemed: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    eligible_sectors: Mapped[list | None] = mapped_column(sa.JSON)  # None: every sector
+    require_in_district: Mapped[bool] = mapped_column(default=True)
+    max_company_age_years: Mapped[int | None]
+    max_headcount: Mapped[int | None]
+    exclude_carrier_affiliates: Mapped[bool] = mapped_column(default=True)
+    starts_on: Mapped[dt.date]
+    ends_on: Mapped[dt.date]
+    status: Mapped[ProgramStatus] = mapped_column(enum_column_type(ProgramStatus), default=ProgramStatus.open)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint("rate > 0 AND rate <= 10000", name="rate_fraction"),
+        sa.CheckConstraint("budget > 0 AND cap_per_startup > 0", name="amounts_positive"),
+        sa.CheckConstraint("committed >= 0 AND committed <= budget", name="committed_within_budget"),
+        sa.CheckConstraint("redeemed >= 0 AND redeemed <= committed", name="redeemed_within_committed"),
+        sa.CheckConstraint("starts_on < ends_on", name="period_ordered"),
+        sa.CheckConstraint("cap_period_months BETWEEN 1 AND 120", name="cap_period_range"),
+    )
+
+
+class SubsidyCommitment(Audited, Base):
+    """What a program promised to pay for one approved allocation; unique, so never twice."""
+
+    __tablename__ = "subsidy_commitments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(sa.ForeignKey("subsidy_programs.id"), index=True)
+    allocation_id: Mapped[int] = mapped_column(sa.ForeignKey("allocations.id"), unique=True)
+    startup_id: Mapped[int] = mapped_column(sa.ForeignKey("startups.id"), index=True)
+    amount: Mapped[Decimal] = mapped_column(Money())
+    redeemed: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    written_off_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        sa.CheckConstraint("redeemed >= 0 AND redeemed <= amount", name="redeemed_within_amount"),
+    )
+
+
+class IdempotencyRecord(Base):
+    """What a POST carrying an Idempotency-Key created, so that a retry returns it again.
+
+    Written in the same transaction as the object it points at, so a crash can never leave
+    a created object without its key, or a key without its object.
+    """
+
+    __tablename__ = "idempotency_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))
+    key: Mapped[str] = mapped_column(sa.String(255))
+    request_hash: Mapped[str] = mapped_column(sa.String(64))
+    entity_type: Mapped[str] = mapped_column(sa.String(64))
+    entity_id: Mapped[int]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("account_id", "key"),)

@@ -1,0 +1,226 @@
+"""Shapes of offers, resource requests and allocations, in and out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields, post_load, validate, validates_schema
+
+from broker.models.enums import AllocationStatus, OfferStatus, RequestStatus
+from broker.resources import KINDS
+from broker.schemas.common import (
+    BaseSchema,
+    KindField,
+    QuantityField,
+    Region,
+    UnitPriceField,
+    check_attributes,
+    check_window,
+)
+from broker.schemas.fields import LocalDateTime, StrictInt
+
+
+class OfferInSchema(BaseSchema):
+    """One capacity lot as a carrier publishes it, in broker units."""
+
+    external_id = fields.String(required=True, validate=validate.Length(1, 128), metadata={"description": "the carrier's own id; the upsert key"})
+    kind = KindField(required=True)
+    region = Region(required=True)
+    attributes = fields.Dict(keys=fields.String(), load_default=dict)
+    quantity = QuantityField(required=True)
+    window_start = fields.Date(required=True)
+    window_end = fields.Date(required=True)
+    list_price = UnitPriceField(required=True, metadata={"description": "yuan per unit before discount"})
+    unit_price = UnitPriceField(required=True, metadata={"description": "yuan per unit the startup pays; often 0"})
+    divisible = fields.Boolean(metadata={"description": "default: per kind; data lines are never divisible"})
+
+    @validates_schema
+    def _rules(self, data: dict[str, Any], **kwargs: Any) -> None:
+        check_window(data)
+        check_attributes(data.get("kind"), data.get("attributes", {}), any_of=False)
+        if "unit_price" in data and "list_price" in data and data["unit_price"] > data["list_price"]:
+            raise ValidationError("Must not exceed list_price.", field_name="unit_price")
+        kind = KINDS.get(data.get("kind", ""))
+        if kind and not kind.divisible and data.get("divisible"):
+            raise ValidationError(f"A {kind.name} is granted whole and cannot be divisible.", field_name="divisible")
+
+    @post_load
+    def _default_divisible(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data.setdefault("divisible", KINDS[data["kind"]].divisible)
+        return data
+
+
+class OfferBatchSchema(BaseSchema):
+    offers = fields.List(fields.Nested(OfferInSchema), required=True, validate=validate.Length(1, 1000))
+
+    @validates_schema
+    def _unique_ids(self, data: dict[str, Any], **kwargs: Any) -> None:
+        seen: set[str] = set()
+        for i, offer in enumerate(data.get("offers", [])):
+            if offer["external_id"] in seen:
+                raise ValidationError({"offers": {i: {"external_id": ["Appears twice in this batch."]}}})
+            seen.add(offer["external_id"])
+
+
+class OfferSchema(BaseSchema):
+    id = fields.Integer()
+    carrier = fields.Function(lambda o: o.carrier.code)
+    external_id = fields.String()
+    kind = fields.String()
+    region = fields.String()
+    attributes = fields.Dict()
+    quantity = QuantityField()
+    promised = QuantityField()
+    available = QuantityField()
+    unit = fields.Function(lambda o: KINDS[o.kind].unit)
+    window_start = fields.Date()
+    window_end = fields.Date()
+    list_price = UnitPriceField()
+    unit_price = UnitPriceField()
+    divisible = fields.Boolean()
+    status = fields.Enum(OfferStatus)
+    created_at = LocalDateTime()
+    updated_at = LocalDateTime()
+
+
+class OfferUpsertResultSchema(BaseSchema):
+    created = fields.Integer()
+    updated = fields.Integer()
+    unchanged = fields.Integer()
+    offers = fields.List(fields.Nested(OfferSchema))
+
+
+class OfferQuerySchema(BaseSchema):
+    kind = KindField()
+    region = Region()
+    carrier = fields.String(validate=validate.Length(1, 32), metadata={"description": "carrier code"})
+    status = fields.Enum(OfferStatus, load_default=OfferStatus.active)
+    attribute = fields.List(
+        fields.String(validate=validate.Regexp(r"^[a-z_]+:.+$", error="Use name:value, e.g. gpu_model:H100.")),
+        load_default=list,
+        metadata={"description": "name:value, repeatable; needs kind"},
+    )
+    available_from = fields.Date(metadata={"description": "offers whose window covers this date…"})
+    available_until = fields.Date(metadata={"description": "…through this date"})
+
+    @validates_schema
+    def _rules(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("attribute"):
+            if "kind" not in data:
+                raise ValidationError("Filtering by attribute needs a kind.", field_name="attribute")
+            parse_attribute_filters(data["kind"], data["attribute"])
+        start, end = data.get("available_from"), data.get("available_until")
+        if start and end and start > end:
+            raise ValidationError("Must not be before available_from.", field_name="available_until")
+
+    @post_load
+    def _attribute_filters(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        items = data.pop("attribute")
+        data["attributes"] = parse_attribute_filters(data["kind"], items) if items else {}
+        return data
+
+
+def parse_attribute_filters(kind: str, items: list[str]) -> dict[str, str | int]:
+    """`["gpu_model:H100", "gpu_memory_gb:80"]` as typed values, or a ValidationError on `attribute`."""
+    pairs: dict[str, str | int] = {}
+    for item in items:
+        name, _, value = item.partition(":")
+        spec = KINDS[kind].attributes.get(name)
+        if spec is None:
+            valid = ", ".join(KINDS[kind].attributes)
+            raise ValidationError(f"Unknown attribute {name!r} for {kind}; valid: {valid}.", field_name="attribute")
+        if spec.type is int and not value.isdigit():
+            raise ValidationError(f"{name} takes an integer.", field_name="attribute")
+        pairs[name] = int(value) if spec.type is int else value
+    return pairs
+
+
+class RequestInSchema(BaseSchema):
+    """What a startup asks for; attribute values may list acceptable alternatives."""
+
+    kind = KindField(required=True)
+    quantity = QuantityField(required=True)
+    min_quantity = QuantityField(metadata={"description": "the least worth having; absent: any amount"})
+    regions = fields.List(Region(), validate=validate.Length(1, 50), metadata={"description": "absent: any region"})
+    attributes = fields.Dict(keys=fields.String(), load_default=dict)
+    window_start = fields.Date(required=True)
+    window_end = fields.Date(required=True)
+    max_unit_price = UnitPriceField(metadata={"description": "price ceiling in yuan per unit; absent: none"})
+    purpose = fields.String(load_default="", validate=validate.Length(max=2000))
+
+    @validates_schema
+    def _rules(self, data: dict[str, Any], **kwargs: Any) -> None:
+        check_window(data)
+        check_attributes(data.get("kind"), data.get("attributes", {}), any_of=True)
+        if "min_quantity" in data and "quantity" in data and data["min_quantity"] > data["quantity"]:
+            raise ValidationError("Must not exceed quantity.", field_name="min_quantity")
+        kind = KINDS.get(data.get("kind", ""))
+        if kind and not kind.divisible and "min_quantity" in data and data["min_quantity"] != data.get("quantity"):
+            raise ValidationError(f"A {kind.name} is granted whole: leave min_quantity out.", field_name="min_quantity")
+
+    @post_load
+    def _normalise(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        # Stored as lists of acceptable values, sorted, so equal requests compare equal.
+        data["attributes"] = {
+            name: sorted(set(v if isinstance(v, list) else [v]), key=str) for name, v in data["attributes"].items()
+        }
+        if "regions" in data:
+            data["regions"] = sorted(set(data["regions"]))
+        return data
+
+
+class AllocationBriefSchema(BaseSchema):
+    id = fields.Integer()
+    offer_id = fields.Integer()
+    quantity = QuantityField()
+    unit_price = UnitPriceField()
+    status = fields.Enum(AllocationStatus)
+
+
+class RequestSchema(BaseSchema):
+    id = fields.Integer()
+    startup_id = fields.Integer()
+    kind = fields.String()
+    unit = fields.Function(lambda r: KINDS[r.kind].unit)
+    quantity = QuantityField()
+    min_quantity = QuantityField(allow_none=True)
+    regions = fields.List(fields.String(), allow_none=True)
+    attributes = fields.Dict()
+    window_start = fields.Date()
+    window_end = fields.Date()
+    max_unit_price = UnitPriceField(allow_none=True)
+    purpose = fields.String()
+    status = fields.Enum(RequestStatus)
+    cycles_waited = fields.Integer()
+    submitted_at = LocalDateTime()
+    updated_at = LocalDateTime()
+    allocations = fields.List(fields.Nested(AllocationBriefSchema))
+
+
+class RequestQuerySchema(BaseSchema):
+    status = fields.Enum(RequestStatus)
+    kind = KindField()
+    startup_id = StrictInt(1, 2**31 - 1, metadata={"description": "staff only"})
+
+
+class AllocationSchema(BaseSchema):
+    id = fields.Integer()
+    cycle_id = fields.Integer()
+    request_id = fields.Integer()
+    offer_id = fields.Integer()
+    startup_id = fields.Function(lambda a: a.request.startup_id)
+    carrier = fields.Function(lambda a: a.offer.carrier.code)
+    kind = fields.Function(lambda a: a.offer.kind)
+    quantity = QuantityField()
+    unit_price = UnitPriceField()
+    status = fields.Enum(AllocationStatus)
+    decision_reason = fields.String(allow_none=True)
+    decided_at = LocalDateTime(allow_none=True)
+    carrier_ref = fields.String(allow_none=True)
+    created_at = LocalDateTime()
+
+
+class AllocationQuerySchema(BaseSchema):
+    status = fields.Enum(AllocationStatus)
+    cycle_id = StrictInt(1, 2**31 - 1)
+    request_id = StrictInt(1, 2**31 - 1)

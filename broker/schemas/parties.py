@@ -1,0 +1,101 @@
+"""Shapes of startups, carriers, accounts and tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates
+
+from broker.models.enums import Role, Sector, StartupStatus
+from broker.schemas.common import BaseSchema
+from broker.schemas.fields import LocalDateTime, StrictInt
+from broker.uscc import uscc_problem
+
+
+class StartupRegistrationSchema(BaseSchema):
+    """A company in the district asking to join; staff verify it before it may request."""
+
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    uscc = fields.String(required=True, metadata={"description": "unified social credit code (统一社会信用代码), 18 characters"})
+    sector = fields.Enum(Sector, required=True, by_value=True)
+    founded_on = fields.Date(required=True)
+    headcount = StrictInt(0, 1_000_000, required=True)
+    contact_name = fields.String(required=True, validate=validate.Length(1, 100))
+    contact_email = fields.Email(required=True, validate=validate.Length(max=254))
+    contact_phone = fields.String(validate=validate.Regexp(r"^\+?[0-9 -]{6,20}$", error="Not a phone number."))
+    registered_in_district = fields.Boolean(load_default=True)
+
+    @validates("uscc")
+    def _uscc(self, value: str, **kwargs: Any) -> None:
+        problem = uscc_problem(value)
+        if problem:
+            raise ValidationError(problem)
+
+    @validates("founded_on")
+    def _founded(self, value: dt.date, **kwargs: Any) -> None:
+        if value > dt.date.today() or value.year < 1900:
+            raise ValidationError("Must be a past date after 1900.")
+
+
+class StartupSchema(BaseSchema):
+    id = fields.Integer()
+    name = fields.String()
+    uscc = fields.String()
+    sector = fields.Enum(Sector, by_value=True)
+    founded_on = fields.Date()
+    headcount = fields.Integer()
+    contact_name = fields.String()
+    contact_email = fields.String()
+    contact_phone = fields.String(allow_none=True)
+    registered_in_district = fields.Boolean()
+    key_enterprise = fields.Boolean()
+    status = fields.Enum(StartupStatus, by_value=True)
+    created_at = LocalDateTime()
+    verified_at = LocalDateTime(allow_none=True)
+
+
+class IssuedTokenSchema(BaseSchema):
+    token = fields.String(metadata={"description": "shown once; send as Authorization: Bearer <token>"})
+    token_id = fields.Integer()
+    account_id = fields.Integer()
+
+
+class StartupRegisteredSchema(BaseSchema):
+    startup = fields.Nested(StartupSchema)
+    credentials = fields.Nested(IssuedTokenSchema)
+
+
+class CarrierSchema(BaseSchema):
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    adapter = fields.String()
+    active = fields.Boolean()
+
+
+class AccountSchema(BaseSchema):
+    id = fields.Integer()
+    role = fields.Enum(Role, by_value=True)
+    name = fields.String()
+    carrier_id = fields.Integer(allow_none=True)
+    startup_id = fields.Integer(allow_none=True)
+    created_at = LocalDateTime()
+
+
+class TokenSchema(BaseSchema):
+    id = fields.Integer()
+    account_id = fields.Integer()
+    prefix = fields.String(metadata={"description": "the first characters, to tell tokens apart"})
+    created_at = LocalDateTime()
+    revoked_at = LocalDateTime(allow_none=True)
+
+
+class TokenQuerySchema(BaseSchema):
+    account_id = StrictInt(1, 2**31 - 1)
+    active = fields.Boolean()
+
+
+class StartupQuerySchema(BaseSchema):
+    status = fields.Enum(StartupStatus, by_value=True)
+    sector = fields.Enum(Sector, by_value=True)

@@ -1,0 +1,172 @@
+"""Accounts, carriers, startups and their tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from broker.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from broker.models import Account, ApiToken, Carrier, Role, Startup, StartupStatus
+from broker.models.parties import hash_token
+
+STAFF_ROLES = frozenset({Role.staff, Role.admin})
+
+
+def require_role(actor: Account, *roles: Role) -> None:
+    """Refuse `actor` unless it has one of `roles`."""
+    if actor.role not in roles:
+        raise Forbidden(f"This needs the {' or '.join(r.value for r in roles)} role.")
+
+
+def authenticate(session: Session, secret: str) -> Account:
+    """The account a bearer token belongs to, if the token is valid and not revoked."""
+    token = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
+    if token is None or not token.is_active:
+        raise NotAuthenticated("The token is unknown or revoked.")
+    return token.account
+
+
+def _issue(session: Session, account: Account) -> tuple[ApiToken, str]:
+    token, secret = ApiToken.issue(account)
+    session.add(token)
+    return token, secret
+
+
+def create_user(session: Session, role: Role, name: str) -> tuple[Account, ApiToken, str]:
+    """A new staff or admin account with its first token."""
+    if role not in STAFF_ROLES:
+        raise InvalidInput("Only staff and admin accounts are created by hand.", {"role": ["Must be staff or admin."]})
+    if not name.strip():
+        raise InvalidInput("A name is needed.", {"name": ["Must not be empty."]})
+    account = Account(role=role, name=name.strip())
+    session.add(account)
+    token, secret = _issue(session, account)
+    session.commit()
+    return account, token, secret
+
+
+def register_carrier(
+    session: Session, code: str, name: str, adapter: str, known_adapters: Iterable[str]
+) -> tuple[Carrier, ApiToken, str]:
+    """A carrier, its account and its first token; the adapter must be a registered one."""
+    known = sorted(known_adapters)
+    if adapter not in known:
+        raise InvalidInput(
+            f"Unknown adapter {adapter!r}; registered adapters: {', '.join(known) or 'none'}.",
+            {"adapter": ["Unknown adapter."]},
+        )
+    if not code or not code.replace("_", "").isalnum() or code != code.lower() or len(code) > 32:
+        raise InvalidInput("A carrier code is 1-32 lower-case letters, digits or _.", {"code": ["Invalid code."]})
+    if session.scalar(sa.select(Carrier.id).where(Carrier.code == code)) is not None:
+        raise Conflict(f"Carrier {code!r} already exists.")
+    carrier = Carrier(code=code, name=name, adapter=adapter)
+    account = Account(role=Role.carrier, name=name, carrier=carrier)
+    session.add_all([carrier, account])
+    token, secret = _issue(session, account)
+    session.commit()
+    return carrier, token, secret
+
+
+def register_startup(session: Session, data: dict[str, Any]) -> tuple[Startup, ApiToken, str]:
+    """A startup signing itself up: pending until staff verify it."""
+    if session.scalar(sa.select(Startup.id).where(Startup.uscc == data["uscc"])) is not None:
+        raise Conflict("A startup with this unified social credit code is already registered.")
+    startup = Startup(**data)
+    account = Account(role=Role.startup, name=data["name"], startup=startup)
+    session.add_all([startup, account])
+    token, secret = _issue(session, account)
+    session.commit()
+    return startup, token, secret
+
+
+def get_startup(session: Session, actor: Account, startup_id: int) -> Startup:
+    """A startup as staff see it, or a startup's own record; others' records don't exist for it."""
+    startup = session.get(Startup, startup_id)
+    if startup is None or not (actor.role in STAFF_ROLES or actor.startup_id == startup_id):
+        raise NotFound("No such startup.")
+    return startup
+
+
+def list_startups(session: Session, actor: Account, filters: dict[str, Any]) -> sa.Select:
+    """Staff see every startup; a startup sees itself."""
+    query = sa.select(Startup).order_by(Startup.id)
+    if actor.role not in STAFF_ROLES:
+        require_role(actor, Role.startup)
+        query = query.where(Startup.id == actor.startup_id)
+    if "status" in filters:
+        query = query.where(Startup.status == filters["status"])
+    if "sector" in filters:
+        query = query.where(Startup.sector == filters["sector"])
+    return query
+
+
+def verify_startup(session: Session, actor: Account, startup_id: int) -> Startup:
+    """Staff confirm a startup, which may then request resources."""
+    require_role(actor, Role.staff, Role.admin)
+    startup = get_startup(session, actor, startup_id)
+    startup.verify()
+    session.commit()
+    return startup
+
+
+def list_carriers(session: Session) -> list[Carrier]:
+    return list(session.scalars(sa.select(Carrier).order_by(Carrier.code)))
+
+
+def list_tokens(session: Session, actor: Account, filters: dict[str, Any]) -> sa.Select:
+    """Staff and admins see tokens (never their secrets); others see their own."""
+    query = sa.select(ApiToken).order_by(ApiToken.id)
+    if actor.role not in STAFF_ROLES:
+        query = query.where(ApiToken.account_id == actor.id)
+    if "account_id" in filters:
+        query = query.where(ApiToken.account_id == filters["account_id"])
+    if "active" in filters:
+        query = query.where(ApiToken.revoked_at.is_(None) if filters["active"] else ApiToken.revoked_at.is_not(None))
+    return query
+
+
+def revoke_token(session: Session, actor: Account, token_id: int) -> ApiToken:
+    """Staff revoke carriers' and startups' tokens; admins revoke any; anyone revokes their own."""
+    token = session.get(ApiToken, token_id)
+    own = token is not None and token.account_id == actor.id
+    if token is None or not (own or actor.role in STAFF_ROLES):
+        raise NotFound("No such token.")
+    if not own and actor.role is Role.staff and token.account.role in STAFF_ROLES:
+        raise Forbidden("Only an admin revokes staff and admin tokens.")
+    token.revoke()
+    session.commit()
+    return token
+
+
+def revoke_token_as_operator(session: Session, token_id: int) -> ApiToken:
+    """The operator, at the server's console, revokes any token."""
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(f"No token {token_id}.")
+    token.revoke()
+    session.commit()
+    return token
+
+
+def issue_token(session: Session, actor: Account, account_id: int) -> tuple[ApiToken, str]:
+    """A new token for an account (admins for anyone, staff for carriers and startups)."""
+    require_role(actor, Role.staff, Role.admin)
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFound("No such account.")
+    if actor.role is Role.staff and account.role in STAFF_ROLES and account.id != actor.id:
+        raise Forbidden("Only an admin issues tokens for staff and admin accounts.")
+    token, secret = _issue(session, account)
+    session.commit()
+    return token, secret
+
+
+def require_verified_startup(actor: Account) -> Startup:
+    require_role(actor, Role.startup)
+    assert actor.startup is not None
+    if actor.startup.status is not StartupStatus.verified:
+        raise Forbidden("The startup is not verified yet: district staff must verify it before it can request resources.")
+    return actor.startup

@@ -1,0 +1,259 @@
+"""Offers, resource requests and allocations as the API serves them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from broker.errors import Forbidden, InvalidInput, NotFound
+from broker.models import (
+    Account,
+    Allocation,
+    AllocationStatus,
+    Carrier,
+    IdempotencyRecord,
+    Offer,
+    OfferStatus,
+    ResourceRequest,
+    Role,
+)
+from broker.resources import KINDS
+from broker.services.accounts import STAFF_ROLES, require_role, require_verified_startup
+
+# Fields a carrier's upsert may change on an existing offer; kind and divisibility are the
+# lot's identity and may not change under allocations already made on it.
+_MUTABLE_OFFER_FIELDS = ("region", "attributes", "quantity", "window_start", "window_end", "list_price", "unit_price")
+
+
+def upsert_offers(session: Session, actor: Account, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Create or update a carrier's offers by its own external ids, all or none."""
+    require_role(actor, Role.carrier)
+    carrier_id = actor.carrier_id
+    existing = {
+        o.external_id: o
+        for o in session.scalars(
+            sa.select(Offer)
+            .where(Offer.carrier_id == carrier_id, Offer.external_id.in_([r["external_id"] for r in records]))
+            .with_for_update()
+        )
+    }
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    offers = []
+    problems: dict[int, dict[str, list[str]]] = {}
+    for i, record in enumerate(records):
+        offer = existing.get(record["external_id"])
+        if offer is None:
+            offer = Offer(carrier_id=carrier_id, **record)
+            session.add(offer)
+            counts["created"] += 1
+        else:
+            problem = _update_problem(offer, record)
+            if problem:
+                problems[i] = problem
+                continue
+            changed = {f: record[f] for f in _MUTABLE_OFFER_FIELDS if getattr(offer, f) != record[f]}
+            if offer.status is OfferStatus.withdrawn:
+                offer.audit_as("republish")
+                offer.status = OfferStatus.active
+                changed["status"] = OfferStatus.active
+            for field, value in changed.items():
+                setattr(offer, field, value)
+            counts["updated" if changed else "unchanged"] += 1
+        offers.append(offer)
+    if problems:
+        session.rollback()
+        raise InvalidInput("Some offers cannot be updated; nothing was changed.", {"offers": problems})
+    session.commit()
+    return {**counts, "offers": offers}
+
+
+def _update_problem(offer: Offer, record: dict[str, Any]) -> dict[str, list[str]] | None:
+    if record["kind"] != offer.kind:
+        return {"kind": [f"Offer {offer.external_id} is a {offer.kind} lot; its kind cannot change."]}
+    if record["divisible"] != offer.divisible:
+        return {"divisible": ["Divisibility of an existing lot cannot change."]}
+    if record["quantity"] < offer.promised:
+        return {"quantity": [f"{offer.promised} is already promised from this lot; it cannot shrink below that."]}
+    return None
+
+
+def withdraw_offer(session: Session, actor: Account, offer_id: int) -> Offer:
+    """A carrier takes its lot off the market, down to what is already promised."""
+    require_role(actor, Role.carrier)
+    offer = session.scalar(sa.select(Offer).where(Offer.id == offer_id).with_for_update())
+    if offer is None:
+        raise NotFound("No such offer.")
+    if offer.carrier_id != actor.carrier_id:
+        raise Forbidden("This offer belongs to another carrier.")
+    offer.withdraw()
+    session.commit()
+    return offer
+
+
+def get_offer(session: Session, offer_id: int) -> Offer:
+    offer = session.get(Offer, offer_id)
+    if offer is None:
+        raise NotFound("No such offer.")
+    return offer
+
+
+def list_offers(session: Session, filters: dict[str, Any]) -> sa.Select:
+    """Offers on the market, filtered; every signed-in account may browse them."""
+    query = sa.select(Offer).options(selectinload(Offer.carrier)).order_by(Offer.id)
+    query = query.where(Offer.status == filters["status"])
+    if "kind" in filters:
+        query = query.where(Offer.kind == filters["kind"])
+    if "region" in filters:
+        query = query.where(Offer.region == filters["region"])
+    if "carrier" in filters:
+        query = query.join(Carrier).where(Carrier.code == filters["carrier"])
+    for name, value in filters.get("attributes", {}).items():
+        element = Offer.attributes[name]
+        query = query.where((element.as_integer() if isinstance(value, int) else element.as_string()) == value)
+    if "available_from" in filters:
+        query = query.where(Offer.window_start <= filters["available_from"])
+    if "available_until" in filters:
+        query = query.where(Offer.window_end >= filters["available_until"])
+    return query
+
+
+def _request_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def submit_request(
+    session: Session, actor: Account, data: dict[str, Any], idempotency_key: str | None = None
+) -> tuple[ResourceRequest, bool]:
+    """A verified startup asks for resources; returns the request and whether it is new.
+
+    With an idempotency key, a retry returns the request the first call created; the key
+    is stored in the same transaction as the request, and a concurrent twin loses on the
+    unique constraint and then finds the winner's request.
+    """
+    startup = require_verified_startup(actor)
+    digest = _request_hash(data)
+    if idempotency_key is not None:
+        replay = _replay(session, actor, idempotency_key, digest)
+        if replay is not None:
+            return replay, False
+    request = ResourceRequest(startup_id=startup.id, **data)
+    session.add(request)
+    if idempotency_key is not None:
+        session.flush()
+        session.add(
+            IdempotencyRecord(
+                account_id=actor.id,
+                key=idempotency_key,
+                request_hash=digest,
+                entity_type="resource_request",
+                entity_id=request.id,
+            )
+        )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        replay = _replay(session, actor, idempotency_key, digest) if idempotency_key else None
+        if replay is None:
+            raise
+        return replay, False
+    return request, True
+
+
+def _replay(session: Session, actor: Account, key: str, digest: str) -> ResourceRequest | None:
+    record = session.scalar(
+        sa.select(IdempotencyRecord).where(IdempotencyRecord.account_id == actor.id, IdempotencyRecord.key == key)
+    )
+    if record is None:
+        return None
+    if record.request_hash != digest:
+        raise InvalidInput(
+            "This Idempotency-Key was already used with a different request body.",
+            {"Idempotency-Key": ["Reused with a different body."]},
+        )
+    return session.get(ResourceRequest, record.entity_id)
+
+
+def _visible_request(session: Session, actor: Account, request_id: int, *, for_update: bool = False) -> ResourceRequest:
+    query = sa.select(ResourceRequest).where(ResourceRequest.id == request_id)
+    if for_update:
+        query = query.with_for_update()
+    request = session.scalar(query)
+    # Another startup's request does not exist as far as this startup can tell.
+    if request is None or not (actor.role in STAFF_ROLES or request.startup_id == actor.startup_id):
+        raise NotFound("No such request.")
+    return request
+
+
+def get_request(session: Session, actor: Account, request_id: int) -> ResourceRequest:
+    return _visible_request(session, actor, request_id)
+
+
+def list_requests(session: Session, actor: Account, filters: dict[str, Any]) -> sa.Select:
+    """Staff see every request; a startup its own."""
+    query = sa.select(ResourceRequest).options(selectinload(ResourceRequest.allocations)).order_by(ResourceRequest.id)
+    if actor.role in STAFF_ROLES:
+        if "startup_id" in filters:
+            query = query.where(ResourceRequest.startup_id == filters["startup_id"])
+    else:
+        require_role(actor, Role.startup)
+        query = query.where(ResourceRequest.startup_id == actor.startup_id)
+    if "status" in filters:
+        query = query.where(ResourceRequest.status == filters["status"])
+    if "kind" in filters:
+        query = query.where(ResourceRequest.kind == filters["kind"])
+    return query
+
+
+def withdraw_request(session: Session, actor: Account, request_id: int) -> ResourceRequest:
+    """A startup withdraws its open request; capacity held by its proposals goes back."""
+    request = _visible_request(session, actor, request_id, for_update=True)
+    if actor.role is not Role.startup:
+        raise Forbidden("Only the startup that made a request withdraws it.")
+    request.withdraw()
+    for allocation in request.allocations:
+        if allocation.status is AllocationStatus.proposed:
+            release_hold(session, allocation.offer_id, allocation.quantity)
+            allocation.withdraw_proposal("request withdrawn by the startup")
+    session.commit()
+    return request
+
+
+def release_hold(session: Session, offer_id: int, quantity: Any) -> None:
+    """Give `quantity` held on an offer back to it, in the database, not from a stale copy."""
+    session.execute(sa.update(Offer).where(Offer.id == offer_id).values(promised=Offer.promised - quantity))
+
+
+def list_allocations(session: Session, actor: Account, filters: dict[str, Any]) -> sa.Select:
+    """A startup sees its own allocations, a carrier those on its offers, staff all."""
+    query = (
+        sa.select(Allocation)
+        .join(Allocation.request)
+        .join(Allocation.offer)
+        .options(selectinload(Allocation.request), selectinload(Allocation.offer).selectinload(Offer.carrier))
+        .order_by(Allocation.id)
+    )
+    if actor.role is Role.startup:
+        query = query.where(ResourceRequest.startup_id == actor.startup_id)
+    elif actor.role is Role.carrier:
+        query = query.where(Offer.carrier_id == actor.carrier_id)
+    for name in ("status", "cycle_id", "request_id"):
+        if name in filters:
+            query = query.where(getattr(Allocation, name) == filters[name])
+    return query
+
+
+def get_allocation(session: Session, actor: Account, allocation_id: int) -> Allocation:
+    allocation = session.scalar(list_allocations(session, actor, {}).where(Allocation.id == allocation_id))
+    if allocation is None:
+        raise NotFound("No such allocation.")
+    return allocation
+
+
+def unit_of(kind: str) -> str:
+    return KINDS[kind].unit
