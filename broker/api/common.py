@@ -27,7 +27,7 @@ class Api(SmorestApi):
         payload, status, headers = super().handle_http_exception(error)
         merged = dict(error.get_headers())
         merged.pop("Content-Type", None)
-        merged.update(headers)
+        merged.update(headers or {})
         if status == 500:
             payload["message"] = "Internal error; it has been logged."
         return payload, status, merged

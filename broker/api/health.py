@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, send_from_directory
 
-from broker.db import get_db
+from broker.db import get_session
 from broker.migrations import current_revision, head_revision
 
 bp = Blueprint("health", __name__)
@@ -23,9 +23,9 @@ def healthz() -> Any:
 def readyz() -> Any:
     """The database answers and its schema is at the newest migration."""
     try:
-        with get_db().engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-            current = current_revision(connection)
+        connection = get_session().connection()
+        connection.execute(sa.text("SELECT 1"))
+        current = current_revision(connection)
     except sa.exc.SQLAlchemyError as error:
         return {"status": "unavailable", "database": "unreachable", "error": type(error).__name__}, 503
     head = head_revision()

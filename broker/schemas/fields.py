@@ -64,3 +64,10 @@ def StrictInt(minimum: int, maximum: int, **kwargs: Any) -> fields.Integer:
     from marshmallow.validate import Range
 
     return fields.Integer(strict=True, validate=Range(minimum, maximum), **kwargs)
+
+
+def QueryInt(minimum: int, maximum: int, **kwargs: Any) -> fields.Integer:
+    """An integer from a query string, where every value arrives as text."""
+    from marshmallow.validate import Range
+
+    return fields.Integer(validate=Range(minimum, maximum), **kwargs)

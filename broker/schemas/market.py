@@ -17,7 +17,7 @@ from broker.schemas.common import (
     check_attributes,
     check_window,
 )
-from broker.schemas.fields import LocalDateTime, StrictInt
+from broker.schemas.fields import LocalDateTime, QueryInt
 
 
 class OfferInSchema(BaseSchema):
@@ -200,7 +200,7 @@ class RequestSchema(BaseSchema):
 class RequestQuerySchema(BaseSchema):
     status = fields.Enum(RequestStatus)
     kind = KindField()
-    startup_id = StrictInt(1, 2**31 - 1, metadata={"description": "staff only"})
+    startup_id = QueryInt(1, 2**31 - 1, metadata={"description": "staff only"})
 
 
 class AllocationSchema(BaseSchema):
@@ -222,5 +222,5 @@ class AllocationSchema(BaseSchema):
 
 class AllocationQuerySchema(BaseSchema):
     status = fields.Enum(AllocationStatus)
-    cycle_id = StrictInt(1, 2**31 - 1)
-    request_id = StrictInt(1, 2**31 - 1)
+    cycle_id = QueryInt(1, 2**31 - 1)
+    request_id = QueryInt(1, 2**31 - 1)

@@ -9,7 +9,7 @@ from marshmallow import ValidationError, fields, validate, validates
 
 from broker.models.enums import Role, Sector, StartupStatus
 from broker.schemas.common import BaseSchema
-from broker.schemas.fields import LocalDateTime, StrictInt
+from broker.schemas.fields import LocalDateTime, QueryInt, StrictInt
 from broker.uscc import uscc_problem
 
 
@@ -92,7 +92,7 @@ class TokenSchema(BaseSchema):
 
 
 class TokenQuerySchema(BaseSchema):
-    account_id = StrictInt(1, 2**31 - 1)
+    account_id = QueryInt(1, 2**31 - 1)
     active = fields.Boolean()
 
 

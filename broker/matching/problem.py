@@ -1,0 +1,243 @@
+"""The instance as arrays, and every compatible (request, offer) pair.
+
+The solver works on integer indices into id-sorted requests and offers, so that nothing it
+does depends on the order the caller listed them in. Compatibility is checked per kind, one
+block of requests against all offers of the kind at a time, with numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from broker.resources import KIND_NAMES
+
+from .model import NO_COMPATIBLE_OFFER, PRICE_CEILING, REGION, WINDOW, Instance
+
+# Requests checked against a kind's offers at once: bounds the boolean matrices to a few MB.
+_BLOCK_CELLS = 4_000_000
+
+
+@dataclass
+class Problem:
+    instance: Instance
+    # per request (id order)
+    req_kind: np.ndarray  # int: index into KIND_NAMES
+    req_startup: np.ndarray  # int: index into instance.startups
+    req_group: np.ndarray  # int: index of the (startup, kind) pair the share cap applies to
+    req_qty: np.ndarray
+    req_min: np.ndarray  # 0 where any positive amount will do
+    req_weight: np.ndarray
+    req_value: np.ndarray  # weight / quantity: the objective's gain per unit granted
+    req_seniority: np.ndarray  # 0 for the earliest submission, 1 for the next, …
+    # per offer (id order)
+    off_kind: np.ndarray
+    off_cap: np.ndarray
+    off_price: np.ndarray
+    off_divisible: np.ndarray
+    # per startup and per (startup, kind) group
+    startup_budget: np.ndarray  # inf where there is no budget
+    group_cap: np.ndarray  # share_cap × the kind's supply; inf where there is no cap
+    # compatible pairs, grouped by request, each request's cheapest offer first
+    pair_req: np.ndarray
+    pair_off: np.ndarray
+    req_ptr: np.ndarray  # pairs of request i are pair_*[req_ptr[i]:req_ptr[i + 1]]
+    # why a request has no compatible pair (None where it has one)
+    no_pair_reason: list[str | None]
+
+    @property
+    def n_requests(self) -> int:
+        return len(self.req_qty)
+
+    @property
+    def n_offers(self) -> int:
+        return len(self.off_cap)
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.pair_req)
+
+
+def build_problem(instance: Instance) -> Problem:
+    """Index the instance and find every compatible pair."""
+    requests, offers, startups = instance.requests, instance.offers, instance.startups
+    kind_index = {name: i for i, name in enumerate(KIND_NAMES)}
+    startup_index = {s.id: i for i, s in enumerate(startups)}
+
+    req_kind = np.array([kind_index[r.kind] for r in requests], dtype=np.int64)
+    req_startup = np.array([startup_index[r.startup] for r in requests], dtype=np.int64)
+    group_keys = req_startup * len(KIND_NAMES) + req_kind
+    group_ids, req_group = np.unique(group_keys, return_inverse=True)
+    req_qty = np.array([r.quantity for r in requests], dtype=float)
+    req_min = np.array([r.min_quantity or 0.0 for r in requests], dtype=float)
+    req_weight = np.array([r.weight for r in requests], dtype=float)
+    # Earlier submission wins ties; the id settles equal timestamps.
+    by_submission = sorted(range(len(requests)), key=lambda i: (requests[i].submitted_at, requests[i].id))
+    req_seniority = np.empty(len(requests), dtype=np.int64)
+    req_seniority[by_submission] = np.arange(len(requests))
+
+    off_kind = np.array([kind_index[o.kind] for o in offers], dtype=np.int64)
+    off_cap = np.array([o.available for o in offers], dtype=float)
+    off_price = np.array([o.unit_price for o in offers], dtype=float)
+    off_divisible = np.array([o.divisible for o in offers], dtype=bool)
+
+    startup_budget = np.array(
+        [np.inf if s.budget is None else s.budget for s in startups], dtype=float
+    )
+    supply = np.bincount(off_kind, weights=off_cap, minlength=len(KIND_NAMES))
+    share_cap = instance.policy.share_cap
+    group_kind = group_ids % len(KIND_NAMES)
+    group_cap = (
+        np.full(len(group_ids), np.inf)
+        if share_cap is None
+        else share_cap * supply[group_kind]
+    )
+
+    pair_req, pair_off, no_pair_reason = _compatible_pairs(instance, req_kind, off_kind, off_price)
+    req_ptr = np.searchsorted(pair_req, np.arange(len(requests) + 1)).astype(np.int64)
+    return Problem(
+        instance=instance,
+        req_kind=req_kind,
+        req_startup=req_startup,
+        req_group=req_group.astype(np.int64),
+        req_qty=req_qty,
+        req_min=req_min,
+        req_weight=req_weight,
+        req_value=req_weight / req_qty,
+        req_seniority=req_seniority,
+        off_kind=off_kind,
+        off_cap=off_cap,
+        off_price=off_price,
+        off_divisible=off_divisible,
+        startup_budget=startup_budget,
+        group_cap=group_cap,
+        pair_req=pair_req,
+        pair_off=pair_off,
+        req_ptr=req_ptr,
+        no_pair_reason=no_pair_reason,
+    )
+
+
+def _compatible_pairs(
+    instance: Instance, req_kind: np.ndarray, off_kind: np.ndarray, off_price: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    requests, offers = instance.requests, instance.offers
+    no_pair_reason: list[str | None] = [None] * len(requests)
+    chunks_req: list[np.ndarray] = []
+    chunks_off: list[np.ndarray] = []
+    for kind in range(len(KIND_NAMES)):
+        kind_requests = np.flatnonzero(req_kind == kind)
+        kind_offers = np.flatnonzero(off_kind == kind)
+        if len(kind_requests) == 0:
+            continue
+        if len(kind_offers) == 0:
+            for r in kind_requests:
+                no_pair_reason[r] = NO_COMPATIBLE_OFFER
+            continue
+        check = _KindCheck(instance, kind_offers)
+        block = max(1, _BLOCK_CELLS // len(kind_offers))
+        for start in range(0, len(kind_requests), block):
+            rows = kind_requests[start : start + block]
+            r_idx, o_idx = check.pairs(rows, no_pair_reason)
+            chunks_req.append(r_idx)
+            chunks_off.append(o_idx)
+    if not chunks_req:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, no_pair_reason
+    pair_req = np.concatenate(chunks_req)
+    pair_off = np.concatenate(chunks_off)
+    # Each request's offers cheapest first, offer id breaking ties: the order every greedy
+    # step walks them in.
+    order = np.lexsort((pair_off, off_price[pair_off], pair_req))
+    return pair_req[order], pair_off[order], no_pair_reason
+
+
+class _KindCheck:
+    """The offers of one kind, coded as small integers so that requests can be tested in bulk."""
+
+    def __init__(self, instance: Instance, kind_offers: np.ndarray) -> None:
+        self.instance = instance
+        self.offer_index = kind_offers
+        offers = [instance.offers[o] for o in kind_offers]
+        self.regions = sorted({o.region for o in offers})
+        region_code = {name: i for i, name in enumerate(self.regions)}
+        self.off_region = np.array([region_code[o.region] for o in offers], dtype=np.int64)
+        self.off_start = np.array([o.window[0].toordinal() for o in offers], dtype=np.int64)
+        self.off_end = np.array([o.window[1].toordinal() for o in offers], dtype=np.int64)
+        self.off_price = np.array([o.unit_price for o in offers], dtype=float)
+        # Attribute values become codes 1…n per attribute; 0 is "the offer doesn't say".
+        names = sorted({name for o in offers for name in o.attributes})
+        self.values: dict[str, dict[object, int]] = {}
+        self.off_values: dict[str, np.ndarray] = {}
+        for name in names:
+            distinct = sorted({o.attributes[name] for o in offers if name in o.attributes}, key=repr)
+            codes = {value: i + 1 for i, value in enumerate(distinct)}
+            self.values[name] = codes
+            self.off_values[name] = np.array(
+                [codes.get(o.attributes.get(name), 0) if name in o.attributes else 0 for o in offers],
+                dtype=np.int64,
+            )
+
+    def pairs(
+        self, rows: np.ndarray, no_pair_reason: list[str | None]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        requests = [self.instance.requests[r] for r in rows]
+        n_off = len(self.offer_index)
+        attrs_ok = np.ones((len(rows), n_off), dtype=bool)
+        named = sorted({name for r in requests for name in r.attributes})
+        for name in named:
+            codes = self.values.get(name, {})
+            # accept[i, c]: request i takes value code c; column 0 (offer silent) never accepted
+            # by a request that names the attribute.
+            accept = np.ones((len(rows), len(codes) + 1), dtype=bool)
+            for i, r in enumerate(requests):
+                wanted = r.attributes.get(name)
+                if wanted is None:
+                    continue
+                accept[i, :] = False
+                for value in wanted:
+                    code = codes.get(value)
+                    if code is not None:
+                        accept[i, code] = True
+            off_codes = self.off_values.get(name)
+            if off_codes is None:  # no offer of the kind has it: only silent requests pass
+                attrs_ok &= accept[:, :1]
+            else:
+                attrs_ok &= accept[:, off_codes]
+
+        region_accept = np.ones((len(rows), len(self.regions)), dtype=bool)
+        region_code = {name: i for i, name in enumerate(self.regions)}
+        for i, r in enumerate(requests):
+            if r.regions is not None:
+                region_accept[i, :] = False
+                for name in r.regions:
+                    code = region_code.get(name)
+                    if code is not None:
+                        region_accept[i, code] = True
+        region_ok = region_accept[:, self.off_region]
+
+        req_start = np.array([r.window[0].toordinal() for r in requests], dtype=np.int64)
+        req_end = np.array([r.window[1].toordinal() for r in requests], dtype=np.int64)
+        window_ok = (self.off_start[None, :] <= req_start[:, None]) & (
+            self.off_end[None, :] >= req_end[:, None]
+        )
+        ceiling = np.array(
+            [np.inf if r.max_unit_price is None else r.max_unit_price for r in requests]
+        )
+        price_ok = self.off_price[None, :] <= ceiling[:, None]
+
+        # The first test a request fails on every offer is its reason: the nearest miss.
+        ok = attrs_ok
+        stages = ((region_ok, REGION), (window_ok, WINDOW), (price_ok, PRICE_CEILING))
+        has_any = ok.any(axis=1)
+        for i in np.flatnonzero(~has_any):
+            no_pair_reason[rows[i]] = NO_COMPATIBLE_OFFER
+        for mask, reason in stages:
+            ok = ok & mask
+            still = ok.any(axis=1)
+            for i in np.flatnonzero(has_any & ~still):
+                no_pair_reason[rows[i]] = reason
+            has_any = still
+        local_req, local_off = np.nonzero(ok)
+        return rows[local_req], self.offer_index[local_off]
