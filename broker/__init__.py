@@ -35,6 +35,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from broker import db
 
     db.init_app(app)
+    # Loading every adapter now makes a broken or missing one stop start-up, naming the valid ones.
+    from adapters.registry import AdapterRegistry
+
+    app.extensions["broker.adapters"] = AdapterRegistry.from_entry_points()
     _register_api(app)
     return app
 
@@ -60,12 +64,12 @@ def _api_settings() -> dict[str, Any]:
 
 
 def _register_api(app: Flask) -> None:
-    from broker.api import health, market, parties
+    from broker.api import health, market, parties, policy
     from broker.api.common import Api, handle_domain_error, handle_unexpected
     from broker.errors import DomainError
 
     api = Api(app)
-    for blueprint in (parties.blp, market.blp):
+    for blueprint in (parties.blp, market.blp, policy.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
     app.register_error_handler(DomainError, handle_domain_error)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-from importlib.metadata import entry_points
-
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
+from adapters.simulators.cli import simulate_command
 from broker import create_app
 from broker.db import get_db, get_session
 from broker.errors import DomainError
@@ -24,6 +23,9 @@ def main() -> None:
     """Silicon Alley Resource Broker (上海硅巷资源撮合平台)."""
 
 
+main.add_command(simulate_command)
+
+
 def _fail(error: DomainError) -> None:
     click.echo(f"Error: {error.message}", err=True)
     for field, problems in (error.errors or {}).items():
@@ -32,7 +34,7 @@ def _fail(error: DomainError) -> None:
 
 
 def known_adapters() -> list[str]:
-    return sorted({ep.name for ep in entry_points(group="broker.adapters")})
+    return sorted(current_app.extensions["broker.adapters"].names())
 
 
 @main.group("db")

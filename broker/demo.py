@@ -17,8 +17,9 @@ from flask import Flask
 
 from broker.db import get_db
 from broker.migrations import upgrade
-from broker.models import Account, Carrier, Offer, Policy, ResourceRequest, Role, Sector, Startup, SubsidyProgram
+from broker.models import Account, Carrier, Offer, ResourceRequest, Role, Sector, Startup, SubsidyProgram
 from broker.services import accounts, market
+from broker.services.policy import default_policy
 from broker.uscc import CHARSET, check_character
 
 CARRIERS = [
@@ -128,21 +129,9 @@ def load_demo_data(session: sa.orm.Session) -> None:
     today = dt.date.today()
     admin, _, _ = accounts.create_user(session, Role.admin, "演示：平台管理员 (demo admin)")
     staff, _, _ = accounts.create_user(session, Role.staff, "演示：区科委审核员 (demo reviewer)")
-    session.add(
-        Policy(
-            sector_weights={
-                Sector.smart_driving.value: "2.0",
-                Sector.energy_management.value: "2.0",
-                Sector.smart_healthcare.value: "2.0",
-            },
-            default_weight=Decimal("1.0"),
-            key_enterprise_bonus=Decimal("0.5"),
-            wait_bonus_per_cycle=Decimal("0.1"),
-            share_cap=Decimal("0.5"),
-            approval_window_hours=57,  # Monday 09:00 to Wednesday 18:00
-            created_by_id=admin.id,
-        )
-    )
+    policy = default_policy()
+    policy.created_by_id = admin.id
+    session.add(policy)
     year_start, year_end = dt.date(today.year, 1, 1), dt.date(today.year + 1, 1, 1)
     session.add_all(
         [

@@ -64,7 +64,9 @@ def current_account() -> Account:
         scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise NotAuthenticated("Sign in: send Authorization: Bearer <token>.")
-        g.account = accounts.authenticate(get_session(), secret.strip())
+        session = get_session()
+        g.account = accounts.authenticate(session, secret.strip())
+        session.info["actor_id"] = g.account.id  # the audit log's "who"
     return g.account
 
 

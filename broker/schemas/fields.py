@@ -31,7 +31,7 @@ class Exact(fields.Field):
         self.metadata.setdefault("example", "100.5")
 
     def _serialize(self, value: Decimal | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
-        return None if value is None else str(value)
+        return None if value is None else str(Decimal(value).quantize(Decimal(1).scaleb(-self.places)))
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):

@@ -34,7 +34,7 @@ class OfferInSchema(BaseSchema):
     unit_price = UnitPriceField(required=True, metadata={"description": "yuan per unit the startup pays; often 0"})
     divisible = fields.Boolean(metadata={"description": "default: per kind; data lines are never divisible"})
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)  # report cross-field problems with the rest
     def _rules(self, data: dict[str, Any], **kwargs: Any) -> None:
         check_window(data)
         check_attributes(data.get("kind"), data.get("attributes", {}), any_of=False)
@@ -103,7 +103,7 @@ class OfferQuerySchema(BaseSchema):
     available_from = fields.Date(metadata={"description": "offers whose window covers this date…"})
     available_until = fields.Date(metadata={"description": "…through this date"})
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)  # report cross-field problems with the rest
     def _rules(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("attribute"):
             if "kind" not in data:
@@ -148,7 +148,7 @@ class RequestInSchema(BaseSchema):
     max_unit_price = UnitPriceField(metadata={"description": "price ceiling in yuan per unit; absent: none"})
     purpose = fields.String(load_default="", validate=validate.Length(max=2000))
 
-    @validates_schema
+    @validates_schema(skip_on_field_errors=False)  # report cross-field problems with the rest
     def _rules(self, data: dict[str, Any], **kwargs: Any) -> None:
         check_window(data)
         check_attributes(data.get("kind"), data.get("attributes", {}), any_of=True)

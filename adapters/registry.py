@@ -1,0 +1,114 @@
+"""The adapter registry, filled from the `broker.adapters` entry-point group.
+
+A carrier's own package adds an adapter by declaring, in its packaging metadata:
+
+    [options.entry_points]
+    broker.adapters =
+        mycarrier = mycarrier_broker.adapter:MyCarrierAdapter
+
+Every entry point is loaded when the registry is built (at start-up, from create_app or the
+CLI, never at import), so a broken adapter stops the service with a clear message instead of
+failing on the first sync.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import re
+from typing import Iterable, Mapping
+
+import requests
+
+from adapters.base import CarrierAdapter, CarrierConfig
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "broker.adapters"
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class AdapterRegistryError(LookupError):
+    """An adapter name is unknown, duplicated or its entry point can't be loaded."""
+
+
+class AdapterRegistry:
+    """Adapter classes by name. Build it from entry points, or from a mapping in tests."""
+
+    def __init__(self, adapters: Mapping[str, type[CarrierAdapter]] | None = None) -> None:
+        self._adapters: dict[str, type[CarrierAdapter]] = {}
+        for name, adapter_cls in (adapters or {}).items():
+            self.register(name, adapter_cls)
+
+    @classmethod
+    def from_entry_points(
+        cls,
+        entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
+        *,
+        group: str = ENTRY_POINT_GROUP,
+    ) -> AdapterRegistry:
+        """Load every adapter declared in the entry-point group; fail on the first broken one."""
+        if entry_points is None:
+            entry_points = importlib.metadata.entry_points(group=group)
+        entry_points = list(entry_points)
+        declared = sorted({ep.name for ep in entry_points})
+        registry = cls()
+        for ep in entry_points:
+            try:
+                adapter_cls = ep.load()
+            except Exception as error:  # an adapter's import can fail in any way
+                raise AdapterRegistryError(
+                    f"Adapter {ep.name!r} ({ep.value}) failed to load: "
+                    f"{type(error).__name__}: {error}. Declared adapters: {', '.join(declared)}."
+                ) from error
+            registry.register(ep.name, adapter_cls)
+        log.debug("Loaded adapters: %s", ", ".join(registry.names()) or "none")
+        return registry
+
+    def register(self, name: str, adapter_cls: type[CarrierAdapter]) -> None:
+        if not _NAME.match(name):
+            raise AdapterRegistryError(
+                f"Invalid adapter name {name!r}: use lower-case letters, digits and _."
+            )
+        if name in self._adapters:
+            raise AdapterRegistryError(
+                f"Duplicate adapter name {name!r}: {self._adapters[name].__module__}."
+                f"{self._adapters[name].__qualname__} and {adapter_cls.__module__}."
+                f"{adapter_cls.__qualname__}."
+            )
+        if not (isinstance(adapter_cls, type) and issubclass(adapter_cls, CarrierAdapter)):
+            raise AdapterRegistryError(
+                f"Adapter {name!r} is {adapter_cls!r}, not a CarrierAdapter subclass."
+            )
+        if getattr(adapter_cls, "name", None) != name:
+            raise AdapterRegistryError(
+                f"Adapter {name!r} is registered under a different name than its class "
+                f"declares ({getattr(adapter_cls, 'name', None)!r})."
+            )
+        self._adapters[name] = adapter_cls
+
+    def names(self) -> list[str]:
+        return sorted(self._adapters)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._adapters
+
+    def get(self, name: str) -> type[CarrierAdapter]:
+        try:
+            return self._adapters[name]
+        except KeyError:
+            valid = ", ".join(self.names()) or "none registered"
+            raise AdapterRegistryError(
+                f"Unknown adapter {name!r}; valid adapters: {valid}."
+            ) from None
+
+    def create(
+        self,
+        name: str,
+        config: CarrierConfig,
+        session: requests.Session | None = None,
+        **kwargs: object,
+    ) -> CarrierAdapter:
+        """An adapter instance for one carrier. Keep it for the process's life: it owns the
+        carrier's circuit breaker and connection pool."""
+        return self.get(name)(config, session, **kwargs)

@@ -1,0 +1,104 @@
+"""Shapes of the policy, subsidy programs and audit entries."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from broker.models.enums import ProgramStatus, Sector
+from broker.resources import KIND_NAMES, MAX_MONEY, MONEY_PLACES
+from broker.schemas.common import BaseSchema
+from broker.schemas.fields import Exact, LocalDateTime, QueryInt, StrictInt
+
+
+def Weight(**kwargs: Any) -> Exact:
+    return Exact(4, Decimal(0), Decimal(100), exclusive_minimum=True, **kwargs)
+
+
+def Bonus(**kwargs: Any) -> Exact:
+    return Exact(4, Decimal(0), Decimal(100), **kwargs)
+
+
+def Fraction(**kwargs: Any) -> Exact:
+    return Exact(4, Decimal(0), Decimal(1), exclusive_minimum=True, **kwargs)
+
+
+def Amount(**kwargs: Any) -> Exact:
+    return Exact(MONEY_PLACES, Decimal(0), MAX_MONEY, exclusive_minimum=True, **kwargs)
+
+
+class PolicyInSchema(BaseSchema):
+    """A new version of the matching policy."""
+
+    sector_weights = fields.Dict(
+        keys=fields.Enum(Sector, by_value=True), values=Weight(), required=True,
+        metadata={"description": "weight per sector; sectors not named get default_weight"},
+    )
+    default_weight = Weight(required=True)
+    key_enterprise_bonus = Bonus(required=True, metadata={"description": "added to the weight of key enterprises (重点企业)"})
+    wait_bonus_per_cycle = Bonus(required=True, metadata={"description": "added per cycle a request has waited"})
+    share_cap = Fraction(required=True, metadata={"description": "most of one kind's supply one startup may take in a cycle"})
+    approval_window_hours = StrictInt(1, 720, required=True)
+
+
+class PolicySchema(PolicyInSchema):
+    id = fields.Integer(allow_none=True, metadata={"description": "null: the built-in default is in force"})
+    sector_weights = fields.Dict()
+    created_at = LocalDateTime(allow_none=True)
+
+
+class ProgramInSchema(BaseSchema):
+    """A subsidy program (e.g. Tokens/API 专项补贴, 算力券)."""
+
+    code = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,31}$"))
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    kinds = fields.List(fields.String(validate=validate.OneOf(KIND_NAMES)), required=True, validate=validate.Length(1))
+    rate = Fraction(required=True, metadata={"description": "share of the startup's cost the program pays"})
+    cap_per_startup = Amount(required=True)
+    cap_period_months = StrictInt(1, 120, load_default=12)
+    budget = Amount(required=True)
+    eligible_sectors = fields.List(fields.Enum(Sector, by_value=True), allow_none=True, load_default=None)
+    require_in_district = fields.Boolean(load_default=True)
+    max_company_age_years = StrictInt(1, 100, allow_none=True, load_default=None)
+    max_headcount = StrictInt(1, 1_000_000, allow_none=True, load_default=None)
+    exclude_carrier_affiliates = fields.Boolean(load_default=True)
+    starts_on = fields.Date(required=True)
+    ends_on = fields.Date(required=True)
+
+    @validates_schema(skip_on_field_errors=False)  # report cross-field problems with the rest
+    def _rules(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "starts_on" in data and "ends_on" in data and data["starts_on"] >= data["ends_on"]:
+            raise ValidationError("Must be after starts_on.", field_name="ends_on")
+        if "cap_per_startup" in data and "budget" in data and data["cap_per_startup"] > data["budget"]:
+            raise ValidationError("Must not exceed budget.", field_name="cap_per_startup")
+
+
+class ProgramSchema(ProgramInSchema):
+    id = fields.Integer()
+    kinds = fields.List(fields.String())
+    eligible_sectors = fields.List(fields.String(), allow_none=True)
+    committed = Amount()
+    redeemed = Amount()
+    remaining = fields.Function(lambda p: str(p.budget - p.committed))
+    status = fields.Enum(ProgramStatus, by_value=True)
+    created_at = LocalDateTime()
+
+
+class AuditEntrySchema(BaseSchema):
+    id = fields.Integer()
+    at = LocalDateTime()
+    actor_id = fields.Integer(allow_none=True)
+    action = fields.String()
+    entity_type = fields.String()
+    entity_id = fields.Integer()
+    before = fields.Dict(allow_none=True)
+    after = fields.Dict(allow_none=True)
+
+
+class AuditQuerySchema(BaseSchema):
+    entity_type = fields.String(validate=validate.Length(1, 64))
+    entity_id = QueryInt(1, 2**63 - 1)
+    actor_id = QueryInt(1, 2**63 - 1)
+    action = fields.String(validate=validate.Length(1, 64))
