@@ -1,0 +1,68 @@
+"""`broker demo` as a newcomer runs it: a real process, a real port, the printed token."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def demo(tmp_path):
+    port = _free_port()
+    env = {**os.environ, "BROKER_INSTANCE_PATH": str(tmp_path)}
+    env.pop("BROKER_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "broker", "demo", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    lines = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if "staff token" in line:
+                break
+            assert process.poll() is None, "".join(lines)
+        token = re.search(r"(sab_[A-Za-z0-9_-]+)", "".join(lines)).group(1)
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield base, token, "".join(lines), tmp_path
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_demo_serves_the_api_and_docs_with_the_printed_token(demo):
+    base, token, output, instance = demo
+    assert "上海硅巷资源撮合平台" in output and f"{base}/api/docs" in output
+    assert (instance / "broker.sqlite3").exists()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert requests.get(f"{base}/readyz", timeout=5).json()["status"] == "ok"
+    offers = requests.get(f"{base}/api/v1/offers?page_size=100", headers=headers, timeout=5).json()
+    assert {o["kind"] for o in offers} == {"gpu", "cpu", "data_line", "cloud_vm", "storage", "tokens"}
+    assert len({o["carrier"] for o in offers}) == 3
+    startups = requests.get(f"{base}/api/v1/startups?page_size=100", headers=headers, timeout=5).json()
+    assert len(startups) == 20
+    assert {"smart_driving", "energy_management", "smart_healthcare"} <= {s["sector"] for s in startups}
+    requests_ = requests.get(f"{base}/api/v1/requests?status=submitted", headers=headers, timeout=5)
+    assert int(requests_.headers["X-Pagination"].split('"total": ')[1].split(",")[0]) > 10
+    docs = requests.get(f"{base}/api/docs", timeout=5)
+    assert docs.ok and "swagger-ui" in docs.text
+    assert requests.get(f"{base}/api/openapi.json", timeout=5).json()["info"]["title"]
