@@ -189,6 +189,9 @@ def _request(item: Any, path: str, startup_ids: set[str]) -> Request:
     for name in sorted(attributes):
         values = attributes[name]
         where = f"{path}.attributes.{name}"
+        if name not in KINDS[kind].attributes:
+            valid = ", ".join(KINDS[kind].attributes)
+            raise InstanceError(where, f"unknown attribute for kind {kind!r}; valid attributes: {valid}")
         if not isinstance(values, list):
             values = [values]
         if not values:

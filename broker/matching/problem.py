@@ -58,6 +58,13 @@ class Problem:
     def n_pairs(self) -> int:
         return len(self.pair_req)
 
+    def pair_index(self, req: np.ndarray, off: np.ndarray) -> np.ndarray:
+        """Indices of the given compatible (request, offer) pairs."""
+        keys = self.pair_req * self.n_offers + self.pair_off
+        order = np.argsort(keys, kind="stable")
+        found = order[np.searchsorted(keys[order], req * self.n_offers + off)]
+        return found
+
 
 def build_problem(instance: Instance) -> Problem:
     """Index the instance and find every compatible pair."""
@@ -241,3 +248,36 @@ class _KindCheck:
             has_any = still
         local_req, local_off = np.nonzero(ok)
         return rows[local_req], self.offer_index[local_off]
+
+
+def restrict_to_kind(problem: Problem, kind: int, budget: np.ndarray) -> tuple[Problem, np.ndarray, np.ndarray]:
+    """The sub-problem of one kind, with these per-startup budgets; and the global indices of
+    its requests and of its pairs (its offers keep their global numbering)."""
+    requests = np.flatnonzero(problem.req_kind == kind)
+    local = np.full(problem.n_requests, -1, dtype=np.int64)
+    local[requests] = np.arange(len(requests))
+    pairs = np.flatnonzero(problem.req_kind[problem.pair_req] == kind)
+    pair_req = local[problem.pair_req[pairs]]
+    groups, req_group = np.unique(problem.req_group[requests], return_inverse=True)
+    sub = Problem(
+        instance=problem.instance,
+        req_kind=problem.req_kind[requests],
+        req_startup=problem.req_startup[requests],
+        req_group=req_group.astype(np.int64),
+        req_qty=problem.req_qty[requests],
+        req_min=problem.req_min[requests],
+        req_weight=problem.req_weight[requests],
+        req_value=problem.req_value[requests],
+        req_seniority=problem.req_seniority[requests],
+        off_kind=problem.off_kind,
+        off_cap=np.where(problem.off_kind == kind, problem.off_cap, 0.0),
+        off_price=problem.off_price,
+        off_divisible=problem.off_divisible,
+        startup_budget=budget,
+        group_cap=problem.group_cap[groups],
+        pair_req=pair_req,
+        pair_off=problem.pair_off[pairs],
+        req_ptr=np.searchsorted(pair_req, np.arange(len(requests) + 1)).astype(np.int64),
+        no_pair_reason=[problem.no_pair_reason[r] for r in requests.tolist()],
+    )
+    return sub, requests, pairs

@@ -52,6 +52,7 @@ class Relaxation:
     iterations: int
     rounds: int
     seconds: float
+    held: "Holdings"
 
 
 def binding_groups(problem: Problem) -> np.ndarray:
@@ -123,20 +124,27 @@ def reduced_costs(problem: Problem, duals: Duals, request_dual: np.ndarray) -> n
 
 
 class RelaxationModel:
-    """A HiGHS model over a growing set of columns, re-solved warm after each addition."""
+    """A HiGHS model over a growing set of requests and columns, re-solved warm each time.
 
-    def __init__(self, problem: Problem, threads: int = 1) -> None:
+    Requests settled by the warm start are left out: their use of each offer, share cap and
+    budget is taken off the row's right-hand side. Settling is undone (`release`) as soon as
+    the LP puts a price on anything a settled request holds.
+    """
+
+    def __init__(self, problem: Problem, held: "Holdings", threads: int = 1) -> None:
         import highspy  # heavy: loaded only when a solve actually needs it
 
         self.problem = problem
+        self.held = held
         self.groups = binding_groups(problem)
         self.budgets = binding_budgets(problem)
+        n_off = problem.n_offers
         self.group_row = np.full(len(problem.group_cap), -1, dtype=np.int64)
         self.budget_row = np.full(len(problem.startup_budget), -1, dtype=np.int64)
-        n_req, n_off = problem.n_requests, problem.n_offers
-        self.group_row[self.groups] = n_req + n_off + np.arange(len(self.groups))
-        self.budget_row[self.budgets] = n_req + n_off + len(self.groups) + np.arange(len(self.budgets))
-        self.n_rows = n_req + n_off + len(self.groups) + len(self.budgets)
+        self.group_row[self.groups] = n_off + np.arange(len(self.groups))
+        self.budget_row[self.budgets] = n_off + len(self.groups) + np.arange(len(self.budgets))
+        self.request_row = np.full(problem.n_requests, -1, dtype=np.int64)
+        self.n_rows = self.n_limit_rows = n_off + len(self.groups) + len(self.budgets)
 
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
@@ -145,78 +153,136 @@ class RelaxationModel:
         h.setOptionValue("presolve", "off")  # presolve would be redone on every warm re-solve
         h.setOptionValue("solver", "simplex")
         h.changeObjectiveSense(highspy.ObjSense.kMaximize)
-        inf = highspy.kHighsInf
-        upper = np.concatenate(
-            [
-                np.ones(n_req),
-                problem.off_cap,
-                problem.group_cap[self.groups],
-                problem.startup_budget[self.budgets],
-            ]
+        self._inf = highspy.kHighsInf
+        h.addRows(
+            self.n_rows, np.full(self.n_rows, -self._inf), self._upper(), 0,
+            np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0),
         )
-        h.addRows(self.n_rows, np.full(self.n_rows, -inf), upper, 0, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
         self.highs = h
         self.columns = np.zeros(0, dtype=np.int64)
         self.iterations = 0
 
+    def _upper(self) -> np.ndarray:
+        p, held = self.problem, self.held
+        return np.concatenate([
+            np.maximum(p.off_cap - held.offer, 0.0),
+            np.maximum(p.group_cap[self.groups] - held.group[self.groups], 0.0),
+            np.maximum(p.startup_budget[self.budgets] - held.budget[self.budgets], 0.0),
+        ])
+
+    def refresh_limits(self) -> None:
+        """Push the current holdings into the rows' right-hand sides."""
+        n = self.n_limit_rows
+        rows = np.arange(n, dtype=np.int32)
+        self.highs.changeRowsBounds(n, rows, np.full(n, -self._inf), self._upper())
+
+    def add_requests(self, requests: np.ndarray) -> None:
+        """Give these requests their Σ f ≤ 1 rows."""
+        requests = requests[self.request_row[requests] < 0]
+        if len(requests) == 0:
+            return
+        self.request_row[requests] = self.n_rows + np.arange(len(requests))
+        self.n_rows += len(requests)
+        self.highs.addRows(
+            len(requests), np.full(len(requests), -self._inf), np.ones(len(requests)), 0,
+            np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0),
+        )
+
     def add_columns(self, pairs: np.ndarray) -> None:
-        """Add these pairs as columns (each at most once)."""
+        """Add these pairs as columns; their requests must have rows."""
         if len(pairs) == 0:
             return
         p = self.problem
         req = p.pair_req[pairs]
         off = p.pair_off[pairs]
         q = p.req_qty[req]
-        g_rows = self.group_row[p.req_group[req]]
-        b_rows = self.budget_row[p.req_startup[req]]
-        entries_rows = np.stack([req, p.n_requests + off, g_rows, b_rows], axis=1)
-        entries_vals = np.stack(
-            [np.ones(len(pairs)), q, q, q * p.off_price[off]], axis=1
+        entries_rows = np.stack(
+            [self.request_row[req], off, self.group_row[p.req_group[req]],
+             self.budget_row[p.req_startup[req]]],
+            axis=1,
         )
+        entries_vals = np.stack([np.ones(len(pairs)), q, q, q * p.off_price[off]], axis=1)
         keep = entries_rows >= 0
-        # A zero price puts no load on the budget row.
-        keep[:, 3] &= entries_vals[:, 3] > 0
+        keep[:, 3] &= entries_vals[:, 3] > 0  # a free offer puts no load on the budget
         counts = keep.sum(axis=1)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
         index = entries_rows[keep].astype(np.int32)
         value = entries_vals[keep]
         self.highs.addCols(
-            len(pairs),
-            column_costs(p, pairs),
-            np.zeros(len(pairs)),
-            np.full(len(pairs), np.inf),
-            int(len(index)),
-            starts,
-            index,
-            value,
+            len(pairs), column_costs(p, pairs), np.zeros(len(pairs)),
+            np.full(len(pairs), np.inf), int(len(index)), starts, index, value,
         )
         self.columns = np.concatenate([self.columns, pairs])
 
     def solve(self, time_limit: float | None) -> tuple[str, np.ndarray, np.ndarray, Duals]:
         """Run the simplex; return status, column fractions, request duals and the other duals."""
         h = self.highs
-        if time_limit is not None:
-            h.setOptionValue("time_limit", max(0.01, float(time_limit)))
+        h.setOptionValue("time_limit", np.inf if time_limit is None else max(0.01, float(time_limit)))
         h.run()
         status = h.modelStatusToString(h.getModelStatus())
         self.iterations = int(h.getInfo().simplex_iteration_count)
         solution = h.getSolution()
         p = self.problem
         fraction = np.asarray(solution.col_value, dtype=float)
-        row_dual = np.asarray(solution.row_dual, dtype=float)
         # For a maximisation HiGHS reports a binding ≤ row's dual as ≥ 0, our price; clipping
         # only removes round-off, and the bound stays valid for any nonnegative duals.
-        row_dual = np.maximum(row_dual, 0.0) if row_dual.size else np.zeros(self.n_rows)
-        n_req, n_off = p.n_requests, p.n_offers
-        request_dual = row_dual[:n_req]
+        row_dual = np.maximum(np.asarray(solution.row_dual, dtype=float), 0.0)
+        if row_dual.size < self.n_rows:  # no solution at all (time ran out at once)
+            row_dual = np.zeros(self.n_rows)
+            fraction = np.zeros(len(self.columns))
+        n_off = p.n_offers
         duals = Duals(
-            offer=row_dual[n_req : n_req + n_off].copy(),
+            offer=row_dual[:n_off].copy(),
             group=np.zeros(len(p.group_cap)),
             budget=np.zeros(len(p.startup_budget)),
         )
-        duals.group[self.groups] = row_dual[n_req + n_off : n_req + n_off + len(self.groups)]
-        duals.budget[self.budgets] = row_dual[n_req + n_off + len(self.groups) :]
+        duals.group[self.groups] = row_dual[n_off : n_off + len(self.groups)]
+        duals.budget[self.budgets] = row_dual[
+            n_off + len(self.groups) : n_off + len(self.groups) + len(self.budgets)
+        ]
+        request_dual = np.zeros(p.n_requests)
+        active = self.request_row >= 0
+        request_dual[active] = row_dual[self.request_row[active]]
         return status, np.clip(fraction, 0.0, 1.0), request_dual, duals
+
+
+@dataclass
+class Holdings:
+    """What the settled requests hold, per offer, (startup, kind) group and startup."""
+
+    settled: np.ndarray  # bool per request
+    pairs: np.ndarray  # pair indices the settled requests are granted on
+    amounts: np.ndarray  # quantity granted on each of those pairs
+    offer: np.ndarray
+    group: np.ndarray
+    budget: np.ndarray
+
+    @classmethod
+    def of(cls, problem: Problem, settled: np.ndarray, pairs: np.ndarray, amounts: np.ndarray) -> "Holdings":
+        req = problem.pair_req[pairs]
+        off = problem.pair_off[pairs]
+        return cls(
+            settled=settled,
+            pairs=pairs,
+            amounts=amounts,
+            offer=np.bincount(off, weights=amounts, minlength=problem.n_offers),
+            group=np.bincount(problem.req_group[req], weights=amounts, minlength=len(problem.group_cap)),
+            budget=np.bincount(
+                problem.req_startup[req], weights=amounts * problem.off_price[off],
+                minlength=len(problem.startup_budget),
+            ),
+        )
+
+    @classmethod
+    def none(cls, problem: Problem) -> "Holdings":
+        empty = np.zeros(0, dtype=np.int64)
+        return cls.of(problem, np.zeros(problem.n_requests, dtype=bool), empty, np.zeros(0))
+
+    def without(self, problem: Problem, released: np.ndarray) -> "Holdings":
+        settled = self.settled.copy()
+        settled[released] = False
+        keep = settled[problem.pair_req[self.pairs]]
+        return Holdings.of(problem, settled, self.pairs[keep], self.amounts[keep])
 
 
 def primary_objective(problem: Problem, pairs: np.ndarray, fraction: np.ndarray) -> float:
@@ -226,48 +292,116 @@ def primary_objective(problem: Problem, pairs: np.ndarray, fraction: np.ndarray)
 
 def solve_relaxation(
     problem: Problem,
+    held: Holdings,
     initial: np.ndarray,
     *,
     time_limit: float | None = None,
-    max_rounds: int = 30,
+    max_rounds: int = 40,
     per_request: int = 2,
 ) -> Relaxation:
-    """Column generation from `initial` pairs until no column prices out (or time runs out)."""
+    """Column generation over the unsettled requests, releasing settled ones the LP prices."""
     started = time.perf_counter()
-    model = RelaxationModel(problem)
-    model.add_columns(np.unique(initial))
+    model = RelaxationModel(problem, held)
     in_model = np.zeros(problem.n_pairs, dtype=bool)
-    in_model[model.columns] = True
-    rounds = 0
-    iterations = 0
+
+    def add(pairs: np.ndarray) -> None:
+        pairs = np.unique(pairs[~in_model[pairs]])
+        model.add_requests(np.unique(problem.pair_req[pairs]))
+        model.add_columns(pairs)
+        in_model[pairs] = True
+
+    add(initial[~held.settled[problem.pair_req[initial]]])
+    rounds = iterations = 0
+    status, fraction = "Not solved", np.zeros(0)
+    request_dual = np.zeros(problem.n_requests)
+    duals = Duals(np.zeros(problem.n_offers), np.zeros(len(problem.group_cap)),
+                  np.zeros(len(problem.startup_budget)))
     while True:
-        rounds += 1
         left = None if time_limit is None else time_limit - (time.perf_counter() - started)
+        if left is not None and left <= 0:
+            status = "Time limit reached"
+            break
+        rounds += 1
         status, fraction, request_dual, duals = model.solve(left)
         iterations += model.iterations
         if status != "Optimal" or rounds >= max_rounds:
             break
+        # Settled requests holding anything the LP now prices go back into the LP.
+        held_req = problem.pair_req[model.held.pairs]
+        held_off = problem.pair_off[model.held.pairs]
+        # A price only the tie-breaks could have set doesn't count: releasing for it would
+        # put every cheap offer's holders back into the LP for a gain below the noise.
+        held_q = problem.req_qty[held_req]
+        noise = 4 * _PRICE_TIE * float(problem.req_weight.min())
+        priced = (
+            held_q * (
+                duals.offer[held_off]
+                + duals.group[problem.req_group[held_req]]
+                + duals.budget[problem.req_startup[held_req]] * problem.off_price[held_off]
+            ) > noise
+        )
+        released = np.unique(held_req[priced])
         reduced = reduced_costs(problem, duals, request_dual)
+        active = ~model.held.settled[problem.pair_req]
+        if len(released):
+            active[np.isin(problem.pair_req, released)] = True
         # Tolerance: a column must gain a visible amount to be worth another solve.
-        candidates = np.flatnonzero((reduced > 1e-7) & ~in_model)
-        if len(candidates) == 0:
+        candidates = np.flatnonzero((reduced > 1e-7) & ~in_model & active)
+        if len(released) == 0 and len(candidates) == 0:
             break
+        if len(released):
+            model.held = model.held.without(problem, released)
+            model.refresh_limits()
+            back = np.flatnonzero(np.isin(problem.pair_req, released))
+            add(back[(back - problem.req_ptr[problem.pair_req[back]]) < per_request])
         # Per request, its best few candidates: enough to fix the prices without flooding.
         order = np.lexsort((-reduced[candidates], problem.pair_req[candidates]))
         candidates = candidates[order]
         req = problem.pair_req[candidates]
-        first = np.searchsorted(req, req, side="left")
-        rank = np.arange(len(candidates)) - first
-        chosen = candidates[rank < per_request]
-        model.add_columns(chosen)
-        in_model[chosen] = True
+        rank = np.arange(len(candidates)) - np.searchsorted(req, req, side="left")
+        add(candidates[rank < per_request])
+    # Columns added after the last solve carry nothing yet.
+    fraction = np.concatenate([fraction, np.zeros(len(model.columns) - len(fraction))])
     return Relaxation(
         columns=model.columns,
         fraction=fraction,
         duals=duals,
-        lp_objective=primary_objective(problem, model.columns, fraction),
+        lp_objective=primary_objective(problem, model.columns, fraction)
+        + float(problem.req_weight[model.held.settled].sum()),
         status=status,
         iterations=iterations,
         rounds=rounds,
         seconds=time.perf_counter() - started,
+        held=model.held,
     )
+
+
+def lagrangian_bound(
+    problem: Problem, offer_dual: np.ndarray, group_dual: np.ndarray, budget_choices: np.ndarray
+) -> float:
+    """An upper bound from offer and share-cap duals, with each startup's budget dual picked
+    as the best of several candidates (rows of `budget_choices`).
+
+    Given π and σ, the dual objective splits into one term per startup (its budget × λ plus
+    its requests' μ), so each startup may take whichever candidate λ gives it the smallest
+    term: the total is still the dual objective of one nonnegative (π, σ, λ), hence valid.
+    """
+    pi = np.maximum(offer_dual, 0.0)
+    sigma = np.maximum(group_dual, 0.0)
+    req, off = problem.pair_req, problem.pair_off
+    q = problem.req_qty[req]
+    base = problem.req_weight[req] - q * (pi[off] + sigma[problem.req_group[req]])
+    load = q * problem.off_price[off]
+    has_budget = np.isfinite(problem.startup_budget)
+    budget = np.where(has_budget, problem.startup_budget, 0.0)
+    n_startups = len(problem.startup_budget)
+    best = np.full(n_startups, np.inf)
+    for choice in budget_choices:
+        lam = np.where(has_budget, np.maximum(choice, 0.0), 0.0)
+        mu = np.zeros(problem.n_requests)
+        np.maximum.at(mu, req, base - lam[problem.req_startup[req]] * load)
+        term = lam * budget + np.bincount(problem.req_startup, weights=mu, minlength=n_startups)
+        best = np.minimum(best, term)
+    group_cap = np.where(np.isfinite(problem.group_cap), problem.group_cap, 0.0)
+    assert not np.any(sigma[~np.isfinite(problem.group_cap)] > 0)
+    return float(best.sum() + (problem.off_cap * pi).sum() + (group_cap * sigma).sum())
