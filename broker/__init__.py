@@ -39,6 +39,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from adapters.registry import AdapterRegistry
 
     app.extensions["broker.adapters"] = AdapterRegistry.from_entry_points()
+    from broker.services.sync import CarrierAdapters
+
+    # Built lazily, one per carrier, and kept: each owns its carrier's circuit breaker.
+    app.extensions["broker.carrier_adapters"] = CarrierAdapters(app.extensions["broker.adapters"], app.config["CARRIERS"])
     _register_api(app)
     return app
 
@@ -64,12 +68,12 @@ def _api_settings() -> dict[str, Any]:
 
 
 def _register_api(app: Flask) -> None:
-    from broker.api import health, market, parties, policy
+    from broker.api import carriers, cycles, health, market, parties, policy
     from broker.api.common import Api, handle_domain_error, handle_unexpected
     from broker.errors import DomainError
 
     api = Api(app)
-    for blueprint in (parties.blp, market.blp, policy.blp):
+    for blueprint in (parties.blp, market.blp, policy.blp, carriers.blp, cycles.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
     app.register_error_handler(DomainError, handle_domain_error)

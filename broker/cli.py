@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
+
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from adapters.simulators.cli import simulate_command
 from broker import create_app
+from broker.bench_sync import bench_sync
+from broker.matching.cli import bench_match_command, match_command
+from broker.clock import SHANGHAI
 from broker.db import get_db, get_session
 from broker.errors import DomainError
 from broker.models import Role
@@ -117,6 +121,69 @@ def carriers_list() -> None:
         click.echo(f"{carrier.code}\t{carrier.adapter}\t{carrier.name}")
 
 
+@carriers_group.command("sync")
+@click.argument("code")
+@with_appcontext
+def carriers_sync(code: str) -> None:
+    """Pull carrier CODE's whole catalogue through its adapter and apply it (exit 1 if it failed)."""
+    from adapters.base import AdapterError
+    from broker.services.sync import adapter_for, sync_carrier
+
+    session = get_session()
+    try:
+        adapter = adapter_for(session, code, current_app.extensions["broker.carrier_adapters"])
+    except DomainError as error:
+        _fail(error)
+    except AdapterError as error:  # not configured: no settings, or a credential variable unset
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(2)
+    sync = sync_carrier(session, code, adapter)
+    click.echo(_describe_sync(sync))
+    if sync.error is not None:
+        sys.exit(1)
+
+
+def _describe_sync(sync) -> str:  # noqa: ANN001
+    from broker.schemas.fields import SHANGHAI
+
+    started = sync.started_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    counts = " ".join(f"{name}={value}" for name, value in sync.counts.items())
+    line = f"sync {sync.id}  {started}  {sync.source.value:<7}  {sync.status.value:<9}  {counts}"
+    return line + (f"\n  error: {sync.error}" if sync.error else "")
+
+
+@carriers_group.command("sync-report")
+@click.argument("code")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000), help="syncs to show")
+@with_appcontext
+def carriers_sync_report(code: str, limit: int) -> None:
+    """Show carrier CODE's recent syncs, and what the latest one quarantined and kept."""
+    from broker.services.sync import sync_report
+
+    try:
+        report = sync_report(get_session(), code, limit)
+    except DomainError as error:
+        _fail(error)
+    if not report.syncs:
+        click.echo(f"No syncs of {code} yet.")
+        return
+    click.echo(f"Syncs of {code} ({report.carrier.name}), newest first, times in Asia/Shanghai:")
+    for sync in report.syncs:
+        click.echo(_describe_sync(sync))
+    latest = report.syncs[0]
+    if report.quarantined:
+        click.echo(f"Quarantined by sync {latest.id} (first {len(report.quarantined)} of {latest.quarantined}):")
+        for record in report.quarantined:
+            click.echo(f"  {record.location or '-'}\t{record.external_id or '-'}\t{record.reason}")
+    if report.conflicts:
+        click.echo(f"Promised capacity kept by sync {latest.id} (first {len(report.conflicts)} of {latest.conflicts}):")
+        for conflict in report.conflicts:
+            click.echo(
+                f"  offer {conflict.offer_id} ({conflict.external_id}) {conflict.kind.value}: feed asked "
+                f"{conflict.requested_quantity}, kept {conflict.kept_quantity}"
+            )
+
+
 @main.group("tokens")
 def tokens_group() -> None:
     """API tokens."""
@@ -134,6 +201,63 @@ def tokens_revoke(token_id: int) -> None:
     except DomainError as error:
         _fail(error)
     click.echo(f"Revoked token {token.id} ({token.prefix}…) of account {token.account_id}.")
+
+
+@main.group("bench")
+def bench_group() -> None:
+    """Benchmarks: measure and print a table (not tests)."""
+
+
+bench_group.add_command(bench_sync)
+bench_group.add_command(bench_match_command, "match")
+main.add_command(match_command, "match")
+
+
+@main.group("cycle")
+def cycle_group() -> None:
+    """Matching cycles."""
+
+
+@cycle_group.command("run")
+@click.option("--dry-run", is_flag=True, help="show what would be proposed; hold and write nothing")
+@click.option("--time-limit", type=click.FloatRange(0.1, 3600), help="seconds for the matching engine")
+@with_appcontext
+def cycle_run(dry_run: bool, time_limit: float | None) -> None:
+    """Run a matching cycle now (as the operator), and print its outcome."""
+    import json
+
+    from broker.clock import now
+    from broker.services.cycles import run_cycle
+
+    try:
+        outcome = run_cycle(get_session(), now(), dry_run=dry_run, time_limit=time_limit)
+    except DomainError as error:
+        _fail(error)
+    stats = outcome.stats
+    head = "Dry run (nothing held)" if outcome.cycle is None else f"Cycle {outcome.cycle.id} proposed"
+    click.echo(
+        f"{head}: {stats['proposals']} proposals for {stats['requests_served']} of {stats['requests']} requests "
+        f"over {stats['offers']} offers; objective {stats['objective']}, bound {stats['bound']}, gap {stats['gap']}"
+    )
+    if outcome.cycle is not None:
+        click.echo(f"Approval deadline: {outcome.cycle.approval_deadline.astimezone(SHANGHAI).isoformat()}")
+    for item in outcome.proposals if dry_run else []:
+        click.echo(json.dumps(item, ensure_ascii=False))
+    for item in stats["unfilled"]:
+        click.echo(f"  request {item['request_id']} left short: {item['reason']}")
+
+
+@main.command("scheduler")
+@with_appcontext
+def scheduler_command() -> None:
+    """Run the scheduled jobs in this process (production: one or more of these beside gunicorn)."""
+    from scheduler.runner import SchedulerRefused, serve
+
+    try:
+        serve(current_app._get_current_object())  # type: ignore[attr-defined]
+    except SchedulerRefused as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(1)
 
 
 @main.command("demo")

@@ -6,8 +6,15 @@
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Mapping
+import re
+import tomllib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from adapters.base import CarrierConfig
 
 ENVIRONMENTS = ("development", "test", "production")
 
@@ -21,6 +28,29 @@ VARIABLES: dict[str, str] = {
     "BROKER_MAX_BODY_BYTES": "largest accepted request body in bytes; default 1048576",
     "BROKER_LOG_LEVEL": "logging level; default INFO",
     "BROKER_TEST_DATABASE_URL": "tests only: a PostgreSQL server URL; the suite creates and drops its own database there",
+    "BROKER_CARRIERS_FILE": "TOML or JSON file of per-carrier settings (base URL, credential variable names, "
+    "timeouts, sync schedule, webhook secret variable); default outside production: the simulators on "
+    "127.0.0.1:8001 (telecom), :8002 (mobile), :8003 (unicom)",
+    "BROKER_CARRIER_<CODE>_BASE_URL": "overrides one carrier's base URL, e.g. BROKER_CARRIER_TELECOM_BASE_URL",
+    "BROKER_CARRIER_<CODE>_<CREDENTIAL>": "a carrier's credentials and webhook secret, read from the variables its "
+    "settings name; the default settings use BROKER_CARRIER_TELECOM_TOKEN, BROKER_CARRIER_MOBILE_APP_KEY / "
+    "_APP_SECRET, BROKER_CARRIER_UNICOM_USERNAME / _PASSWORD and BROKER_CARRIER_<CODE>_WEBHOOK_SECRET",
+    "BROKER_SCHEDULE_<JOB>": "cron (Asia/Shanghai; 5 fields, or 6 with seconds first) for a scheduled job, or 'off'; "
+    "jobs and defaults: RUN_CYCLE '0 9 * * mon', CLOSE_APPROVALS '*/5 * * * *', PROVISION '* * * * *', "
+    "EXPIRE '10 0 * * *', PULL_USAGE '0 * * * *', DELIVER_WEBHOOKS '* * * * *'; carriers' syncs follow their sync_schedule",
+    "BROKER_MISFIRE_GRACE_SECONDS": "a firing missed while no scheduler ran is run once on start-up if younger than this; "
+    "default 3600",
+    "BROKER_MATCHING_TIME_LIMIT": "seconds the matching engine may take in a scheduled cycle; default 60",
+}
+
+# Every scheduled job but the carriers' syncs (those follow each carrier's sync_schedule).
+DEFAULT_SCHEDULES: dict[str, str] = {
+    "run_cycle": "0 9 * * mon",  # Monday 09:00; the policy's approval window ends Wednesday 18:00
+    "close_approvals": "*/5 * * * *",
+    "provision": "* * * * *",
+    "expire": "10 0 * * *",
+    "pull_usage": "0 * * * *",
+    "deliver_webhooks": "* * * * *",
 }
 
 _DEFAULTS: dict[str, object] = {
@@ -30,7 +60,101 @@ _DEFAULTS: dict[str, object] = {
     "SECRET_KEY": None,
     "DATABASE_URL": None,
     "INSTANCE_PATH": None,
+    "CARRIERS": {},
+    "SCHEDULES": DEFAULT_SCHEDULES,
+    "MISFIRE_GRACE_SECONDS": 3600,
+    "MATCHING_TIME_LIMIT": 60.0,
 }
+
+# Outside production, carriers default to their simulators (`broker simulate CODE --port N`).
+# Credentials are named by environment variable here and never given inline.
+DEMO_CARRIERS: dict[str, dict[str, Any]] = {
+    "telecom": {
+        "base_url": "http://127.0.0.1:8001",
+        "credentials": {"token": "BROKER_CARRIER_TELECOM_TOKEN"},
+        "webhook_secret": "BROKER_CARRIER_TELECOM_WEBHOOK_SECRET",
+        "sync_schedule": "*/30 * * * *",
+    },
+    "mobile": {
+        "base_url": "http://127.0.0.1:8002",
+        "credentials": {"app_key": "BROKER_CARRIER_MOBILE_APP_KEY", "app_secret": "BROKER_CARRIER_MOBILE_APP_SECRET"},
+        "webhook_secret": "BROKER_CARRIER_MOBILE_WEBHOOK_SECRET",
+        "sync_schedule": "*/30 * * * *",
+    },
+    "unicom": {
+        "base_url": "http://127.0.0.1:8003",
+        "credentials": {"username": "BROKER_CARRIER_UNICOM_USERNAME", "password": "BROKER_CARRIER_UNICOM_PASSWORD"},
+        "sync_schedule": "0 * * * *",
+    },
+}
+
+_VARIABLE_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class CarrierSettings:
+    """One carrier's settings: how its adapter reaches it, its webhook secret's variable, its sync cron."""
+
+    code: str
+    adapter: CarrierConfig
+    webhook_secret_variable: str | None = None
+    sync_schedule: str | None = None  # a crontab expression in Asia/Shanghai time
+
+
+def parse_carriers(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, CarrierSettings]:
+    """CarrierSettings by carrier code from {code: {base_url, credentials, ...}}, with
+    BROKER_CARRIER_<CODE>_BASE_URL overrides; ConfigurationError names the carrier and the problem."""
+    from adapters.base import CarrierConfig
+
+    carriers: dict[str, CarrierSettings] = {}
+    for code, raw in data.items():
+        where = f"carrier {code!r}"
+        if not isinstance(raw, Mapping):
+            raise ConfigurationError(f"{where}: settings must be a table of keys")
+        values = dict(raw)
+        webhook_secret = values.pop("webhook_secret", None)
+        schedule = values.pop("sync_schedule", None)
+        override = environ.get(f"BROKER_CARRIER_{code.upper()}_BASE_URL")
+        if override:
+            values["base_url"] = override
+        named = list(dict(values.get("credentials") or {}).values()) + ([webhook_secret] if webhook_secret else [])
+        for variable in named:
+            if not isinstance(variable, str) or not _VARIABLE_NAME.match(variable):
+                # Never echo the value: it may be a secret pasted where its variable's name belongs.
+                raise ConfigurationError(
+                    f"{where}: credentials and webhook_secret name environment variables "
+                    "(upper-case letters, digits, _), never the secret itself"
+                )
+        if schedule is not None:
+            _check_cron(where, schedule)
+        try:
+            config = CarrierConfig.from_mapping(values)
+        except (TypeError, ValueError) as error:
+            raise ConfigurationError(f"{where}: {error}") from None
+        carriers[code] = CarrierSettings(code, config, webhook_secret, schedule)
+    return carriers
+
+
+def _check_cron(where: str, schedule: object) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(str(schedule), timezone="Asia/Shanghai")
+    except ValueError as error:
+        raise ConfigurationError(f"{where}: sync_schedule {schedule!r} is not a crontab expression: {error}") from None
+
+
+def _read_carriers_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            content = handle.read()
+        data = json.loads(content) if path.lower().endswith(".json") else tomllib.loads(content.decode())
+    except (OSError, ValueError) as error:  # tomllib.TOMLDecodeError and JSONDecodeError are ValueErrors
+        raise ConfigurationError(f"BROKER_CARRIERS_FILE={path!r} cannot be read: {error}") from None
+    carriers = data.get("carriers") if isinstance(data, dict) else None
+    if not isinstance(carriers, dict):
+        raise ConfigurationError(f"BROKER_CARRIERS_FILE={path!r} needs a [carriers.<code>] table per carrier")
+    return carriers
 
 
 class ConfigurationError(RuntimeError):
@@ -59,6 +183,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
             settings["MAX_CONTENT_LENGTH"] = int(env["BROKER_MAX_BODY_BYTES"])
         except ValueError:
             raise ConfigurationError("BROKER_MAX_BODY_BYTES must be an integer number of bytes") from None
+    if "BROKER_CARRIERS_FILE" in env:
+        carriers = _read_carriers_file(env["BROKER_CARRIERS_FILE"])
+    else:
+        carriers = {} if settings["BROKER_ENV"] == "production" else DEMO_CARRIERS
+    settings["CARRIERS"] = parse_carriers(carriers, env)
+    settings["SCHEDULES"] = {
+        job: env.get(f"BROKER_SCHEDULE_{job.upper()}", default) for job, default in DEFAULT_SCHEDULES.items()
+    }
+    for name, key, kind in (
+        ("BROKER_MISFIRE_GRACE_SECONDS", "MISFIRE_GRACE_SECONDS", int),
+        ("BROKER_MATCHING_TIME_LIMIT", "MATCHING_TIME_LIMIT", float),
+    ):
+        if name in env:
+            try:
+                settings[key] = kind(env[name])
+            except ValueError:
+                raise ConfigurationError(f"{name} must be a number") from None
     check_settings(settings)
     return settings
 

@@ -15,8 +15,27 @@ from broker.models.enums import (
 from broker.models.market import Allocation, MatchingCycle, Offer, ResourceRequest
 from broker.models.parties import Account, ApiToken, Carrier, Startup
 from broker.models.policy import IdempotencyRecord, Policy, SubsidyCommitment, SubsidyProgram
+from broker.models.sync import CarrierSync, ConflictKind, QuarantinedRecord, SyncConflict, SyncSource, SyncStatus
+from broker.models.workflow import (
+    Appeal,
+    AppealStatus,
+    DeliveryStatus,
+    Event,
+    JobRun,
+    UsageReport,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 
 __all__ = [
+    "Appeal",
+    "AppealStatus",
+    "DeliveryStatus",
+    "Event",
+    "JobRun",
+    "UsageReport",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "LIGHTHOUSE_SECTORS",
     "Account",
     "Allocation",
@@ -25,12 +44,15 @@ __all__ = [
     "AuditEntry",
     "Audited",
     "Carrier",
+    "CarrierSync",
+    "ConflictKind",
     "CycleStatus",
     "IdempotencyRecord",
     "MatchingCycle",
     "Offer",
     "OfferStatus",
     "Policy",
+    "QuarantinedRecord",
     "ProgramStatus",
     "RequestStatus",
     "ResourceRequest",
@@ -40,4 +62,7 @@ __all__ = [
     "StartupStatus",
     "SubsidyCommitment",
     "SubsidyProgram",
+    "SyncConflict",
+    "SyncSource",
+    "SyncStatus",
 ]

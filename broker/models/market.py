@@ -22,6 +22,10 @@ from broker.models.enums import (
 from broker.models.parties import Account, Carrier, Startup
 from broker.resources import KIND_NAMES
 
+_GRANTED_ALLOCATION_STATUSES = frozenset(
+    {AllocationStatus.approved, AllocationStatus.provisioning, AllocationStatus.active, AllocationStatus.released}
+)
+
 
 def kind_column_type() -> sa.Enum:
     return sa.Enum(*KIND_NAMES, name="kind", native_enum=False, create_constraint=True, length=16)
@@ -120,6 +124,49 @@ class ResourceRequest(Audited, Base):
         self.audit_as("withdraw")
         self.status = RequestStatus.withdrawn
 
+    def propose(self) -> None:
+        """A cycle proposed allocations for it; staff decide next."""
+        self.audit_as("propose")
+        self.status = RequestStatus.proposed
+
+    def wait_another_cycle(self) -> None:
+        """Left short this cycle: it stays queued and gains priority for the next one."""
+        self.cycles_waited += 1
+
+    def settle(self, today: dt.date) -> None:
+        """Follow its allocations once a decision on one of them is made."""
+        statuses = {a.status for a in self.allocations}
+        if statuses & {AllocationStatus.proposed}:
+            return
+        if statuses & {AllocationStatus.active}:
+            new = RequestStatus.active
+        elif statuses & {AllocationStatus.approved, AllocationStatus.provisioning}:
+            new = RequestStatus.approved
+        elif AllocationStatus.released in statuses:
+            new = RequestStatus.completed
+        elif self.window_start < today:
+            new = RequestStatus.expired  # nothing was granted and its window has begun
+        else:
+            new = RequestStatus.submitted  # back in the queue, having waited one more cycle
+            if self.status is RequestStatus.proposed:
+                self.cycles_waited += 1
+        if new is not self.status:
+            self.audit_as(new.value if new is not RequestStatus.submitted else "requeue")
+            self.status = new
+
+    def expire(self) -> None:
+        """Its window began and nothing was granted."""
+        if self.status is not RequestStatus.submitted:
+            raise Conflict(f"A {self.status.value} request does not expire.")
+        self.audit_as("expire")
+        self.status = RequestStatus.expired
+
+    @property
+    def granted(self) -> Decimal:
+        return sum(
+            (a.quantity for a in self.allocations if a.status in _GRANTED_ALLOCATION_STATUSES), Decimal(0)
+        )
+
 
 class MatchingCycle(Audited, Base):
     __tablename__ = "matching_cycles"
@@ -139,7 +186,49 @@ class MatchingCycle(Audited, Base):
             "approval_deadline IS NULL OR started_at IS NULL OR approval_deadline > started_at",
             name="deadline_after_start",
         ),
+        # At most one running cycle, whatever the code does.
+        sa.Index(
+            "uq_matching_cycles_one_running",
+            "status",
+            unique=True,
+            sqlite_where=sa.text("status = 'running'"),
+            postgresql_where=sa.text("status = 'running'"),
+        ),
     )
+
+    def start(self, now: dt.datetime) -> None:
+        self._require(CycleStatus.scheduled)
+        self.audit_as("start")
+        self.status = CycleStatus.running
+        self.started_at = now
+
+    def propose(self, stats: dict, deadline: dt.datetime, now: dt.datetime) -> None:
+        """The engine answered: proposals are written and wait for staff until `deadline`."""
+        self._require(CycleStatus.running)
+        self.audit_as("propose")
+        self.status = CycleStatus.proposed
+        self.stats = stats
+        self.approval_deadline = deadline
+        self.finished_at = now
+
+    def close(self) -> None:
+        """The approval window is over: every proposal was decided or has lapsed."""
+        self._require(CycleStatus.proposed)
+        self.audit_as("close")
+        self.status = CycleStatus.closed
+
+    def fail(self, error: str, now: dt.datetime) -> None:
+        self.audit_as("fail")
+        self.status = CycleStatus.failed
+        self.error = error
+        self.finished_at = now
+
+    def accepts_decisions(self, now: dt.datetime) -> bool:
+        return self.status is CycleStatus.proposed and self.approval_deadline is not None and now < self.approval_deadline
+
+    def _require(self, *statuses: CycleStatus) -> None:
+        if self.status not in statuses:
+            raise Conflict(f"Cycle {self.id} is {self.status.value}.")
 
 
 class Allocation(Audited, Base):
@@ -160,6 +249,12 @@ class Allocation(Audited, Base):
     decided_at: Mapped[dt.datetime | None]
     decision_reason: Mapped[str | None] = mapped_column(sa.Text)
     carrier_ref: Mapped[str | None] = mapped_column(sa.String(128))
+    provision_attempts: Mapped[int] = mapped_column(default=0)
+    # When provisioning is tried next; NULL while provisioning means retries are exhausted
+    # and staff must look (last_error says why).
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(index=True)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    released_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -171,6 +266,7 @@ class Allocation(Audited, Base):
     __table_args__ = (
         sa.CheckConstraint("quantity > 0", name="quantity_positive"),
         sa.CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+        sa.CheckConstraint("provision_attempts >= 0", name="provision_attempts_not_negative"),
         sa.UniqueConstraint("cycle_id", "request_id", "offer_id"),
     )
 
@@ -185,3 +281,60 @@ class Allocation(Audited, Base):
         self.status = AllocationStatus.rejected
         self.decision_reason = reason
         self.decided_at = utcnow()
+
+    @property
+    def cost(self) -> Decimal:
+        """What the startup pays for it before any subsidy, to the fen."""
+        return (self.quantity * self.unit_price).quantize(Decimal("0.01"))
+
+    def approve(self, by_id: int, reason: str | None, now: dt.datetime) -> None:
+        """Staff approve the proposal; its capacity, already held, is now promised for good."""
+        self._require(AllocationStatus.proposed)
+        self.audit_as("approve")
+        self.status = AllocationStatus.approved
+        self.decided_by_id, self.decision_reason, self.decided_at = by_id, reason, now
+
+    def reject(self, by_id: int, reason: str, now: dt.datetime) -> None:
+        """Staff reject the proposal; the caller gives its held capacity back."""
+        self._require(AllocationStatus.proposed)
+        self.audit_as("reject")
+        self.status = AllocationStatus.rejected
+        self.decided_by_id, self.decision_reason, self.decided_at = by_id, reason, now
+
+    def lapse(self, now: dt.datetime) -> None:
+        """No decision before the deadline; the caller gives its held capacity back."""
+        self._require(AllocationStatus.proposed)
+        self.audit_as("lapse")
+        self.status = AllocationStatus.lapsed
+        self.decision_reason, self.decided_at = "no decision before the approval deadline", now
+
+    def begin_provisioning(self, now: dt.datetime) -> None:
+        """About to ask the carrier; a crash from here on is retried with the same idempotency key."""
+        self._require(AllocationStatus.approved, AllocationStatus.provisioning)
+        if self.status is AllocationStatus.approved:
+            self.audit_as("provision")
+            self.status = AllocationStatus.provisioning
+        self.provision_attempts += 1
+        self.next_attempt_at = None
+
+    def provisioned(self, carrier_ref: str, now: dt.datetime) -> None:
+        """The carrier confirmed: the startup can use it."""
+        self._require(AllocationStatus.provisioning)
+        self.audit_as("activate")
+        self.status = AllocationStatus.active
+        self.carrier_ref = carrier_ref
+        self.last_error = None
+
+    def provisioning_failed(self, error: str, retry_at: dt.datetime | None) -> None:
+        """The carrier call failed; retried at `retry_at`, or left for staff when None."""
+        self._require(AllocationStatus.provisioning)
+        self.audit_as("provisioning_failed")
+        self.last_error = error
+        self.next_attempt_at = retry_at
+
+    def release(self, now: dt.datetime) -> None:
+        """Its window is over (or it was withdrawn): the carrier took it back."""
+        self._require(AllocationStatus.active)
+        self.audit_as("release")
+        self.status = AllocationStatus.released
+        self.released_at = now

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from broker.db import Base, utcnow
+from broker.db import Base, Money, utcnow
 from broker.errors import Conflict
 from broker.models.audit import Audited
 from broker.models.enums import Role, Sector, StartupStatus, enum_column_type
@@ -44,6 +45,8 @@ class Startup(Audited, Base):
     contact_phone: Mapped[str | None] = mapped_column(sa.String(32))
     registered_in_district: Mapped[bool] = mapped_column(default=True)
     key_enterprise: Mapped[bool] = mapped_column(default=False)  # 重点企业
+    # The most the startup will spend in one cycle (None: no limit); the engine keeps to it.
+    cycle_budget: Mapped[Decimal | None] = mapped_column(Money())
     # A startup a carrier owns may not be subsidised on that carrier's capacity.
     affiliated_carrier_id: Mapped[int | None] = mapped_column(sa.ForeignKey("carriers.id"))
     status: Mapped[StartupStatus] = mapped_column(
@@ -55,6 +58,7 @@ class Startup(Audited, Base):
     __table_args__ = (
         sa.CheckConstraint("length(uscc) = 18", name="uscc_length"),
         sa.CheckConstraint("headcount >= 0", name="headcount_not_negative"),
+        sa.CheckConstraint("cycle_budget IS NULL OR cycle_budget >= 0", name="cycle_budget_not_negative"),
     )
 
     @property

@@ -5,11 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError, fields
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from broker.clock import SHANGHAI
 
 
 class Exact(fields.Field):

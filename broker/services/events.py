@@ -1,0 +1,135 @@
+"""The event feed of startups and carriers, and its signed webhook deliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from broker.clock import SHANGHAI
+from broker.errors import InvalidInput
+from broker.models import Account, Allocation, Role
+from broker.models.workflow import DeliveryStatus, Event, WebhookDelivery, WebhookSubscription
+
+MAX_DELIVERY_ATTEMPTS = 8
+SIGNATURE_HEADER = "X-Broker-Signature"
+
+
+def record(
+    session: Session, type_: str, allocation: Allocation | None, startup_id: int | None, carrier_id: int | None,
+    now: dt.datetime, **payload: Any,
+) -> Event:
+    """Put an event in the feeds of the startup and the carrier it concerns, and queue its webhooks."""
+    body = dict(payload)
+    if allocation is not None:
+        body.update(
+            allocation_id=allocation.id, request_id=allocation.request_id, offer_id=allocation.offer_id,
+            quantity=str(allocation.quantity), status=allocation.status.value, carrier_ref=allocation.carrier_ref,
+        )
+    event = Event(
+        type=type_, startup_id=startup_id, carrier_id=carrier_id,
+        allocation_id=allocation.id if allocation is not None else None, payload=body, created_at=now,
+    )
+    session.add(event)
+    session.flush()
+    subscriptions = session.scalars(
+        sa.select(WebhookSubscription)
+        .join(Account, WebhookSubscription.account_id == Account.id)
+        .where(
+            sa.or_(
+                sa.and_(Account.role == Role.startup, Account.startup_id == startup_id),
+                sa.and_(Account.role == Role.carrier, Account.carrier_id == carrier_id),
+            )
+        )
+    ).all()
+    for subscription in subscriptions:
+        session.add(WebhookDelivery(event_id=event.id, subscription_id=subscription.id, next_attempt_at=now))
+    return event
+
+
+def feed(session: Session, actor: Account, since_id: int | None = None) -> sa.Select:
+    """A startup's or carrier's own events, oldest first; staff see every event."""
+    query = sa.select(Event).order_by(Event.id)
+    if actor.role is Role.startup:
+        query = query.where(Event.startup_id == actor.startup_id)
+    elif actor.role is Role.carrier:
+        query = query.where(Event.carrier_id == actor.carrier_id)
+    if since_id is not None:
+        query = query.where(Event.id > since_id)
+    return query
+
+
+def subscribe(session: Session, actor: Account, url: str) -> tuple[WebhookSubscription, str]:
+    """Set where the account's events are POSTed; returns the signing secret, shown once."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput("The webhook URL must be http(s) with a host.", {"url": ["Not an http(s) URL."]})
+    subscription = session.scalar(sa.select(WebhookSubscription).where(WebhookSubscription.account_id == actor.id))
+    secret = "whsec_" + secrets.token_urlsafe(24)
+    if subscription is None:
+        subscription = WebhookSubscription(account_id=actor.id, url=url, secret=secret)
+        session.add(subscription)
+    else:
+        subscription.url, subscription.secret = url, secret
+    session.commit()
+    return subscription, secret
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """`t=<unix time>,v1=<hex HMAC-SHA256 of "t.body">`, as receivers verify it."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def deliver_due(session: Session, http: requests.Session, now: dt.datetime, *, timeout: float = 5.0) -> dict[str, int]:
+    """POST every due delivery once; failures are retried with exponential back-off, then given up.
+
+    No transaction is open while a receiver is being called: a slow receiver must not hold
+    the database (on SQLite, its only writer) for everyone else.
+    """
+    due = session.scalars(
+        sa.select(WebhookDelivery)
+        .where(WebhookDelivery.status == DeliveryStatus.pending, WebhookDelivery.next_attempt_at <= now)
+        .order_by(WebhookDelivery.id)
+        .limit(500)
+    ).all()
+    outbox = [(d.id, d.subscription.url, d.subscription.secret, _body(d.event)) for d in due]
+    session.commit()
+    counts = {"delivered": 0, "retrying": 0, "failed": 0}
+    for delivery_id, url, secret, body in outbox:
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, int(now.timestamp()), body)}
+        try:
+            response = http.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+            error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+        except requests.RequestException as exc:
+            error = type(exc).__name__
+        delivery = session.get(WebhookDelivery, delivery_id)
+        delivery.attempts += 1
+        if error is None:
+            delivery.status, delivery.delivered_at, delivery.last_error = DeliveryStatus.delivered, now, None
+            counts["delivered"] += 1
+        elif delivery.attempts >= MAX_DELIVERY_ATTEMPTS:
+            delivery.status, delivery.last_error = DeliveryStatus.failed, error
+            counts["failed"] += 1
+        else:
+            delivery.last_error = error
+            delivery.next_attempt_at = now + dt.timedelta(seconds=30 * 2 ** (delivery.attempts - 1))
+            counts["retrying"] += 1
+        session.commit()
+    return counts
+
+
+def _body(event: Event) -> bytes:
+    return json.dumps(
+        {"id": event.id, "type": event.type, "created_at": event.created_at.astimezone(SHANGHAI).isoformat(),
+         "data": event.payload},
+        ensure_ascii=False, sort_keys=True,
+    ).encode()

@@ -1,0 +1,183 @@
+"""After approval: provisioning at the carrier, expiry and release, and usage against subsidies.
+
+Each carrier call happens outside any database transaction, between two short ones: the
+first records the attempt, the second its outcome. A crash in between is safe because the
+carrier is always called with the allocation's id as its idempotency key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import ROUND_DOWN, Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from adapters.base import AdapterError, CarrierAdapter, Feature, ProvisionRequest
+from broker.clock import local_date
+from broker.models import (
+    Allocation,
+    AllocationStatus,
+    Carrier,
+    RequestStatus,
+    ResourceRequest,
+    SubsidyCommitment,
+    SubsidyProgram,
+)
+from broker.models.workflow import UsageReport
+from broker.services import events
+from broker.services.market import release_hold
+
+AdapterFor = Callable[[Carrier], CarrierAdapter]
+
+MAX_PROVISION_ATTEMPTS = 5
+BATCH = 100
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """Back-off after the n-th failed attempt: 1, 2, 4, 8 … minutes."""
+    return dt.timedelta(minutes=2 ** (attempts - 1))
+
+
+def provision_due(session: Session, adapter_for: AdapterFor, now: dt.datetime) -> dict[str, int]:
+    """Ask carriers to set up approved allocations, and retry failed ones whose back-off is over."""
+    due = session.scalars(
+        sa.select(Allocation)
+        .where(
+            sa.or_(
+                Allocation.status == AllocationStatus.approved,
+                sa.and_(Allocation.status == AllocationStatus.provisioning, Allocation.next_attempt_at <= now),
+            )
+        )
+        .order_by(Allocation.id)
+        .limit(BATCH)
+        .with_for_update(skip_locked=True)
+    ).all()
+    work = []
+    for allocation in due:
+        allocation.begin_provisioning(now)
+        request, offer = allocation.request, allocation.offer
+        work.append(
+            (
+                allocation.id,
+                offer.carrier,
+                ProvisionRequest(
+                    allocation_id=str(allocation.id),
+                    offer_external_id=offer.external_id,
+                    kind=offer.kind,
+                    quantity=allocation.quantity,
+                    window_start=request.window_start,
+                    window_end=request.window_end,
+                ),
+            )
+        )
+    session.commit()
+
+    counts = {"provisioned": 0, "retrying": 0, "failed": 0}
+    for allocation_id, carrier, order in work:
+        try:
+            outcome, error = adapter_for(carrier).provision(order), None
+        except AdapterError as exc:
+            outcome, error = None, str(exc)
+        allocation = session.get(Allocation, allocation_id)
+        if outcome is not None:
+            allocation.provisioned(outcome.carrier_reference, now)
+            events.record(session, "allocation.provisioned", allocation, allocation.request.startup_id, carrier.id, now)
+            allocation.request.settle(local_date(now))
+            counts["provisioned"] += 1
+        elif allocation.provision_attempts < MAX_PROVISION_ATTEMPTS:
+            allocation.provisioning_failed(error, now + retry_delay(allocation.provision_attempts))
+            counts["retrying"] += 1
+        else:
+            # Out of retries: left for staff, who see it with its error and can retry it.
+            allocation.provisioning_failed(error, None)
+            events.record(session, "allocation.provisioning_failed", allocation, allocation.request.startup_id, carrier.id, now, error=error)
+            counts["failed"] += 1
+        session.commit()
+    return counts
+
+
+def expire_finished(session: Session, adapter_for: AdapterFor, now: dt.datetime) -> dict[str, int]:
+    """Release allocations whose window is over, at the carrier and here; expire requests never served."""
+    today = local_date(now)
+    finished = session.scalars(
+        sa.select(Allocation)
+        .join(Allocation.request)
+        .where(Allocation.status == AllocationStatus.active, ResourceRequest.window_end < today)
+        .order_by(Allocation.id)
+        .limit(BATCH)
+    ).all()
+    work = [(a.id, a.offer.carrier, a.carrier_ref) for a in finished]
+    stale = session.scalars(
+        sa.select(ResourceRequest)
+        .where(ResourceRequest.status == RequestStatus.submitted, ResourceRequest.window_start < today)
+        .order_by(ResourceRequest.id)
+    ).all()
+    for request in stale:
+        request.expire()
+        events.record(session, "request.expired", None, request.startup_id, None, now, request_id=request.id)
+    session.commit()
+
+    counts = {"released": 0, "release_failed": 0, "requests_expired": len(stale)}
+    for allocation_id, carrier, carrier_ref in work:
+        adapter = adapter_for(carrier)
+        try:
+            if adapter.supports(Feature.RELEASE) and carrier_ref:
+                adapter.release(carrier_ref)
+        except AdapterError as exc:
+            allocation = session.get(Allocation, allocation_id)
+            allocation.last_error = f"release: {exc}"
+            session.commit()
+            counts["release_failed"] += 1  # tried again at the next run
+            continue
+        allocation = session.get(Allocation, allocation_id)
+        allocation.release(now)
+        release_hold(session, allocation.offer_id, allocation.quantity)
+        events.record(session, "allocation.expired", allocation, allocation.request.startup_id, carrier.id, now)
+        allocation.request.settle(today)
+        session.commit()
+        counts["released"] += 1
+    return counts
+
+
+def pull_usage(session: Session, carrier: Carrier, adapter: CarrierAdapter, now: dt.datetime) -> dict[str, int]:
+    """Record a carrier's new usage lines once each, and redeem subsidy commitments against them."""
+    if not adapter.supports(Feature.USAGE):
+        return {"recorded": 0, "skipped": 0}
+    since = session.scalar(
+        sa.select(sa.func.max(UsageReport.recorded_at)).where(UsageReport.carrier_id == carrier.id)
+    ) or dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    session.commit()
+    result = adapter.fetch_usage(since)
+    recorded = skipped = 0
+    for line in result.records:
+        allocation = session.get(Allocation, int(line.allocation_id)) if line.allocation_id.isdigit() else None
+        known = session.scalar(
+            sa.select(UsageReport.id).where(UsageReport.carrier_id == carrier.id, UsageReport.external_id == line.external_id)
+        )
+        if allocation is None or allocation.offer.carrier_id != carrier.id or known is not None:
+            skipped += 1
+            continue
+        session.add(
+            UsageReport(carrier_id=carrier.id, external_id=line.external_id, allocation_id=allocation.id,
+                        quantity=line.quantity, recorded_at=line.recorded_at)
+        )
+        _redeem(session, allocation, line.quantity)
+        recorded += 1
+    session.commit()
+    return {"recorded": recorded, "skipped": skipped}
+
+
+def _redeem(session: Session, allocation: Allocation, used: Decimal) -> None:
+    commitment = session.scalar(
+        sa.select(SubsidyCommitment).where(SubsidyCommitment.allocation_id == allocation.id).with_for_update()
+    )
+    if commitment is None:
+        return
+    program = session.scalar(sa.select(SubsidyProgram).where(SubsidyProgram.id == commitment.program_id).with_for_update())
+    share = (used * allocation.unit_price * program.rate).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    amount = min(share, commitment.amount - commitment.redeemed)
+    if amount > 0:
+        commitment.redeemed += amount
+        program.redeemed += amount

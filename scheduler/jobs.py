@@ -1,0 +1,116 @@
+"""The scheduled jobs. Each is thin: open a session, call one service, close it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import requests
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from adapters.base import AdapterError, CarrierAdapter
+from broker.db import get_db
+from broker.models import Carrier
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _session(app: Flask) -> Iterator[Session]:
+    session = get_db(app).sessionmaker()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def _adapter_for(app: Flask) -> Callable[[Carrier], CarrierAdapter]:
+    adapters = app.extensions["broker.carrier_adapters"]
+    return lambda carrier: adapters.get(carrier.code, carrier.adapter)
+
+
+def _active_carriers(session: Session) -> list[tuple[str, str]]:
+    carriers = [(c.code, c.adapter) for c in session.scalars(sa.select(Carrier).where(Carrier.active).order_by(Carrier.code))]
+    session.rollback()  # end the read: carriers are called with no transaction open
+    return carriers
+
+
+def sync_carrier(app: Flask, at: dt.datetime, code: str) -> None:
+    """Pull one carrier's catalogue; a failure is recorded as a failed sync by the service."""
+    from broker.services.sync import adapter_for
+    from broker.services.sync import sync_carrier as sync
+
+    with _session(app) as session:
+        adapter = adapter_for(session, code, app.extensions["broker.carrier_adapters"])
+        sync(session, code, adapter, at)
+
+
+def run_cycle(app: Flask, at: dt.datetime) -> None:
+    from broker.services.cycles import run_cycle as run
+
+    with _session(app) as session:
+        run(session, at, time_limit=app.config["MATCHING_TIME_LIMIT"])
+
+
+def close_approvals(app: Flask, at: dt.datetime) -> None:
+    from broker.services.cycles import close_approval_windows
+
+    with _session(app) as session:
+        close_approval_windows(session, at)
+
+
+def provision(app: Flask, at: dt.datetime) -> None:
+    from broker.services.provisioning import provision_due
+
+    with _session(app) as session:
+        provision_due(session, _adapter_for(app), at)
+
+
+def expire(app: Flask, at: dt.datetime) -> None:
+    from broker.services.provisioning import expire_finished
+
+    with _session(app) as session:
+        expire_finished(session, _adapter_for(app), at)
+
+
+def pull_usage(app: Flask, at: dt.datetime) -> None:
+    from broker.services.provisioning import pull_usage as pull
+
+    adapters = app.extensions["broker.carrier_adapters"]
+    with _session(app) as session:
+        for code, adapter_name in _active_carriers(session):
+            carrier = session.scalar(sa.select(Carrier).where(Carrier.code == code))
+            try:
+                pull(session, carrier, adapters.get(code, adapter_name), at)
+            except AdapterError as error:
+                session.rollback()
+                log.warning("usage of %s not pulled: %s", code, error)
+
+
+def deliver_webhooks(app: Flask, at: dt.datetime) -> None:
+    from broker.services.events import deliver_due
+
+    with _session(app) as session, requests.Session() as http:
+        deliver_due(session, http, at)
+
+
+JOBS: dict[str, Callable[[Flask, dt.datetime], None]] = {
+    "close_approvals": close_approvals,
+    "run_cycle": run_cycle,
+    "provision": provision,
+    "expire": expire,
+    "pull_usage": pull_usage,
+    "deliver_webhooks": deliver_webhooks,
+}
+SYNC_PREFIX = "sync:"  # one sync job per carrier, "sync:telecom", on the carrier's own schedule
+
+
+def job_function(job: str) -> Callable[[Flask, dt.datetime], None]:
+    if job.startswith(SYNC_PREFIX):
+        code = job[len(SYNC_PREFIX):]
+        return lambda app, at: sync_carrier(app, at, code)
+    return JOBS[job]
