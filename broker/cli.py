@@ -11,10 +11,10 @@ from flask.cli import FlaskGroup, with_appcontext
 from adapters.simulators.cli import simulate_command
 from broker import create_app
 from broker.bench_sync import bench_sync
-from broker.matching.cli import bench_match_command, match_command
 from broker.clock import SHANGHAI
 from broker.db import get_db, get_session
 from broker.errors import DomainError
+from broker.matching.cli import bench_match_command, match_command
 from broker.models import Role
 
 
@@ -266,14 +266,26 @@ def scheduler_command() -> None:
 @click.option("--no-serve", is_flag=True, help="set up the data, print the summary, and exit")
 @with_appcontext
 def demo(host: str, port: int, no_serve: bool) -> None:
-    """Migrate, load the demo district and serve the API (SQLite in the instance folder)."""
-    from broker.demo import prepare_demo
+    """Migrate, load the demo district, serve the carriers' simulators, the scheduler and the API."""
+    import os
+
+    from broker.demo import SIMULATOR_CREDENTIALS, prepare_demo, start_embedded_scheduler, start_simulators
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+    for name, value in SIMULATOR_CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    try:
+        start_simulators(app)
+    except OSError as error:
+        click.echo(f"Error: a carrier simulator's port is taken ({error}); stop what uses it or set "
+                   "BROKER_CARRIER_<CODE>_BASE_URL to another 127.0.0.1 port.", err=True)
+        sys.exit(1)
     summary = prepare_demo(app)
     base = f"http://{host}:{port}"
     click.echo(summary.describe(base))
     if not no_serve:
         from werkzeug.serving import run_simple
 
+        start_embedded_scheduler(app)
+        click.echo("  scheduler:  embedded; a cycle every 10 minutes, provisioning every 20 seconds")
         run_simple(host, port, app, threaded=True, use_reloader=False)

@@ -2,7 +2,10 @@
 
 Loaded through the same service functions the API uses, so the demo exercises the real
 rules. Deterministic (a fixed seed), and loaded once: running the demo again keeps the data
-and only issues a fresh staff token.
+and only issues a fresh staff token. The carriers' capacity comes in the way it does in
+production: each carrier's simulator is served on 127.0.0.1 and synced through its adapter,
+and the scheduler runs embedded on a fast schedule, so cycles, provisioning and expiry happen
+while you watch.
 """
 
 from __future__ import annotations
@@ -54,20 +57,7 @@ STARTUPS = [
 
 CONTACTS = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨帆", "赵磊", "黄敏", "周杰", "吴婷"]
 
-REGIONS = [
-    "sh-changning",  # 长宁: Hongqiao Data Valley (虹桥数谷) compute platform
-    "sh-minhang",
-    "sh-pudong",
-    "sh-lingang",
-    "sh-jiading",
-    "sh-songjiang",
-    "js-suzhou",
-    "zj-hangzhou",
-    "gz-guian",
-    "nm-ulanqab",
-]
 
-TOKEN_MODELS = {"telecom": "telechat-2", "mobile": "jiutian-pro", "unicom": "yuanjing-70b"}
 
 
 def demo_uscc(rng: random.Random) -> str:
@@ -99,7 +89,7 @@ class DemoSummary:
 
 
 def prepare_demo(app: Flask) -> DemoSummary:
-    """Migrate, load the demo data if the database has none, and issue a staff token."""
+    """Migrate, load the demo data if the database has none, sync the carriers, issue a staff token."""
     database = get_db(app)
     upgrade(database.engine)
     with app.app_context():
@@ -108,6 +98,9 @@ def prepare_demo(app: Flask) -> DemoSummary:
             created = session.scalar(sa.select(sa.func.count(Carrier.id))) == 0
             if created:
                 load_demo_data(session)
+            _sync_all(app, session)
+            if created:
+                _load_demo_requests(session)
             _, _, staff_token = accounts.create_user(session, Role.staff, "演示：区科委工作人员 (demo staff)")
             counts = {
                 "carriers": _count(session, Carrier),
@@ -118,6 +111,74 @@ def prepare_demo(app: Flask) -> DemoSummary:
         finally:
             session.close()
     return DemoSummary(created, staff_token, counts, database.engine.url.render_as_string(hide_password=True))
+
+
+def _sync_all(app: Flask, session: sa.orm.Session) -> None:
+    from broker.services.sync import adapter_for, sync_carrier
+
+    adapters = app.extensions["broker.carrier_adapters"]
+    for code, _name, _adapter in CARRIERS:
+        if code in app.config["CARRIERS"]:
+            sync_carrier(session, code, adapter_for(session, code, adapters))
+
+
+# What the simulators accept with their default settings (`broker simulate --help`).
+SIMULATOR_CREDENTIALS = {
+    "BROKER_CARRIER_TELECOM_TOKEN": "sim-telecom-token",
+    "BROKER_CARRIER_MOBILE_APP_KEY": "sim-mobile-key",
+    "BROKER_CARRIER_MOBILE_APP_SECRET": "sim-mobile-secret",
+    "BROKER_CARRIER_UNICOM_USERNAME": "sim-unicom",
+    "BROKER_CARRIER_UNICOM_PASSWORD": "sim-unicom-password",
+}
+
+# Fast enough to watch: a cycle every ten minutes, provisioning every twenty seconds.
+DEMO_SCHEDULES = {
+    "run_cycle": "*/10 * * * *",
+    "close_approvals": "* * * * *",
+    "provision": "*/20 * * * * *",
+    "expire": "*/10 * * * *",
+    "pull_usage": "*/5 * * * *",
+    "deliver_webhooks": "*/20 * * * * *",
+}
+
+
+def start_simulators(app: Flask) -> list:
+    """Serve each configured carrier's simulator on its 127.0.0.1 base URL, in threads."""
+    import threading
+    from urllib.parse import urlsplit
+
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    from adapters.simulators.cli import simulator_factory
+
+    class Quiet(WSGIRequestHandler):
+        def log(self, *args: object) -> None:
+            pass
+
+    servers = []
+    for code, settings in app.config["CARRIERS"].items():
+        parts = urlsplit(settings.adapter.base_url)
+        if parts.hostname != "127.0.0.1" or parts.port is None:
+            continue  # a real carrier: nothing to simulate
+        server = make_server("127.0.0.1", parts.port, simulator_factory(code)(seed=2026, offers=120), threaded=True,
+                             request_handler=Quiet)
+        threading.Thread(target=server.serve_forever, daemon=True, name=f"simulator-{code}").start()
+        servers.append(server)
+    return servers
+
+
+def start_embedded_scheduler(app: Flask):
+    """The scheduler in this process, on the demo's fast schedule (one process only, as on SQLite)."""
+    from scheduler.runner import Runner, build_scheduler, single_process_lock
+
+    app.config["SCHEDULES"] = DEMO_SCHEDULES
+    for settings in app.config["CARRIERS"].values():
+        object.__setattr__(settings, "sync_schedule", "*/10 * * * *")
+    lock = single_process_lock(app)
+    lock.__enter__()  # held until the demo process exits
+    scheduler = build_scheduler(app, Runner(app), background=True)
+    scheduler.start()
+    return scheduler
 
 
 def _count(session: sa.orm.Session, model: type) -> int:
@@ -160,16 +221,9 @@ def load_demo_data(session: sa.orm.Session) -> None:
     )
     session.commit()
 
-    carrier_accounts = {}
     for code, name, adapter in CARRIERS:
-        carrier, _, _ = accounts.register_carrier(session, code, name, adapter, [adapter])
-        carrier_accounts[code] = session.scalar(
-            sa.select(Account).where(Account.carrier_id == carrier.id)
-        )
-    for code, account in carrier_accounts.items():
-        market.upsert_offers(session, account, _demo_offers(rng, code, today))
+        accounts.register_carrier(session, code, name, adapter, [adapter])
 
-    startup_accounts = []
     for i, (name, sector, headcount, year, key, verified) in enumerate(STARTUPS):
         startup, _, _ = accounts.register_startup(
             session,
@@ -189,55 +243,31 @@ def load_demo_data(session: sa.orm.Session) -> None:
         session.commit()
         if verified:
             accounts.verify_startup(session, staff, startup.id)
-            startup_accounts.append(session.scalar(sa.select(Account).where(Account.startup_id == startup.id)))
-    for account in startup_accounts:
+
+
+def _load_demo_requests(session: sa.orm.Session) -> None:
+    """Each verified startup asks for what its sector typically needs, next month."""
+    rng = random.Random(2027)
+    today = dt.date.today()
+    verified = session.scalars(
+        sa.select(Account).join(Startup, Account.startup_id == Startup.id)
+        .where(Startup.status == "verified").order_by(Account.id)
+    ).all()
+    for account in verified:
         for data in _demo_requests(rng, account.startup.sector, today):
             market.submit_request(session, account, data)
 
 
-def _window(today: dt.date, start_weeks: int, length_days: int) -> tuple[dt.date, dt.date]:
-    start = today + dt.timedelta(days=7 * start_weeks + (7 - today.weekday()) % 7)
+def _next_month_window(today: dt.date, offset_days: int, length_days: int) -> tuple[dt.date, dt.date]:
+    """A window in the coming month, where the carriers' catalogues have capacity."""
+    first = dt.date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    start = first + dt.timedelta(days=offset_days)
     return start, start + dt.timedelta(days=length_days)
-
-
-def _demo_offers(rng: random.Random, carrier: str, today: dt.date) -> list[dict]:
-    offers = []
-
-    def add(kind: str, region: str, attributes: dict, quantity: int, list_price: str, unit_price: str, days: int) -> None:
-        start, end = _window(today, 0, days)
-        offers.append(
-            {
-                "external_id": f"{carrier}-{kind}-{len(offers) + 1:03d}",
-                "kind": kind,
-                "region": region,
-                "attributes": attributes,
-                "quantity": Decimal(quantity),
-                "window_start": start,
-                "window_end": end,
-                "list_price": Decimal(list_price),
-                "unit_price": Decimal(unit_price),
-                "divisible": kind != "data_line",
-            }
-        )
-
-    home = {"telecom": "sh-changning", "mobile": "sh-minhang", "unicom": "sh-pudong"}[carrier]
-    for model, memory, price in (("H100", 80, "28.00"), ("A100", 80, "16.00"), ("910B", 64, "12.00")):
-        add("gpu", rng.choice([home, "sh-lingang", "gz-guian"]), {"gpu_model": model, "gpu_memory_gb": memory},
-            rng.choice([2000, 4000, 8000]), price, str(Decimal(price) * Decimal("0.6")), 90)
-    add("cpu", home, {"arch": "x86_64"}, 200000, "0.12", "0.06", 90)
-    add("cpu", "nm-ulanqab", {"arch": "aarch64"}, 500000, "0.08", "0.00", 180)
-    add("data_line", home, {"a_end": "sh-changning", "z_end": "hk", "cross_border": "yes"}, 1000, "45.00", "20.00", 365)
-    add("data_line", home, {"a_end": "sh-changning", "z_end": "js-suzhou", "cross_border": "no"}, 10000, "3.00", "0.00", 365)
-    add("cloud_vm", home, {"flavor": "c7.xlarge", "os": "ubuntu-24.04"}, 5000, "60.00", "30.00", 180)
-    add("storage", rng.choice(REGIONS[:6]), {"tier": "standard"}, 800, "120.00", "60.00", 365)
-    add("tokens", home, {"model": TOKEN_MODELS[carrier]}, 200000, "8.00", "0.00", 365)
-    add("tokens", home, {"model": "deepseek-v3"}, 100000, "4.00", "2.00", 365)
-    return offers
 
 
 def _demo_requests(rng: random.Random, sector: Sector, today: dt.date) -> list[dict]:
     """One or two requests in what the sector typically needs."""
-    start, end = _window(today, 1, 30)
+    start, end = _next_month_window(today, 3, 14)
     gpu = {
         "kind": "gpu",
         "quantity": Decimal(rng.choice([500, 1000, 2000, 3000])),
@@ -261,14 +291,14 @@ def _demo_requests(rng: random.Random, sector: Sector, today: dt.date) -> list[d
         "quantity": Decimal(rng.choice([100, 200])),
         "attributes": {"cross_border": ["yes"]},
         "window_start": start,
-        "window_end": start + dt.timedelta(days=90),
+        "window_end": end,
         "purpose": "数据出海专线 (cross-border data line)",
     }
     vm = {
         "kind": "cloud_vm",
         "quantity": Decimal(rng.choice([64, 128, 256])),
-        "regions": ["sh-changning", "sh-minhang", "sh-pudong"],
-        "attributes": {"os": ["ubuntu-24.04"]},
+        "regions": ["sh"],
+        "attributes": {},
         "window_start": start,
         "window_end": end,
         "purpose": "业务系统上云 (hosting)",

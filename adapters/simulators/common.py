@@ -42,7 +42,15 @@ class SimOptions:
     duplicate_rate: float = 0.0  # share of records re-using the previous record's id
     truncate: bool = False  # cut data bodies in half
     wrong_content_type: bool = False  # answer data requests with an HTML maintenance page
+    # The month the catalogue's windows start from (default: next month), so the demo's
+    # simulators offer capacity for the coming months whatever today is.
+    first_month: date | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # carrier-specific options
+
+    def __post_init__(self) -> None:
+        if self.first_month is None:
+            today = date.today()
+            self.first_month = date(today.year + today.month // 12, today.month % 12 + 1, 1)
 
     @classmethod
     def build(cls, options: dict[str, Any], carrier_keys: set[str]) -> SimOptions:
@@ -62,10 +70,10 @@ def record_rng(carrier: str, seed: int, index: int) -> random.Random:
     return random.Random(f"{carrier}:{seed}:{index}")
 
 
-def window_for(rng: random.Random) -> tuple[date, date]:
-    """A whole-month window starting in 2026-12 .. 2027-05, 1–3 months long."""
-    month = rng.randrange(12, 18)
-    start = date(2026 + (month - 1) // 12, (month - 1) % 12 + 1, 1)
+def window_for(rng: random.Random, first_month: date) -> tuple[date, date]:
+    """A whole-month window starting in one of the six months from `first_month`, 1–3 months long."""
+    month = first_month.month + rng.randrange(0, 6)
+    start = date(first_month.year + (month - 1) // 12, (month - 1) % 12 + 1, 1)
     months = rng.randint(1, 3)
     year, m = divmod(start.month - 1 + months, 12)
     end = date(start.year + year, m + 1, 1) - timedelta(days=1)

@@ -55,7 +55,7 @@ def group(options: SimOptions, g: int) -> dict[str, Any]:
 
 def resource(options: SimOptions, category: str, index: int) -> dict[str, Any]:
     rng = record_rng(CARRIER, options.seed, index)
-    start, end = window_for(rng)
+    start, end = window_for(rng, options.first_month)
     months = (end.year - start.year) * 12 + end.month - start.month + 1
     item: dict[str, Any] = {"资源编码": resource_code(index), "起始月份": start.strftime("%Y-%m"), "租期(月)": months}
     kind = KINDS[category]

@@ -34,7 +34,7 @@ def resource(options: SimOptions, index: int) -> dict[str, Any]:
     """Resource number `index` of the catalogue, as telecom publishes it."""
     rng = record_rng(CARRIER, options.seed, index)
     rtype = rng.choices(list(UNITS), weights=[4, 2, 1, 2, 1])[0]
-    start, end = window_for(rng)
+    start, end = window_for(rng, options.first_month)
     hours = ((end - start).days + 1) * 24
     item: dict[str, Any] = {
         "resource_id": resource_id(index),

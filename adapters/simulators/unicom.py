@@ -35,7 +35,7 @@ def row(options: SimOptions, index: int, *, spreadsheet: bool = False) -> list[A
     """Catalog row number `index`, cells in COLUMNS order."""
     rng = record_rng(CARRIER, options.seed, index)
     rtype = rng.choice(TYPES)
-    start, end = window_for(rng)
+    start, end = window_for(rng, options.first_month)
     if rtype == "GPU算力":
         model, memory = rng.choice([("A100", "80GB"), ("H100", "80GB"), ("910B", "64GB")])
         spec, unit, amount, list_price = f"型号={model};显存={memory}", rng.choice(["GPU时", "卡时"]), rng.choice([500, 2000]), "12.5"

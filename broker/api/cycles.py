@@ -25,7 +25,7 @@ from broker.schemas.cycles import (
     WebhookSchema,
 )
 from broker.schemas.market import AllocationSchema
-from broker.services import appeals, cycles, events
+from broker.services import appeals, cycles, events, provisioning
 
 blp = Blueprint("cycles", __name__, url_prefix="/api/v1", description="Cycles, decisions, appeals and events")
 
@@ -91,6 +91,14 @@ def approve(data: dict[str, Any], allocation_id: int) -> Any:
 def reject(data: dict[str, Any], allocation_id: int) -> Any:
     """Staff: reject a proposal, with a reason the startup will see."""
     return cycles.reject_allocation(get_session(), current_account(), allocation_id, data["reason"], now())
+
+
+@blp.route("/allocations/<int:allocation_id>/retry-provisioning", methods=["POST"])
+@blp.response(200, AllocationSchema)
+@blp.doc(security=BEARER)
+def retry_provisioning(allocation_id: int) -> Any:
+    """Staff: one more provisioning attempt for an allocation whose retries ran out."""
+    return provisioning.retry_provisioning(get_session(), current_account(), allocation_id, now())
 
 
 @blp.route("/allocations/<int:allocation_id>/appeals", methods=["POST"])

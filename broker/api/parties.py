@@ -16,6 +16,7 @@ from broker.schemas.parties import (
     StartupRegisteredSchema,
     StartupRegistrationSchema,
     StartupSchema,
+    StartupUpdateSchema,
     TokenQuerySchema,
     TokenSchema,
 )
@@ -49,6 +50,15 @@ def list_startups(filters: dict[str, Any]) -> Any:
 def get_startup(startup_id: int) -> Any:
     """One startup: staff, or the startup itself."""
     return accounts.get_startup(get_session(), current_account(), startup_id)
+
+
+@blp.route("/startups/<int:startup_id>", methods=["PATCH"])
+@blp.arguments(StartupUpdateSchema)
+@blp.response(200, StartupSchema)
+@blp.doc(security=BEARER)
+def update_startup(changes: dict[str, Any], startup_id: int) -> Any:
+    """The startup: update its contacts and its budget per cycle."""
+    return accounts.update_startup(get_session(), current_account(), startup_id, changes)
 
 
 @blp.route("/startups/<int:startup_id>/verify", methods=["POST"])

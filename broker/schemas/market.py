@@ -217,6 +217,9 @@ class AllocationSchema(BaseSchema):
     decision_reason = fields.String(allow_none=True)
     decided_at = LocalDateTime(allow_none=True)
     carrier_ref = fields.String(allow_none=True)
+    provision_attempts = fields.Integer()
+    next_attempt_at = LocalDateTime(allow_none=True, metadata={"description": "null while provisioning: retries are exhausted, staff must look"})
+    last_error = fields.String(allow_none=True, metadata={"description": "the carrier's last error, if any"})
     created_at = LocalDateTime()
 
 

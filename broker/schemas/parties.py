@@ -9,6 +9,7 @@ from marshmallow import ValidationError, fields, validate, validates
 
 from broker.models.enums import Role, Sector, StartupStatus
 from broker.schemas.common import BaseSchema
+from broker.schemas.policy import Amount
 from broker.schemas.fields import LocalDateTime, QueryInt, StrictInt
 from broker.uscc import uscc_problem
 
@@ -25,6 +26,7 @@ class StartupRegistrationSchema(BaseSchema):
     contact_email = fields.Email(required=True, validate=validate.Length(max=254))
     contact_phone = fields.String(validate=validate.Regexp(r"^\+?[0-9 -]{6,20}$", error="Not a phone number."))
     registered_in_district = fields.Boolean(load_default=True)
+    cycle_budget = Amount(allow_none=True, metadata={"description": "the most to spend in one cycle, yuan; absent: no limit"})
 
     @validates("uscc")
     def _uscc(self, value: str, **kwargs: Any) -> None:
@@ -50,9 +52,19 @@ class StartupSchema(BaseSchema):
     contact_phone = fields.String(allow_none=True)
     registered_in_district = fields.Boolean()
     key_enterprise = fields.Boolean()
+    cycle_budget = Amount(allow_none=True)
     status = fields.Enum(StartupStatus, by_value=True)
     created_at = LocalDateTime()
     verified_at = LocalDateTime(allow_none=True)
+
+
+class StartupUpdateSchema(BaseSchema):
+    """What a startup may change about itself."""
+
+    contact_name = fields.String(validate=validate.Length(1, 100))
+    contact_email = fields.Email(validate=validate.Length(max=254))
+    contact_phone = fields.String(allow_none=True, validate=validate.Regexp(r"^\+?[0-9 -]{6,20}$", error="Not a phone number."))
+    cycle_budget = Amount(allow_none=True, metadata={"description": "null: no limit"})
 
 
 class IssuedTokenSchema(BaseSchema):

@@ -103,6 +103,17 @@ def list_startups(session: Session, actor: Account, filters: dict[str, Any]) -> 
     return query
 
 
+def update_startup(session: Session, actor: Account, startup_id: int, changes: dict[str, Any]) -> Startup:
+    """A startup updates its contacts and its budget per cycle."""
+    startup = get_startup(session, actor, startup_id)
+    if actor.startup_id != startup.id:
+        raise Forbidden("A startup's details are changed by the startup itself.")
+    for name, value in changes.items():
+        setattr(startup, name, value)
+    session.commit()
+    return startup
+
+
 def verify_startup(session: Session, actor: Account, startup_id: int) -> Startup:
     """Staff confirm a startup, which may then request resources."""
     require_role(actor, Role.staff, Role.admin)

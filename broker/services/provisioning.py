@@ -16,17 +16,21 @@ from sqlalchemy.orm import Session
 
 from adapters.base import AdapterError, CarrierAdapter, Feature, ProvisionRequest
 from broker.clock import local_date
+from broker.errors import Conflict, NotFound
 from broker.models import (
+    Account,
     Allocation,
     AllocationStatus,
     Carrier,
     RequestStatus,
     ResourceRequest,
+    Role,
     SubsidyCommitment,
     SubsidyProgram,
 )
 from broker.models.workflow import UsageReport
 from broker.services import events
+from broker.services.accounts import require_role
 from broker.services.market import release_hold
 
 AdapterFor = Callable[[Carrier], CarrierAdapter]
@@ -96,6 +100,20 @@ def provision_due(session: Session, adapter_for: AdapterFor, now: dt.datetime) -
             counts["failed"] += 1
         session.commit()
     return counts
+
+
+def retry_provisioning(session: Session, actor: Account, allocation_id: int, now: dt.datetime) -> Allocation:
+    """Staff ask for one more provisioning attempt of an allocation whose retries ran out."""
+    require_role(actor, Role.staff, Role.admin)
+    allocation = session.scalar(sa.select(Allocation).where(Allocation.id == allocation_id).with_for_update())
+    if allocation is None:
+        raise NotFound("No such allocation.")
+    if allocation.status is not AllocationStatus.provisioning or allocation.next_attempt_at is not None:
+        raise Conflict("Only an allocation whose provisioning retries ran out can be retried by hand.")
+    allocation.audit_as("retry_provisioning")
+    allocation.next_attempt_at = now
+    session.commit()
+    return allocation
 
 
 def expire_finished(session: Session, adapter_for: AdapterFor, now: dt.datetime) -> dict[str, int]:

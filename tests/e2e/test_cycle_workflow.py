@@ -187,3 +187,14 @@ def test_appeal_thread_on_a_rejected_allocation(client, market):
     audit = client.get(f"/api/v1/audit?entity_type=appeals&entity_id={filed.json['id']}", headers=staff.headers).json
     assert [e["action"] for e in audit] == ["answer", "create"]
     assert cycle["id"]
+
+
+def test_a_startups_budget_per_cycle_bounds_what_it_is_proposed(client, market):
+    staff, models = market["staff"], market["models"]
+    client.patch(f"/api/v1/startups/{models.startup_id}", json={"cycle_budget": "2000"}, headers=models.headers)
+    cycle = run(client, staff)
+    mine = client.get(f"/api/v1/allocations?cycle_id={cycle['id']}", headers=models.headers).json
+    spent = sum(Decimal(a["quantity"]) * Decimal(a["unit_price"]) for a in mine)
+    assert 0 < spent <= 2000  # ¥10 a GPU-hour: at most 200 of the 800 it asked for
+    reasons = {u["request_id"]: u["reason"] for u in cycle["stats"]["unfilled"]}
+    assert reasons[market["ids"]["models_gpu"]] == "budget"

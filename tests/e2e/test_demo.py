@@ -3,6 +3,7 @@
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +23,9 @@ def demo(tmp_path):
     port = _free_port()
     env = {**os.environ, "BROKER_INSTANCE_PATH": str(tmp_path)}
     env.pop("BROKER_DATABASE_URL", None)
+    env.pop("BROKER_CARRIERS_FILE", None)
+    for code in ("TELECOM", "MOBILE", "UNICOM"):  # the carriers' simulators, on ports of their own
+        env[f"BROKER_CARRIER_{code}_BASE_URL"] = f"http://127.0.0.1:{_free_port()}"
     process = subprocess.Popen(
         [sys.executable, "-m", "broker", "demo", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
@@ -33,7 +37,7 @@ def demo(tmp_path):
         while time.monotonic() < deadline:
             line = process.stdout.readline()
             lines.append(line)
-            if "staff token" in line:
+            if "scheduler:" in line:
                 break
             assert process.poll() is None, "".join(lines)
         token = re.search(r"(sab_[A-Za-z0-9_-]+)", "".join(lines)).group(1)
@@ -55,9 +59,14 @@ def test_demo_serves_the_api_and_docs_with_the_printed_token(demo):
     assert (instance / "broker.sqlite3").exists()
     headers = {"Authorization": f"Bearer {token}"}
     assert requests.get(f"{base}/readyz", timeout=5).json()["status"] == "ok"
-    offers = requests.get(f"{base}/api/v1/offers?page_size=100", headers=headers, timeout=5).json()
-    assert {o["kind"] for o in offers} == {"gpu", "cpu", "data_line", "cloud_vm", "storage", "tokens"}
-    assert len({o["carrier"] for o in offers}) == 3
+    for kind in ("gpu", "cpu", "data_line", "cloud_vm", "storage", "tokens"):
+        offers = requests.get(f"{base}/api/v1/offers?kind={kind}&page_size=100", headers=headers, timeout=5).json()
+        assert offers, kind
+    carriers = {c["code"] for c in requests.get(f"{base}/api/v1/carriers", headers=headers, timeout=5).json()}
+    for code in carriers:
+        syncs = requests.get(f"{base}/api/v1/carriers/{code}/syncs", headers=headers, timeout=5).json()
+        assert syncs[0]["status"] == "succeeded" and syncs[0]["counts"]["new"] > 0, syncs  # through its simulator
+    assert len(carriers) == 3
     startups = requests.get(f"{base}/api/v1/startups?page_size=100", headers=headers, timeout=5).json()
     assert len(startups) == 20
     assert {"smart_driving", "energy_management", "smart_healthcare"} <= {s["sector"] for s in startups}
@@ -66,3 +75,16 @@ def test_demo_serves_the_api_and_docs_with_the_printed_token(demo):
     docs = requests.get(f"{base}/api/docs", timeout=5)
     assert docs.ok and "swagger-ui" in docs.text
     assert requests.get(f"{base}/api/openapi.json", timeout=5).json()["info"]["title"]
+
+
+def test_demo_runs_the_scheduler_embedded(demo):
+    _, _, output, instance = demo
+    assert "scheduler:  embedded" in output
+    database = sqlite3.connect(instance / "broker.sqlite3")
+    deadline = time.monotonic() + 45
+    runs = []
+    while time.monotonic() < deadline and not runs:
+        time.sleep(1)
+        runs = database.execute("SELECT job, outcome FROM job_runs WHERE job = 'provision'").fetchall()
+    database.close()
+    assert runs and runs[0][1] in (None, "ok")  # provisioning fires every twenty seconds

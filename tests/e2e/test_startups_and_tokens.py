@@ -99,3 +99,15 @@ def test_wrong_or_missing_tokens_are_401(client):
     assert client.get("/api/v1/offers").status_code == 401
     assert client.get("/api/v1/offers", headers={"Authorization": "Bearer sab_nope"}).status_code == 401
     assert client.get("/api/v1/offers", headers={"Authorization": "Basic dXNlcjpwYXNz"}).status_code == 401
+
+
+def test_a_startup_sets_its_budget_per_cycle_and_others_cannot(client, make_actor):
+    startup, other, staff = make_actor("startup"), make_actor("startup"), make_actor("staff")
+    url = f"/api/v1/startups/{startup.startup_id}"
+    updated = client.patch(url, json={"cycle_budget": "20000", "contact_name": "李娜"}, headers=startup.headers)
+    assert updated.status_code == 200 and updated.json["cycle_budget"] == "20000.00"
+    assert client.patch(url, json={"cycle_budget": "-5"}, headers=startup.headers).status_code == 422
+    assert client.patch(url, json={"status": "verified"}, headers=startup.headers).status_code == 422
+    assert client.patch(url, json={"cycle_budget": "1"}, headers=other.headers).status_code == 404
+    assert client.patch(url, json={"cycle_budget": "1"}, headers=staff.headers).status_code == 403
+    assert client.get(url, headers=staff.headers).json["cycle_budget"] == "20000.00"

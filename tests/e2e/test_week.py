@@ -75,9 +75,9 @@ class Receiver:
 @pytest.fixture
 def simulators():
     running = {
-        "telecom": Simulator(telecom.create_app(seed=11, offers=80)),
-        "mobile": Simulator(mobile.create_app(seed=12, offers=80)),
-        "unicom": Simulator(unicom.create_app(seed=13, offers=80)),
+        "telecom": Simulator(telecom.create_app(seed=11, offers=80, first_month=dt.date(2026, 12, 1))),
+        "mobile": Simulator(mobile.create_app(seed=12, offers=80, first_month=dt.date(2026, 12, 1))),
+        "unicom": Simulator(unicom.create_app(seed=13, offers=80, first_month=dt.date(2026, 12, 1))),
     }
     receiver = Receiver()
     running["receiver"] = Simulator(receiver)
