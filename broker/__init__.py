@@ -69,10 +69,14 @@ def _api_settings() -> dict[str, Any]:
 
 def _register_api(app: Flask) -> None:
     from broker.api import carriers, cycles, health, market, parties, policy
-    from broker.api.common import Api, handle_domain_error, handle_unexpected
+    from flask_smorest.spec.plugins import integerconverter2paramschema
+
+    from broker.api.common import Api, IdConverter, handle_domain_error, handle_unexpected
     from broker.errors import DomainError
 
+    app.url_map.converters["int"] = IdConverter
     api = Api(app)
+    api.register_converter(IdConverter, integerconverter2paramschema)
     for blueprint in (parties.blp, market.blp, policy.blp, carriers.blp, cycles.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)

@@ -13,6 +13,10 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from broker.resources import MONEY_PLACES, QUANTITY_PLACES, UNIT_PRICE_PLACES
 
+# Primary keys are INTEGER: 32-bit on PostgreSQL. Ids from outside are checked against this
+# so that an absurd id is "not found", not a database overflow.
+MAX_ID = 2**31 - 1
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

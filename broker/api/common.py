@@ -10,8 +10,9 @@ from flask import g, request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Page
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
-from broker.db import get_session
+from broker.db import MAX_ID, get_session
 from broker.errors import DomainError, NotAuthenticated
 from broker.models import Account
 from broker.services import accounts
@@ -19,6 +20,15 @@ from broker.services import accounts
 log = logging.getLogger(__name__)
 
 BEARER = [{"bearerAuth": []}]
+
+
+class IdConverter(IntegerConverter):
+    """`<int:…>` ids: positive and within MAX_ID, so an absurd id is a 404, not a database overflow."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 class Api(SmorestApi):
@@ -75,6 +85,8 @@ class SelectPage(Page):
 
     @property
     def items(self) -> list[Any]:
+        if self.page_params.first_item >= self.page_params.item_count:
+            return []  # past the end (also keeps an absurd page number out of OFFSET)
         query = self.collection.offset(self.page_params.first_item).limit(self.page_params.page_size)
         return list(get_session().scalars(query))
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
+from broker.db import MAX_ID
 from broker.models.enums import CycleStatus
 from broker.models.workflow import AppealStatus
 from broker.schemas.common import BaseSchema
-from broker.schemas.fields import LocalDateTime, QueryInt, StrictInt
+from broker.schemas.fields import Id, LocalDateTime, QueryInt
 
 
 class CycleRunSchema(BaseSchema):
@@ -48,7 +49,7 @@ class RejectionSchema(BaseSchema):
 
 
 class DecisionSchema(BaseSchema):
-    allocation_id = StrictInt(1, 2**63 - 1, required=True)
+    allocation_id = Id(required=True)
     decision = fields.String(required=True, validate=validate.OneOf(["approve", "reject"]))
     reason = fields.String(validate=validate.Length(1, 2000))
 
@@ -85,7 +86,7 @@ class EventSchema(BaseSchema):
 
 
 class EventQuerySchema(BaseSchema):
-    since_id = QueryInt(0, 2**63 - 1, metadata={"description": "only events after this id"})
+    since_id = QueryInt(0, MAX_ID, metadata={"description": "only events after this id"})
 
 
 class WebhookInSchema(BaseSchema):

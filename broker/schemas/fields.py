@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 from broker.clock import SHANGHAI
+from broker.db import MAX_ID
 
 
 class Exact(fields.Field):
@@ -70,3 +71,13 @@ def QueryInt(minimum: int, maximum: int, **kwargs: Any) -> fields.Integer:
     from marshmallow.validate import Range
 
     return fields.Integer(validate=Range(minimum, maximum), **kwargs)
+
+
+def QueryId(**kwargs: Any) -> fields.Integer:
+    """A row id in a query string."""
+    return QueryInt(1, MAX_ID, **kwargs)
+
+
+def Id(**kwargs: Any) -> fields.Integer:
+    """A row id in a JSON body."""
+    return StrictInt(1, MAX_ID, **kwargs)

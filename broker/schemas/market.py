@@ -17,7 +17,7 @@ from broker.schemas.common import (
     check_attributes,
     check_window,
 )
-from broker.schemas.fields import LocalDateTime, QueryInt
+from broker.schemas.fields import LocalDateTime, QueryId
 
 
 class OfferInSchema(BaseSchema):
@@ -200,7 +200,7 @@ class RequestSchema(BaseSchema):
 class RequestQuerySchema(BaseSchema):
     status = fields.Enum(RequestStatus)
     kind = KindField()
-    startup_id = QueryInt(1, 2**31 - 1, metadata={"description": "staff only"})
+    startup_id = QueryId(metadata={"description": "staff only"})
 
 
 class AllocationSchema(BaseSchema):
@@ -225,5 +225,5 @@ class AllocationSchema(BaseSchema):
 
 class AllocationQuerySchema(BaseSchema):
     status = fields.Enum(AllocationStatus)
-    cycle_id = QueryInt(1, 2**31 - 1)
-    request_id = QueryInt(1, 2**31 - 1)
+    cycle_id = QueryId()
+    request_id = QueryId()

@@ -9,8 +9,8 @@ from marshmallow import ValidationError, fields, validate, validates
 
 from broker.models.enums import Role, Sector, StartupStatus
 from broker.schemas.common import BaseSchema
+from broker.schemas.fields import LocalDateTime, QueryId, StrictInt
 from broker.schemas.policy import Amount
-from broker.schemas.fields import LocalDateTime, QueryInt, StrictInt
 from broker.uscc import uscc_problem
 
 
@@ -104,7 +104,7 @@ class TokenSchema(BaseSchema):
 
 
 class TokenQuerySchema(BaseSchema):
-    account_id = QueryInt(1, 2**31 - 1)
+    account_id = QueryId()
     active = fields.Boolean()
 
 

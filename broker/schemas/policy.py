@@ -10,7 +10,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from broker.models.enums import ProgramStatus, Sector
 from broker.resources import KIND_NAMES, MAX_MONEY, MONEY_PLACES
 from broker.schemas.common import BaseSchema
-from broker.schemas.fields import Exact, LocalDateTime, QueryInt, StrictInt
+from broker.schemas.fields import Exact, LocalDateTime, QueryId, StrictInt
 
 
 def Weight(**kwargs: Any) -> Exact:
@@ -99,6 +99,6 @@ class AuditEntrySchema(BaseSchema):
 
 class AuditQuerySchema(BaseSchema):
     entity_type = fields.String(validate=validate.Length(1, 64))
-    entity_id = QueryInt(1, 2**63 - 1)
-    actor_id = QueryInt(1, 2**63 - 1)
+    entity_id = QueryId()
+    actor_id = QueryId()
     action = fields.String(validate=validate.Length(1, 64))
