@@ -169,17 +169,30 @@ def run_cycle(
     session.flush()
     cycle.start(now)
     session.flush()  # the running row is what the unique index guards
-    for allocation in sorted(result.allocations, key=lambda a: (a.request, a.offer)):
-        request, offer = snapshot.requests[allocation.request], snapshot.offers[allocation.offer]
-        quantity = _quantity(allocation.quantity)
-        hold(session, offer.id, quantity)
-        proposal = Allocation(
-            cycle_id=cycle.id, request_id=request.id, offer_id=offer.id, quantity=quantity, unit_price=offer.unit_price
+    chosen = sorted(result.allocations, key=lambda a: (a.request, a.offer))
+    # One guarded update per offer (in id order, so concurrent writers lock alike), then the
+    # proposals and their events in bulk: a cycle can propose thousands.
+    per_offer: dict[int, Decimal] = defaultdict(Decimal)
+    for allocation in chosen:
+        per_offer[snapshot.offers[allocation.offer].id] += _quantity(allocation.quantity)
+    for offer_id in sorted(per_offer):
+        hold(session, offer_id, per_offer[offer_id])
+    _fault_point("cycle.after_holding_capacity")
+    proposals = [
+        Allocation(
+            cycle_id=cycle.id,
+            request_id=snapshot.requests[a.request].id,
+            offer_id=snapshot.offers[a.offer].id,
+            quantity=_quantity(a.quantity),
+            unit_price=snapshot.offers[a.offer].unit_price,
+            request=snapshot.requests[a.request],
+            offer=snapshot.offers[a.offer],
         )
-        session.add(proposal)
-        session.flush()
-        events.record(session, "allocation.proposed", proposal, request.startup_id, offer.carrier_id, now)
-        _fault_point("cycle.after_first_proposal")
+        for a in chosen
+    ]
+    session.add_all(proposals)
+    session.flush()
+    events.record_for_allocations(session, "allocation.proposed", proposals, now)
     proposed_ids = {a.request for a in result.allocations}
     for key, request in snapshot.requests.items():
         if key in proposed_ids:
@@ -188,6 +201,8 @@ def run_cycle(
             request.wait_another_cycle()
     deadline = now + dt.timedelta(hours=policy.approval_window_hours)
     cycle.propose(stats, deadline, now)
+    session.flush()
+    _fault_point("cycle.before_commit")
     session.commit()
     return CycleOutcome(cycle, stats, proposals)
 

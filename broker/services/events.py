@@ -30,29 +30,57 @@ def record(
     """Put an event in the feeds of the startup and the carrier it concerns, and queue its webhooks."""
     body = dict(payload)
     if allocation is not None:
-        body.update(
-            allocation_id=allocation.id, request_id=allocation.request_id, offer_id=allocation.offer_id,
-            quantity=str(allocation.quantity), status=allocation.status.value, carrier_ref=allocation.carrier_ref,
-        )
+        body.update(_allocation_payload(allocation))
     event = Event(
         type=type_, startup_id=startup_id, carrier_id=carrier_id,
         allocation_id=allocation.id if allocation is not None else None, payload=body, created_at=now,
     )
-    session.add(event)
+    _queue(session, [event])
+    return event
+
+
+def record_for_allocations(session: Session, type_: str, allocations: list[Allocation], now: dt.datetime) -> None:
+    """One event per allocation, for its startup and its carrier, written in bulk (a cycle makes many)."""
+    _queue(
+        session,
+        [
+            Event(type=type_, startup_id=a.request.startup_id, carrier_id=a.offer.carrier_id, allocation_id=a.id,
+                  payload=_allocation_payload(a), created_at=now)
+            for a in allocations
+        ],
+    )
+
+
+def _allocation_payload(allocation: Allocation) -> dict[str, Any]:
+    return {
+        "allocation_id": allocation.id, "request_id": allocation.request_id, "offer_id": allocation.offer_id,
+        "quantity": str(allocation.quantity), "status": allocation.status.value, "carrier_ref": allocation.carrier_ref,
+    }
+
+
+def _queue(session: Session, new_events: list[Event]) -> None:
+    session.add_all(new_events)
     session.flush()
-    subscriptions = session.scalars(
-        sa.select(WebhookSubscription)
+    startups = {e.startup_id for e in new_events if e.startup_id is not None}
+    carriers = {e.carrier_id for e in new_events if e.carrier_id is not None}
+    if not startups and not carriers:
+        return
+    rows = session.execute(
+        sa.select(WebhookSubscription.id, Account.role, Account.startup_id, Account.carrier_id)
         .join(Account, WebhookSubscription.account_id == Account.id)
         .where(
             sa.or_(
-                sa.and_(Account.role == Role.startup, Account.startup_id == startup_id),
-                sa.and_(Account.role == Role.carrier, Account.carrier_id == carrier_id),
+                sa.and_(Account.role == Role.startup, Account.startup_id.in_(startups)),
+                sa.and_(Account.role == Role.carrier, Account.carrier_id.in_(carriers)),
             )
         )
     ).all()
-    for subscription in subscriptions:
-        session.add(WebhookDelivery(event_id=event.id, subscription_id=subscription.id, next_attempt_at=now))
-    return event
+    by_startup = {r.startup_id: r.id for r in rows if r.role is Role.startup}
+    by_carrier = {r.carrier_id: r.id for r in rows if r.role is Role.carrier}
+    for event in new_events:
+        for subscription_id in (by_startup.get(event.startup_id), by_carrier.get(event.carrier_id)):
+            if subscription_id is not None:
+                session.add(WebhookDelivery(event_id=event.id, subscription_id=subscription_id, next_attempt_at=event.created_at))
 
 
 def feed(session: Session, actor: Account, since_id: int | None = None) -> sa.Select:

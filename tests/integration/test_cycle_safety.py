@@ -49,10 +49,11 @@ def _cli(url, tmp_path, *args, **env):
     return subprocess.run([sys.executable, "-m", "broker", *args], env=environment, capture_output=True, text=True, timeout=120)
 
 
-def test_a_cycle_killed_midway_leaves_no_trace_and_a_rerun_works(district_app, tmp_path):
+@pytest.mark.parametrize("point", ["cycle.after_holding_capacity", "cycle.before_commit"])
+def test_a_cycle_killed_midway_leaves_no_trace_and_a_rerun_works(district_app, tmp_path, point):
     url, app = district_app
-    killed = _cli(url, tmp_path, "cycle", "run", BROKER_FAULT_INJECT="cycle.after_first_proposal")
-    assert killed.returncode == -9, killed.stderr  # SIGKILL after writing its first proposal
+    killed = _cli(url, tmp_path, "cycle", "run", BROKER_FAULT_INJECT=point)
+    assert killed.returncode == -9, killed.stderr  # SIGKILL with capacity held, or with everything written
 
     session = session_of(app)
     assert count(session, MatchingCycle) == 0
