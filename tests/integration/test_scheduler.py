@@ -167,3 +167,16 @@ def test_two_schedulers_on_postgresql_run_each_firing_once(migrated_database, tm
     assert len(rows) == len(ran) and {outcome for _, outcome in rows} == {"ok"}
     expected = len(list(slots_between(parse_cron("*/2 * * * * *"), started + dt.timedelta(seconds=4), stopped - dt.timedelta(seconds=1))))
     assert len(rows) >= expected  # and none was skipped while both were up
+
+
+def test_building_the_app_starts_no_scheduler(tmp_path):
+    """gunicorn workers build the app with create_app: they must never schedule."""
+    import threading
+
+    from broker import create_app
+
+    before = {t.ident for t in threading.enumerate()}
+    create_app({"DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3", "INSTANCE_PATH": str(tmp_path)})
+    started = [t.name for t in threading.enumerate() if t.ident not in before]
+    assert started == []
+    assert not (tmp_path / "scheduler.lock").exists()
