@@ -8,6 +8,7 @@ from flask import request
 from flask_smorest import Blueprint
 
 from broker.api.common import BEARER, SelectPage, current_account
+from broker.clock import now
 from broker.db import get_session
 from broker.errors import InvalidInput
 from broker.schemas.market import (
@@ -17,6 +18,8 @@ from broker.schemas.market import (
     OfferQuerySchema,
     OfferSchema,
     OfferUpsertResultSchema,
+    QuoteQuerySchema,
+    QuoteSchema,
     RequestInSchema,
     RequestQuerySchema,
     RequestSchema,
@@ -53,6 +56,15 @@ def get_offer(offer_id: int) -> Any:
     """One offer."""
     current_account()
     return market.get_offer(get_session(), offer_id)
+
+
+@blp.route("/offers/<int:offer_id>/quote", methods=["GET"])
+@blp.arguments(QuoteQuerySchema, location="query")
+@blp.response(200, QuoteSchema)
+@blp.doc(security=BEARER)
+def quote_offer(query: dict[str, Any], offer_id: int) -> Any:
+    """A startup: what it would pay for a quantity of this offer, after the subsidy it would get today."""
+    return market.quote_offer(get_session(), current_account(), offer_id, query["quantity"], now())
 
 
 @blp.route("/offers/<int:offer_id>/withdraw", methods=["POST"])

@@ -227,3 +227,17 @@ class AllocationQuerySchema(BaseSchema):
     status = fields.Enum(AllocationStatus)
     cycle_id = QueryId()
     request_id = QueryId()
+
+
+class QuoteQuerySchema(BaseSchema):
+    quantity = QuantityField(required=True)
+
+
+class QuoteSchema(BaseSchema):
+    offer_id = fields.Function(lambda q: q.offer.id)
+    quantity = QuantityField()
+    gross = fields.Function(lambda q: str(q.gross), metadata={"description": "yuan, before subsidy"})
+    subsidy = fields.Function(lambda q: str(q.subsidy), metadata={"description": "yuan a program would pay today"})
+    net = fields.Function(lambda q: str(q.net), metadata={"description": "yuan the startup would pay"})
+    program = fields.Function(lambda q: q.program.code if q.program else None)
+    not_eligible = fields.Dict(metadata={"description": "program code -> why it would not pay"})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +26,7 @@ from broker.models import (
 )
 from broker.resources import KINDS
 from broker.services.accounts import STAFF_ROLES, require_role, require_verified_startup
+from broker.services.subsidies import Quote, quote
 
 # Fields a carrier's upsert may change on an existing offer; kind and divisibility are the
 # lot's identity and may not change under allocations already made on it.
@@ -120,6 +123,13 @@ def list_offers(session: Session, filters: dict[str, Any]) -> sa.Select:
     if "available_until" in filters:
         query = query.where(Offer.window_end >= filters["available_until"])
     return query
+
+
+def quote_offer(session: Session, actor: Account, offer_id: int, quantity: Decimal, now: dt.datetime) -> Quote:
+    """A startup's price for `quantity` of an offer, before and after the subsidy it would get today."""
+    require_role(actor, Role.startup)
+    offer = get_offer(session, offer_id)
+    return quote(session, actor.startup, offer, quantity, now)
 
 
 def _request_hash(payload: dict[str, Any]) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from broker.clock import local_date
 from broker.db import Money
 from broker.models import Allocation, Offer, ProgramStatus, Startup, SubsidyCommitment, SubsidyProgram
 
@@ -41,7 +43,7 @@ def commit_for(session: Session, allocation: Allocation, startup: Startup, offer
     The program row is locked while its per-startup cap is summed and its budget raised, and
     the budget update is itself guarded, so concurrent approvals can never overspend it.
     """
-    today = now.date()
+    today = local_date(now)
     cost = allocation.cost
     if cost <= 0:
         return None
@@ -51,19 +53,7 @@ def commit_for(session: Session, allocation: Allocation, startup: Startup, offer
             continue
         program = session.scalar(sa.select(SubsidyProgram).where(SubsidyProgram.id == candidate.id).with_for_update())
         session.refresh(program)
-        period_start = now - dt.timedelta(days=30 * program.cap_period_months)
-        used = session.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(SubsidyCommitment.amount), Decimal(0), type_=Money())).where(
-                SubsidyCommitment.program_id == program.id,
-                SubsidyCommitment.startup_id == startup.id,
-                SubsidyCommitment.created_at >= period_start,
-            )
-        )
-        amount = min(
-            (cost * program.rate).quantize(FEN, rounding=ROUND_DOWN),
-            program.cap_per_startup - used,
-            program.budget - program.committed,
-        )
+        amount = _share(session, program, startup, cost, now)
         if amount <= 0:
             continue
         raised = session.execute(
@@ -78,3 +68,56 @@ def commit_for(session: Session, allocation: Allocation, startup: Startup, offer
         session.add(commitment)
         return commitment
     return None
+
+
+@dataclass
+class Quote:
+    """What a startup would pay for `quantity` of an offer, after the subsidy it would get today."""
+
+    offer: Offer
+    quantity: Decimal
+    gross: Decimal
+    subsidy: Decimal
+    program: SubsidyProgram | None
+    not_eligible: dict[str, str]
+
+    @property
+    def net(self) -> Decimal:
+        return self.gross - self.subsidy
+
+
+def quote(session: Session, startup: Startup, offer: Offer, quantity: Decimal, now: dt.datetime) -> Quote:
+    """The price before and after subsidy, by the same rules approval applies (nothing is reserved)."""
+    gross = (quantity * offer.unit_price).quantize(FEN)
+    not_eligible: dict[str, str] = {}
+    for program in session.scalars(sa.select(SubsidyProgram).order_by(SubsidyProgram.id)):
+        problem = eligibility_problem(program, startup, offer.kind, offer.carrier_id, local_date(now))
+        if problem:
+            not_eligible[program.code] = problem
+            continue
+        amount = _share(session, program, startup, gross, now)
+        if amount > 0:
+            return Quote(offer, quantity, gross, amount, program, not_eligible)
+        not_eligible[program.code] = "cap or budget used up"
+    return Quote(offer, quantity, gross, Decimal("0.00"), None, not_eligible)
+
+
+def _share(session: Session, program: SubsidyProgram, startup: Startup, cost: Decimal, now: dt.datetime) -> Decimal:
+    """What `program` would pay of `cost` for `startup` now: its rate, within the startup's cap and the budget."""
+    return min(
+        (cost * program.rate).quantize(FEN, rounding=ROUND_DOWN),
+        _cap_left(session, program, startup, now),
+        program.budget - program.committed,
+    )
+
+
+def _cap_left(session: Session, program: SubsidyProgram, startup: Startup, now: dt.datetime) -> Decimal:
+    period_start = now - dt.timedelta(days=30 * program.cap_period_months)
+    used = session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(SubsidyCommitment.amount), Decimal(0), type_=Money())).where(
+            SubsidyCommitment.program_id == program.id,
+            SubsidyCommitment.startup_id == startup.id,
+            SubsidyCommitment.created_at >= period_start,
+        )
+    )
+    return program.cap_per_startup - used

@@ -156,6 +156,13 @@ def test_approval_commits_subsidy_within_budget_and_caps(client, session, market
               "budget": "100000", "starts_on": "2026-01-01", "ends_on": "2027-01-01"},
         headers=staff.headers,
     ).json
+    offer_id = client.get("/api/v1/offers?kind=tokens", headers=staff.headers).json[0]["id"]
+    culture = market["culture"]
+    quote = client.get(f"/api/v1/offers/{offer_id}/quote?quantity=5000", headers=culture.headers).json
+    # The startup sees its price before it asks: ¥10,000, of which the program pays its cap.
+    assert (quote["gross"], quote["subsidy"], quote["net"], quote["program"]) == ("10000.00", "3000.00", "7000.00", "tok")
+    assert client.get(f"/api/v1/offers/{offer_id}/quote?quantity=5000", headers=staff.headers).status_code == 403
+    assert client.get(f"/api/v1/offers/{offer_id}/quote?quantity=-1", headers=culture.headers).status_code == 422
     cycle = run(client, staff)
     tokens = next(
         a for a in client.get(f"/api/v1/allocations?cycle_id={cycle['id']}", headers=staff.headers).json
