@@ -164,8 +164,12 @@ class CarrierConfig:
 # ---------------------------------------------------------------------------------- records
 
 
+_QUANTA = {places: Decimal(1).scaleb(-places) for places in {QUANTITY_PLACES, UNIT_PRICE_PLACES}}
+
+
 def _places_ok(value: Decimal, places: int) -> bool:
-    return value == value.quantize(Decimal(1).scaleb(-places))
+    quantum = _QUANTA.get(places) or Decimal(1).scaleb(-places)
+    return value == value.quantize(quantum)
 
 
 @dataclass(frozen=True)

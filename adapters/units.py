@@ -23,6 +23,19 @@ _PRICE_QUANTUM = Decimal(1).scaleb(-UNIT_PRICE_PLACES)
 
 def to_decimal(value: Any, what: str) -> Decimal:
     """An exact Decimal from a JSON number/string or a spreadsheet cell; RecordError if not one."""
+    kind = type(value)
+    # Fast paths for what JSON decoding yields (parse_float=Decimal): the same results as the
+    # general path below, without a round trip through str.
+    if kind is int:
+        if value < 0:
+            raise RecordError(f"{what} is negative: {value!r}")
+        return Decimal(value)
+    if kind is Decimal:
+        if not value.is_finite():
+            raise RecordError(f"{what} is not a finite number: {value!r}")
+        if value < 0:
+            raise RecordError(f"{what} is negative: {value!r}")
+        return value  # Decimal(str(d)) is d, exponent and all
     if isinstance(value, bool) or value is None:
         raise RecordError(f"{what} is missing or not a number: {value!r}")
     if isinstance(value, float):

@@ -24,6 +24,8 @@ REGIONS = ["cn-sh1", "cn-sh2", "cn-bj1", "cn-gz1", "cn-hk1"]
 GPUS = [("A100", "80GB"), ("H100", "80GB"), ("910B", "64GB"), ("L40S", "48GB")]
 LINES = [("上海长宁", "香港", True), ("上海长宁", "北京亦庄", False), ("上海虹桥", "新加坡", True)]
 FLAVORS = [("s7.xlarge.4", 4), ("c7.2xlarge.2", 8), ("m7.4xlarge.8", 16)]
+_TYPES = list(UNITS)
+_TYPE_CUM_WEIGHTS = [4, 6, 7, 9, 10]  # what choices(weights=[4, 2, 1, 2, 1]) accumulates: the same draws
 
 
 def resource_id(index: int) -> str:
@@ -33,7 +35,7 @@ def resource_id(index: int) -> str:
 def resource(options: SimOptions, index: int) -> dict[str, Any]:
     """Resource number `index` of the catalogue, as telecom publishes it."""
     rng = record_rng(CARRIER, options.seed, index)
-    rtype = rng.choices(list(UNITS), weights=[4, 2, 1, 2, 1])[0]
+    rtype = rng.choices(_TYPES, cum_weights=_TYPE_CUM_WEIGHTS)[0]  # weights 4, 2, 1, 2, 1
     start, end = window_for(rng, options.first_month)
     hours = ((end - start).days + 1) * 24
     item: dict[str, Any] = {

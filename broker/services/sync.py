@@ -1,8 +1,9 @@
 """Carrier syncs: apply a carrier's feed — pulled, pushed or uploaded — to its offers.
 
-A sync is one transaction. Offers are upserted in chunks, keyed by (carrier, external id),
-with one INSERT … ON CONFLICT DO UPDATE per chunk; rows identical to the feed are left
-alone, so a second run of the same feed writes nothing but its sync record. Capacity already
+A sync is one transaction. The feed is staged in a temporary table (COPY on PostgreSQL), sorted
+into new, changed and unchanged rows by one set-based statement, and upserted keyed by
+(carrier, external id) with INSERT … SELECT … ON CONFLICT DO UPDATE; rows identical to the
+feed are left alone, so a second run of the same feed writes nothing but its sync record. Capacity already
 promised is never taken back: a shrink or a withdrawal stops at `promised`, in SQL, against
 the row as it is when the statement runs (so a promise made concurrently still counts), and
 every such stop is recorded as a conflict for staff. Offers missing from a feed are withdrawn
@@ -12,6 +13,7 @@ only when the feed is the carrier's whole catalogue (a pull); pushes and uploads
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +21,6 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 
 from adapters.base import (
@@ -50,7 +51,7 @@ from broker.models import (
 )
 from broker.services.accounts import STAFF_ROLES, require_role
 
-CHUNK_ROWS = 1000  # rows per upsert statement: ~14 parameters each, far under both backends' limits
+CHUNK_ROWS = 1000  # rows per withdrawal or log statement: far under both backends' parameter limits
 MAX_EXTERNAL_ID = 128  # offers.external_id; adapters accept up to 200
 _COMPARED = ("region", "attributes", "window_start", "window_end", "list_price", "unit_price")
 
@@ -327,14 +328,80 @@ def _record_failure(
     return sync
 
 
+# ------------------------------------------------------------------------------- the work, set-based
+#
+# The feed is staged in a temporary table (COPY on PostgreSQL, one executemany on SQLite), and
+# everything else is a handful of set-based statements against it, the same on both backends:
+#
+#   1. _plan: one INSERT … SELECT joins the staged feed to the carrier's offers and writes to a
+#      second temporary table every row that is new, changed, or changes a lot's identity, with
+#      the offer's values before the sync (for the audit log); rows identical to the offer are
+#      left out, so an unchanged sync plans nothing;
+#   2. new and changed rows are upserted with INSERT … SELECT … ON CONFLICT DO UPDATE, the
+#      quantity guarded against the row's promises as the statement finds them; the changed
+#      ones come back through RETURNING, so a shrink stopped at the promises is seen;
+#   3. on a complete feed, the carrier's active offers missing from it (found before the upserts,
+#      and only looked for when the feed names fewer of them than there are) are withdrawn, down
+#      to what is promised, by id as before.
+#
+# Both temporary tables are dropped before the sync commits (and ON COMMIT DROP on PostgreSQL),
+# so they also work inside a savepoint, where a "commit" is only a RELEASE.
+
+_FEED_TABLE = "sync_feed"
+_PLAN_TABLE = "sync_plan"
+_FEED_COLUMNS = ("ord", "external_id", "kind", "region", "attributes", "quantity", "window_start", "window_end",
+                 "list_price", "unit_price", "divisible")
+_FEED_DDL = (
+    "ord INTEGER PRIMARY KEY, external_id VARCHAR(128) NOT NULL, kind VARCHAR(16) NOT NULL, "
+    "region VARCHAR(64) NOT NULL, attributes TEXT NOT NULL, quantity BIGINT NOT NULL, window_start DATE NOT NULL, "
+    "window_end DATE NOT NULL, list_price BIGINT NOT NULL, unit_price BIGINT NOT NULL, divisible BOOLEAN NOT NULL"
+)
+_NEW, _CHANGED, _IDENTITY = "new", "changed", "identity"
+_SQLITE_JSON_EQUAL = "broker_sync_json_equal"
+# What COPY's text format escapes in a value (a NUL can't be in PostgreSQL text at all).
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+_ABOUT_PLAN = sa.text(
+    f"SELECT p.ord, p.action, p.offer_id, p.old_kind, p.old_divisible, p.old_status, p.old_quantity, "
+    f"p.old_region, p.old_attributes, p.old_window_start, p.old_window_end, p.old_list_price, p.old_unit_price "
+    f"FROM {_PLAN_TABLE} p WHERE p.action <> :new ORDER BY p.ord"
+).columns(
+    ord=sa.Integer, action=sa.String, offer_id=sa.Integer, old_kind=sa.String, old_divisible=sa.Boolean,
+    old_status=sa.String, old_quantity=Offer.__table__.c.quantity.type, old_region=sa.String,
+    old_attributes=sa.JSON, old_window_start=sa.Date, old_window_end=sa.Date,
+    old_list_price=Offer.__table__.c.list_price.type, old_unit_price=Offer.__table__.c.unit_price.type,
+)
+
+
+@dataclass
+class _Changed:
+    """A feed row that changes an existing offer (or tries to change its identity)."""
+
+    ord: int
+    action: str
+    offer_id: int
+    kind: str
+    divisible: bool
+    status: str
+    quantity: Decimal
+    values: tuple[Any, ...]  # the _COMPARED fields before the sync, in order
+
+
+@dataclass
+class _Staged:
+    """The feed as staged: its records by position (`ord`), and those refused before staging."""
+
+    records: dict[int, OfferRecord] = field(default_factory=dict)
+    quarantine: list[tuple[int, RejectedRecord]] = field(default_factory=list)
+
+
 @dataclass
 class _Plan:
-    upserts: list[dict[str, Any]] = field(default_factory=list)
-    audits: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
-    quarantine: list[RejectedRecord] = field(default_factory=list)
-    unchanged: int = 0
     new: int = 0
-    changed: int = 0
+    unchanged: int = 0
+    changed: list[_Changed] = field(default_factory=list)  # by ord
+    quarantine: list[tuple[int, RejectedRecord]] = field(default_factory=list)  # (ord, record)
+    matched_active: int = 0  # active offers the feed names
 
 
 def _apply(
@@ -346,33 +413,46 @@ def _apply(
     session.add(sync)
     session.flush()
     now = _finish_time(started)
-    table = Offer.__table__
+    connection = session.connection()
+    dialect = connection.dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        raise RuntimeError(f"bulk sync needs PostgreSQL or SQLite, not {dialect}")
 
-    existing = _existing_offers(session, carrier.id, None if complete else [o.external_id for o in result.offers])
-    plan = _plan(carrier.id, result, existing, now)
+    staged = _stage(connection, result)
+    plan = _plan(session, carrier.id, staged)
+    # Offers to withdraw are found before the upserts, which only touch offers the feed names.
+    missing = _missing_offers(connection, carrier.id, result, plan) if complete else {}
 
     conflicts: list[dict[str, Any]] = []
     audit_rows: list[dict[str, Any]] = []
-    statement = _upsert_statement(session)
-    for chunk in _chunks(plan.upserts, CHUNK_ROWS):
-        session.execute(statement, chunk)  # an executemany: the driver pipelines or batches it
-    # Read back what the upserts made: these rows are locked by this transaction until it
-    # commits, so the quantities read are the ones the guarded SET computed.
-    requested = {row["external_id"]: row["quantity"] for row in plan.upserts}
-    # Only changed rows can hit promises or need an audit entry; created ones are counted.
-    for offer_id, external_id, quantity in _read_back(session, carrier.id, list(plan.audits)):
-        action, before, after = plan.audits[external_id]
-        if quantity > requested[external_id]:
-            # The feed shrank the lot below what is promised: it stays at the promises.
-            conflicts.append(_conflict(sync, offer_id, external_id, ConflictKind.shrunk, requested[external_id], quantity))
-            after = {**after, "quantity": str(quantity)}
-        audit_rows.append(_audit(session, now, action, offer_id, before, after, sync.id))
+    if plan.new:
+        connection.execute(_upsert(dialect, _NEW, returning=False), {"carrier_id": carrier.id, "action": _NEW, "now": now})
+    if plan.changed:
+        # These rows are locked by this transaction until it commits, so the quantities returned
+        # are the ones the guarded SET computed against the promises as they are now.
+        kept = {
+            external_id: (offer_id, quantity)
+            for offer_id, external_id, quantity in connection.execute(
+                _upsert(dialect, _CHANGED, returning=True), {"carrier_id": carrier.id, "action": _CHANGED, "now": now}
+            )
+        }
+        for change in plan.changed:
+            record = staged.records[change.ord]
+            offer_id, quantity = kept[record.external_id]
+            after = _audit_values(record)
+            if quantity > record.quantity:
+                # The feed shrank the lot below what is promised: it stays at the promises.
+                conflicts.append(_conflict(sync, offer_id, record.external_id, ConflictKind.shrunk, record.quantity, quantity))
+                after = {**after, "quantity": str(quantity)}
+            before = {"status": change.status, "quantity": str(change.quantity),
+                      **{f: _jsonable(v) for f, v in zip(_COMPARED, change.values)}}
+            action = "republish" if change.status != "active" else "update"
+            audit_rows.append(_audit(session, now, action, offer_id, before, after, sync.id))
 
     withdrawn = 0
-    if complete:
-        seen = result.seen_external_ids
-        missing = [row.id for external_id, row in existing.items() if external_id not in seen and row.status == "active"]
-        for chunk in _chunks(missing, CHUNK_ROWS):
+    if missing:
+        table = Offer.__table__
+        for chunk in _chunks(list(missing), CHUNK_ROWS):
             statement = (
                 sa.update(table)
                 .where(table.c.id.in_(chunk), table.c.status == OfferStatus.active)
@@ -380,15 +460,20 @@ def _apply(
                 .values(status=OfferStatus.withdrawn, quantity=table.c.promised, updated_at=now)
                 .returning(table.c.id, table.c.external_id, table.c.quantity)
             )
-            for offer_id, external_id, kept in session.execute(statement):
+            for offer_id, external_id, kept_quantity in sorted(connection.execute(statement)):
                 withdrawn += 1
-                before = {"status": "active", "quantity": str(existing[external_id].quantity)}
+                before = {"status": "active", "quantity": str(missing[offer_id].quantity)}
                 audit_rows.append(
-                    _audit(session, now, "withdraw", offer_id, before, {"status": "withdrawn", "quantity": str(kept)}, sync.id)
+                    _audit(session, now, "withdraw", offer_id, before,
+                           {"status": "withdrawn", "quantity": str(kept_quantity)}, sync.id)
                 )
-                if kept > 0:
-                    conflicts.append(_conflict(sync, offer_id, external_id, ConflictKind.withdrawn, Decimal(0), kept))
+                if kept_quantity > 0:
+                    conflicts.append(_conflict(sync, offer_id, external_id, ConflictKind.withdrawn, Decimal(0), kept_quantity))
 
+    for name in (_PLAN_TABLE, _FEED_TABLE):
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+
+    refused = [r for _, r in sorted([*staged.quarantine, *plan.quarantine], key=lambda item: item[0])]
     quarantine_rows = [
         {
             "sync_id": sync.id,
@@ -397,7 +482,7 @@ def _apply(
             "reason": r.reason,
             "raw": r.raw,
         }
-        for r in [*result.rejected, *plan.quarantine]
+        for r in [*result.rejected, *refused]
     ]
     for table_, rows in (
         (QuarantinedRecord.__table__, quarantine_rows),
@@ -410,7 +495,7 @@ def _apply(
     sync.succeed(
         {
             "new": plan.new,
-            "changed": plan.changed,
+            "changed": len(plan.changed),
             "unchanged": plan.unchanged,
             "withdrawn": withdrawn,
             "quarantined": len(quarantine_rows),
@@ -421,120 +506,188 @@ def _apply(
     return sync
 
 
-@dataclass(frozen=True)
-class _Existing:
-    id: int
-    kind: str
-    divisible: bool
-    status: str
-    quantity: Decimal
-    promised: Decimal
-    values: tuple[Any, ...]  # the _COMPARED fields, in order
-
-
-def _existing_offers(session: Session, carrier_id: int, external_ids: Sequence[str] | None) -> dict[str, _Existing]:
-    """The carrier's offers by external id: all of them, or those with the given ids."""
+def _missing_offers(connection: sa.Connection, carrier_id: int, result: FetchResult, plan: _Plan) -> dict[int, Any]:
+    """The carrier's active offers that a complete feed does not name: (id, external id, quantity) by id."""
     table = Offer.__table__
-    columns = [table.c.external_id, table.c.id, table.c.kind, table.c.divisible, table.c.status,
-               table.c.quantity, table.c.promised, *(table.c[name] for name in _COMPARED)]
-    query = sa.select(*columns).where(table.c.carrier_id == carrier_id)
-    if external_ids is None:
-        batches: Iterator[Sequence[str] | None] = iter([None])
-    else:
-        batches = _chunks(sorted(set(external_ids)), CHUNK_ROWS)
-    found: dict[str, _Existing] = {}
-    for batch in batches:
-        statement = query if batch is None else query.where(table.c.external_id.in_(batch))
-        for row in session.execute(statement):
-            status = row.status.value if isinstance(row.status, OfferStatus) else row.status
-            found[row.external_id] = _Existing(
-                row.id, row.kind, row.divisible, status, row.quantity, row.promised, tuple(row[7:])
-            )
-    return found
+    active = sa.and_(table.c.carrier_id == carrier_id, table.c.status == OfferStatus.active)
+    if connection.scalar(sa.select(sa.func.count()).select_from(table).where(active)) == plan.matched_active:
+        return {}  # the feed names every active offer: the usual case, without an anti-join
+    feed = sa.table(_FEED_TABLE, sa.column("external_id"))
+    candidates = (
+        sa.select(table.c.id, table.c.external_id, table.c.quantity)
+        .where(active, ~sa.exists().where(feed.c.external_id == table.c.external_id))
+        .order_by(table.c.id)
+    )
+    # Ids refused before staging (unreadable, overlong, duplicate) still count as seen.
+    seen = result.seen_external_ids
+    return {row.id: row for row in connection.execute(candidates) if row.external_id not in seen}
 
 
-def _read_back(session: Session, carrier_id: int, external_ids: list[str]) -> Iterator[Any]:
-    """(id, external id, quantity) of the carrier's offers with these ids."""
-    table = Offer.__table__
-    query = sa.select(table.c.id, table.c.external_id, table.c.quantity).where(table.c.carrier_id == carrier_id)
-    for batch in _chunks(external_ids, CHUNK_ROWS):
-        yield from session.execute(query.where(table.c.external_id.in_(batch)))
+def _stage(connection: sa.Connection, result: FetchResult) -> _Staged:
+    """Load the feed's importable records into a temporary table, one row each, keyed by `ord`."""
+    dialect = connection.dialect
+    postgres = dialect.name == "postgresql"
+    for name in (_PLAN_TABLE, _FEED_TABLE):
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+    # Unique external ids: the index serves the joins to offers, whichever way a planner
+    # without statistics on a temporary table turns them.
+    connection.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {_FEED_TABLE} ({_FEED_DDL}, UNIQUE (external_id))"
+        + (" ON COMMIT DROP" if postgres else "")
+    )
+    # The values exactly as the offers table stores them: scaled integers and the JSON text that
+    # SQLAlchemy's JSON type writes; dates as ISO text and booleans as 0/1, which SQLite stores
+    # and PostgreSQL's COPY reads.
+    columns = Offer.__table__.c
+    scale_quantity = columns.quantity.type.process_bind_param
+    scale_price = columns.list_price.type.process_bind_param
+    serialize = dialect._json_serializer or json.dumps  # type: ignore[attr-defined]
+    texts: dict[tuple[Any, ...], str] = {}  # a feed repeats a few attribute sets many times
 
+    def to_json(attributes: Mapping[str, Any]) -> str:
+        key = tuple(attributes.items())
+        text = texts.get(key)
+        if text is None:
+            text = texts[key] = serialize(dict(attributes))
+        return text
 
-def _plan(carrier_id: int, result: FetchResult, existing: dict[str, _Existing], now: dt.datetime) -> _Plan:
-    plan = _Plan()
+    staged = _Staged()
+    rows: list[tuple[Any, ...]] = []
     taken: set[str] = set()
-    for record in result.offers:
+    for ord_, record in enumerate(result.offers):
         external_id = record.external_id
         if len(external_id) > MAX_EXTERNAL_ID:
-            plan.quarantine.append(_rejected(record, f"external id longer than {MAX_EXTERNAL_ID} characters"))
+            staged.quarantine.append((ord_, _rejected(record, f"external id longer than {MAX_EXTERNAL_ID} characters")))
             continue
         if external_id in taken:  # adapters drop duplicates already; this keeps capacity single if one didn't
-            plan.quarantine.append(_rejected(record, f"duplicate external id {external_id!r}; kept the first"))
+            staged.quarantine.append((ord_, _rejected(record, f"duplicate external id {external_id!r}; kept the first")))
             continue
         taken.add(external_id)
-        row = existing.get(external_id)
-        values = _offer_values(carrier_id, record, now)
-        if row is None:
-            plan.new += 1
-            # No audit entry per created offer (a first sync creates 100,000): the sync's own
-            # row, counts and time record them; every later change to an offer is audited.
-            plan.upserts.append(values)
-            continue
-        if row.kind != record.kind or row.divisible != record.divisible:
-            plan.quarantine.append(
-                _rejected(record, f"lot {external_id} is a {'divisible' if row.divisible else 'whole'} {row.kind} "
-                                  "offer; its kind and divisibility cannot change")
-            )
-            continue
-        # What the row would become: the feed's quantity, but never below what is promised.
-        kept = max(record.quantity, row.promised)
-        if row.status == "active" and row.quantity == kept and row.values == tuple(values[f] for f in _COMPARED):
-            plan.unchanged += 1
-            continue
-        plan.changed += 1
-        plan.upserts.append(values)
-        before = {"status": row.status, "quantity": str(row.quantity),
-                  **{f: _jsonable(v) for f, v in zip(_COMPARED, row.values)}}
-        action = "republish" if row.status != "active" else "update"
-        plan.audits[external_id] = (action, before, _audit_values(record))
+        staged.records[ord_] = record
+        start, end = record.window_start, record.window_end
+        rows.append((
+            ord_, external_id, record.kind, record.region, to_json(record.attributes),
+            scale_quantity(record.quantity, dialect),
+            start.isoformat(), end.isoformat(),
+            scale_price(record.list_price, dialect), scale_price(record.unit_price, dialect),
+            int(bool(record.divisible)),
+        ))
+    if postgres:
+        driver = connection.connection.driver_connection
+        statement = f"COPY {_FEED_TABLE} ({', '.join(_FEED_COLUMNS)}) FROM STDIN"
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            # COPY's text format, written by hand: several times faster than write_row here.
+            for chunk in _chunks(rows, CHUNK_ROWS):
+                copy.write("".join(
+                    f"{ord_}\t{external_id.translate(_COPY_ESCAPES)}\t{kind.translate(_COPY_ESCAPES)}\t"
+                    f"{region.translate(_COPY_ESCAPES)}\t{attributes.translate(_COPY_ESCAPES)}\t{quantity}\t"
+                    f"{start}\t{end}\t{list_price}\t{unit_price}\t{divisible}\n"
+                    for ord_, external_id, kind, region, attributes, quantity, start, end, list_price, unit_price,
+                    divisible in chunk
+                ))
+    else:
+        if rows:
+            placeholders = ", ".join("?" for _ in _FEED_COLUMNS)
+            connection.exec_driver_sql(f"INSERT INTO {_FEED_TABLE} VALUES ({placeholders})", rows)
+    return staged
+
+
+def _plan(session: Session, carrier_id: int, staged: _Staged) -> _Plan:
+    """Sort the staged rows into new, changed, unchanged and identity changes, in one statement.
+
+    Reads the offers as they are now; the upserts that follow guard quantities against the
+    promises as they are when they run.
+    """
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        same_attributes = "CAST(o.attributes AS jsonb) = CAST(f.attributes AS jsonb)"
+    else:
+        # Equal text is equal JSON; otherwise compare the parsed values, as dicts compare.
+        connection.connection.driver_connection.create_function(
+            _SQLITE_JSON_EQUAL, 2, _json_equal, deterministic=True
+        )
+        same_attributes = f"(o.attributes = f.attributes OR {_SQLITE_JSON_EQUAL}(o.attributes, f.attributes))"
+    # The planned rows carry the feed's values, so the upserts read this table alone.
+    connection.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {_PLAN_TABLE} ({_FEED_DDL}, "
+        "action VARCHAR(8) NOT NULL, offer_id INTEGER, old_kind VARCHAR(16), "
+        "old_divisible BOOLEAN, old_status VARCHAR(16), old_quantity BIGINT, old_region VARCHAR(64), "
+        f"old_attributes {'JSON' if postgres else 'TEXT'}, old_window_start DATE, old_window_end DATE, "
+        "old_list_price BIGINT, old_unit_price BIGINT)"
+        + (" ON COMMIT DROP" if postgres else "")
+    )
+    identity = "o.kind = f.kind AND o.divisible = f.divisible"
+    unchanged = (
+        f"{identity} AND o.status = 'active' "
+        # what the row would become: the feed's quantity, but never below what is promised
+        "AND o.quantity = CASE WHEN f.quantity < o.promised THEN o.promised ELSE f.quantity END "
+        f"AND o.region = f.region AND {same_attributes} AND o.window_start = f.window_start "
+        "AND o.window_end = f.window_end AND o.list_price = f.list_price AND o.unit_price = f.unit_price"
+    )
+    connection.execute(
+        sa.text(
+            f"INSERT INTO {_PLAN_TABLE} SELECT {', '.join('f.' + c for c in _FEED_COLUMNS)}, "
+            f"CASE WHEN o.id IS NULL THEN '{_NEW}' WHEN {identity} THEN '{_CHANGED}' ELSE '{_IDENTITY}' END, "
+            "o.id, o.kind, o.divisible, o.status, o.quantity, o.region, o.attributes, o.window_start, "
+            "o.window_end, o.list_price, o.unit_price "
+            f"FROM {_FEED_TABLE} f LEFT JOIN offers o ON o.carrier_id = :carrier_id AND o.external_id = f.external_id "
+            f"WHERE o.id IS NULL OR NOT ({unchanged})"
+        ),
+        {"carrier_id": carrier_id},
+    )
+    plan = _Plan()
+    planned = 0
+    for action, count in connection.execute(sa.text(f"SELECT action, COUNT(*) FROM {_PLAN_TABLE} GROUP BY action")):
+        planned += count
+        if action == _NEW:
+            plan.new = count
+    plan.unchanged = len(staged.records) - planned
+    plan.matched_active = plan.unchanged  # an unchanged offer is an active one
+    if planned > plan.new:
+        for row in connection.execute(_ABOUT_PLAN, {"new": _NEW}):
+            plan.matched_active += row.old_status == "active"
+            if row.action == _IDENTITY:
+                record = staged.records[row.ord]
+                plan.quarantine.append((row.ord, _rejected(
+                    record, f"lot {record.external_id} is a {'divisible' if row.old_divisible else 'whole'} "
+                            f"{row.old_kind} offer; its kind and divisibility cannot change")))
+                continue
+            plan.changed.append(_Changed(
+                row.ord, row.action, row.offer_id, row.old_kind, row.old_divisible, row.old_status, row.old_quantity,
+                (row.old_region, row.old_attributes, row.old_window_start, row.old_window_end,
+                 row.old_list_price, row.old_unit_price),
+            ))
     return plan
 
 
-def _offer_values(carrier_id: int, record: OfferRecord, now: dt.datetime) -> dict[str, Any]:
-    return {
-        "carrier_id": carrier_id,
-        "external_id": record.external_id,
-        "kind": record.kind,
-        "region": record.region,
-        "attributes": dict(record.attributes),
-        "quantity": record.quantity,
-        "promised": Decimal(0),
-        "window_start": record.window_start,
-        "window_end": record.window_end,
-        "list_price": record.list_price,
-        "unit_price": record.unit_price,
-        "divisible": bool(record.divisible),
-        "status": OfferStatus.active,
-        "created_at": now,
-        "updated_at": now,
-    }
+def _json_equal(stored: str | None, staged: str | None) -> bool:
+    if stored is None or staged is None:
+        return stored is staged
+    return json.loads(stored) == json.loads(staged)
 
 
-def _upsert_statement(session: Session) -> Any:
-    """INSERT … ON CONFLICT (carrier_id, external_id) DO UPDATE, in this database's dialect."""
-    table = Offer.__table__
-    dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-    if insert is None:
-        raise RuntimeError(f"bulk upsert needs PostgreSQL or SQLite, not {dialect}")
-    statement = insert(table)
-    excluded = statement.excluded
-    # kind and divisibility are the lot's identity and are never changed by a sync.
-    updates: dict[str, Any] = {name: excluded[name] for name in (*_COMPARED, "status", "updated_at")}
-    # Guarded against the row's current promises, whatever was read before.
-    updates["quantity"] = sa.case((excluded.quantity < table.c.promised, table.c.promised), else_=excluded.quantity)
-    return statement.on_conflict_do_update(index_elements=[table.c.carrier_id, table.c.external_id], set_=updates)
+def _upsert(dialect: str, action: str, *, returning: bool) -> sa.TextClause:
+    """INSERT … SELECT the planned rows of one action … ON CONFLICT (carrier_id, external_id) DO UPDATE.
+
+    The quantity is guarded against the row's current promises, whatever was read before;
+    kind and divisibility are the lot's identity and are never changed by a sync.
+    """
+    attributes = "CAST(p.attributes AS json)" if dialect == "postgresql" else "p.attributes"
+    updates = ", ".join(f"{name} = excluded.{name}" for name in (*_COMPARED, "status", "updated_at"))
+    statement = sa.text(
+        "INSERT INTO offers (carrier_id, external_id, kind, region, attributes, quantity, promised, window_start, "
+        "window_end, list_price, unit_price, divisible, status, created_at, updated_at) "
+        f"SELECT :carrier_id, p.external_id, p.kind, p.region, {attributes}, p.quantity, 0, p.window_start, "
+        f"p.window_end, p.list_price, p.unit_price, p.divisible, 'active', :now, :now "
+        f"FROM {_PLAN_TABLE} p WHERE p.action = :action ORDER BY p.ord "
+        f"ON CONFLICT (carrier_id, external_id) DO UPDATE SET {updates}, "
+        "quantity = CASE WHEN excluded.quantity < offers.promised THEN offers.promised ELSE excluded.quantity END"
+        + (" RETURNING id, external_id, quantity" if returning else "")
+    ).bindparams(sa.bindparam("now", type_=Offer.__table__.c.updated_at.type))
+    if returning:
+        statement = statement.columns(id=sa.Integer, external_id=sa.String, quantity=Offer.__table__.c.quantity.type)
+    return statement
 
 
 def _conflict(

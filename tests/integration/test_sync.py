@@ -175,6 +175,9 @@ def test_changes_are_applied_and_audited(session, carriers):
     assert (a.quantity, a.region) == (Decimal("150.000"), "bj")
     entry = session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "sync_update"))
     assert entry.entity_id == a.id and entry.before["region"] == "sh" and entry.after["region"] == "bj"
+    assert entry.before["attributes"] == entry.after["attributes"] == {"gpu_model": "H100"}
+    assert (entry.before["quantity"], entry.after["quantity"]) == ("100.000", "150")
+    assert entry.before["window_start"] == "2026-12-01" and entry.before["list_price"] == "10.0000"
     assert entry.after["sync_id"] == changed.id
 
 
@@ -252,6 +255,54 @@ def test_the_shrink_guard_reads_promises_in_sql_not_from_the_earlier_read(sessio
     a = offers(session)["a"]
     assert (a.quantity, a.promised) == (Decimal(70), Decimal(70))
     assert counts(done)["conflicts"] == 1
+
+
+def test_an_identity_change_counts_as_seen_while_a_missing_offer_is_withdrawn(session, carriers):
+    apply(session, feed(record("a"), record("b"), record("c")))
+    done = apply(session, feed(record("a", kind="cpu", attributes={}), record("b")))
+    assert counts(done) == dict(new=0, changed=0, unchanged=1, withdrawn=1, quarantined=1, conflicts=0)
+    now = offers(session)
+    assert (now["a"].kind, now["a"].status) == ("gpu", OfferStatus.active)
+    assert (now["c"].status, now["c"].quantity) == (OfferStatus.withdrawn, Decimal(0))
+    entry = session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "sync_withdraw"))
+    assert entry.entity_id == now["c"].id and entry.before == {"status": "active", "quantity": "100.000"}
+
+
+def test_the_same_attributes_in_another_order_are_unchanged(session, carriers):
+    apply(session, feed(record("a", attributes={"gpu_model": "H100", "gpu_memory_gb": 80})))
+    again = apply(session, feed(record("a", attributes={"gpu_memory_gb": 80, "gpu_model": "H100"})))
+    assert counts(again)["unchanged"] == 1 and counts(again)["changed"] == 0
+    changed = apply(session, feed(record("a", attributes={"gpu_memory_gb": 40, "gpu_model": "H100"})))
+    assert counts(changed)["changed"] == 1
+    assert offers(session)["a"].attributes == {"gpu_memory_gb": 40, "gpu_model": "H100"}
+
+
+def test_values_are_stored_exactly_whatever_characters_they_hold(session, carriers):
+    odd = record("a\\b\tc\nd\re", region="上海\\浦东\t", attributes={"gpu_model": "H100 \"SXM\"\\\n"})
+    first = apply(session, feed(odd, record("b", "0.001")))
+    assert counts(first)["new"] == 2
+    stored = offers(session)
+    assert set(stored) == {"a\\b\tc\nd\re", "b"}
+    assert stored[odd.external_id].region == "上海\\浦东\t"
+    assert stored[odd.external_id].attributes == {"gpu_model": "H100 \"SXM\"\\\n"}
+    assert stored["b"].quantity == Decimal("0.001")
+    assert counts(apply(session, feed(odd, record("b", "0.001"))))["unchanged"] == 2
+
+
+def test_a_sync_that_fails_halfway_leaves_nothing_behind(session, carriers, monkeypatch):
+    apply(session, feed(record("a")))
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(sync_service, "_upsert", broken)
+        with pytest.raises(RuntimeError):
+            apply(session, feed(record("a", "50"), record("b")))
+    assert set(offers(session)) == {"a"} and offers(session)["a"].quantity == Decimal(100)
+    # The staging tables went with the rollback: the next sync stages afresh.
+    done = apply(session, feed(record("a", "50"), record("b")))
+    assert counts(done) == dict(new=1, changed=1, unchanged=0, withdrawn=0, quarantined=0, conflicts=0)
 
 
 # ------------------------------------------------------------------------------ over HTTP
