@@ -8,6 +8,8 @@ the baseline greedy, the repaired LP answer — is built through it, so none can
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .problem import Problem
@@ -30,6 +32,10 @@ class Ledger:
         self.divisible: list[bool] = problem.off_divisible.tolist()
         self.ptr: list[int] = problem.req_ptr.tolist()
         self.pair_off: list[int] = problem.pair_off.tolist()
+        # whether request r has any indivisible compatible offer
+        self.has_whole: list[bool] = (np.bincount(
+            problem.pair_req[~problem.off_divisible[problem.pair_off]], minlength=problem.n_requests
+        ) > 0).tolist()
         self.granted: list[float] = [0.0] * problem.n_requests
         self.whole: list[bool] = [False] * problem.n_requests
         # request -> {offer: quantity}; a dict per request keeps insertion (cheapest-first) order.
@@ -125,8 +131,13 @@ class Ledger:
         if self.whole[r] or self.qty[r] - self.granted[r] <= EPS:
             return
         offers = self.offers_of(r)
-        divisible = [(o, float("inf")) for o in offers if self.divisible[o] and self.cap_left[o] > EPS]
+        cap_left, is_divisible, inf = self.cap_left, self.divisible, float("inf")
+        # A generator: grant_divisible stops reading as soon as the request is served.
+        divisible = ((o, inf) for o in offers if is_divisible[o] and cap_left[o] > EPS)
         if self.granted[r] > 0:
+            self.grant_divisible(r, divisible)
+            return
+        if not self.has_whole[r]:  # only divisible offers: nothing to weigh
             self.grant_divisible(r, divisible)
             return
         whole_offer = None
@@ -150,6 +161,57 @@ class Ledger:
                 return
             self.revoke(r)
         self.grant_whole(r, whole_offer)
+
+
+# Room an offer must keep after a move, so that float round-off in `cap_left` can never let
+# the exact sum of its grants pass its `available`.
+_ROOM_MARGIN = 1e-6
+
+
+def cheapen(ledger: Ledger, order: list[int]) -> None:
+    """Move grants to cheaper compatible offers that still have room, request by request in
+    this order: the startups pay less, and nothing else changes — every request keeps its
+    total (so its minimum and fraction), every share cap its load, every budget only gains.
+    Amounts moved are whole thousandths, the stored scale, so rounding can't undo a move."""
+    price, cap_left, divisible = ledger.price, ledger.cap_left, ledger.divisible
+    for r in order:
+        grants = ledger.grants[r]
+        if not grants:
+            continue
+        s = ledger.startup[r]
+        offers = ledger.offers_of(r)  # cheapest first
+        if ledger.whole[r]:
+            (o, q), = grants.items()
+            for o2 in offers:
+                if price[o2] >= price[o]:
+                    break
+                if not divisible[o2] and o2 != o and cap_left[o2] - _ROOM_MARGIN >= q:
+                    cap_left[o] += q
+                    cap_left[o2] -= q
+                    ledger.budget_left[s] += q * (price[o] - price[o2])
+                    ledger.grants[r] = {o2: q}
+                    break
+            continue
+        for o in sorted(grants, key=lambda o: (-price[o], o)):
+            for o2 in offers:
+                if price[o2] >= price[o] or grants.get(o, 0.0) <= EPS:
+                    break
+                if not divisible[o2] or cap_left[o2] - _ROOM_MARGIN < 0.001:
+                    continue
+                move = math.floor(min(grants[o], cap_left[o2] - _ROOM_MARGIN) * 1000 + 1e-9) / 1000
+                if move <= 0:
+                    continue
+                rest = grants[o] - move
+                if rest < 0.001:  # all of it: take exactly what was there
+                    move, rest = grants[o], 0.0
+                cap_left[o] += move
+                cap_left[o2] -= move
+                ledger.budget_left[s] += move * (price[o] - price[o2])
+                grants[o2] = grants.get(o2, 0.0) + move
+                if rest > 0:
+                    grants[o] = rest
+                else:
+                    del grants[o]
 
 
 def fill(ledger: Ledger, order: list[int]) -> None:

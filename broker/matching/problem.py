@@ -45,6 +45,12 @@ class Problem:
     req_ptr: np.ndarray  # pairs of request i are pair_*[req_ptr[i]:req_ptr[i + 1]]
     # why a request has no compatible pair (None where it has one)
     no_pair_reason: list[str | None]
+    # per pair: False where no feasible answer can ever use it (see `viable_pairs`)
+    pair_viable: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.pair_viable is None:
+            self.pair_viable = viable_pairs(self)
 
     @property
     def n_requests(self) -> int:
@@ -234,20 +240,69 @@ class _KindCheck:
         )
         price_ok = self.off_price[None, :] <= ceiling[:, None]
 
-        # The first test a request fails on every offer is its reason: the nearest miss.
-        ok = attrs_ok
-        stages = ((region_ok, REGION), (window_ok, WINDOW), (price_ok, PRICE_CEILING))
-        has_any = ok.any(axis=1)
-        for i in np.flatnonzero(~has_any):
-            no_pair_reason[rows[i]] = NO_COMPATIBLE_OFFER
-        for mask, reason in stages:
-            ok = ok & mask
-            still = ok.any(axis=1)
-            for i in np.flatnonzero(has_any & ~still):
-                no_pair_reason[rows[i]] = reason
-            has_any = still
+        ok = attrs_ok & region_ok
+        ok &= window_ok
+        ok &= price_ok
+        # The first test a request fails on every offer is its reason: the nearest miss. Only
+        # the requests left without any pair need the stages one by one.
+        lost = np.flatnonzero(~ok.any(axis=1))
+        if len(lost):
+            staged = attrs_ok[lost]
+            has_any = staged.any(axis=1)
+            for i in lost[~has_any]:
+                no_pair_reason[rows[i]] = NO_COMPATIBLE_OFFER
+            for mask, reason in ((region_ok, REGION), (window_ok, WINDOW), (price_ok, PRICE_CEILING)):
+                staged = staged & mask[lost]
+                still = staged.any(axis=1)
+                for i in lost[has_any & ~still]:
+                    no_pair_reason[rows[i]] = reason
+                has_any = still
         local_req, local_off = np.nonzero(ok)
         return rows[local_req], self.offer_index[local_off]
+
+
+def viable_pairs(problem: Problem) -> np.ndarray:
+    """Per compatible pair, whether any feasible answer could put a positive quantity on it.
+
+    A pair is ruled out only by a rule that no other grant can change:
+      - an indivisible offer serves the whole quantity or nothing, so it is out when the
+        quantity exceeds the offer's `available`, the startup's share cap of the kind, or
+        (at the offer's price) the startup's whole budget;
+      - a request with a minimum is out altogether when the minimum exceeds its share cap,
+        everything its compatible divisible offers hold, or what its budget buys at the
+        cheapest of them.
+    Fixing such variables to 0 removes no feasible answer, so the LP over viable pairs is
+    still a relaxation of the full problem (a tighter one: the plain LP would count, say,
+    78% of a 250-unit data line for a startup whose cap is 195 units, which no answer can
+    grant). A small tolerance keeps borderline pairs in (erring on the bound's safe side).
+    """
+    n_pairs = len(problem.pair_req)
+    if n_pairs == 0:
+        return np.ones(0, dtype=bool)
+    tol = 1e-6
+    req, off = problem.pair_req, problem.pair_off
+    q = problem.req_qty[req]
+    group_cap = problem.group_cap[problem.req_group[req]]
+    budget = problem.startup_budget[problem.req_startup[req]]
+    price = problem.off_price[off]
+    divisible = problem.off_divisible[off]
+    whole_ok = (
+        (q <= problem.off_cap[off] * (1 + tol) + tol)
+        & (q <= group_cap * (1 + tol) + tol)
+        & (q * price <= budget * (1 + tol) + tol)
+    )
+    n = len(problem.req_qty)
+    m = problem.req_min
+    div_cap = np.bincount(req[divisible], weights=problem.off_cap[off][divisible], minlength=n)
+    cheapest = np.full(n, np.inf)
+    np.minimum.at(cheapest, req[divisible], price[divisible])
+    spend = np.where(m > 0, m * np.where(np.isfinite(cheapest), cheapest, 0.0), 0.0)
+    min_ok = (
+        (m <= problem.group_cap[problem.req_group] * (1 + tol) + tol)
+        & (m <= div_cap * (1 + tol) + tol)
+        & (spend <= problem.startup_budget[problem.req_startup] * (1 + tol) + tol)
+    )
+    return np.where(divisible, min_ok[req], whole_ok)
 
 
 def restrict_to_kind(problem: Problem, kind: int, budget: np.ndarray) -> tuple[Problem, np.ndarray, np.ndarray]:
@@ -279,5 +334,6 @@ def restrict_to_kind(problem: Problem, kind: int, budget: np.ndarray) -> tuple[P
         pair_off=problem.pair_off[pairs],
         req_ptr=np.searchsorted(pair_req, np.arange(len(requests) + 1)).astype(np.int64),
         no_pair_reason=[problem.no_pair_reason[r] for r in requests.tolist()],
+        pair_viable=problem.pair_viable[pairs],
     )
     return sub, requests, pairs

@@ -17,7 +17,8 @@ x ≥ min, both inside 0 ≤ x ≤ q), and an indivisible grant x_ro = q_r z_ro 
 answer, and by weak duality so does the dual objective of *any* nonnegative (π, σ, λ) once
 each μ_r is raised to cover every compatible pair — which `dual_bound` does over all pairs,
 not only the columns the LP saw. That is what lets the solver prune columns and still report
-a bound on the full problem.
+a bound on the full problem. (Pairs no feasible answer can use — `problem.viable_pairs` — are
+fixed to 0: that removes no feasible answer, so it is still a relaxation.)
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ import numpy as np
 from .problem import Problem
 
 # Tie-breaks ride on the objective with coefficients far below any weight difference that
-# matters: at most this share of the smallest weight, per unit fraction.
-_PRICE_TIE = 1e-4
+# matters: at most this share of the smallest weight, per unit fraction. The price tie-break
+# is 0: it made the simplex chase cheaper offers through every alternative optimum (≈ 60%
+# more pivots at 10k); instead the chosen answer is moved to cheaper offers with room
+# afterwards (`grants.cheapen`), which keeps the objective and can only lower costs.
+_PRICE_TIE = 0.0
 _SENIORITY_TIE = 1e-5
 
 
@@ -94,7 +98,8 @@ def dual_bound(problem: Problem, duals: Duals) -> float:
     pi = np.maximum(duals.offer, 0.0)
     sigma = np.maximum(duals.group, 0.0)
     lam = np.maximum(duals.budget, 0.0)
-    req, off = problem.pair_req, problem.pair_off
+    viable = problem.pair_viable
+    req, off = problem.pair_req[viable], problem.pair_off[viable]
     q = problem.req_qty[req]
     reduced = problem.req_weight[req] - q * (
         pi[off] + sigma[problem.req_group[req]] + lam[problem.req_startup[req]] * problem.off_price[off]
@@ -152,6 +157,14 @@ class RelaxationModel:
         h.setOptionValue("random_seed", 0)
         h.setOptionValue("presolve", "off")  # presolve would be redone on every warm re-solve
         h.setOptionValue("solver", "simplex")
+        # Primal simplex: adding columns keeps the basis primal feasible, so every round of
+        # column generation resumes where the last one stopped (the dual simplex needed
+        # about twice the pivots and time on district-like data).
+        h.setOptionValue("simplex_strategy", 4)
+        # No scaling: ≈ 10% fewer pivots and less time on district-like data. Numerics only
+        # touch the answer's quality, never its feasibility (the ledger) or the bound (any
+        # nonnegative duals are valid).
+        h.setOptionValue("simplex_scale_strategy", 0)
         h.changeObjectiveSense(highspy.ObjSense.kMaximize)
         self._inf = highspy.kHighsInf
         h.addRows(
@@ -213,6 +226,23 @@ class RelaxationModel:
             np.full(len(pairs), np.inf), int(len(index)), starts, index, value,
         )
         self.columns = np.concatenate([self.columns, pairs])
+
+    def set_start(self, pairs: np.ndarray, amounts: np.ndarray) -> None:
+        """Start from this feasible answer (quantities on pairs): HiGHS builds its first basis
+        from it (crossover) instead of pivoting every served request in from scratch."""
+        import highspy
+
+        order = np.argsort(self.columns, kind="stable")
+        pos = np.searchsorted(self.columns[order], pairs)
+        pos = np.minimum(pos, len(order) - 1)
+        found = self.columns[order][pos] == pairs
+        x = np.zeros(len(self.columns))
+        req = self.problem.pair_req[pairs[found]]
+        x[order[pos[found]]] = amounts[found] / self.problem.req_qty[req]
+        solution = highspy.HighsSolution()
+        solution.col_value = x.tolist()
+        solution.value_valid = True
+        self.highs.setSolution(solution)
 
     def solve(self, time_limit: float | None) -> tuple[str, np.ndarray, np.ndarray, Duals]:
         """Run the simplex; return status, column fractions, request duals and the other duals."""
@@ -298,6 +328,7 @@ def solve_relaxation(
     time_limit: float | None = None,
     max_rounds: int = 40,
     per_request: int = 2,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Relaxation:
     """Column generation over the unsettled requests, releasing settled ones the LP prices."""
     started = time.perf_counter()
@@ -305,12 +336,14 @@ def solve_relaxation(
     in_model = np.zeros(problem.n_pairs, dtype=bool)
 
     def add(pairs: np.ndarray) -> None:
-        pairs = np.unique(pairs[~in_model[pairs]])
+        pairs = np.unique(pairs[~in_model[pairs] & problem.pair_viable[pairs]])
         model.add_requests(np.unique(problem.pair_req[pairs]))
         model.add_columns(pairs)
         in_model[pairs] = True
 
     add(initial[~held.settled[problem.pair_req[initial]]])
+    if start is not None:
+        model.set_start(*start)
     rounds = iterations = 0
     status, fraction = "Not solved", np.zeros(0)
     request_dual = np.zeros(problem.n_requests)
@@ -346,9 +379,17 @@ def solve_relaxation(
         if len(released):
             active[np.isin(problem.pair_req, released)] = True
         # Tolerance: a column must gain a visible amount to be worth another solve.
-        candidates = np.flatnonzero((reduced > 1e-7) & ~in_model & active)
+        candidates = np.flatnonzero((reduced > 1e-7) & ~in_model & active & problem.pair_viable)
         if len(released) == 0 and len(candidates) == 0:
             break
+        # What the missing columns could still add, at most (each request's best reduced
+        # cost): once that is below a millionth of the objective, another round only moves
+        # the bound in the sixth digit.
+        if len(released) == 0 and len(candidates):
+            best = np.zeros(problem.n_requests)
+            np.maximum.at(best, problem.pair_req[candidates], reduced[candidates])
+            if best.sum() < 1e-6 * max(1.0, abs(primary_objective(problem, model.columns, fraction))):
+                break
         if len(released):
             model.held = model.held.without(problem, released)
             model.refresh_limits()
@@ -388,7 +429,8 @@ def lagrangian_bound(
     """
     pi = np.maximum(offer_dual, 0.0)
     sigma = np.maximum(group_dual, 0.0)
-    req, off = problem.pair_req, problem.pair_off
+    viable = problem.pair_viable
+    req, off = problem.pair_req[viable], problem.pair_off[viable]
     q = problem.req_qty[req]
     base = problem.req_weight[req] - q * (pi[off] + sigma[problem.req_group[req]])
     load = q * problem.off_price[off]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
+import numpy as np
+
 from .grants import Ledger
 
 _SCALE = 1000
@@ -32,6 +34,8 @@ def round_grants(ledger: Ledger) -> None:
         total = sum(rounded.values())
         if not rounded or total + 1e-9 < ledger.min_qty[r]:
             ledger.revoke(r)
+            continue
+        if rounded == grants:  # already on the scale
             continue
         ledger.revoke(r)
         ledger.commit(r, list(rounded.items()))
@@ -68,55 +72,88 @@ def _exact_violators(ledger: Ledger) -> list[int]:
 
 
 def _first_violation(ledger: Ledger, instance, taken: set[int]) -> list[int] | None:
+    """The holders of the first limit the printed numbers break, or None.
+
+    Every limit is first summed in floats; only limits within a hair of binding (where
+    round-off could matter) are then summed again in exact decimals. A float sum more than
+    1e-9 (relative) below its limit cannot be above it exactly: its round-off is ~1e-13.
+    """
     offers = instance.offers
     requests = instance.requests
-    load: dict[int, Decimal] = {}
-    holders: dict[int, list[int]] = {}
-    for r, grants in enumerate(ledger.grants):
-        if r in taken:
+    problem = ledger.problem
+    rows = [(r, o, q) for r, grants in enumerate(ledger.grants) if r not in taken
+            for o, q in grants.items()]
+    if not rows:
+        return None
+    req = np.array([x[0] for x in rows], dtype=np.int64)
+    off = np.array([x[1] for x in rows], dtype=np.int64)
+    qty = np.array([x[2] for x in rows], dtype=float)
+
+    def near(total: np.ndarray, limit: np.ndarray) -> np.ndarray:
+        finite = np.isfinite(limit)
+        slack = np.where(finite, limit, 0.0) - 1e-9 * np.maximum(1.0, np.abs(np.where(finite, limit, 0.0)))
+        return np.flatnonzero(finite & (total > slack))
+
+    # requests: total ≤ quantity and ≥ minimum (when granted)
+    total = np.bincount(req, weights=qty, minlength=problem.n_requests)
+    granted = np.bincount(req, minlength=problem.n_requests) > 0
+    suspect = set(near(total, problem.req_qty).tolist())
+    low = granted & (problem.req_min > 0) & (
+        total < problem.req_min + 1e-9 * np.maximum(1.0, problem.req_min))
+    suspect |= set(np.flatnonzero(low).tolist())
+    for r in sorted(suspect):
+        if not granted[r]:
             continue
-        total = Decimal(0)
-        for o, q in grants.items():
-            load[o] = load.get(o, Decimal(0)) + _dec(q)
-            holders.setdefault(o, []).append(r)
-            total += _dec(q)
+        exact = sum((_dec(q) for q in ledger.grants[r].values()), Decimal(0))
         request = requests[r]
-        if grants and (
-            total > _dec(request.quantity)
-            or (request.min_quantity is not None and total < _dec(request.min_quantity))
+        if exact > _dec(request.quantity) or (
+            request.min_quantity is not None and exact < _dec(request.min_quantity)
         ):
             return [r]
-    for o in sorted(load):
-        if load[o] > _dec(offers[o].available):
-            return holders[o]
+
+    load = np.bincount(off, weights=qty, minlength=problem.n_offers)
+    for o in near(load, problem.off_cap).tolist():
+        holders = sorted(set(req[off == o].tolist()))
+        exact = sum((_dec(ledger.grants[r][o]) for r in holders), Decimal(0))
+        if exact > _dec(offers[o].available):
+            return holders
 
     share_cap = instance.policy.share_cap
-    supply: dict[str, Decimal] = {}
-    for offer in offers:
-        supply[offer.kind] = supply.get(offer.kind, Decimal(0)) + _dec(offer.available)
-    per_group: dict[tuple[str, str], Decimal] = {}
-    group_holders: dict[tuple[str, str], list[int]] = {}
-    spend: dict[str, Decimal] = {}
-    spend_holders: dict[str, list[int]] = {}
-    for r, grants in enumerate(ledger.grants):
-        if r in taken or not grants:
-            continue
-        request = requests[r]
-        key = (request.startup, request.kind)
-        for o, q in grants.items():
-            per_group[key] = per_group.get(key, Decimal(0)) + _dec(q)
-            spend[request.startup] = spend.get(request.startup, Decimal(0)) + _dec(q) * _dec(
-                offers[o].unit_price
-            )
-        group_holders.setdefault(key, []).append(r)
-        spend_holders.setdefault(request.startup, []).append(r)
     if share_cap is not None:
-        for key in sorted(per_group):
-            if per_group[key] > _dec(share_cap) * supply[key[1]]:
-                return group_holders[key]
-    budgets = {s.id: s.budget for s in instance.startups}
-    for startup in sorted(spend):
-        budget = budgets[startup]
-        if budget is not None and spend[startup] > _dec(budget):
-            return spend_holders[startup]
+        group_load = np.bincount(problem.req_group[req], weights=qty,
+                                 minlength=len(problem.group_cap))
+        near_groups = near(group_load, problem.group_cap)
+        if len(near_groups):
+            supply: dict[str, Decimal] = {}
+            for offer in offers:
+                supply[offer.kind] = supply.get(offer.kind, Decimal(0)) + _dec(offer.available)
+            # groups in (startup id, kind) order, as before
+            keyed = []
+            for g in near_groups.tolist():
+                holders = sorted(set(req[problem.req_group[req] == g].tolist()))
+                if not holders:
+                    continue
+                first = requests[holders[0]]
+                keyed.append(((first.startup, first.kind), holders))
+            for (startup, kind), holders in sorted(keyed):
+                exact = sum((_dec(q) for r in holders for q in ledger.grants[r].values()),
+                            Decimal(0))
+                if exact > _dec(share_cap) * supply[kind]:
+                    return holders
+
+    spend = np.bincount(problem.req_startup[req], weights=qty * problem.off_price[off],
+                        minlength=len(problem.startup_budget))
+    keyed = []
+    for s in near(spend, problem.startup_budget).tolist():
+        holders = sorted(set(req[problem.req_startup[req] == s].tolist()))
+        keyed.append((instance.startups[s].id, s, holders))
+    for _, s, holders in sorted(keyed):
+        budget = instance.startups[s].budget
+        exact = sum(
+            (_dec(q) * _dec(offers[o].unit_price) for r in holders
+             for o, q in ledger.grants[r].items()),
+            Decimal(0),
+        )
+        if budget is not None and exact > _dec(budget):
+            return holders
     return None
