@@ -68,9 +68,9 @@ def _api_settings() -> dict[str, Any]:
 
 
 def _register_api(app: Flask) -> None:
-    from broker.api import carriers, cycles, health, market, parties, policy
     from flask_smorest.spec.plugins import integerconverter2paramschema
 
+    from broker.api import carriers, cycles, health, market, parties, policy
     from broker.api.common import Api, IdConverter, handle_domain_error, handle_unexpected
     from broker.errors import DomainError
 

@@ -37,7 +37,7 @@ VARIABLES: dict[str, str] = {
     "_APP_SECRET, BROKER_CARRIER_UNICOM_USERNAME / _PASSWORD and BROKER_CARRIER_<CODE>_WEBHOOK_SECRET",
     "BROKER_SCHEDULE_<JOB>": "cron (Asia/Shanghai; 5 fields, or 6 with seconds first) for a scheduled job, or 'off'; "
     "jobs and defaults: RUN_CYCLE '0 9 * * mon', CLOSE_APPROVALS '*/5 * * * *', PROVISION '* * * * *', "
-    "EXPIRE '10 0 * * *', PULL_USAGE '0 * * * *', DELIVER_WEBHOOKS '* * * * *'; carriers' syncs follow their sync_schedule",
+    "EXPIRE '*/10 * * * *', PULL_USAGE '0 * * * *', DELIVER_WEBHOOKS '* * * * *'; carriers' syncs follow their sync_schedule",
     "BROKER_MISFIRE_GRACE_SECONDS": "a firing missed while no scheduler ran is run once on start-up if younger than this; "
     "default 3600",
     "BROKER_MATCHING_TIME_LIMIT": "seconds the matching engine may take in a scheduled cycle; default 60",
@@ -48,7 +48,7 @@ DEFAULT_SCHEDULES: dict[str, str] = {
     "run_cycle": "0 9 * * mon",  # Monday 09:00; the policy's approval window ends Wednesday 18:00
     "close_approvals": "*/5 * * * *",
     "provision": "* * * * *",
-    "expire": "10 0 * * *",
+    "expire": "*/10 * * * *",  # windows that ended, and grants of withdrawn requests
     "pull_usage": "0 * * * *",
     "deliver_webhooks": "* * * * *",
 }

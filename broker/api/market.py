@@ -118,8 +118,8 @@ def get_request(request_id: int) -> Any:
 @blp.response(200, RequestSchema)
 @blp.doc(security=BEARER)
 def withdraw_request(request_id: int) -> Any:
-    """The startup withdraws its open request."""
-    return market.withdraw_request(get_session(), current_account(), request_id)
+    """The startup withdraws its request; what a carrier set up for it is released there."""
+    return market.withdraw_request(get_session(), current_account(), request_id, now())
 
 
 @blp.route("/allocations", methods=["GET"])

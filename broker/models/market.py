@@ -22,6 +22,9 @@ from broker.models.enums import (
 from broker.models.parties import Account, Carrier, Startup
 from broker.resources import KIND_NAMES
 
+WITHDRAWABLE_REQUEST_STATUSES = frozenset(
+    {RequestStatus.submitted, RequestStatus.proposed, RequestStatus.approved, RequestStatus.active}
+)
 _GRANTED_ALLOCATION_STATUSES = frozenset(
     {AllocationStatus.approved, AllocationStatus.provisioning, AllocationStatus.active, AllocationStatus.released}
 )
@@ -118,8 +121,8 @@ class ResourceRequest(Audited, Base):
         return self.status in OPEN_REQUEST_STATUSES
 
     def withdraw(self) -> None:
-        """The startup no longer wants it; proposals made for it are withdrawn by the caller."""
-        if not self.is_open:
+        """The startup no longer wants it; the caller ends or releases what was granted for it."""
+        if self.status not in WITHDRAWABLE_REQUEST_STATUSES:
             raise Conflict(f"A {self.status.value} request cannot be withdrawn.")
         self.audit_as("withdraw")
         self.status = RequestStatus.withdrawn
@@ -136,8 +139,8 @@ class ResourceRequest(Audited, Base):
     def settle(self, today: dt.date) -> None:
         """Follow its allocations once a decision on one of them is made."""
         statuses = {a.status for a in self.allocations}
-        if statuses & {AllocationStatus.proposed}:
-            return
+        if self.status is RequestStatus.withdrawn or statuses & {AllocationStatus.proposed}:
+            return  # a withdrawn request stays withdrawn while its allocations are released
         if statuses & {AllocationStatus.active}:
             new = RequestStatus.active
         elif statuses & {AllocationStatus.approved, AllocationStatus.provisioning}:
@@ -331,6 +334,14 @@ class Allocation(Audited, Base):
         self.audit_as("provisioning_failed")
         self.last_error = error
         self.next_attempt_at = retry_at
+
+    def cancel(self, reason: str, now: dt.datetime) -> None:
+        """Approved but never sent to the carrier, and no longer wanted: nothing to release there."""
+        self._require(AllocationStatus.approved)
+        self.audit_as("cancel")
+        self.status = AllocationStatus.released
+        self.decision_reason = reason
+        self.released_at = now
 
     def release(self, now: dt.datetime) -> None:
         """Its window is over (or it was withdrawn): the carrier took it back."""

@@ -220,8 +220,9 @@ def list_requests(session: Session, actor: Account, filters: dict[str, Any]) -> 
     return query
 
 
-def withdraw_request(session: Session, actor: Account, request_id: int) -> ResourceRequest:
-    """A startup withdraws its open request; capacity held by its proposals goes back."""
+def withdraw_request(session: Session, actor: Account, request_id: int, now: dt.datetime) -> ResourceRequest:
+    """A startup withdraws its request: proposals end, approved grants not yet sent are cancelled,
+    and what a carrier already set up is released there by the next release run."""
     request = _visible_request(session, actor, request_id, for_update=True)
     if actor.role is not Role.startup:
         raise Forbidden("Only the startup that made a request withdraws it.")
@@ -230,6 +231,9 @@ def withdraw_request(session: Session, actor: Account, request_id: int) -> Resou
         if allocation.status is AllocationStatus.proposed:
             release_hold(session, allocation.offer_id, allocation.quantity)
             allocation.withdraw_proposal("request withdrawn by the startup")
+        elif allocation.status is AllocationStatus.approved:
+            release_hold(session, allocation.offer_id, allocation.quantity)
+            allocation.cancel("request withdrawn by the startup before provisioning", now)
     session.commit()
     return request
 

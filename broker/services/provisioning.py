@@ -117,16 +117,20 @@ def retry_provisioning(session: Session, actor: Account, allocation_id: int, now
 
 
 def expire_finished(session: Session, adapter_for: AdapterFor, now: dt.datetime) -> dict[str, int]:
-    """Release allocations whose window is over, at the carrier and here; expire requests never served."""
+    """Release allocations whose window is over or whose request was withdrawn, at the carrier and
+    here; expire requests never served."""
     today = local_date(now)
-    finished = session.scalars(
-        sa.select(Allocation)
+    finished = session.execute(
+        sa.select(Allocation, ResourceRequest.status == RequestStatus.withdrawn)
         .join(Allocation.request)
-        .where(Allocation.status == AllocationStatus.active, ResourceRequest.window_end < today)
+        .where(
+            Allocation.status == AllocationStatus.active,
+            sa.or_(ResourceRequest.window_end < today, ResourceRequest.status == RequestStatus.withdrawn),
+        )
         .order_by(Allocation.id)
         .limit(BATCH)
     ).all()
-    work = [(a.id, a.offer.carrier, a.carrier_ref) for a in finished]
+    work = [(a.id, a.offer.carrier, a.carrier_ref, bool(withdrawn)) for a, withdrawn in finished]
     stale = session.scalars(
         sa.select(ResourceRequest)
         .where(ResourceRequest.status == RequestStatus.submitted, ResourceRequest.window_start < today)
@@ -138,7 +142,7 @@ def expire_finished(session: Session, adapter_for: AdapterFor, now: dt.datetime)
     session.commit()
 
     counts = {"released": 0, "release_failed": 0, "requests_expired": len(stale)}
-    for allocation_id, carrier, carrier_ref in work:
+    for allocation_id, carrier, carrier_ref, withdrawn in work:
         adapter = adapter_for(carrier)
         try:
             if adapter.supports(Feature.RELEASE) and carrier_ref:
@@ -152,7 +156,8 @@ def expire_finished(session: Session, adapter_for: AdapterFor, now: dt.datetime)
         allocation = session.get(Allocation, allocation_id)
         allocation.release(now)
         release_hold(session, allocation.offer_id, allocation.quantity)
-        events.record(session, "allocation.expired", allocation, allocation.request.startup_id, carrier.id, now)
+        kind = "allocation.released" if withdrawn else "allocation.expired"
+        events.record(session, kind, allocation, allocation.request.startup_id, carrier.id, now)
         allocation.request.settle(today)
         session.commit()
         counts["released"] += 1
