@@ -4,9 +4,11 @@
     2. greedy answers: the staff's priority queue and weight-per-unit       (grants.py)
     3. up to 400k pairs: the LP relaxation by column generation, primal simplex started
        from the weight-per-unit greedy answer                               (relaxation.py)
-       above: a batched max-flow greedy for prices (the bound) and a flow to repair, then
-       per-kind LP blocks on two threads if time is left                    (flow.py, here)
-    4. repair: keep the LP's (or flow's) divisible grants that meet their minimum, give
+       above: a batched max-flow greedy, then the LP in blocks of whole startups with the
+       offers' capacity split between them, in rounds over different partitions, on two
+       threads, from the flow's answer; the bound from the blocks' and the flow's duals;
+       per-kind LP blocks too if much time is left                         (flow.py, here)
+    4. repair: keep the LP's (or blocks') divisible grants that meet their minimum, give
        indivisible lines whole in the order it favours them, then top everyone up (here)
     5. keep the best of the candidates, round, check exactly, move grants to cheaper offers
        with room, check again, explain                  (rounding.py, grants.py, explain.py)
@@ -30,7 +32,7 @@ from .explain import reasons
 from .flow import batched_flow, budget_dual_candidates
 from .grants import Ledger, cheapen, density_order, fill, priority_order
 from .model import Allocation, Instance, Result
-from .problem import Problem, build_problem, restrict_to_kind
+from .problem import Problem, build_problem, restrict_to_kind, restrict_to_requests
 from .relaxation import (
     Holdings,
     dual_bound,
@@ -51,6 +53,18 @@ _WHOLE_LP_MAX_PAIRS = 400_000
 _POST_SECONDS_PER_REQUEST = 1.3e-4
 # Below this, per-kind LP blocks are not started.
 _MIN_BLOCK_SECONDS = 8.0
+# Pairs per market block (`_market_blocks`): six blocks of ≈ 17k requests at 100k, ≈ 2.5 s
+# of simplex each (see the table there).
+_BLOCK_PAIRS = 256_000
+# Rounds of market blocks at most (each over a different partition of the startups).
+_MARKET_ROUNDS = 3
+# A block's column generation stops once the columns it lacks could add less than this
+# share of its objective (the bound prices every pair anyway, so this only costs answer).
+_BLOCK_GAIN_TOLERANCE = 1e-6
+# Share of the limit (or seconds per request, if more) kept back after the market blocks for
+# bound, the repair, rounding, moving to cheaper offers and reasons (≈ 4.5–5.5 s at 100k
+# requests, and ≈ 1.5 s more outside `solve` to load the instance).
+_POST_SHARE, _POST_BLOCK_SECONDS_PER_REQUEST = 0.1, 8e-5
 # Batches of the max-flow greedy whose prices give the bound above that size (≈ 0.4 s each at
 # 1.5M pairs; more batches, tighter prices).
 _FLOW_BATCHES = 24
@@ -67,8 +81,22 @@ def solve(instance: Instance, time_limit: float | None = None) -> Result:
     candidates: dict[str, Ledger] = {}
     t = time.perf_counter()
     candidates["greedy_priority"] = _greedy_ledger(problem, priority_order(problem))
-    candidates["greedy_density"] = _greedy_ledger(problem, density_order(problem))
+    large = problem.n_pairs > _WHOLE_LP_MAX_PAIRS
+    if not large or time_limit is None:
+        # The LP's starting point; on the large path under a time limit it is only needed
+        # if the per-kind blocks run (rarely: ≈ 1 s at 100k better spent on the LP blocks).
+        candidates["greedy_density"] = _greedy_ledger(problem, density_order(problem))
     stats["greedy_seconds"] = _since(t)
+
+    def lp_start() -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+        if "greedy_density" not in candidates:
+            candidates["greedy_density"] = _greedy_ledger(problem, density_order(problem))
+        start = _ledger_pairs(problem, candidates["greedy_density"])
+        initial = np.concatenate([
+            start[0], _ledger_pairs(problem, candidates["greedy_priority"])[0],
+            _cheapest_pairs(problem, _INITIAL_CHEAPEST),
+        ])
+        return start, initial
 
     bound = _trivial_bound(problem)
     lp_stats: dict = {"status": "skipped"}
@@ -81,15 +109,12 @@ def solve(instance: Instance, time_limit: float | None = None) -> Result:
             reserve = max(0.2 * time_limit, _POST_SECONDS_PER_REQUEST * problem.n_requests)
             return max(0.05, time_limit - reserve - (time.perf_counter() - started))
 
-        start = _ledger_pairs(problem, candidates["greedy_density"])
-        initial = np.concatenate([
-            start[0], _ledger_pairs(problem, candidates["greedy_priority"])[0],
-            _cheapest_pairs(problem, _INITIAL_CHEAPEST),
-        ])
         # One LP over everything while HiGHS can finish it in time; beyond that, a batched
-        # max flow (its prices give the bound, its flow a repaired answer), then per-kind
-        # LP blocks on both cores with whatever time is left (see `_relax_blocks`).
-        if problem.n_pairs <= _WHOLE_LP_MAX_PAIRS:
+        # max flow, whose answer starts the LP in blocks of whole startups (`_market_blocks`:
+        # their answer is repaired, their duals blended with the flow's prices give the
+        # bound), then per-kind LP blocks if much time is left (see `_relax_blocks`).
+        if not large:
+            start, initial = lp_start()
             relaxed = _relax_whole(problem, initial, left(), start)
             bound = min(bound, relaxed.bound)
             lp_stats = relaxed.stats
@@ -98,19 +123,35 @@ def solve(instance: Instance, time_limit: float | None = None) -> Result:
             remaining = left()
             answer = batched_flow(problem, _FLOW_BATCHES,
                                   None if remaining is None else time.perf_counter() + remaining)
-            flow_bound = lagrangian_bound(problem, answer.offer_price, answer.group_price,
-                                          budget_dual_candidates(problem))
-            bound = min(bound, flow_bound)
-            flow_stats = {"bound": round(flow_bound, 6), "batches": _FLOW_BATCHES,
-                          "complete": answer.complete, "seconds": _since(t)}
+            flow_stats = {"batches": _FLOW_BATCHES, "complete": answer.complete,
+                          "seconds": _since(t)}
+            # The LP in blocks of whole startups, capacities split by the flow; the repair of
+            # their answer together replaces the flow's own (a block that can't beat its
+            # part of the flow keeps it).
+            deadline = None
+            if time_limit is not None:
+                reserve = max(_POST_SHARE * time_limit,
+                              _POST_BLOCK_SECONDS_PER_REQUEST * problem.n_requests)
+                deadline = started + time_limit - reserve
+            market = _market_blocks(problem, answer.pairs, answer.amounts,
+                                    answer.offer_price, answer.group_price, deadline)
+            bound = min(bound, market.bound)
+            flow_stats["market"] = market.stats
+            first = market.stats["rounds"][:1]
+            if not first or first[0]["blocks_kept_start"] or first[0]["blocks_run"] < market.stats["blocks"]:
+                # The flow's prices alone: a weaker bound than the blend once every block of
+                # the first round has run (96798 against 95878 at 100k), but maybe not when
+                # the clock stopped some before they could.
+                flow_bound = lagrangian_bound(problem, answer.offer_price, answer.group_price,
+                                              budget_dual_candidates(problem))
+                bound = min(bound, flow_bound)
+                flow_stats["bound"] = round(flow_bound, 6)
             t = time.perf_counter()
-            candidates["flow_repair"] = _repair(
-                problem, answer.pairs,
-                answer.amounts / problem.req_qty[problem.pair_req[answer.pairs]],
-            )
+            candidates["block_repair"] = _repair(problem, market.columns, market.fraction)
             flow_stats["repair_seconds"] = _since(t)
             remaining = left()
             if remaining is None or remaining > _MIN_BLOCK_SECONDS:
+                start, initial = lp_start()
                 relaxed = _relax_blocks(problem, initial, remaining, start)
                 bound = min(bound, relaxed.bound)
                 lp_stats = relaxed.stats
@@ -259,7 +300,7 @@ def _relax_whole(
         stats={
             "status": relaxation.status,
             "objective": round(relaxation.lp_objective, 6),
-            "columns": int(len(relaxation.columns)),
+            "columns": len(relaxation.columns),
             "rounds": relaxation.rounds,
             "simplex_iterations": relaxation.iterations,
             "seconds": round(relaxation.seconds, 3),
@@ -405,6 +446,223 @@ def _relax_blocks(
     return _Relaxed(relaxation.columns, relaxation.fraction, min(block_bound, joint_bound), stats)
 
 
+def _market_blocks(
+    problem: Problem, start_pairs: np.ndarray, start_amounts: np.ndarray,
+    offer_price: np.ndarray, group_price: np.ndarray, deadline: float | None,
+    max_rounds: int = _MARKET_ROUNDS,
+) -> _Relaxed:
+    """The LP in independent blocks of whole startups, offers' capacity split between blocks,
+    in rounds over different partitions (block-coordinate ascent on the full LP).
+
+    The compatibility graph is one connected component per kind (every kind, on the generated
+    100k instance), so components don't split it; but startups do: each block takes whole
+    startups (so every share cap and budget lies inside one block, exactly), and each offer's
+    capacity is split between blocks — what the current answer uses there, plus the rest in
+    proportion to the block's compatible demand. The blocks' answers together are feasible
+    for the full LP (the split capacities add up to the real ones), and each block's LP starts
+    from its part of the current answer (primal simplex: a block cut short by the clock is
+    never below it; if HiGHS hands back a worse point, the start is kept), so each round can
+    only raise the objective. Round 1 starts from the max flow; round 2 re-partitions the
+    startups (hashed order) and starts from round 1's answer, so capacity moves between
+    startups that round 1 kept apart; round 3 uses round 1's partition again. Two threads
+    (HiGHS releases the GIL) take blocks in a fixed order; results are combined in block
+    order, so without a time limit the answer doesn't depend on the threads' timing.
+    At 100k (1.5M pairs), round 1 from the 24-batch flow, no time limit:
+
+        blocks    pairs each   LP seconds (2 threads)   blocks' LP    bound (blend)
+          48         32k              7.5                 93348          96294
+          24         64k              5.8                 93874          96147
+          12        128k              6.4                 94375          95927
+           6        256k              8.0                 94823          95878
+           4        400k             10.2                 95024          95871
+           2        800k             29.2                 95311          95873
+
+    and six blocks for rounds 2 and 3: 95119 (+5.1 s), 95190 (+3.8 s). Larger blocks lose
+    less to the capacity split; the LP optimum lies between 95311 and 95856.
+
+    The bound: within a round, every share-cap and budget row lies in one block, so the
+    blocks' σ and λ are one consistent set; only the offers' duals differ between blocks.
+    Any nonnegative (π, σ, λ) give a valid bound on the LP over all viable pairs, hence on
+    the problem (`lagrangian_bound`: every viable pair priced, so each μ_r covers every
+    pair; each startup's budget dual the best of several candidates; weak duality). A blend
+    of the blocks' median offer dual and the flow's prices does best (below).
+    """
+    started = time.perf_counter()
+    n_startups = len(problem.startup_budget)
+    viable = problem.pair_viable
+    per_startup = np.bincount(problem.req_startup[problem.pair_req[viable]], minlength=n_startups)
+    n_blocks = int(max(2, min(64, np.ceil(viable.sum() / _BLOCK_PAIRS))))
+    pairs_now, amounts_now = start_pairs, start_amounts
+    rounds: list[dict] = []
+    duals: list[tuple] = []
+    for k in range(max_rounds):
+        if deadline is not None:
+            # Another round if there is a second left: its blocks, cut short, still only
+            # add (a full round from round 1's answer takes about half round 1's time).
+            needed = 0.05 if not rounds else 1.0
+            if deadline - time.perf_counter() < needed:
+                break
+        req_block = _partition(problem, per_startup, n_blocks, shuffle=k % 2 == 1)
+        columns, fraction, round_duals, info = _solve_blocks(
+            problem, req_block, n_blocks, pairs_now, amounts_now, deadline)
+        if not duals or info["status"] == "Optimal":  # later rounds' duals only if exact
+            duals.append(round_duals)
+        used = fraction > 1e-12
+        pairs_now = columns[used]
+        amounts_now = fraction[used] * problem.req_qty[problem.pair_req[pairs_now]]
+        info["objective"] = round(primary_objective(problem, columns, fraction), 6)
+        info["seconds"] = _since(started)
+        rounds.append(info)
+        if info["blocks_run"] < n_blocks:  # the clock stopped this round
+            break
+
+    stats = {"status": rounds[0]["status"] if rounds else "Not run: time limit",
+             "blocks": n_blocks, "rounds": rounds}
+    if not duals:
+        return _Relaxed(start_pairs, start_amounts / problem.req_qty[problem.pair_req[start_pairs]],
+                        np.inf, stats)
+    t = time.perf_counter()
+    # Offer duals: 20% the flow's prices, 80% the median of the blocks' (round 1's; then
+    # every full round's); share-cap duals: the latest full round's; budget duals: each
+    # startup the best of every round's and a grid. On the 100k instance (6 blocks), with
+    # round 1's duals: 95768 at 80%, 95878 at 50%, 95787 at 90%; both rounds' at 80%: 95709;
+    # the flow's prices alone: 96798, the mean or the midrange instead of the median, the
+    # flow's share-cap prices, or 40 projected subgradient steps from here: no better. (With
+    # 24 smaller blocks 50% did best: the median of small blocks is noisier.)
+    grid = budget_dual_candidates(problem)
+    bounds = []
+    for last in sorted({0, len(duals) - 1}):
+        offer_duals = np.vstack([d[0] for d in duals[: last + 1]])
+        group_dual = duals[last][1]
+        budget_choices = np.vstack([d[2] for d in duals[: last + 1]] + [grid])
+        pi = 0.2 * offer_price + 0.8 * np.median(offer_duals, axis=0)
+        bounds.append(lagrangian_bound(problem, pi, group_dual, budget_choices))
+    bound = min(bounds)
+    stats.update(bound=round(bound, 6), bound_seconds=_since(t), seconds=_since(started),
+                 objective=rounds[-1]["objective"])
+    return _Relaxed(pairs_now, amounts_now / problem.req_qty[problem.pair_req[pairs_now]],
+                    bound, stats)
+
+
+def _partition(problem: Problem, per_startup: np.ndarray, n_blocks: int,
+               shuffle: bool) -> np.ndarray:
+    """Block per request: whole startups to the least loaded block (by pairs), largest first
+    (ties: lowest index) or, with `shuffle`, in a hashed order. Fixed by the instance alone."""
+    n_startups = len(per_startup)
+    order = np.lexsort((np.arange(n_startups), -per_startup))
+    if shuffle:
+        order = np.argsort((np.arange(n_startups, dtype=np.uint64) * np.uint64(2654435761))
+                           % np.uint64(2**32), kind="stable")
+    block_of = np.zeros(n_startups, dtype=np.int64)
+    load = np.zeros(n_blocks)
+    for s in order.tolist():
+        b = int(np.argmin(load))
+        block_of[s] = b
+        load[b] += per_startup[s]
+    return block_of[problem.req_startup]
+
+
+def _solve_blocks(
+    problem: Problem, req_block: np.ndarray, n_blocks: int,
+    start_pairs: np.ndarray, start_amounts: np.ndarray, deadline: float | None,
+) -> tuple[np.ndarray, np.ndarray, tuple, dict]:
+    """One round of `_market_blocks`: the blocks' LPs from this start, on two threads."""
+    started = time.perf_counter()
+    viable = problem.pair_viable
+    start_block = req_block[problem.pair_req[start_pairs]]
+    m = problem.n_offers
+    use = np.bincount(start_block * m + problem.pair_off[start_pairs], weights=start_amounts,
+                      minlength=n_blocks * m).reshape(n_blocks, m)
+    pair_block = req_block[problem.pair_req]
+    demand = np.bincount((pair_block * m + problem.pair_off)[viable],
+                         weights=problem.req_qty[problem.pair_req[viable]],
+                         minlength=n_blocks * m).reshape(n_blocks, m)
+    # Each block's pairs (sorted, as the pair order is by request), cut from one stable sort.
+    by_block = np.argsort(pair_block, kind="stable")
+    block_ptr = np.searchsorted(pair_block[by_block], np.arange(n_blocks + 1))
+    rest = np.maximum(problem.off_cap - use.sum(axis=0), 0.0)
+    total = demand.sum(axis=0)
+    share = np.where(total > 0, demand / np.where(total > 0, total, 1.0), 1.0 / n_blocks)
+    # Never more than the offer holds, whatever float round-off does to the shares.
+    capacity = np.minimum(use + share * rest, problem.off_cap[None, :])
+
+    done: dict[int, tuple] = {}
+    queue = list(range(n_blocks))  # taken in this order by whichever thread is free
+    lock = threading.Lock()
+
+    def run() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                b = queue.pop(0)
+                waiting = len(queue)
+            requests = np.flatnonzero(req_block == b)
+            if deadline is not None and time.perf_counter() > deadline - 0.05:
+                done[b] = (requests, None, None)  # out of time: the start stands
+                continue
+            sub, pairs = restrict_to_requests(problem, requests, capacity[b],
+                                              by_block[block_ptr[b]:block_ptr[b + 1]])
+            mine = start_block == b
+            local = np.searchsorted(pairs, start_pairs[mine])
+            rank = np.arange(len(pairs)) - sub.req_ptr[sub.pair_req]
+            initial = np.concatenate(
+                [local, np.flatnonzero((rank < _INITIAL_CHEAPEST) & sub.pair_viable)])
+            share_of_time = None
+            if deadline is not None:
+                # This block and half of those waiting share what is left: a block's last
+                # seconds of simplex add little (round 1 at 100k: 94820 after ≈ 7.3 s, 94823
+                # after ≈ 10 s), time the next round uses better (≈ +0.3%).
+                share_of_time = max(0.01, (deadline - time.perf_counter()) / (1 + waiting / 2))
+            relaxation = solve_relaxation(sub, Holdings.none(sub), initial,
+                                          time_limit=share_of_time,
+                                          start=(local, start_amounts[mine]),
+                                          gain_tolerance=_BLOCK_GAIN_TOLERANCE)
+            done[b] = (requests, pairs, relaxation)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    columns, fractions = [], []
+    offer_duals = np.zeros((n_blocks, m))
+    group_dual = np.zeros(len(problem.group_cap))
+    budget_dual = np.zeros(len(problem.startup_budget))
+    statuses, kept_start = [], 0
+    for b in range(n_blocks):
+        requests, pairs, relaxation = done[b]
+        mine = start_block == b
+        start_fraction = start_amounts[mine] / problem.req_qty[problem.pair_req[start_pairs[mine]]]
+        if relaxation is None or relaxation.lp_objective < primary_objective(
+            problem, start_pairs[mine], start_fraction
+        ):
+            columns.append(start_pairs[mine])
+            fractions.append(start_fraction)
+            kept_start += 1
+            if relaxation is None:
+                statuses.append("Not run: time limit")
+                continue
+        else:
+            columns.append(pairs[relaxation.columns])
+            fractions.append(relaxation.fraction)
+        statuses.append(relaxation.status)
+        offer_duals[b] = relaxation.duals.offer
+        group_dual[np.unique(problem.req_group[requests])] = relaxation.duals.group
+        startups = np.unique(problem.req_startup[requests])
+        budget_dual[startups] = relaxation.duals.budget[startups]
+    info = {
+        "status": "Optimal" if set(statuses) <= {"Optimal"} else "Stopped early",
+        "statuses": sorted(set(statuses)),
+        "blocks_run": sum(status != "Not run: time limit" for status in statuses),
+        "blocks_kept_start": kept_start,
+        "block_seconds": _since(started),
+    }
+    return (np.concatenate(columns), np.concatenate(fractions),
+            (offer_duals, group_dual, budget_dual), info)
+
+
 def _split_budgets(problem: Problem, spend: np.ndarray | None = None) -> np.ndarray:
     """Per kind and startup, its share of the startup's budget for the per-kind LPs: what
     `spend` already spends there, plus the rest in proportion to what its requests would
@@ -478,4 +736,4 @@ def _result(ledger: Ledger, objective: float, stats: dict) -> Result:
     )
 
 
-__all__ = ["solve", "greedy"]
+__all__ = ["greedy", "solve"]

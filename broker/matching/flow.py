@@ -149,12 +149,10 @@ def batched_flow(problem: Problem, n_batches: int = 12, deadline: float | None =
         result = maximum_flow(graph, source, sink)
         moved = result.flow
         on = np.flatnonzero(active)
-        flow[on] += np.rint(np.asarray(moved[req[on], n + off[on]]).ravel()).astype(np.int64)
-        cap_left -= np.rint(
-            np.asarray(moved[n + np.arange(m), np.full(m, sink)]).ravel()
-        ).astype(np.int64)
+        flow[on] += np.rint(_entries(moved, req[on], n + off[on])).astype(np.int64)
+        cap_left -= np.rint(_entries(moved, n + np.arange(m), np.full(m, sink))).astype(np.int64)
         group_left[groups] -= np.rint(
-            np.asarray(moved[np.full(len(groups), source), group_node + groups]).ravel()
+            _entries(moved, np.full(len(groups), source), group_node + groups)
         ).astype(np.int64)
         done |= current
         level = float(value[batch].min())
@@ -184,6 +182,18 @@ def batched_flow(problem: Problem, n_batches: int = 12, deadline: float | None =
         group_price=group_price,
         complete=complete,
     )
+
+
+def _entries(matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """matrix[rows[i], cols[i]] as a flat float array. (Fancy indexing a sparse array can
+    hand back a sparse result instead of a dense one, e.g. for a single index in some scipy
+    versions; `np.asarray` of that is an object scalar, not the numbers.)"""
+    if len(rows) == 0:
+        return np.zeros(0)
+    out = matrix[rows, cols]
+    if hasattr(out, "toarray"):
+        out = out.toarray()
+    return np.asarray(out, dtype=float).ravel()
 
 
 def budget_dual_candidates(problem: Problem, steps: int = 24) -> np.ndarray:

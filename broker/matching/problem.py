@@ -337,3 +337,41 @@ def restrict_to_kind(problem: Problem, kind: int, budget: np.ndarray) -> tuple[P
         pair_viable=problem.pair_viable[pairs],
     )
     return sub, requests, pairs
+
+
+def restrict_to_requests(
+    problem: Problem, requests: np.ndarray, off_cap: np.ndarray, pairs: np.ndarray | None = None
+) -> tuple[Problem, np.ndarray]:
+    """The sub-problem of these requests (sorted global indices), with these offer capacities;
+    and the global indices of its pairs (`pairs`, sorted, if the caller has them: all pairs
+    of these requests). Offers and startups keep their global numbering (a startup without
+    requests here has no budget row); groups are renumbered."""
+    local = np.full(problem.n_requests, -1, dtype=np.int64)
+    local[requests] = np.arange(len(requests))
+    if pairs is None:
+        pairs = np.flatnonzero(local[problem.pair_req] >= 0)
+    pair_req = local[problem.pair_req[pairs]]
+    groups, req_group = np.unique(problem.req_group[requests], return_inverse=True)
+    sub = Problem(
+        instance=problem.instance,
+        req_kind=problem.req_kind[requests],
+        req_startup=problem.req_startup[requests],
+        req_group=req_group.astype(np.int64),
+        req_qty=problem.req_qty[requests],
+        req_min=problem.req_min[requests],
+        req_weight=problem.req_weight[requests],
+        req_value=problem.req_value[requests],
+        req_seniority=problem.req_seniority[requests],
+        off_kind=problem.off_kind,
+        off_cap=off_cap,
+        off_price=problem.off_price,
+        off_divisible=problem.off_divisible,
+        startup_budget=problem.startup_budget,
+        group_cap=problem.group_cap[groups],
+        pair_req=pair_req,
+        pair_off=problem.pair_off[pairs],
+        req_ptr=np.searchsorted(pair_req, np.arange(len(requests) + 1)).astype(np.int64),
+        no_pair_reason=[problem.no_pair_reason[r] for r in requests.tolist()],
+        pair_viable=problem.pair_viable[pairs],
+    )
+    return sub, pairs

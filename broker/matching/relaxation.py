@@ -104,8 +104,7 @@ def dual_bound(problem: Problem, duals: Duals) -> float:
     reduced = problem.req_weight[req] - q * (
         pi[off] + sigma[problem.req_group[req]] + lam[problem.req_startup[req]] * problem.off_price[off]
     )
-    mu = np.zeros(problem.n_requests)
-    np.maximum.at(mu, req, reduced)
+    mu = _request_max(req, reduced, problem.n_requests)
     group_cap = np.where(np.isfinite(problem.group_cap), problem.group_cap, 0.0)
     budget = np.where(np.isfinite(problem.startup_budget), problem.startup_budget, 0.0)
     # An infinite cap or budget has no row, so its dual is 0 by construction (checked here so
@@ -247,7 +246,11 @@ class RelaxationModel:
     def solve(self, time_limit: float | None) -> tuple[str, np.ndarray, np.ndarray, Duals]:
         """Run the simplex; return status, column fractions, request duals and the other duals."""
         h = self.highs
-        h.setOptionValue("time_limit", np.inf if time_limit is None else max(0.01, float(time_limit)))
+        # HiGHS compares its time limit with the model's run time summed over every run()
+        # so far, not this run's: without the offset, each round of column generation got
+        # less than it was given (at 100k, blocks stopped at half their share).
+        h.setOptionValue("time_limit", np.inf if time_limit is None
+                         else h.getRunTime() + max(0.01, float(time_limit)))
         h.run()
         status = h.modelStatusToString(h.getModelStatus())
         self.iterations = int(h.getInfo().simplex_iteration_count)
@@ -329,6 +332,7 @@ def solve_relaxation(
     max_rounds: int = 40,
     per_request: int = 2,
     start: tuple[np.ndarray, np.ndarray] | None = None,
+    gain_tolerance: float = 1e-6,
 ) -> Relaxation:
     """Column generation over the unsettled requests, releasing settled ones the LP prices."""
     started = time.perf_counter()
@@ -388,7 +392,7 @@ def solve_relaxation(
         if len(released) == 0 and len(candidates):
             best = np.zeros(problem.n_requests)
             np.maximum.at(best, problem.pair_req[candidates], reduced[candidates])
-            if best.sum() < 1e-6 * max(1.0, abs(primary_objective(problem, model.columns, fraction))):
+            if best.sum() < gain_tolerance * max(1.0, abs(primary_objective(problem, model.columns, fraction))):
                 break
         if len(released):
             model.held = model.held.without(problem, released)
@@ -417,6 +421,18 @@ def solve_relaxation(
     )
 
 
+def _request_max(req: np.ndarray, value: np.ndarray, n_requests: int) -> np.ndarray:
+    """Per request, max(0, the largest `value` among its pairs); `req` must be sorted (pairs
+    are grouped by request), so one `maximum.reduceat` does it (≈ 20× faster than
+    `maximum.at` on 1.5M pairs)."""
+    mu = np.zeros(n_requests)
+    if len(req) == 0:
+        return mu
+    starts = np.flatnonzero(np.concatenate([[True], req[1:] != req[:-1]]))
+    mu[req[starts]] = np.maximum(np.maximum.reduceat(value, starts), 0.0)
+    return mu
+
+
 def lagrangian_bound(
     problem: Problem, offer_dual: np.ndarray, group_dual: np.ndarray, budget_choices: np.ndarray
 ) -> float:
@@ -437,13 +453,25 @@ def lagrangian_bound(
     has_budget = np.isfinite(problem.startup_budget)
     budget = np.where(has_budget, problem.startup_budget, 0.0)
     n_startups = len(problem.startup_budget)
-    best = np.full(n_startups, np.inf)
-    for choice in budget_choices:
-        lam = np.where(has_budget, np.maximum(choice, 0.0), 0.0)
-        mu = np.zeros(problem.n_requests)
-        np.maximum.at(mu, req, base - lam[problem.req_startup[req]] * load)
-        term = lam * budget + np.bincount(problem.req_startup, weights=mu, minlength=n_startups)
-        best = np.minimum(best, term)
+    # λ = 0 for every startup first. A startup whose requests can't overspend its budget
+    # even at their dearest compatible prices (`binding_budgets`) gains nothing from any
+    # λ > 0: max(0, max_o (b_ro − λ q_r p_o)) ≥ max(0, max_o b_ro) − λ q_r p_max,r, so its
+    # term λ·B + Σ μ_r is at least its λ = 0 term once Σ q_r p_max,r ≤ B. Only the others
+    # (a fifth of the startups at 100k) try the candidates, on their own pairs.
+    mu = _request_max(req, base, problem.n_requests)
+    best = np.bincount(problem.req_startup, weights=mu, minlength=n_startups)
+    tries = np.zeros(n_startups, dtype=bool)
+    tries[binding_budgets(problem)] = True
+    tries &= has_budget
+    if tries.any() and len(budget_choices):
+        mine = tries[problem.req_startup[req]]
+        req_b, base_b, load_b = req[mine], base[mine], load[mine]
+        startup_b = problem.req_startup[req_b]
+        for choice in budget_choices:
+            lam = np.where(tries, np.maximum(choice, 0.0), 0.0)
+            mu = _request_max(req_b, base_b - lam[startup_b] * load_b, problem.n_requests)
+            term = lam * budget + np.bincount(problem.req_startup, weights=mu, minlength=n_startups)
+            best = np.where(tries, np.minimum(best, term), best)
     group_cap = np.where(np.isfinite(problem.group_cap), problem.group_cap, 0.0)
     assert not np.any(sigma[~np.isfinite(problem.group_cap)] > 0)
     return float(best.sum() + (problem.off_cap * pi).sum() + (group_cap * sigma).sum())
