@@ -122,6 +122,11 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# Every locking read in the services adds execution_options(populate_existing=True): a row
+# locked FOR UPDATE must be read as it is now, not taken from the session's identity map as
+# it was when an earlier query loaded it.
+
+
 class Database:
     """The app's engine and session factory, kept in `app.extensions`."""
 

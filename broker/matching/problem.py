@@ -7,6 +7,7 @@ block of requests against all offers of the kind at a time, with numpy.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,7 +136,7 @@ def build_problem(instance: Instance) -> Problem:
 def _compatible_pairs(
     instance: Instance, req_kind: np.ndarray, off_kind: np.ndarray, off_price: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
-    requests, offers = instance.requests, instance.offers
+    requests = instance.requests
     no_pair_reason: list[str | None] = [None] * len(requests)
     chunks_req: list[np.ndarray] = []
     chunks_off: list[np.ndarray] = []
@@ -309,33 +310,8 @@ def restrict_to_kind(problem: Problem, kind: int, budget: np.ndarray) -> tuple[P
     """The sub-problem of one kind, with these per-startup budgets; and the global indices of
     its requests and of its pairs (its offers keep their global numbering)."""
     requests = np.flatnonzero(problem.req_kind == kind)
-    local = np.full(problem.n_requests, -1, dtype=np.int64)
-    local[requests] = np.arange(len(requests))
-    pairs = np.flatnonzero(problem.req_kind[problem.pair_req] == kind)
-    pair_req = local[problem.pair_req[pairs]]
-    groups, req_group = np.unique(problem.req_group[requests], return_inverse=True)
-    sub = Problem(
-        instance=problem.instance,
-        req_kind=problem.req_kind[requests],
-        req_startup=problem.req_startup[requests],
-        req_group=req_group.astype(np.int64),
-        req_qty=problem.req_qty[requests],
-        req_min=problem.req_min[requests],
-        req_weight=problem.req_weight[requests],
-        req_value=problem.req_value[requests],
-        req_seniority=problem.req_seniority[requests],
-        off_kind=problem.off_kind,
-        off_cap=np.where(problem.off_kind == kind, problem.off_cap, 0.0),
-        off_price=problem.off_price,
-        off_divisible=problem.off_divisible,
-        startup_budget=budget,
-        group_cap=problem.group_cap[groups],
-        pair_req=pair_req,
-        pair_off=problem.pair_off[pairs],
-        req_ptr=np.searchsorted(pair_req, np.arange(len(requests) + 1)).astype(np.int64),
-        no_pair_reason=[problem.no_pair_reason[r] for r in requests.tolist()],
-        pair_viable=problem.pair_viable[pairs],
-    )
+    capacity = np.where(problem.off_kind == kind, problem.off_cap, 0.0)
+    sub, pairs = restrict_to_requests(dataclasses.replace(problem, startup_budget=budget), requests, capacity)
     return sub, requests, pairs
 
 

@@ -74,12 +74,6 @@ class AllocationStatus(enum.StrEnum):
     lapsed = "lapsed"
 
 
-# Allocations in these states hold capacity on their offer (Offer.promised).
-HOLDING_ALLOCATION_STATUSES = frozenset(
-    {AllocationStatus.proposed, AllocationStatus.approved, AllocationStatus.provisioning, AllocationStatus.active}
-)
-
-
 class ProgramStatus(enum.StrEnum):
     draft = "draft"
     open = "open"

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from broker.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
-from broker.models import Account, ApiToken, Carrier, Role, Startup, StartupStatus
+from broker.models import Account, ApiToken, Carrier, Role, Startup
 from broker.models.parties import hash_token
 
 STAFF_ROLES = frozenset({Role.staff, Role.admin})
@@ -178,6 +178,6 @@ def issue_token(session: Session, actor: Account, account_id: int) -> tuple[ApiT
 def require_verified_startup(actor: Account) -> Startup:
     require_role(actor, Role.startup)
     assert actor.startup is not None
-    if actor.startup.status is not StartupStatus.verified:
+    if not actor.startup.is_verified:
         raise Forbidden("The startup is not verified yet: district staff must verify it before it can request resources.")
     return actor.startup

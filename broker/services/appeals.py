@@ -48,7 +48,7 @@ def list_appeals(session: Session, actor: Account, allocation_id: int | None = N
 def answer_appeal(session: Session, actor: Account, appeal_id: int, answer: str, now: dt.datetime) -> Appeal:
     """Staff answer an appeal; the startup is told in its feed."""
     require_role(actor, Role.staff, Role.admin)
-    appeal = session.scalar(sa.select(Appeal).where(Appeal.id == appeal_id).with_for_update())
+    appeal = session.scalar(sa.select(Appeal).where(Appeal.id == appeal_id).with_for_update().execution_options(populate_existing=True))
     if appeal is None:
         raise NotFound("No such appeal.")
     appeal.respond(answer, actor.id, now)

@@ -83,7 +83,7 @@ def take_snapshot(session: Session, policy: Policy, today: dt.date) -> Snapshot:
         .where(Offer.status == OfferStatus.active, Offer.promised < Offer.quantity, Offer.window_end >= today)
         .options(selectinload(Offer.carrier))
         .order_by(Offer.id)
-        .with_for_update(of=Offer)
+        .with_for_update(of=Offer).execution_options(populate_existing=True)
     ).all()
     weights = {f"r{r.id}": request_weight(policy, r.startup, r.cycles_waited) for r in requests}
     startups = {r.startup for r in requests}
@@ -283,15 +283,16 @@ def list_cycles(session: Session, actor: Account) -> sa.Select:
 
 def _locked_proposal(session: Session, allocation_id: int) -> Allocation:
     allocation = session.scalar(
-        sa.select(Allocation).where(Allocation.id == allocation_id).with_for_update()
+        sa.select(Allocation).where(Allocation.id == allocation_id).with_for_update().execution_options(populate_existing=True)
     )
     if allocation is None:
         raise NotFound(f"No allocation {allocation_id}.")
     return allocation
 
 
-def _decide(session: Session, actor: Account, allocation_id: int, decision: str, reason: str | None, now: dt.datetime) -> Allocation:
-    allocation = _locked_proposal(session, allocation_id)
+def _decide(session: Session, actor: Account, allocation: Allocation, decision: str, reason: str | None, now: dt.datetime) -> Allocation:
+    """Decide a proposal the caller has locked (`_locked_proposal`)."""
+    allocation_id = allocation.id
     if allocation.status is not AllocationStatus.proposed:
         raise Conflict(f"Allocation {allocation_id} is {allocation.status.value}, not proposed.")
     if not allocation.cycle.accepts_decisions(now):
@@ -299,7 +300,7 @@ def _decide(session: Session, actor: Account, allocation_id: int, decision: str,
     request = allocation.request
     if decision == "approve":
         # Re-check under the offer's row lock: the hold must still be within what the offer has.
-        offer = session.scalar(sa.select(Offer).where(Offer.id == allocation.offer_id).with_for_update())
+        offer = session.scalar(sa.select(Offer).where(Offer.id == allocation.offer_id).with_for_update().execution_options(populate_existing=True))
         if offer.promised > offer.quantity:  # pragma: no cover - the CHECK constraint forbids it
             raise Conflict(f"Offer {offer.id} is oversold.")
         allocation.approve(actor.id, reason, now)
@@ -318,7 +319,7 @@ def _decide(session: Session, actor: Account, allocation_id: int, decision: str,
 def approve_allocation(session: Session, actor: Account, allocation_id: int, reason: str | None, now: dt.datetime) -> Allocation:
     """Staff approve one proposal before its deadline; budget is committed under row locks."""
     require_role(actor, Role.staff, Role.admin)
-    allocation = _decide(session, actor, allocation_id, "approve", reason, now)
+    allocation = _decide(session, actor, _locked_proposal(session, allocation_id), "approve", reason, now)
     session.commit()
     return allocation
 
@@ -326,7 +327,7 @@ def approve_allocation(session: Session, actor: Account, allocation_id: int, rea
 def reject_allocation(session: Session, actor: Account, allocation_id: int, reason: str, now: dt.datetime) -> Allocation:
     """Staff reject one proposal with a reason; its capacity goes back to the offer."""
     require_role(actor, Role.staff, Role.admin)
-    allocation = _decide(session, actor, allocation_id, "reject", reason, now)
+    allocation = _decide(session, actor, _locked_proposal(session, allocation_id), "reject", reason, now)
     session.commit()
     return allocation
 
@@ -342,7 +343,7 @@ def decide_many(session: Session, actor: Account, cycle_id: int, decisions: list
             allocation = _locked_proposal(session, item["allocation_id"])
             if allocation.cycle_id != cycle_id:
                 raise InvalidInput(f"Allocation {allocation.id} belongs to cycle {allocation.cycle_id}.")
-            decided.append(_decide(session, actor, allocation.id, item["decision"], item.get("reason"), now))
+            decided.append(_decide(session, actor, allocation, item["decision"], item.get("reason"), now))
         except (Conflict, InvalidInput, NotFound) as error:
             problems[i] = [error.message]
     if problems:
@@ -358,7 +359,7 @@ def close_approval_windows(session: Session, now: dt.datetime) -> int:
         sa.select(MatchingCycle)
         .where(MatchingCycle.status == CycleStatus.proposed, MatchingCycle.approval_deadline <= now)
         .order_by(MatchingCycle.id)
-        .with_for_update()
+        .with_for_update().execution_options(populate_existing=True)
     ).all()
     lapsed = 0
     today = local_date(now)
@@ -367,7 +368,7 @@ def close_approval_windows(session: Session, now: dt.datetime) -> int:
             sa.select(Allocation)
             .where(Allocation.cycle_id == cycle.id, Allocation.status == AllocationStatus.proposed)
             .order_by(Allocation.id)
-            .with_for_update()
+            .with_for_update().execution_options(populate_existing=True)
         ).all()
         for allocation in proposals:
             allocation.lapse(now)

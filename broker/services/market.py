@@ -42,7 +42,7 @@ def upsert_offers(session: Session, actor: Account, records: list[dict[str, Any]
         for o in session.scalars(
             sa.select(Offer)
             .where(Offer.carrier_id == carrier_id, Offer.external_id.in_([r["external_id"] for r in records]))
-            .with_for_update()
+            .with_for_update().execution_options(populate_existing=True)
         )
     }
     counts = {"created": 0, "updated": 0, "unchanged": 0}
@@ -88,7 +88,7 @@ def _update_problem(offer: Offer, record: dict[str, Any]) -> dict[str, list[str]
 def withdraw_offer(session: Session, actor: Account, offer_id: int) -> Offer:
     """A carrier takes its lot off the market, down to what is already promised."""
     require_role(actor, Role.carrier)
-    offer = session.scalar(sa.select(Offer).where(Offer.id == offer_id).with_for_update())
+    offer = session.scalar(sa.select(Offer).where(Offer.id == offer_id).with_for_update().execution_options(populate_existing=True))
     if offer is None:
         raise NotFound("No such offer.")
     if offer.carrier_id != actor.carrier_id:
@@ -192,7 +192,7 @@ def _replay(session: Session, actor: Account, key: str, digest: str) -> Resource
 def _visible_request(session: Session, actor: Account, request_id: int, *, for_update: bool = False) -> ResourceRequest:
     query = sa.select(ResourceRequest).where(ResourceRequest.id == request_id)
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     request = session.scalar(query)
     # Another startup's request does not exist as far as this startup can tell.
     if request is None or not (actor.role in STAFF_ROLES or request.startup_id == actor.startup_id):

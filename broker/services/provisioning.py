@@ -56,7 +56,7 @@ def provision_due(session: Session, adapter_for: AdapterFor, now: dt.datetime) -
         )
         .order_by(Allocation.id)
         .limit(BATCH)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True).execution_options(populate_existing=True)
     ).all()
     work = []
     for allocation in due:
@@ -105,7 +105,7 @@ def provision_due(session: Session, adapter_for: AdapterFor, now: dt.datetime) -
 def retry_provisioning(session: Session, actor: Account, allocation_id: int, now: dt.datetime) -> Allocation:
     """Staff ask for one more provisioning attempt of an allocation whose retries ran out."""
     require_role(actor, Role.staff, Role.admin)
-    allocation = session.scalar(sa.select(Allocation).where(Allocation.id == allocation_id).with_for_update())
+    allocation = session.scalar(sa.select(Allocation).where(Allocation.id == allocation_id).with_for_update().execution_options(populate_existing=True))
     if allocation is None:
         raise NotFound("No such allocation.")
     if allocation.status is not AllocationStatus.provisioning or allocation.next_attempt_at is not None:
@@ -194,11 +194,11 @@ def pull_usage(session: Session, carrier: Carrier, adapter: CarrierAdapter, now:
 
 def _redeem(session: Session, allocation: Allocation, used: Decimal) -> None:
     commitment = session.scalar(
-        sa.select(SubsidyCommitment).where(SubsidyCommitment.allocation_id == allocation.id).with_for_update()
+        sa.select(SubsidyCommitment).where(SubsidyCommitment.allocation_id == allocation.id).with_for_update().execution_options(populate_existing=True)
     )
     if commitment is None:
         return
-    program = session.scalar(sa.select(SubsidyProgram).where(SubsidyProgram.id == commitment.program_id).with_for_update())
+    program = session.scalar(sa.select(SubsidyProgram).where(SubsidyProgram.id == commitment.program_id).with_for_update().execution_options(populate_existing=True))
     share = (used * allocation.unit_price * program.rate).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
     amount = min(share, commitment.amount - commitment.redeemed)
     if amount > 0:

@@ -51,8 +51,12 @@ def commit_for(session: Session, allocation: Allocation, startup: Startup, offer
     for candidate in programs:
         if eligibility_problem(candidate, startup, offer.kind, offer.carrier_id, today):
             continue
-        program = session.scalar(sa.select(SubsidyProgram).where(SubsidyProgram.id == candidate.id).with_for_update())
-        session.refresh(program)
+        program = session.scalar(
+            sa.select(SubsidyProgram)
+            .where(SubsidyProgram.id == candidate.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
         amount = _share(session, program, startup, cost, now)
         if amount <= 0:
             continue

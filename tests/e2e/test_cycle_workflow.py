@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from broker.clock import FrozenClock, install_clock
-from broker.models import Allocation, Offer, SubsidyCommitment, SubsidyProgram
+from broker.models import Offer, SubsidyCommitment
 from tests.e2e.test_offers import gpu_offer, publish
 from tests.e2e.test_requests import ask
 

@@ -8,10 +8,9 @@ import os
 
 import pytest
 import schemathesis
+import schemathesis.specs.openapi.checks  # noqa: F401  (registers the OpenAPI checks)
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import CHECKS
-
-import schemathesis.specs.openapi.checks  # noqa: F401  (registers the OpenAPI checks)
 
 CHOSEN = {"not_a_server_error", "response_schema_conformance", "content_type_conformance", "negative_data_rejection"}
 EXAMPLES = int(os.environ.get("BROKER_FUZZ_EXAMPLES", "8"))

@@ -2,7 +2,6 @@
 
 import pytest
 
-
 POLICY = {
     "sector_weights": {"smart_driving": "2.5", "smart_healthcare": "2", "energy_management": 2},
     "default_weight": "1",

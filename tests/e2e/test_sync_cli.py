@@ -101,7 +101,8 @@ def test_the_sync_report_is_the_carriers_own_and_staffs(app, client, make_actor,
 
 
 def test_no_credential_reaches_a_report_an_error_or_the_log(app, client, make_actor, configured, caplog):
-    telecom, staff = make_actor("carrier", code="telecom"), make_actor("staff")
+    make_actor("carrier", code="telecom")
+    staff = make_actor("staff")
     configured("telecom", offers=5, token="not-the-broker-token")  # the carrier refuses our token
     caplog.set_level("DEBUG")
     result = app.test_cli_runner().invoke(main, ["carriers", "sync", "telecom"])
