@@ -65,6 +65,7 @@ class Offer(Audited, Base):
         sa.CheckConstraint("promised <= quantity", name="promised_within_quantity"),
         sa.CheckConstraint("window_start < window_end", name="window_ordered"),
         sa.CheckConstraint("list_price >= 0 AND unit_price >= 0", name="prices_not_negative"),
+        sa.CheckConstraint("unit_price <= list_price", name="unit_price_within_list_price"),
         sa.CheckConstraint("kind <> 'data_line' OR NOT divisible", name="data_line_indivisible"),
         sa.Index("ix_offers_kind_status", "kind", "status"),
     )

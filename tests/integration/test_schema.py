@@ -73,9 +73,11 @@ def _offer(carrier, **overrides):
         {"promised": Decimal(-1)},
         {"window_end": dt.date(2026, 12, 1)},
         {"unit_price": Decimal(-1)},
+        {"unit_price": Decimal(11)},
         {"kind": "data_line", "divisible": True},
     ],
-    ids=["zero", "negative", "oversold", "negative-promise", "empty-window", "negative-price", "divisible-line"],
+    ids=["zero", "negative", "oversold", "negative-promise", "empty-window", "negative-price", "above-list-price",
+         "divisible-line"],
 )
 def test_database_refuses_a_broken_offer(session, carrier, overrides):
     session.add(_offer(carrier, **overrides))
