@@ -31,6 +31,7 @@ from broker.resources import KIND_NAMES
 from .explain import reasons
 from .flow import batched_flow, budget_dual_candidates
 from .grants import Ledger, cheapen, density_order, fill, priority_order
+from .polish import polish
 from .model import Allocation, Instance, Result
 from .problem import Problem, build_problem, restrict_to_kind, restrict_to_requests
 from .relaxation import (
@@ -62,9 +63,11 @@ _MARKET_ROUNDS = 3
 # share of its objective (the bound prices every pair anyway, so this only costs answer).
 _BLOCK_GAIN_TOLERANCE = 1e-6
 # Share of the limit (or seconds per request, if more) kept back after the market blocks for
-# bound, the repair, rounding, moving to cheaper offers and reasons (≈ 4.5–5.5 s at 100k
-# requests, and ≈ 1.5 s more outside `solve` to load the instance).
-_POST_SHARE, _POST_BLOCK_SECONDS_PER_REQUEST = 0.1, 8e-5
+# the bound, the repair, the polish, rounding, moving to cheaper offers and reasons (at 100k
+# requests: ≈ 0.4 + 1.3 + 4–5 + 2.7 s).
+_POST_SHARE, _POST_BLOCK_SECONDS_PER_REQUEST = 0.1, 1.1e-4
+# The same after the polish: rounding, moving to cheaper offers, reasons (≈ 2.7 s at 100k).
+_POST_POLISH_SECONDS_PER_REQUEST = 4e-5
 # Batches of the max-flow greedy whose prices give the bound above that size (≈ 0.4 s each at
 # 1.5M pairs; more batches, tighter prices).
 _FLOW_BATCHES = 24
@@ -91,15 +94,16 @@ def solve(instance: Instance, time_limit: float | None = None) -> Result:
     def lp_start() -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         if "greedy_density" not in candidates:
             candidates["greedy_density"] = _greedy_ledger(problem, density_order(problem))
-        start = _ledger_pairs(problem, candidates["greedy_density"])
+        start = candidates["greedy_density"].held()
         initial = np.concatenate([
-            start[0], _ledger_pairs(problem, candidates["greedy_priority"])[0],
+            start[0], candidates["greedy_priority"].held()[0],
             _cheapest_pairs(problem, _INITIAL_CHEAPEST),
         ])
         return start, initial
 
     bound = _trivial_bound(problem)
     lp_stats: dict = {"status": "skipped"}
+    supports: list[np.ndarray] = []
     if problem.n_pairs:
         def left() -> float | None:
             # What the LP may use: the limit less a reserve for the repair, rounding and
@@ -148,6 +152,7 @@ def solve(instance: Instance, time_limit: float | None = None) -> Result:
                 flow_stats["bound"] = round(flow_bound, 6)
             t = time.perf_counter()
             candidates["block_repair"] = _repair(problem, market.columns, market.fraction)
+            supports.append(market.columns[market.fraction > 1e-9])
             flow_stats["repair_seconds"] = _since(t)
             remaining = left()
             if remaining is None or remaining > _MIN_BLOCK_SECONDS:
@@ -160,11 +165,19 @@ def solve(instance: Instance, time_limit: float | None = None) -> Result:
                 lp_stats = {"status": "skipped: no time left"}
             lp_stats["flow"] = flow_stats
         if relaxed is not None:
+            supports.append(relaxed.columns[relaxed.fraction > 1e-9])
             t = time.perf_counter()
             candidates["lp_repair"] = _repair(problem, relaxed.columns, relaxed.fraction)
             lp_stats["repair_seconds"] = _since(t)
 
     name, best = _best(candidates)
+    # The integer problem itself over the pairs the LP and the answer use (polish.py).
+    polish_limit = None
+    if time_limit is not None:
+        reserve = max(_POST_SHARE * time_limit, _POST_POLISH_SECONDS_PER_REQUEST * problem.n_requests)
+        polish_limit = max(0.0, time_limit - reserve - (time.perf_counter() - started))
+    polish_stats = polish(best, np.concatenate(supports) if supports else np.zeros(0, np.int64),
+                          density_order(problem), polish_limit, widen=not large)
     round_grants(best)
     # Cheaper offers with room left take over grants (same quantities), then the exact check
     # runs again on the moved numbers.
@@ -187,6 +200,7 @@ def solve(instance: Instance, time_limit: float | None = None) -> Result:
         "gap": _gap(objective, bound),
         "candidates": {k: v.objective() for k, v in sorted(candidates.items())},
         "lp": lp_stats,
+        "polish": polish_stats,
         "time_limit": time_limit,
     }
     return _result(best, objective, result_stats)
@@ -681,19 +695,6 @@ def _split_budgets(problem: Problem, spend: np.ndarray | None = None) -> np.ndar
     finite = np.isfinite(budget)
     rest = np.maximum(np.where(finite, budget, 0.0) - spend.sum(axis=0, keepdims=True), 0.0)
     return np.where(finite, spend + share * rest, np.inf)
-
-
-def _ledger_pairs(problem: Problem, ledger: Ledger) -> tuple[np.ndarray, np.ndarray]:
-    """The pair indices a ledger uses, and the quantity on each."""
-    req, off, qty = [], [], []
-    for r, grants in enumerate(ledger.grants):
-        for o, q in grants.items():
-            req.append(r)
-            off.append(o)
-            qty.append(q)
-    if not req:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    return problem.pair_index(np.array(req), np.array(off)), np.array(qty)
 
 
 def _cheapest_pairs(problem: Problem, k: int) -> np.ndarray:

@@ -56,6 +56,15 @@ class Ledger:
         """What the startups pay in total: the first tie-break among equal objectives."""
         return sum(q * self.price[o] for grants in self.grants for o, q in grants.items())
 
+    def held(self) -> tuple[np.ndarray, np.ndarray]:
+        """The pair indices every grant is on, and the quantity on each."""
+        req = [r for r, grants in enumerate(self.grants) for _ in grants]
+        if not req:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        off = [o for grants in self.grants for o in grants]
+        qty = [q for grants in self.grants for q in grants.values()]
+        return self.problem.pair_index(np.array(req), np.array(off)), np.array(qty)
+
     def split_count(self) -> int:
         """Allocations beyond one per served request: the second tie-break."""
         return sum(max(0, len(g) - 1) for g in self.grants)

@@ -8,6 +8,7 @@ block of requests against all offers of the kind at a time, with numpy.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,10 +68,14 @@ class Problem:
 
     def pair_index(self, req: np.ndarray, off: np.ndarray) -> np.ndarray:
         """Indices of the given compatible (request, offer) pairs."""
+        order, sorted_keys = self._pair_keys
+        return order[np.searchsorted(sorted_keys, req * self.n_offers + off)]
+
+    @functools.cached_property
+    def _pair_keys(self) -> tuple[np.ndarray, np.ndarray]:
         keys = self.pair_req * self.n_offers + self.pair_off
         order = np.argsort(keys, kind="stable")
-        found = order[np.searchsorted(keys[order], req * self.n_offers + off)]
-        return found
+        return order, keys[order]
 
 
 def build_problem(instance: Instance) -> Problem:

@@ -32,6 +32,9 @@ def round_grants(ledger: Ledger) -> None:
             if value > 0:
                 rounded[o] = value
         total = sum(rounded.values())
+        if rounded and total + 1e-9 < ledger.min_qty[r]:
+            rounded = _lift_to_minimum(ledger, r, rounded)
+            total = sum(rounded.values())
         if not rounded or total + 1e-9 < ledger.min_qty[r]:
             ledger.revoke(r)
             continue
@@ -41,6 +44,38 @@ def round_grants(ledger: Ledger) -> None:
         ledger.commit(r, list(rounded.items()))
     for r in _exact_violators(ledger):
         ledger.revoke(r)
+
+
+def _lift_to_minimum(ledger: Ledger, r: int, rounded: dict[int, float]) -> dict[int, float]:
+    """Floored grants of request r that together fell below its minimum (a grant of exactly
+    the minimum split over offers, say 772.9470851 + 122.9529149 = 895.9): raise some of them
+    to the next thousandth instead, cheapest offers first, where the offer, the share cap and
+    the budget have room for the difference. Returns the grants unchanged if that can't reach
+    the minimum (the request is then taken back, as before)."""
+    grants = ledger.grants[r]
+    lifted = dict(rounded)
+    total = sum(lifted.values())
+    for o in sorted(lifted, key=lambda o: (ledger.price[o], o)):
+        if total + 1e-9 >= ledger.min_qty[r]:
+            break
+        up = (round(lifted[o] * _SCALE) + 1) / _SCALE
+        # The ledger's room already counts the unrounded grant: only the excess over it needs
+        # room, kept a hair clear of the limit so the exact check will agree.
+        if ledger.cap_left[o] - (up - grants[o]) < 1e-9:
+            continue
+        lifted[o] = up
+        total += 1 / _SCALE
+    if total + 1e-9 < ledger.min_qty[r]:
+        return rounded
+    # What the flooring saved elsewhere pays for the lifts, in units and in money.
+    extra_units = sum(q - grants[o] for o, q in lifted.items())
+    extra_spend = sum((q - grants[o]) * ledger.price[o] for o, q in lifted.items())
+    # (Sums within 1e-9 of zero are round-off; the exact check that follows settles them.)
+    if (extra_units > 1e-9 and ledger.group_left[ledger.group[r]] - extra_units < 1e-9) or (
+        extra_spend > 1e-9 and ledger.budget_left[ledger.startup[r]] - extra_spend < 1e-9
+    ):
+        return rounded
+    return lifted
 
 
 def _to_scale(q: float) -> float:

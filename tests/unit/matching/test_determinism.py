@@ -11,7 +11,7 @@ from broker.matching.generator import generate
 from .checker import violations
 
 # Only the stopwatch readings may differ between two runs.
-TIMINGS = {"solve_seconds", "build_seconds", "greedy_seconds", "lp"}
+TIMINGS = {"solve_seconds", "build_seconds", "greedy_seconds", "lp", "polish"}
 
 
 def printed(result) -> str:

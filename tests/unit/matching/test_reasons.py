@@ -92,9 +92,11 @@ def test_below_minimum_when_no_line_is_big_enough_to_grant_whole():
 
 
 def test_below_minimum_when_what_is_left_is_too_little():
+    # r0 in full leaves 30 < 40. (With r1 at weight 1, cutting r0 to 60 to serve r1 its 40
+    # would be worth more, 5·60/70 + 40/50 > 5, and the engine does that.)
     inst = instance([offer(available=100.0)],
                     [request(id="r0", startup="s0", quantity=70.0, weight=5.0),
-                     request(id="r1", quantity=50.0, min_quantity=40.0)])
+                     request(id="r1", quantity=50.0, min_quantity=40.0, weight=0.1)])
     assert reason_of(inst) == "below_minimum"
 
 
