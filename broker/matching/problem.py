@@ -91,8 +91,11 @@ def build_problem(instance: Instance) -> Problem:
     req_qty = np.array([r.quantity for r in requests], dtype=float)
     req_min = np.array([r.min_quantity or 0.0 for r in requests], dtype=float)
     req_weight = np.array([r.weight for r in requests], dtype=float)
-    # Earlier submission wins ties; the id settles equal timestamps.
-    by_submission = sorted(range(len(requests)), key=lambda i: (requests[i].submitted_at, requests[i].id))
+    # Earlier submission wins ties; the id (the requests' own order) settles equal timestamps.
+    # POSIX timestamps keep the order of aware datetimes exactly (a microsecond is far above
+    # a double's spacing near today's timestamps), and compare ≈ 10× faster than datetimes.
+    submitted = np.array([r.submitted_at.timestamp() for r in requests], dtype=float)
+    by_submission = np.lexsort((np.arange(len(requests)), submitted))
     req_seniority = np.empty(len(requests), dtype=np.int64)
     req_seniority[by_submission] = np.arange(len(requests))
 
@@ -182,6 +185,10 @@ class _KindCheck:
         self.regions = sorted({o.region for o in offers})
         region_code = {name: i for i, name in enumerate(self.regions)}
         self.off_region = np.array([region_code[o.region] for o in offers], dtype=np.int64)
+        # Offers (positions in `offer_index`) grouped by region.
+        self.by_region = np.argsort(self.off_region, kind="stable")
+        self.region_ptr = np.searchsorted(self.off_region[self.by_region],
+                                          np.arange(len(self.regions) + 1))
         self.off_start = np.array([o.window[0].toordinal() for o in offers], dtype=np.int64)
         self.off_end = np.array([o.window[1].toordinal() for o in offers], dtype=np.int64)
         self.off_price = np.array([o.unit_price for o in offers], dtype=float)
@@ -201,31 +208,85 @@ class _KindCheck:
     def pairs(
         self, rows: np.ndarray, no_pair_reason: list[str | None]
     ) -> tuple[np.ndarray, np.ndarray]:
+        """The compatible (request, offer) pairs of these requests, by the offers' regions: a
+        request is only tested against the offers in the regions it accepts (at 100k × 10k,
+        ≈ 30% of the cells of testing every offer of the kind)."""
         requests = [self.instance.requests[r] for r in rows]
-        n_off = len(self.offer_index)
-        attrs_ok = np.ones((len(rows), n_off), dtype=bool)
-        named = sorted({name for r in requests for name in r.attributes})
-        for name in named:
+        accept = self._attribute_accept(requests)
+        region_accept = self._region_accept(requests)
+        window = (np.array([r.window[0].toordinal() for r in requests], dtype=np.int64),
+                  np.array([r.window[1].toordinal() for r in requests], dtype=np.int64))
+        ceiling = np.array(
+            [np.inf if r.max_unit_price is None else r.max_unit_price for r in requests]
+        )
+        found_req, found_off = [], []
+        for g in range(len(self.regions)):
+            offers = self.by_region[self.region_ptr[g] : self.region_ptr[g + 1]]
+            takers = np.flatnonzero(region_accept[:, g])
+            if len(offers) == 0 or len(takers) == 0:
+                continue
+            ok = self._attributes_ok(accept, takers, offers)
+            ok &= self._window_ok(window, takers, offers)
+            ok &= self.off_price[offers][None, :] <= ceiling[takers][:, None]
+            local_req, local_off = np.nonzero(ok)
+            found_req.append(takers[local_req])
+            found_off.append(offers[local_off])
+        local_req = np.concatenate(found_req) if found_req else np.zeros(0, dtype=np.int64)
+        local_off = np.concatenate(found_off) if found_off else np.zeros(0, dtype=np.int64)
+        # The first test a request fails on every offer is its reason: the nearest miss. Only
+        # the requests left without any pair need the stages one by one, on every offer.
+        lost = np.flatnonzero(np.bincount(local_req, minlength=len(rows)) == 0)
+        if len(lost):
+            every = np.arange(len(self.offer_index))
+            staged = self._attributes_ok(accept, lost, every)
+            has_any = staged.any(axis=1)
+            for i in lost[~has_any]:
+                no_pair_reason[rows[i]] = NO_COMPATIBLE_OFFER
+            masks = (
+                (region_accept[lost][:, self.off_region], REGION),
+                (self._window_ok(window, lost, every), WINDOW),
+                (self.off_price[None, :] <= ceiling[lost][:, None], PRICE_CEILING),
+            )
+            for mask, reason in masks:
+                staged = staged & mask
+                still = staged.any(axis=1)
+                for i in lost[has_any & ~still]:
+                    no_pair_reason[rows[i]] = reason
+                has_any = still
+        return rows[local_req], self.offer_index[local_off]
+
+    def _attribute_accept(self, requests: list) -> dict[str, np.ndarray]:
+        """Per attribute a request names: accept[i, c], request i takes value code c (column
+        0, the offer doesn't say, is never accepted by a request that names it)."""
+        accept = {}
+        for name in sorted({name for r in requests for name in r.attributes}):
             codes = self.values.get(name, {})
-            # accept[i, c]: request i takes value code c; column 0 (offer silent) never accepted
-            # by a request that names the attribute.
-            accept = np.ones((len(rows), len(codes) + 1), dtype=bool)
+            table = np.ones((len(requests), len(codes) + 1), dtype=bool)
             for i, r in enumerate(requests):
                 wanted = r.attributes.get(name)
                 if wanted is None:
                     continue
-                accept[i, :] = False
+                table[i, :] = False
                 for value in wanted:
                     code = codes.get(value)
                     if code is not None:
-                        accept[i, code] = True
+                        table[i, code] = True
+            accept[name] = table
+        return accept
+
+    def _attributes_ok(self, accept: dict[str, np.ndarray], takers: np.ndarray,
+                       offers: np.ndarray) -> np.ndarray:
+        ok = np.ones((len(takers), len(offers)), dtype=bool)
+        for name, table in accept.items():
             off_codes = self.off_values.get(name)
             if off_codes is None:  # no offer of the kind has it: only silent requests pass
-                attrs_ok &= accept[:, :1]
+                ok &= table[takers, :1]
             else:
-                attrs_ok &= accept[:, off_codes]
+                ok &= table[takers][:, off_codes[offers]]
+        return ok
 
-        region_accept = np.ones((len(rows), len(self.regions)), dtype=bool)
+    def _region_accept(self, requests: list) -> np.ndarray:
+        region_accept = np.ones((len(requests), len(self.regions)), dtype=bool)
         region_code = {name: i for i, name in enumerate(self.regions)}
         for i, r in enumerate(requests):
             if r.regions is not None:
@@ -234,37 +295,14 @@ class _KindCheck:
                     code = region_code.get(name)
                     if code is not None:
                         region_accept[i, code] = True
-        region_ok = region_accept[:, self.off_region]
+        return region_accept
 
-        req_start = np.array([r.window[0].toordinal() for r in requests], dtype=np.int64)
-        req_end = np.array([r.window[1].toordinal() for r in requests], dtype=np.int64)
-        window_ok = (self.off_start[None, :] <= req_start[:, None]) & (
-            self.off_end[None, :] >= req_end[:, None]
+    def _window_ok(self, window: tuple[np.ndarray, np.ndarray], takers: np.ndarray,
+                   offers: np.ndarray) -> np.ndarray:
+        start, end = window
+        return (self.off_start[offers][None, :] <= start[takers][:, None]) & (
+            self.off_end[offers][None, :] >= end[takers][:, None]
         )
-        ceiling = np.array(
-            [np.inf if r.max_unit_price is None else r.max_unit_price for r in requests]
-        )
-        price_ok = self.off_price[None, :] <= ceiling[:, None]
-
-        ok = attrs_ok & region_ok
-        ok &= window_ok
-        ok &= price_ok
-        # The first test a request fails on every offer is its reason: the nearest miss. Only
-        # the requests left without any pair need the stages one by one.
-        lost = np.flatnonzero(~ok.any(axis=1))
-        if len(lost):
-            staged = attrs_ok[lost]
-            has_any = staged.any(axis=1)
-            for i in lost[~has_any]:
-                no_pair_reason[rows[i]] = NO_COMPATIBLE_OFFER
-            for mask, reason in ((region_ok, REGION), (window_ok, WINDOW), (price_ok, PRICE_CEILING)):
-                staged = staged & mask[lost]
-                still = staged.any(axis=1)
-                for i in lost[has_any & ~still]:
-                    no_pair_reason[rows[i]] = reason
-                has_any = still
-        local_req, local_off = np.nonzero(ok)
-        return rows[local_req], self.offer_index[local_off]
 
 
 def viable_pairs(problem: Problem) -> np.ndarray:
