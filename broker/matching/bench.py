@@ -5,6 +5,13 @@ its own wall time and peak resident memory (ru_maxrss): memory is measured hones
 nothing left over from generating the instance or from the other method's run.
 
     python -m broker.matching.bench --sizes 1000x100,10000x1000 --seed 0 --time-limit 30
+
+"of bound" compares with the engine's own bound, found within its time limit. With
+`--reference`, a third process also solves the LP relaxation to optimality without a time
+limit (untimed; ≈ 35 s at 100k × 10k, twice: with and without the viable-pair tightening), and
+the table adds how far each answer is from those exact LP optima and, up to 400k pairs, from
+the dual bound of the exact MIP (HiGHS on the whole problem, up to 10 minutes): no answer can
+beat that bound.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import tempfile
 from typing import Callable
 
 _WORKER = "_worker"
+# The exact MIP (reference only) is tried up to this many compatible pairs, for this long.
+_MIP_MAX_PAIRS, _MIP_SECONDS = 400_000, 600.0
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -39,6 +48,7 @@ def run_benchmark(
     *,
     seed: int,
     time_limit: float | None,
+    reference: bool = False,
     echo: Callable[[str], None] = print,
 ) -> list[dict]:
     """Generate, solve with both methods in fresh processes, print a table; return the rows."""
@@ -50,6 +60,9 @@ def run_benchmark(
         f"{'objective':>11} {'bound':>11} {'gap':>7} {'of bound':>8} "
         f"{'fulfil':>7} {'util':>6} {'Jain':>6}"
     )
+    if reference:
+        header += (f" {'LP opt':>11} {'of LP':>7} {'plain LP':>11} {'of plain':>8}"
+                   f" {'MIP bound':>11} {'of MIP':>7}")
     echo(header)
     rows = []
     for n_requests, n_offers in sizes:
@@ -61,18 +74,36 @@ def run_benchmark(
             del instance
             engine = _run_worker("engine", path, time_limit)
             baseline = _run_worker("greedy", path, None)
+            exact = _run_worker("reference", path, None) if reference else None
         bound = engine["bound"]
         for name, run in (("engine", engine), ("greedy", baseline)):
             row = {"size": f"{n_requests}x{n_offers}", "method": name, **run, "bound": bound}
             row["of_bound"] = run["objective"] / bound if bound > 0 else 1.0
             rows.append(row)
-            echo(
+            line = (
                 f"{row['size']:>14} {run['pairs']:>9} {name:<8} {run['wall_seconds']:>7.2f} "
                 f"{run['peak_mib']:>9.0f} {run['objective']:>11.2f} {bound:>11.2f} "
                 f"{1 - row['of_bound']:>7.2%} {row['of_bound']:>8.2%} "
                 f"{run['fulfilment']:>7.1%} {run['utilisation']:>6.1%} {run['jain']:>6.3f}"
             )
+            if exact is not None:
+                row["lp"], row["plain_lp"] = exact["lp"], exact["plain_lp"]
+                row["of_lp"] = _share(run["objective"], exact["lp"]["bound"])
+                row["of_plain_lp"] = _share(run["objective"], exact["plain_lp"]["bound"])
+                line += (f" {exact['lp']['bound']:>11.2f} {row['of_lp']:>7.2%}"
+                         f" {exact['plain_lp']['bound']:>11.2f} {row['of_plain_lp']:>8.2%}")
+                row["mip"] = exact["mip"]
+                if exact["mip"] is None:
+                    line += f" {'—':>11} {'—':>7}"
+                else:
+                    row["of_mip"] = _share(run["objective"], exact["mip"]["bound"])
+                    line += f" {exact['mip']['bound']:>11.2f} {row['of_mip']:>7.2%}"
+            echo(line)
     return rows
+
+
+def _share(objective: float, bound: float) -> float:
+    return objective / bound if bound > 0 else 1.0
 
 
 def _run_worker(method: str, path: str, time_limit: float | None) -> dict:
@@ -91,9 +122,13 @@ def _worker(method: str, path: str, time_limit: float | None) -> dict:
     import time
 
     from . import greedy, load_instance, solve
+    from .engine import lp_optimum, mip_optimum
 
     with open(path, encoding="utf-8") as file:
         instance = load_instance(json.load(file))
+    if method == "reference":
+        return {"lp": lp_optimum(instance), "plain_lp": lp_optimum(instance, plain=True),
+                "mip": mip_optimum(instance, _MIP_SECONDS, _MIP_MAX_PAIRS)}
     started = time.perf_counter()
     result = solve(instance, time_limit=time_limit) if method == "engine" else greedy(instance)
     wall = time.perf_counter() - started

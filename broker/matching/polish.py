@@ -96,6 +96,25 @@ def polish(
     return stats
 
 
+def exact(problem: Problem, time_limit: float | None) -> dict:
+    """The whole problem as one MIP over every compatible pair, by HiGHS from scratch (a
+    reference for the benchmark, not part of the engine: 44 s at 10k × 1k, far too slow at
+    100k), on the plain objective (no tie-break nudges). Its dual bound caps the best answer
+    any method can find."""
+    started = time.perf_counter()
+    ledger = Ledger(problem)
+    if problem.n_pairs == 0:
+        return {"objective": 0.0, "bound": 0.0, "status": "Optimal", "seconds": 0.0}
+    model = _Model(ledger, 0, np.arange(problem.n_pairs), np.array(ledger.budget_left),
+                   ledger.held())
+    h = model.run(time_limit, nudges=False)
+    info = h.getInfo()
+    return {"objective": float(info.objective_function_value),
+            "bound": float(info.mip_dual_bound),
+            "status": h.modelStatusToString(h.getModelStatus()),
+            "seconds": round(time.perf_counter() - started, 3)}
+
+
 def _cheapest_for_the_rest(problem: Problem, support: np.ndarray) -> np.ndarray:
     """Each request's cheapest viable pair, for the requests with none in `support`."""
     viable = np.flatnonzero(problem.pair_viable)
@@ -241,27 +260,32 @@ class _Model:
 
     def solve(self, time_limit: float | None) -> tuple[str, np.ndarray | None, float]:
         """HiGHS's branch and bound from the current answer: status, values, seconds."""
-        import highspy  # heavy: loaded only when a solve actually needs it
-
         started = time.perf_counter()
         if len(self.columns) == 0:
             return "nothing to polish", None, 0.0
         if time_limit is not None and time_limit < 0.01:
             return "skipped: no time left", None, 0.0
+        h = self.run(time_limit)
+        values = np.asarray(h.getSolution().col_value, dtype=float)
+        return (h.modelStatusToString(h.getModelStatus()),
+                values if len(values) == self.n_columns else None,
+                round(time.perf_counter() - started, 3))
+
+    def run(self, time_limit: float | None, nudges: bool = True):
+        """A HiGHS model of this MIP, run single-threaded (deterministic) within the limit."""
+        import highspy  # heavy: loaded only when a solve actually needs it
+
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("threads", 1)
         h.setOptionValue("random_seed", 0)
         if time_limit is not None:
             h.setOptionValue("time_limit", float(time_limit))
-        self.load(h, highspy)
+        self.load(h, highspy, nudges)
         h.run()
-        values = np.asarray(h.getSolution().col_value, dtype=float)
-        return (h.modelStatusToString(h.getModelStatus()),
-                values if len(values) == self.n_columns else None,
-                round(time.perf_counter() - started, 3))
+        return h
 
-    def load(self, h, highspy) -> None:
+    def load(self, h, highspy, nudges: bool = True) -> None:
         p = self.problem
         inf = highspy.kHighsInf
         req, off = self.req, self.off
@@ -308,9 +332,10 @@ class _Model:
         vals = np.stack([unit, unit, unit * price, unit, unit], axis=1)
         keep = rows >= 0
         keep[:, 2] &= vals[:, 2] > 0  # a free offer puts no load on the budget
-        # The LP's objective per unit fraction (weight and the earlier-submission nudge), per
-        # unit of the variable.
-        cost = column_costs(p, self.columns) * unit / p.req_qty[req]
+        # The LP's objective per unit fraction (weight and the earlier-submission nudge, unless
+        # told not to), per unit of the variable.
+        per_fraction = column_costs(p, self.columns) if nudges else p.req_weight[req]
+        cost = per_fraction * unit / p.req_qty[req]
         self._add_columns(h, cost, np.where(self.whole, 1.0, p.req_qty[req]), rows, vals, keep)
         gated = self.gated
         z_rows = np.stack([request_row[gated], min_row[gated]], axis=1)
