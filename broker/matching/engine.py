@@ -20,9 +20,12 @@ stopped it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,9 +35,9 @@ from broker.resources import KIND_NAMES
 from .explain import reasons
 from .flow import batched_flow, budget_dual_candidates
 from .grants import Ledger, cheapen, density_order, fill, priority_order
+from .model import Allocation, Instance, Result
 from .polish import exact as exact_mip
 from .polish import polish
-from .model import Allocation, Instance, Result
 from .problem import Problem, build_problem, restrict_to_kind, restrict_to_requests
 from .relaxation import (
     Holdings,
@@ -77,6 +80,26 @@ _FLOW_BATCHES = 24
 
 def solve(instance: Instance, time_limit: float | None = None) -> Result:
     """The engine's answer: feasible, near-optimal, with its bound and gap in `stats`."""
+    with _cyclic_gc_paused():
+        return _solve(instance, time_limit)
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """The solve allocates millions of small objects (grants, plans, ledger lists) that form
+    no reference cycles; the cyclic collector's full passes over them cost ≈ 3 s of the 30 at
+    100k (25.6 s → 22.8 s without, same peak memory). Reference counting still frees
+    everything; the collector is switched back on after, as it was found."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _solve(instance: Instance, time_limit: float | None) -> Result:
     started = time.perf_counter()
     problem = build_problem(instance)
     stats: dict = {"requests": problem.n_requests, "offers": problem.n_offers,

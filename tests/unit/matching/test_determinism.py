@@ -48,3 +48,18 @@ def test_output_quantities_are_on_the_stored_scale():
     inst = generate(500, 50, seed=11)
     for allocation in solve(inst).allocations:
         assert round(allocation.quantity, 3) == allocation.quantity
+
+
+def test_the_garbage_collector_is_left_as_it_was_found():
+    import gc
+
+    inst = generate(50, 10, seed=1)
+    assert gc.isenabled()
+    solve(inst)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        solve(inst)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
