@@ -5,20 +5,22 @@ The repair (engine.py) turns the LP's fractions into grants one request at a tim
 loses where integrality bites: a request the LP served below its minimum is dropped, a data
 line the LP split between offers is given whole to one or to none. Here the MIP decides those
 together — which minimum-holders to serve in full and whom to cut back for them, which lines
-go where — over a small set of columns: every pair the LP (or the market blocks) put weight
-on and every pair the answer uses (on the 10k benchmark instance ≈ 6.4k columns for 10k
-requests, so a branch and bound of ≈ 0.25 s: 7592.55 → 7602.4, 99.51% → 99.64% of the LP).
+go where — one kind at a time, over a small set of columns: every pair the LP (or the market
+blocks) put weight on and every pair the answer uses (10k benchmark instance: ≈ 9k columns
+with `widen`, 0.2–0.4 s, 7592.55 → 7603.45, 99.51% → 99.66% of the LP; 100k: ≈ 86k columns,
+≈ 4 s on two threads, +171).
 
 Variables per pair: a divisible offer gives units x ≥ 0; an indivisible one a binary y (the
 whole quantity from that offer). Per request one row, units ≤ quantity (so a whole line, which
 fills the row, leaves no room for anything else: one offer, whole, alone), and where it has a
-minimum a binary z with min·z ≤ units ≤ quantity·z. Offers, share caps and budgets are rows
-over what the requests outside the MIP already hold.
+minimum a binary z with min·z ≤ units ≤ quantity·z, fixed at 1 where the answer serves it
+(it keeps at least its minimum; the MIP decides whom to add and whom to cut back). Offers,
+share caps and budgets are rows over what the requests outside the MIP leave.
 
 HiGHS starts from the current answer (`setSolution`), so it never hands back less; its answer
-goes back through the `Ledger`, which accepts only grants that keep every rule, then everyone
+goes back through the `Ledger`, which accepts only grants that keep every rule, then the kind
 is topped up. If that comes out lower than before (solver round-off turning a grant away),
-the answer before the polish is restored. The result is therefore feasible and never worse.
+the kind is put back as it was. The result is therefore feasible and never worse.
 """
 
 from __future__ import annotations
@@ -266,9 +268,10 @@ class _Model:
         if time_limit is not None and time_limit < 0.01:
             return "skipped: no time left", None, 0.0
         h = self.run(time_limit)
-        values = np.asarray(h.getSolution().col_value, dtype=float)
-        return (h.modelStatusToString(h.getModelStatus()),
-                values if len(values) == self.n_columns else None,
+        solution = h.getSolution()
+        values = np.asarray(solution.col_value, dtype=float)
+        found = solution.value_valid and len(values) == self.n_columns
+        return (h.modelStatusToString(h.getModelStatus()), values if found else None,
                 round(time.perf_counter() - started, 3))
 
     def run(self, time_limit: float | None, nudges: bool = True):
