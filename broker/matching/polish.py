@@ -71,7 +71,7 @@ def polish(
     # the ones before it left; above, on two threads, each kind with what its requests spend
     # now plus a part of what the startup has left (`_spare_budget`).
     support_kind = problem.req_kind[problem.pair_req[support]]
-    holding = np.array([bool(g) for g in ledger.grants])
+    holding = np.array([bool(g) for g in ledger.grants], dtype=bool)
     kinds = sorted(set(support_kind.tolist()) | set(problem.req_kind[holding].tolist()))
     mine = {k: support[support_kind == k] for k in kinds}
     if len(support) <= _ONE_LANE_COLUMNS:

@@ -138,3 +138,15 @@ def test_budgets_hold_across_kinds_in_one_lane():
     result = solve(inst)
     assert violations(inst, result) == []
     assert result.objective == pytest.approx(optimum(inst))
+
+
+@pytest.mark.parametrize("case", ["no requests", "no offers", "nothing compatible"])
+def test_an_instance_with_nothing_to_match_solves_to_nothing(case):
+    # The cycle endpoint runs the engine on whatever the district has, empty included.
+    offers = [] if case == "no offers" else [offer(kind="tokens")]
+    requests = [] if case == "no requests" else [request(kind="gpu")]
+    inst = instance(offers, requests, startups=[Startup(id="s1")])
+    result = solve(inst)
+    assert result.allocations == () and result.objective == 0.0
+    assert [u.reason for u in result.unfilled] == ([] if case == "no requests"
+                                                   else ["no_compatible_offer"])
