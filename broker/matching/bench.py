@@ -78,7 +78,7 @@ def run_benchmark(
         bound = engine["bound"]
         for name, run in (("engine", engine), ("greedy", baseline)):
             row = {"size": f"{n_requests}x{n_offers}", "method": name, **run, "bound": bound}
-            row["of_bound"] = run["objective"] / bound if bound > 0 else 1.0
+            row["of_bound"] = _share(run["objective"], bound)
             rows.append(row)
             line = (
                 f"{row['size']:>14} {run['pairs']:>9} {name:<8} {run['wall_seconds']:>7.2f} "

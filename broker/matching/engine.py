@@ -10,8 +10,10 @@
        per-kind LP blocks too if much time is left                         (flow.py, here)
     4. repair: keep the LP's (or blocks') divisible grants that meet their minimum, give
        indivisible lines whole in the order it favours them, then top everyone up (here)
-    5. keep the best of the candidates, round, check exactly, move grants to cheaper offers
-       with room, check again, explain                  (rounding.py, grants.py, explain.py)
+    5. keep the best of the candidates, polish it with a MIP per kind over the pairs the LP
+       and the answer use                                                    (polish.py)
+    6. round, check exactly, move grants to cheaper offers with room, check again, explain
+                                                        (rounding.py, grants.py, explain.py)
 
 The bound comes from duals (the LP's, or the flow's prices) priced over *all* viable pairs,
 so it holds for the full problem whatever columns the LP saw and however early a time limit

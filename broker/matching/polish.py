@@ -107,7 +107,7 @@ def exact(problem: Problem, time_limit: float | None) -> dict:
     ledger = Ledger(problem)
     if problem.n_pairs == 0:
         return {"objective": 0.0, "bound": 0.0, "status": "Optimal", "seconds": 0.0}
-    model = _Model(ledger, 0, np.arange(problem.n_pairs), np.array(ledger.budget_left),
+    model = _Model(ledger, None, np.arange(problem.n_pairs), np.array(ledger.budget_left),
                    ledger.held())
     h = model.run(time_limit, nudges=False)
     info = h.getInfo()
@@ -222,17 +222,19 @@ def _value(ledger: Ledger, requests: np.ndarray) -> float:
 
 
 class _Model:
-    """One kind's MIP: its columns (pairs) first, then one z per request with a minimum."""
+    """One kind's MIP (or, with kind None, every kind's): its columns (pairs) first, then one
+    z per request with a minimum."""
 
-    def __init__(self, ledger: Ledger, kind: int, support: np.ndarray, spare: np.ndarray,
-                 held: tuple[np.ndarray, np.ndarray]) -> None:
+    def __init__(self, ledger: Ledger, kind: int | None, support: np.ndarray,
+                 spare: np.ndarray, held: tuple[np.ndarray, np.ndarray]) -> None:
         problem = ledger.problem
         self.problem, self.kind = problem, kind
         # Columns: the support and whatever the kind's requests hold now (`held`: the ledger's
         # pairs and quantities), sorted as pairs are (by request, cheapest first).
         held_pairs, held_qty = held
-        mine = problem.req_kind[problem.pair_req[held_pairs]] == kind
-        held_pairs, held_qty = held_pairs[mine], held_qty[mine]
+        if kind is not None:
+            mine = problem.req_kind[problem.pair_req[held_pairs]] == kind
+            held_pairs, held_qty = held_pairs[mine], held_qty[mine]
         self.columns = columns = np.union1d(support, held_pairs)
         self.requests = requests = np.unique(problem.pair_req[columns])
         req, off = problem.pair_req[columns], problem.pair_off[columns]
