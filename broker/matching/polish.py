@@ -33,6 +33,7 @@ import numpy as np
 from broker.resources import KIND_NAMES
 
 from .grants import Ledger, fill
+from .highs import new_highs
 from .problem import Problem
 from .relaxation import column_costs
 
@@ -280,8 +281,7 @@ class _Model:
         """A HiGHS model of this MIP, run single-threaded (deterministic) within the limit."""
         import highspy  # heavy: loaded only when a solve actually needs it
 
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = new_highs()
         h.setOptionValue("threads", 1)
         h.setOptionValue("random_seed", 0)
         if time_limit is not None:

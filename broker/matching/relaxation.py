@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .highs import new_highs
 from .problem import Problem
 
 # Tie-breaks ride on the objective with coefficients far below any weight difference that
@@ -150,8 +151,7 @@ class RelaxationModel:
         self.request_row = np.full(problem.n_requests, -1, dtype=np.int64)
         self.n_rows = self.n_limit_rows = n_off + len(self.groups) + len(self.budgets)
 
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = new_highs()
         h.setOptionValue("threads", threads)
         h.setOptionValue("random_seed", 0)
         h.setOptionValue("presolve", "off")  # presolve would be redone on every warm re-solve
