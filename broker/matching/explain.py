@@ -109,14 +109,15 @@ def _contest_reason(ledger: Ledger, r: int, totals: _Totals) -> str:
         least = max(ledger.min_qty[r], EPS * 10)
     else:
         least = q
-    # A cap is only what stops it if there was capacity to take beyond it.
-    if ledger.group_left[ledger.group[r]] + EPS < least and fits_here:
-        return SHARE_CAP
-    cap_left = ledger.cap_left
-    cheapest = next((ledger.price[o] for o in offers if cap_left[o] > EPS), None)
-    if cheapest is not None and ledger.budget_left[ledger.startup[r]] + EPS < least * cheapest:
-        return BUDGET
     if fits_here:
+        # The capacity was there: its startup's own limits first, then the contest. (Where
+        # it was not, a cap or a budget that would also have stopped it is not the cause.)
+        if ledger.group_left[ledger.group[r]] + EPS < least:
+            return SHARE_CAP
+        cap_left = ledger.cap_left
+        cheapest = next((ledger.price[o] for o in offers if cap_left[o] > EPS), None)
+        if cheapest is not None and ledger.budget_left[ledger.startup[r]] + EPS < least * cheapest:
+            return BUDGET
         return CAPACITY_TAKEN
     if fits_ever:
         return CAPACITY_HELD

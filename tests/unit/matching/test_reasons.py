@@ -218,3 +218,13 @@ def test_offers_with_nothing_available_stay_out_of_the_problem_and_the_answer():
     assert (a.allocations, a.objective, a.stats["bound"]) == (b.allocations, b.objective, b.stats["bound"])
     # Only the reasons could differ; here those left short lost to the others first.
     assert a.unfilled == b.unfilled and {u.reason for u in a.unfilled} == {"capacity_taken"}
+
+
+def test_budget_is_not_the_reason_when_the_capacity_is_held():
+    # It couldn't pay for its minimum of 40, but only 30 were there to buy: the rest is held.
+    inst = instance([offer(available=30.0, held=70.0)], [request(quantity=50.0, min_quantity=40.0)],
+                    startups=[Startup(id="s1", budget=10.0)])
+    assert reason_of(inst) == "capacity_held"
+    there = instance([offer(available=100.0)], [request(quantity=50.0, min_quantity=40.0)],
+                     startups=[Startup(id="s1", budget=10.0)])
+    assert reason_of(there) == "budget"
