@@ -72,6 +72,12 @@ CASES = {
         first={"holder": gpu("800")}, held={"h100": "800"},
         second={"asker": gpu("500", min_quantity="300")}, unfilled={"asker": "capacity_held"},
     ),
+    "capacity_held: its budget couldn't have paid either (was budget)": Case(
+        offers=[gpu_offer("h100", unit_price="10")],
+        first={"holder": gpu("800")}, held={"h100": "800"},
+        second={"asker": gpu("500", min_quantity="300")}, budgets={"asker": "1000"},
+        unfilled={"asker": "capacity_held"},
+    ),
     "capacity_held: a whole data line (was no_compatible_offer)": Case(
         offers=[gpu_offer("line", kind="data_line", quantity="100", unit_price="10",
                           attributes={"a_end": "sh", "z_end": "hk"})],
