@@ -57,6 +57,8 @@ def instance_to_json(instance: Instance) -> dict[str, Any]:
                 "unit_price": o.unit_price,
                 "window": [o.window[0].isoformat(), o.window[1].isoformat()],
                 "divisible": o.divisible,
+                # Optional, and left out when nothing is held: files without it stay as they were.
+                **({"held": o.held} if o.held else {}),
             }
             for o in instance.offers
         ],
@@ -126,7 +128,7 @@ def _offer(item: Any, path: str) -> Offer:
         item,
         path,
         {"id", "carrier", "kind", "region", "attributes", "available", "unit_price", "window",
-         "divisible"},
+         "divisible", "held"},
     )
     offer_id = _id(item, path)
     kind = _kind(item, path)
@@ -150,6 +152,7 @@ def _offer(item: Any, path: str) -> Offer:
         ),
         window=_window(item, path),
         divisible=divisible,
+        held=_optional_number(item, "held", path, minimum=0.0, maximum=_MAX_QUANTITY) or 0.0,
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from broker.resources import KINDS
 
 # Why a request was left short of what it asked. Listed from "nothing could ever serve it"
-# to "it lost a contest": the explainer reports the first one that applies.
+# to "who holds the capacity it lacked": the explainer reports the first one that applies.
 NO_COMPATIBLE_OFFER = "no_compatible_offer"
 REGION = "region"
 WINDOW = "window"
@@ -22,6 +22,8 @@ BELOW_MINIMUM = "below_minimum"
 SHARE_CAP = "share_cap"
 BUDGET = "budget"
 CAPACITY_TAKEN = "capacity_taken"
+CAPACITY_HELD = "capacity_held"
+CAPACITY_SHORT = "capacity_short"
 REASONS: tuple[str, ...] = (
     NO_COMPATIBLE_OFFER,
     REGION,
@@ -31,6 +33,8 @@ REASONS: tuple[str, ...] = (
     SHARE_CAP,
     BUDGET,
     CAPACITY_TAKEN,
+    CAPACITY_HELD,
+    CAPACITY_SHORT,
 )
 
 Window = tuple[date, date]
@@ -79,6 +83,10 @@ class Offer:
     window: Window
     attributes: Mapping[str, str | int] = field(default_factory=dict)
     divisible: bool = True
+    # Capacity already promised outside this instance (earlier cycles' proposals, approved
+    # grants): never allocated here, only counted to explain who holds what a request lacked.
+    # An offer may have nothing `available` and still be listed for that.
+    held: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "window", _as_window(self.window))

@@ -45,14 +45,26 @@ class Problem:
     pair_req: np.ndarray
     pair_off: np.ndarray
     req_ptr: np.ndarray  # pairs of request i are pair_*[req_ptr[i]:req_ptr[i + 1]]
-    # why a request has no compatible pair (None where it has one)
+    # why a request has no compatible offer at all (None where it has one, with capacity
+    # available or not)
     no_pair_reason: list[str | None]
     # per pair: False where no feasible answer can ever use it (see `viable_pairs`)
     pair_viable: np.ndarray | None = None
+    # Only for the reasons, never in the LP or any answer: per offer, what is held outside
+    # the instance (`Offer.held`), and per request its compatible offers with nothing
+    # available, `spent_off[spent_ptr[i]:spent_ptr[i + 1]]`. None: nothing held, none spent.
+    off_held: np.ndarray | None = None
+    spent_off: np.ndarray | None = None
+    spent_ptr: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.pair_viable is None:
             self.pair_viable = viable_pairs(self)
+        if self.off_held is None:
+            self.off_held = np.zeros(self.n_offers)
+        if self.spent_ptr is None:
+            self.spent_off = np.zeros(0, dtype=np.int64)
+            self.spent_ptr = np.zeros(self.n_requests + 1, dtype=np.int64)
 
     @property
     def n_requests(self) -> int:
@@ -117,6 +129,15 @@ def build_problem(instance: Instance) -> Problem:
     )
 
     pair_req, pair_off, no_pair_reason = _compatible_pairs(instance, req_kind, off_kind, off_price)
+    # Offers with nothing available are tested like the others, so that a request they alone
+    # would serve is told its capacity is held (not that no offer fits), but their pairs stay
+    # out of the LP, the bound and every answer.
+    spent = off_cap[pair_off] <= 0
+    spent_off = spent_ptr = None
+    if spent.any():
+        spent_off = pair_off[spent]
+        spent_ptr = np.searchsorted(pair_req[spent], np.arange(len(requests) + 1)).astype(np.int64)
+        pair_req, pair_off = pair_req[~spent], pair_off[~spent]
     req_ptr = np.searchsorted(pair_req, np.arange(len(requests) + 1)).astype(np.int64)
     return Problem(
         instance=instance,
@@ -138,6 +159,9 @@ def build_problem(instance: Instance) -> Problem:
         pair_off=pair_off,
         req_ptr=req_ptr,
         no_pair_reason=no_pair_reason,
+        off_held=np.array([o.held for o in offers], dtype=float),
+        spent_off=spent_off,
+        spent_ptr=spent_ptr,
     )
 
 

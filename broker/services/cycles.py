@@ -66,7 +66,8 @@ class Snapshot:
 
 
 def take_snapshot(session: Session, policy: Policy, today: dt.date) -> Snapshot:
-    """The verified startups' queued requests and every offer with capacity left, locked."""
+    """The verified startups' queued requests, every offer with capacity left (locked), and
+    the fully held offers, for the reasons only."""
     requests = session.scalars(
         sa.select(ResourceRequest)
         .join(Startup)
@@ -84,6 +85,16 @@ def take_snapshot(session: Session, policy: Policy, today: dt.date) -> Snapshot:
         .options(selectinload(Offer.carrier))
         .order_by(Offer.id)
         .with_for_update(of=Offer).execution_options(populate_existing=True)
+    ).all()
+    # Offers whose every unit earlier proposals or grants hold go to the engine with nothing
+    # available, so that a request only they would serve is told so (`capacity_held`), not
+    # given the nearest other miss. The cycle can't promise from them: no lock is needed.
+    offers += session.scalars(
+        sa.select(Offer)
+        .where(Offer.status == OfferStatus.active, Offer.promised >= Offer.quantity, Offer.window_end >= today)
+        .options(selectinload(Offer.carrier))
+        .order_by(Offer.id)
+        .execution_options(populate_existing=True)
     ).all()
     weights = {f"r{r.id}": request_weight(policy, r.startup, r.cycles_waited) for r in requests}
     startups = {r.startup for r in requests}
@@ -106,6 +117,7 @@ def take_snapshot(session: Session, policy: Policy, today: dt.date) -> Snapshot:
                 window=(o.window_start, o.window_end),
                 attributes=o.attributes,
                 divisible=o.divisible,
+                held=float(o.promised),
             )
             for o in offers
         ),
@@ -252,7 +264,7 @@ def cycle_stats(snapshot: Snapshot, result: matching.Result) -> dict[str, Any]:
     engine_stats = dict(result.stats)
     return {
         "requests": len(snapshot.requests),
-        "offers": len(snapshot.offers),
+        "offers": sum(o.available > 0 for o in snapshot.offers.values()),  # what it could promise from
         "proposals": len(result.allocations),
         "requests_served": len(given),
         "objective": round(result.objective, 6),

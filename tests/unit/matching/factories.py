@@ -11,10 +11,10 @@ T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone(timedelta(hours=8)))
 
 
 def offer(id="o1", kind="gpu", available=100.0, unit_price=1.0, region="sh", carrier="ctc",
-          attributes=None, window=WINDOW, divisible=True) -> Offer:
+          attributes=None, window=WINDOW, divisible=True, held=0.0) -> Offer:
     return Offer(id=id, carrier=carrier, kind=kind, region=region, available=available,
                  unit_price=unit_price, window=window, attributes=attributes or {},
-                 divisible=divisible)
+                 divisible=divisible, held=held)
 
 
 def request(id="r1", startup="s1", kind="gpu", quantity=10.0, min_quantity=None, regions=None,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from broker.matching import Startup, greedy, solve
+from broker.matching import Instance, Startup, greedy, solve
 
 from .checker import violations
 from .factories import instance, offer, request
@@ -88,3 +89,19 @@ def test_engine_is_never_below_the_greedy_baseline(inst):
 @given(instances(), st.sampled_from([1e-6, 0.001, 0.05]))
 def test_answers_stay_feasible_under_any_time_limit(inst, time_limit):
     assert violations(inst, solve(inst, time_limit=time_limit)) == []
+
+
+@SETTINGS
+@given(instances(), st.lists(st.sampled_from([0.0, 5.0, 60.0]), min_size=6, max_size=6))
+def test_held_capacity_changes_nothing_but_reasons_towards_capacity_held(inst, held):
+    with_held = Instance(inst.policy, inst.startups,
+                         tuple(dataclasses.replace(o, held=h) for o, h in zip(inst.offers, held)),
+                         inst.requests)
+    plain, result = solve(inst), solve(with_held)
+    assert violations(with_held, result) == []
+    assert (result.allocations, result.objective) == (plain.allocations, plain.objective)
+    assert [u.request for u in result.unfilled] == [u.request for u in plain.unfilled]
+    # More capacity somewhere else can only turn "never enough" or "it has it all" into "held".
+    for before, after in zip(plain.unfilled, result.unfilled):
+        assert after.reason == before.reason or (
+            before.reason in ("below_minimum", "capacity_short") and after.reason == "capacity_held")

@@ -59,6 +59,17 @@ def test_an_instance_round_trips_through_json():
     assert load_instance(json.loads(json.dumps(instance_to_json(inst)))) == inst
 
 
+def test_held_is_optional_and_written_only_when_something_is_held():
+    inst = load_instance(DESIGN_EXAMPLE)
+    assert inst.offers[0].held == 0.0 and "held" not in instance_to_json(inst)["offers"][0]
+    spent = load_instance(with_change(("offers", 0), {**DESIGN_EXAMPLE["offers"][0], "available": 0, "held": 1000}))
+    assert (spent.offers[0].available, spent.offers[0].held) == (0.0, 1000.0)
+    assert instance_to_json(spent)["offers"][0]["held"] == 1000.0
+    assert load_instance(json.loads(json.dumps(instance_to_json(spent)))) == spent
+    # The request's only offer is fully held: that is its reason, and nothing is allocated.
+    assert result_to_json(solve(spent))["unfilled"] == [{"request": "r1", "reason": "capacity_held"}]
+
+
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
@@ -82,6 +93,8 @@ def test_an_instance_round_trips_through_json():
         (("requests", 0, "weight"), -1, "requests[0].weight: must be > 0"),
         (("requests", 0, "colour"), "red", "requests[0].colour: unknown field"),
         (("offers", 0, "available"), -5, "offers[0].available: must be >= 0"),
+        (("offers", 0, "held"), -1, "offers[0].held: must be >= 0"),
+        (("offers", 0, "held"), "all", "offers[0].held: must be a number"),
         (("offers", 0, "unit_price"), float("nan"), "offers[0].unit_price: must be a finite number"),
         (("offers", 0, "divisible"), "no", "offers[0].divisible: must be true or false"),
         (("offers", 0, "attributes"), {"gpu_memory_gb": "80"},
