@@ -44,6 +44,7 @@ def upsert_offers(session: Session, actor: Account, records: list[dict[str, Any]
         for o in session.scalars(
             sa.select(Offer)
             .where(Offer.carrier_id == carrier_id, Offer.external_id.in_([r["external_id"] for r in records]))
+            .order_by(Offer.id)  # offers are locked in id order, as everywhere (services/allocations.py)
             .with_for_update().execution_options(populate_existing=True)
         )
     }
