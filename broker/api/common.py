@@ -14,7 +14,7 @@ from flask_smorest import Page
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from broker.db import MAX_ID, TransientFailure, commits_made, get_session, retry_transient
+from broker.db import MAX_ID, TransientFailure, commits_made, get_session, is_transient, retry_transient
 from broker.errors import DomainError, NotAuthenticated, Unavailable
 from broker.models import Account
 from broker.services import accounts
@@ -58,6 +58,8 @@ def handle_domain_error(error: DomainError) -> Any:
 
 
 def handle_unexpected(error: Exception) -> Any:
+    if is_transient(error):  # outside a retried view (the health checks): still not a 500
+        return handle_domain_error(Unavailable("The database is busy with conflicting changes. Please try again in a moment."))
     log.exception("Unhandled error on %s %s", request.method, request.path)
     return {"code": 500, "status": "Internal Server Error", "message": "Internal error; it has been logged."}, 500
 

@@ -60,7 +60,7 @@ def test_a_real_deadlock_is_retried_and_the_approval_goes_through(databases, tmp
             connection.exec_driver_sql("SET deadlock_timeout = '20s'")
             connection.execute(sa.text("SELECT id FROM offers WHERE id = :id FOR UPDATE"), {"id": offer_id})
             ready.set()
-            time.sleep(0.5)  # the approval now holds the allocation and waits for the offer
+            _wait_until_another_backend_waits_for_a_lock(connection)  # the approval, holding the allocation
             connection.execute(sa.text("SELECT id FROM allocations WHERE id = :id FOR UPDATE"), {"id": allocation_id})
             connection.rollback()
         done.set()
@@ -82,6 +82,19 @@ def test_a_real_deadlock_is_retried_and_the_approval_goes_through(databases, tmp
     assert any("deadlock" in r.getMessage() and "retry" in r.getMessage() for r in caplog.records), caplog.text
     assert _status(app, allocation_id) is AllocationStatus.approved
     get_db(app).engine.dispose()
+
+
+def _wait_until_another_backend_waits_for_a_lock(connection, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = connection.scalar(sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        ))
+        if waiting:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the approval never waited for the offer's lock")
 
 
 @pytest.fixture
