@@ -22,8 +22,8 @@ order; the cycle locks the queued requests before the offers; subsidies lock pro
 commitments (`subsidies.commit_for`, `give_back_for`, `redeem_usage`). Each locked row is
 re-read as it is now (populate_existing) and its status checked again under the lock.
 
-A deadlock or serialization failure that can still happen (a carrier sync's bulk update of
-offers is not ordered, for one) is retried around the whole use case by
+A deadlock or serialization failure that can still happen (a carrier sync's bulk upsert takes
+offers in feed order, not id order, for one) is retried around the whole use case by
 `broker.db.retry_transient`, which the API and the scheduler wrap every use case in.
 """
 
