@@ -71,14 +71,17 @@ def _register_api(app: Flask) -> None:
     from flask_smorest.spec.plugins import integerconverter2paramschema
 
     from broker.api import carriers, cycles, health, market, parties, policy
-    from broker.api.common import Api, IdConverter, handle_domain_error, handle_unexpected
+    from broker.api.common import Api, IdConverter, handle_domain_error, handle_unexpected, retry_transient_views
     from broker.errors import DomainError
 
     app.url_map.converters["int"] = IdConverter
     api = Api(app)
     api.register_converter(IdConverter, integerconverter2paramschema)
-    for blueprint in (parties.blp, market.blp, policy.blp, carriers.blp, cycles.blp):
+    blueprints = (parties.blp, market.blp, policy.blp, carriers.blp, cycles.blp)
+    for blueprint in blueprints:
         api.register_blueprint(blueprint)
+    names = {blueprint.name for blueprint in blueprints}
+    retry_transient_views(app, [endpoint for endpoint in app.view_functions if endpoint.split(".")[0] in names])
     app.register_blueprint(health.bp)
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -227,12 +227,20 @@ def cycle_run(dry_run: bool, time_limit: float | None) -> None:
     import json
 
     from broker.clock import now
+    from broker.db import TransientFailure, retry_transient
     from broker.services.cycles import run_cycle
 
+    session = get_session()
     try:
-        outcome = run_cycle(get_session(), now(), dry_run=dry_run, time_limit=time_limit)
+        outcome = retry_transient(
+            lambda: run_cycle(session, now(), dry_run=dry_run, time_limit=time_limit),
+            attempts=int(current_app.config["TRANSIENT_RETRIES"]), before_retry=session.rollback,
+        )
     except DomainError as error:
         _fail(error)
+    except TransientFailure as error:
+        click.echo(f"Error: the database stayed busy ({error}); nothing was changed. Run it again.", err=True)
+        sys.exit(1)
     stats = outcome.stats
     head = "Dry run (nothing held)" if outcome.cycle is None else f"Cycle {outcome.cycle.id} proposed"
     click.echo(

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g
@@ -12,6 +16,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from broker.resources import MONEY_PLACES, QUANTITY_PLACES, UNIT_PRICE_PLACES
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Primary keys are INTEGER: 32-bit on PostgreSQL. Ids from outside are checked against this
 # so that an absurd id is "not found", not a database overflow.
@@ -94,16 +101,20 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime()}
 
 
-def create_engine(url: str) -> Engine:
-    """An engine for `url`, with SQLite set up for foreign keys, WAL and write transactions."""
+def create_engine(url: str, *, sqlite_busy_timeout: float = 30.0) -> Engine:
+    """An engine for `url`, with SQLite set up for foreign keys, WAL and write transactions.
+
+    `sqlite_busy_timeout` is how long (seconds) SQLite waits for another writer before it
+    answers "database is locked", which `retry_transient` then retries.
+    """
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 30})
-        _configure_sqlite(engine)
+        engine = sa.create_engine(url, connect_args={"timeout": sqlite_busy_timeout})
+        _configure_sqlite(engine, int(sqlite_busy_timeout * 1000))
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over
     # (SQLAlchemy's documented recipe) and begin with IMMEDIATE so a read that turns into
     # a write never fails with "database is locked" halfway through a use case.
@@ -112,7 +123,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
@@ -120,6 +131,81 @@ def _configure_sqlite(engine: Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction was chosen to be
+# undone and would succeed if run again. SQLite says "database is locked" (or "busy") when
+# another writer held the database for longer than the busy timeout.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+_TRANSIENT_SQLITE_MESSAGES = ("database is locked", "database is busy", "database table is locked")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether `error` is a database failure that running the same use case again may not meet."""
+    if not isinstance(error, sa.exc.DBAPIError):
+        return False
+    original = error.orig
+    if getattr(original, "sqlstate", None) in _TRANSIENT_SQLSTATES:  # psycopg 3
+        return True
+    return type(original).__name__ == "OperationalError" and any(
+        message in str(original).lower() for message in _TRANSIENT_SQLITE_MESSAGES
+    )
+
+
+class TransientFailure(Exception):
+    """A transient database failure outlasted every retry; the caller may try again later."""
+
+    def __init__(self, attempts: int, cause: BaseException) -> None:
+        super().__init__(f"still failing after {attempts} attempts: {describe_transient(cause)}")
+        self.attempts = attempts
+
+
+def describe_transient(error: BaseException) -> str:
+    original = getattr(error, "orig", error)
+    sqlstate = getattr(original, "sqlstate", None)
+    names = {"40P01": "deadlock detected", "40001": "serialization failure"}
+    return names.get(sqlstate, str(original).splitlines()[0] if str(original) else type(original).__name__)
+
+
+def retry_transient(
+    work: Callable[[], T],
+    *,
+    attempts: int = 4,
+    before_retry: Callable[[], None] | None = None,
+    may_retry: Callable[[], bool] | None = None,
+    pause: float = 0.05,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `work` (a whole use case, in a transaction of its own) again when it fails transiently.
+
+    Between tries `before_retry` rolls the failed transaction back, and the pause doubles
+    with full jitter (0..pause, 0..2*pause, ...) so that the transactions that collided do
+    not collide again in step. `may_retry` can forbid a retry (e.g. once the use case has
+    committed something). After the last try, TransientFailure.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except sa.exc.DBAPIError as error:
+            if not is_transient(error):
+                raise
+            if before_retry is not None:
+                before_retry()
+            if attempt == attempts or (may_retry is not None and not may_retry()):
+                log.warning("transient database error, giving up after %d attempts: %s", attempt, describe_transient(error))
+                raise TransientFailure(attempt, error) from error
+            log.warning("transient database error (%s), retry %d of %d", describe_transient(error), attempt, attempts - 1)
+            sleep(random.uniform(0, pause * 2 ** (attempt - 1)))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def commits_made(session: Session) -> int:
+    """How many times `session` has committed: a use case that committed must not be run again."""
+    return session.info.get("commits", 0)
+
+
+def _count_commit(session: Session) -> None:
+    session.info["commits"] = commits_made(session) + 1
 
 
 # Every locking read in the services adds execution_options(populate_existing=True): a row
@@ -139,11 +225,14 @@ class Database:
         from broker.models.audit import install_audit
 
         install_audit(factory)
+        if not factory.__dict__.get("_broker_commits_counted"):
+            sa.event.listen(factory, "after_commit", _count_commit)
+            factory._broker_commits_counted = True
         self.sessionmaker = factory
 
 
 def init_app(app: Flask) -> Database:
-    database = Database(create_engine(app.config["DATABASE_URL"]))
+    database = Database(create_engine(app.config["DATABASE_URL"], sqlite_busy_timeout=float(app.config["SQLITE_BUSY_TIMEOUT"])))
     app.extensions["broker.db"] = database
     app.teardown_appcontext(_close_session)
     return database

@@ -36,3 +36,13 @@ class Conflict(DomainError):
     """The object is not in a state that allows this change."""
 
     status_code = 409
+
+
+class Unavailable(DomainError):
+    """The database kept failing transiently (deadlock, serialization failure, lock held too long)."""
+
+    status_code = 503
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -41,6 +41,9 @@ VARIABLES: dict[str, str] = {
     "BROKER_MISFIRE_GRACE_SECONDS": "a firing missed while no scheduler ran is run once on start-up if younger than this; "
     "default 3600",
     "BROKER_MATCHING_TIME_LIMIT": "seconds the matching engine may take in a scheduled cycle; default 60",
+    "BROKER_TRANSIENT_RETRIES": "how many times a request or scheduled job is tried when the database reports a "
+    "deadlock, a serialization failure or (SQLite) a lock held too long; then 503 with Retry-After; default 4",
+    "BROKER_SQLITE_BUSY_TIMEOUT": "SQLite only: seconds to wait for another writer before a try counts as failed; default 30",
 }
 
 # Every scheduled job but the carriers' syncs (those follow each carrier's sync_schedule).
@@ -64,6 +67,8 @@ _DEFAULTS: dict[str, object] = {
     "SCHEDULES": DEFAULT_SCHEDULES,
     "MISFIRE_GRACE_SECONDS": 3600,
     "MATCHING_TIME_LIMIT": 60.0,
+    "TRANSIENT_RETRIES": 4,
+    "SQLITE_BUSY_TIMEOUT": 30.0,
 }
 
 # Outside production, carriers default to their simulators (`broker simulate CODE --port N`).
@@ -194,6 +199,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
     for name, key, kind in (
         ("BROKER_MISFIRE_GRACE_SECONDS", "MISFIRE_GRACE_SECONDS", int),
         ("BROKER_MATCHING_TIME_LIMIT", "MATCHING_TIME_LIMIT", float),
+        ("BROKER_TRANSIENT_RETRIES", "TRANSIENT_RETRIES", int),
+        ("BROKER_SQLITE_BUSY_TIMEOUT", "SQLITE_BUSY_TIMEOUT", float),
     ):
         if name in env:
             try:

@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TypeVar
 
 import sqlalchemy as sa
 from apscheduler.triggers.cron import CronTrigger
@@ -28,13 +28,14 @@ from flask import Flask
 
 from broker.clock import SHANGHAI
 from broker.clock import now as clock_now
-from broker.db import get_db
+from broker.db import TransientFailure, get_db, retry_transient
 from broker.models.workflow import JobRun
 from scheduler.jobs import SYNC_PREFIX, job_function
 
 log = logging.getLogger(__name__)
 
 JobFunction = Callable[[Flask, dt.datetime], object]
+T = TypeVar("T")
 
 
 class SchedulerRefused(RuntimeError):
@@ -79,6 +80,14 @@ def slots_between(trigger: CronTrigger, start: dt.datetime, end: dt.datetime) ->
         candidate = trigger.get_next_fire_time(candidate, candidate + dt.timedelta(microseconds=1))
 
 
+def next_firing(app: Flask, job: str, after: dt.datetime) -> dt.datetime | None:
+    """When `job` is next due, strictly after `after`, by its configured schedule; None if it is off."""
+    expression = app.config["SCHEDULES"].get(job, "off")
+    if expression == "off":
+        return None
+    return parse_cron(expression).get_next_fire_time(None, after + dt.timedelta(microseconds=1))
+
+
 def _lock_key(job: str) -> int:
     return zlib.crc32(f"broker.job.{job}".encode())
 
@@ -101,16 +110,25 @@ class Runner:
         with self._job_lock(engine, job) as acquired:
             if not acquired:
                 return "busy"
-            if not self._claim(job, slot):
-                return "done_elsewhere"
             try:
-                job_function(job)(self.app, slot)
+                if not self._retrying(lambda: self._claim(job, slot)):
+                    return "done_elsewhere"
+            except TransientFailure:
+                log.exception("job %s for %s not claimed", job, slot.isoformat())
+                return "failed"  # nothing ran; the slot has no finished row, so a later holder can run it
+            try:
+                # A job is safe to run again after a partial run (that is how an interrupted slot
+                # is completed), so a deadlock or a locked database anywhere in it reruns it whole.
+                self._retrying(lambda: job_function(job)(self.app, slot))
             except Exception as error:  # a job's failure is recorded and must not stop the scheduler
                 log.exception("job %s for %s failed", job, slot.isoformat())
-                self._finish(job, slot, "failed", f"{type(error).__name__}: {error}")
+                self._retrying(lambda: self._finish(job, slot, "failed", f"{type(error).__name__}: {error}"))
                 return "failed"
-            self._finish(job, slot, "ok", None)
+            self._retrying(lambda: self._finish(job, slot, "ok", None))
             return "ran"
+
+    def _retrying(self, work: Callable[[], T]) -> T:
+        return retry_transient(work, attempts=int(self.app.config["TRANSIENT_RETRIES"]))
 
     @contextmanager
     def _job_lock(self, engine: sa.Engine, job: str) -> Iterator[bool]:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from flask import g, request
+from flask import Flask, current_app, g, request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Page
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from broker.db import MAX_ID, get_session
-from broker.errors import DomainError, NotAuthenticated
+from broker.db import MAX_ID, TransientFailure, commits_made, get_session, is_transient, retry_transient
+from broker.errors import DomainError, NotAuthenticated, Unavailable
 from broker.models import Account
 from broker.services import accounts
 
@@ -50,10 +52,14 @@ def handle_domain_error(error: DomainError) -> Any:
     if error.errors:
         payload["errors"] = {"json": error.errors}
     headers = {"WWW-Authenticate": 'Bearer realm="broker"'} if status == 401 else {}
+    if isinstance(error, Unavailable):
+        headers["Retry-After"] = str(error.retry_after)
     return payload, status, headers
 
 
 def handle_unexpected(error: Exception) -> Any:
+    if is_transient(error):  # outside a retried view (the health checks): still not a 500
+        return handle_domain_error(Unavailable("The database is busy with conflicting changes. Please try again in a moment."))
     log.exception("Unhandled error on %s %s", request.method, request.path)
     return {"code": 500, "status": "Internal Server Error", "message": "Internal error; it has been logged."}, 500
 
@@ -65,7 +71,45 @@ _STATUS_NAMES = {
     404: "Not Found",
     409: "Conflict",
     422: "Unprocessable Entity",
+    503: "Service Unavailable",
 }
+
+
+def retry_transient_views(app: Flask, endpoints: list[str]) -> None:
+    """Run each of these views again, in a fresh transaction, when the database fails transiently.
+
+    The whole view is the unit of work: authentication, the one service it calls and the
+    response. A view that has already committed is never run again (that could do its work
+    twice); it answers 503 instead, as does one whose every try failed.
+    """
+    for endpoint in endpoints:
+        app.view_functions[endpoint] = _retrying(app.view_functions[endpoint])
+
+
+def _retrying(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def retrying(*args: Any, **kwargs: Any) -> Any:
+        session = get_session()
+        committed_before = commits_made(session)
+        try:
+            return retry_transient(
+                lambda: view(*args, **kwargs),
+                attempts=int(current_app.config["TRANSIENT_RETRIES"]),
+                before_retry=session.rollback,
+                may_retry=lambda: commits_made(session) == committed_before,
+            )
+        except TransientFailure:
+            if commits_made(session) != committed_before:
+                raise Unavailable(
+                    "The database failed after part of this request was saved; check the state of what you "
+                    "changed before you try again.", retry_after=1,
+                ) from None
+            raise Unavailable(
+                "The database is busy with conflicting changes; nothing was changed. Please try again in a moment.",
+                retry_after=1,
+            ) from None
+
+    return retrying
 
 
 def current_account() -> Account:

@@ -101,6 +101,16 @@ def retry_provisioning(allocation_id: int) -> Any:
     return provisioning.retry_provisioning(get_session(), current_account(), allocation_id, now())
 
 
+@blp.route("/allocations/<int:allocation_id>/cancel", methods=["POST"])
+@blp.arguments(RejectionSchema)
+@blp.response(200, AllocationSchema)
+@blp.doc(security=BEARER)
+def cancel(data: dict[str, Any], allocation_id: int) -> Any:
+    """Staff: end an approved allocation not yet sent to the carrier, or one whose provisioning retries
+    ran out, with a reason; its capacity and subsidy go back."""
+    return provisioning.cancel_allocation(get_session(), current_account(), allocation_id, data["reason"], now())
+
+
 @blp.route("/allocations/<int:allocation_id>/appeals", methods=["POST"])
 @blp.arguments(AppealInSchema)
 @blp.response(201, AppealSchema)

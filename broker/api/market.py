@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from flask_smorest import Blueprint
 
 from broker.api.common import BEARER, SelectPage, current_account
@@ -23,8 +23,10 @@ from broker.schemas.market import (
     RequestInSchema,
     RequestQuerySchema,
     RequestSchema,
+    WithdrawnRequestSchema,
 )
 from broker.services import market
+from scheduler.runner import next_firing
 
 blp = Blueprint("market", __name__, url_prefix="/api/v1", description="Offers, requests and allocations")
 
@@ -115,11 +117,12 @@ def get_request(request_id: int) -> Any:
 
 
 @blp.route("/requests/<int:request_id>/withdraw", methods=["POST"])
-@blp.response(200, RequestSchema)
+@blp.response(200, WithdrawnRequestSchema)
 @blp.doc(security=BEARER)
 def withdraw_request(request_id: int) -> Any:
-    """The startup withdraws its request; what a carrier set up for it is released there."""
-    return market.withdraw_request(get_session(), current_account(), request_id, now())
+    """The startup withdraws its request; what a carrier set up for it is released there by the next release run."""
+    at = now()
+    return market.withdraw_request(get_session(), current_account(), request_id, at, next_firing(current_app, "expire", at))
 
 
 @blp.route("/allocations", methods=["GET"])

@@ -72,6 +72,7 @@ class AllocationStatus(enum.StrEnum):
     released = "released"
     rejected = "rejected"
     lapsed = "lapsed"
+    cancelled = "cancelled"  # approved, then ended before the startup could use it
 
 
 class ProgramStatus(enum.StrEnum):

@@ -8,6 +8,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from broker.clock import SHANGHAI
 from broker.db import Base, Quantity, UnitPrice, utcnow
 from broker.errors import Conflict
 from broker.models.audit import Audited
@@ -130,6 +131,8 @@ class ResourceRequest(Audited, Base):
 
     def propose(self) -> None:
         """A cycle proposed allocations for it; staff decide next."""
+        if self.status is not RequestStatus.submitted:
+            raise Conflict(f"A {self.status.value} request cannot be proposed.")
         self.audit_as("propose")
         self.status = RequestStatus.proposed
 
@@ -278,13 +281,13 @@ class Allocation(Audited, Base):
         if self.status not in statuses:
             raise Conflict(f"Allocation {self.id} is {self.status.value}.")
 
-    def withdraw_proposal(self, reason: str) -> None:
+    def withdraw_proposal(self, reason: str, now: dt.datetime) -> None:
         """The request behind a proposal was withdrawn: the proposal ends as rejected."""
         self._require(AllocationStatus.proposed)
         self.audit_as("withdraw")
         self.status = AllocationStatus.rejected
         self.decision_reason = reason
-        self.decided_at = utcnow()
+        self.decided_at = now
 
     @property
     def cost(self) -> Decimal:
@@ -312,14 +315,18 @@ class Allocation(Audited, Base):
         self.status = AllocationStatus.lapsed
         self.decision_reason, self.decided_at = "no decision before the approval deadline", now
 
-    def begin_provisioning(self, now: dt.datetime) -> None:
-        """About to ask the carrier; a crash from here on is retried with the same idempotency key."""
+    def begin_provisioning(self, now: dt.datetime, lease: dt.timedelta) -> None:
+        """About to ask the carrier; a crash from here on is retried with the same idempotency key.
+
+        The attempt holds a lease: until `now + lease` it is in flight (not due, not given up);
+        if its outcome is never recorded, the next attempt is due when the lease ends.
+        """
         self._require(AllocationStatus.approved, AllocationStatus.provisioning)
         if self.status is AllocationStatus.approved:
             self.audit_as("provision")
             self.status = AllocationStatus.provisioning
         self.provision_attempts += 1
-        self.next_attempt_at = None
+        self.next_attempt_at = now + lease
 
     def provisioned(self, carrier_ref: str, now: dt.datetime) -> None:
         """The carrier confirmed: the startup can use it."""
@@ -328,6 +335,7 @@ class Allocation(Audited, Base):
         self.status = AllocationStatus.active
         self.carrier_ref = carrier_ref
         self.last_error = None
+        self.next_attempt_at = None
 
     def provisioning_failed(self, error: str, retry_at: dt.datetime | None) -> None:
         """The carrier call failed; retried at `retry_at`, or left for staff when None."""
@@ -336,11 +344,33 @@ class Allocation(Audited, Base):
         self.last_error = error
         self.next_attempt_at = retry_at
 
+    @property
+    def provisioning_given_up(self) -> bool:
+        """Its provisioning retries ran out: staff retry it by hand or cancel it."""
+        return self.status is AllocationStatus.provisioning and self.next_attempt_at is None
+
     def cancel(self, reason: str, now: dt.datetime) -> None:
-        """Approved but never sent to the carrier, and no longer wanted: nothing to release there."""
+        """Approved but never sent to the carrier, and no longer wanted: nothing to release there.
+
+        The caller gives its capacity and its subsidy commitment back.
+        """
         self._require(AllocationStatus.approved)
         self.audit_as("cancel")
-        self.status = AllocationStatus.released
+        self.status = AllocationStatus.cancelled
+        self.decision_reason = reason
+        self.released_at = now  # when its capacity went back
+
+    def give_up_provisioning(self, reason: str, now: dt.datetime) -> None:
+        """Staff end an allocation whose provisioning retries ran out; the caller gives everything back."""
+        if not self.provisioning_given_up:
+            if self.status is AllocationStatus.provisioning:
+                raise Conflict(
+                    f"Allocation {self.id} is still being provisioned (next attempt at "
+                    f"{self.next_attempt_at.astimezone(SHANGHAI).isoformat()}); it can be cancelled once its retries have run out."
+                )
+            raise Conflict(f"Allocation {self.id} is {self.status.value}.")
+        self.audit_as("cancel")
+        self.status = AllocationStatus.cancelled
         self.decision_reason = reason
         self.released_at = now
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.db import Base, Money, ScaledDecimal, utcnow
+from broker.errors import Conflict
 from broker.models.audit import Audited
 from broker.models.enums import ProgramStatus, enum_column_type
 
@@ -74,6 +75,23 @@ class SubsidyProgram(Audited, Base):
         sa.CheckConstraint("cap_period_months BETWEEN 1 AND 120", name="cap_period_range"),
     )
 
+    def commit(self, amount: Decimal) -> None:
+        """Promise `amount` of the budget to one allocation (the caller holds this row's lock)."""
+        if self.committed + amount > self.budget:
+            raise Conflict(f"Subsidy program {self.code} has {self.budget - self.committed} left, not {amount}.")
+        self.audit_as("commit")
+        self.committed += amount
+
+    def give_back(self, amount: Decimal) -> None:
+        """An allocation ended before using `amount` of what was committed to it: the budget has it again."""
+        self.audit_as("give_back")
+        self.committed -= amount
+
+    def redeem(self, amount: Decimal) -> None:
+        """Usage turned `amount` of a commitment into money paid out."""
+        self.audit_as("redeem")
+        self.redeemed += amount
+
 
 class SubsidyCommitment(Audited, Base):
     """What a program promised to pay for one approved allocation; unique, so never twice."""
@@ -86,13 +104,36 @@ class SubsidyCommitment(Audited, Base):
     startup_id: Mapped[int] = mapped_column(sa.ForeignKey("startups.id"), index=True)
     amount: Mapped[Decimal] = mapped_column(Money())
     redeemed: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    # What went back to the program's budget because the allocation ended before using it.
+    released: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    released_at: Mapped[dt.datetime | None]
     written_off_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
         sa.CheckConstraint("amount > 0", name="amount_positive"),
         sa.CheckConstraint("redeemed >= 0 AND redeemed <= amount", name="redeemed_within_amount"),
+        sa.CheckConstraint("released >= 0 AND redeemed + released <= amount", name="released_within_amount"),
     )
+
+    @property
+    def unused(self) -> Decimal:
+        """What usage may still redeem: neither redeemed nor given back."""
+        return self.amount - self.redeemed - self.released
+
+    def redeem(self, amount: Decimal) -> None:
+        self.audit_as("redeem")
+        self.redeemed += amount
+
+    def release(self, now: dt.datetime) -> Decimal:
+        """The allocation ended: give back what was never used, and return how much that is."""
+        if self.released_at is not None:
+            raise Conflict(f"Subsidy commitment {self.id} was already released.")
+        unused = self.unused
+        self.audit_as("release")
+        self.released += unused
+        self.released_at = now
+        return unused
 
 
 class IdempotencyRecord(Base):

@@ -197,6 +197,25 @@ class RequestSchema(BaseSchema):
     allocations = fields.List(fields.Nested(AllocationBriefSchema))
 
 
+class PendingReleaseSchema(BaseSchema):
+    allocation_id = fields.Integer()
+    status = fields.Enum(AllocationStatus)
+    release_due_at = LocalDateTime(
+        allow_none=True,
+        metadata={"description": "when the next release run (BROKER_SCHEDULE_EXPIRE) is due; null if none can be said"},
+    )
+    message = fields.String()
+
+
+class WithdrawnRequestSchema(RequestSchema):
+    """The withdrawn request, and what the carrier has yet to take back for it."""
+
+    pending_releases = fields.List(
+        fields.Nested(PendingReleaseSchema),
+        metadata={"description": "allocations a carrier set up (or is setting up), released there by the release run"},
+    )
+
+
 class RequestQuerySchema(BaseSchema):
     status = fields.Enum(RequestStatus)
     kind = KindField()
@@ -218,7 +237,7 @@ class AllocationSchema(BaseSchema):
     decided_at = LocalDateTime(allow_none=True)
     carrier_ref = fields.String(allow_none=True)
     provision_attempts = fields.Integer()
-    next_attempt_at = LocalDateTime(allow_none=True, metadata={"description": "null while provisioning: retries are exhausted, staff must look"})
+    next_attempt_at = LocalDateTime(allow_none=True, metadata={"description": "while provisioning: when the next attempt is due (or the one in flight counts as lost); null: retries are exhausted, staff retry or cancel"})
     last_error = fields.String(allow_none=True, metadata={"description": "the carrier's last error, if any"})
     created_at = LocalDateTime()
 

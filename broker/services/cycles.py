@@ -3,14 +3,14 @@
 A cycle is one transaction: snapshot the queue and the capacity, solve, write proposals that
 hold capacity, commit. A crash anywhere before the commit leaves nothing behind, and only
 one cycle runs at a time (an advisory lock on PostgreSQL, BEGIN IMMEDIATE on SQLite, and a
-unique index on the running cycle on both).
+unique index on the running cycle on both). Rows are locked in the order that
+broker.services.allocations writes down: the queued requests before the offers, and a
+decision's request before its allocation.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 from broker import matching
 from broker.clock import local_date
 from broker.errors import Conflict, InvalidInput, NotFound
+from broker.faults import fault_point
 from broker.models import (
     Account,
     Allocation,
@@ -38,9 +39,8 @@ from broker.models import (
     StartupStatus,
 )
 from broker.resources import QUANTITY_PLACES
-from broker.services import events, subsidies
+from broker.services import allocations
 from broker.services.accounts import require_role
-from broker.services.market import release_hold
 from broker.services.policy import current_policy
 
 # Arbitrary but fixed: the PostgreSQL advisory lock key that serialises cycles.
@@ -66,8 +66,10 @@ class Snapshot:
 
 
 def take_snapshot(session: Session, policy: Policy, today: dt.date) -> Snapshot:
-    """The verified startups' queued requests, every offer with capacity left (locked), and
-    the fully held offers, for the reasons only."""
+    """The verified startups' queued requests (locked first), every offer with capacity left
+    (locked), and the fully held offers, for the reasons only."""
+    # Locked so that a withdrawal waits for the cycle, or the cycle for the withdrawal, and a
+    # request withdrawn meanwhile is not proposed: the WHERE is checked again under the lock.
     requests = session.scalars(
         sa.select(ResourceRequest)
         .join(Startup)
@@ -78,6 +80,7 @@ def take_snapshot(session: Session, policy: Policy, today: dt.date) -> Snapshot:
         )
         .options(selectinload(ResourceRequest.startup))
         .order_by(ResourceRequest.id)
+        .with_for_update(of=ResourceRequest).execution_options(populate_existing=True)
     ).all()
     offers = session.scalars(
         sa.select(Offer)
@@ -182,29 +185,9 @@ def run_cycle(
     cycle.start(now)
     session.flush()  # the running row is what the unique index guards
     chosen = sorted(result.allocations, key=lambda a: (a.request, a.offer))
-    # One guarded update per offer (in id order, so concurrent writers lock alike), then the
-    # proposals and their events in bulk: a cycle can propose thousands.
-    per_offer: dict[int, Decimal] = defaultdict(Decimal)
-    for allocation in chosen:
-        per_offer[snapshot.offers[allocation.offer].id] += _quantity(allocation.quantity)
-    for offer_id in sorted(per_offer):
-        hold(session, offer_id, per_offer[offer_id])
-    _fault_point("cycle.after_holding_capacity")
-    proposals = [
-        Allocation(
-            cycle_id=cycle.id,
-            request_id=snapshot.requests[a.request].id,
-            offer_id=snapshot.offers[a.offer].id,
-            quantity=_quantity(a.quantity),
-            unit_price=snapshot.offers[a.offer].unit_price,
-            request=snapshot.requests[a.request],
-            offer=snapshot.offers[a.offer],
-        )
-        for a in chosen
-    ]
-    session.add_all(proposals)
-    session.flush()
-    events.record_for_allocations(session, "allocation.proposed", proposals, now)
+    proposals = allocations.propose(
+        session, cycle, [(snapshot.requests[a.request], snapshot.offers[a.offer], _quantity(a.quantity)) for a in chosen], now
+    )
     proposed_ids = {a.request for a in result.allocations}
     for key, request in snapshot.requests.items():
         if key in proposed_ids:
@@ -214,7 +197,7 @@ def run_cycle(
     deadline = now + dt.timedelta(hours=policy.approval_window_hours)
     cycle.propose(stats, deadline, now)
     session.flush()
-    _fault_point("cycle.before_commit")
+    fault_point("cycle.before_commit")
     session.commit()
     return CycleOutcome(cycle, stats, proposals)
 
@@ -225,27 +208,9 @@ def _lock_cycles(session: Session) -> None:
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CYCLE_LOCK_KEY})
 
 
-def _fault_point(name: str) -> None:
-    """Let a crash test kill this process at a named point (only when the test asks)."""
-    if os.environ.get("BROKER_FAULT_INJECT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 def _quantity(value: float) -> Decimal:
     # The engine already rounded down to the stored scale and re-checked feasibility.
     return Decimal(repr(value)).quantize(Decimal(1).scaleb(-QUANTITY_PLACES), rounding="ROUND_DOWN")
-
-
-def hold(session: Session, offer_id: int, quantity: Decimal) -> None:
-    """Promise `quantity` from an offer, or fail: the guard and the CHECK both refuse overselling."""
-    result = session.execute(
-        sa.update(Offer)
-        .where(Offer.id == offer_id, Offer.promised + quantity <= Offer.quantity)
-        .values(promised=Offer.promised + quantity)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        raise Conflict(f"Offer {offer_id} no longer has {quantity} available.")
 
 
 def cycle_stats(snapshot: Snapshot, result: matching.Result) -> dict[str, Any]:
@@ -293,45 +258,10 @@ def list_cycles(session: Session, actor: Account) -> sa.Select:
     return sa.select(MatchingCycle).order_by(MatchingCycle.id.desc())
 
 
-def _locked_proposal(session: Session, allocation_id: int) -> Allocation:
-    allocation = session.scalar(
-        sa.select(Allocation).where(Allocation.id == allocation_id).with_for_update().execution_options(populate_existing=True)
-    )
-    if allocation is None:
-        raise NotFound(f"No allocation {allocation_id}.")
-    return allocation
-
-
-def _decide(session: Session, actor: Account, allocation: Allocation, decision: str, reason: str | None, now: dt.datetime) -> Allocation:
-    """Decide a proposal the caller has locked (`_locked_proposal`)."""
-    allocation_id = allocation.id
-    if allocation.status is not AllocationStatus.proposed:
-        raise Conflict(f"Allocation {allocation_id} is {allocation.status.value}, not proposed.")
-    if not allocation.cycle.accepts_decisions(now):
-        raise Conflict(f"The approval window of cycle {allocation.cycle_id} has closed.")
-    request = allocation.request
-    if decision == "approve":
-        # Re-check under the offer's row lock: the hold must still be within what the offer has.
-        offer = session.scalar(sa.select(Offer).where(Offer.id == allocation.offer_id).with_for_update().execution_options(populate_existing=True))
-        if offer.promised > offer.quantity:  # pragma: no cover - the CHECK constraint forbids it
-            raise Conflict(f"Offer {offer.id} is oversold.")
-        allocation.approve(actor.id, reason, now)
-        subsidies.commit_for(session, allocation, request.startup, offer, now)
-        events.record(session, "allocation.approved", allocation, request.startup_id, offer.carrier_id, now)
-    else:
-        if not reason:
-            raise InvalidInput("A rejection needs a reason.", {"reason": ["Required when rejecting."]})
-        allocation.reject(actor.id, reason, now)
-        release_hold(session, allocation.offer_id, allocation.quantity)
-        events.record(session, "allocation.rejected", allocation, request.startup_id, allocation.offer.carrier_id, now)
-    request.settle(local_date(now))
-    return allocation
-
-
 def approve_allocation(session: Session, actor: Account, allocation_id: int, reason: str | None, now: dt.datetime) -> Allocation:
     """Staff approve one proposal before its deadline; budget is committed under row locks."""
     require_role(actor, Role.staff, Role.admin)
-    allocation = _decide(session, actor, _locked_proposal(session, allocation_id), "approve", reason, now)
+    allocation = allocations.approve(session, actor, allocations.lock_one(session, allocation_id), reason, now)
     session.commit()
     return allocation
 
@@ -339,7 +269,7 @@ def approve_allocation(session: Session, actor: Account, allocation_id: int, rea
 def reject_allocation(session: Session, actor: Account, allocation_id: int, reason: str, now: dt.datetime) -> Allocation:
     """Staff reject one proposal with a reason; its capacity goes back to the offer."""
     require_role(actor, Role.staff, Role.admin)
-    allocation = _decide(session, actor, _locked_proposal(session, allocation_id), "reject", reason, now)
+    allocation = allocations.reject(session, actor, allocations.lock_one(session, allocation_id), reason, now)
     session.commit()
     return allocation
 
@@ -348,14 +278,18 @@ def decide_many(session: Session, actor: Account, cycle_id: int, decisions: list
     """Staff decide many proposals of one cycle at once: all of them, or none if one is refused."""
     require_role(actor, Role.staff, Role.admin)
     get_cycle(session, actor, cycle_id)
+    # Every request, allocation and offer of the batch is locked up front, in the one order.
+    locked = allocations.lock_for(session, [item["allocation_id"] for item in decisions])
+    decide = {"approve": allocations.approve, "reject": allocations.reject}
     decided, problems = [], {}
-    # Lock in id order so two batches over the same proposals cannot deadlock.
     for i, item in sorted(enumerate(decisions), key=lambda pair: pair[1]["allocation_id"]):
         try:
-            allocation = _locked_proposal(session, item["allocation_id"])
+            allocation = locked.get(item["allocation_id"])
+            if allocation is None:
+                raise NotFound(f"No allocation {item['allocation_id']}.")
             if allocation.cycle_id != cycle_id:
                 raise InvalidInput(f"Allocation {allocation.id} belongs to cycle {allocation.cycle_id}.")
-            decided.append(_decide(session, actor, allocation, item["decision"], item.get("reason"), now))
+            decided.append(decide[item["decision"]](session, actor, allocation, item.get("reason"), now))
         except (Conflict, InvalidInput, NotFound) as error:
             problems[i] = [error.message]
     if problems:
@@ -373,22 +307,16 @@ def close_approval_windows(session: Session, now: dt.datetime) -> int:
         .order_by(MatchingCycle.id)
         .with_for_update().execution_options(populate_existing=True)
     ).all()
-    lapsed = 0
-    today = local_date(now)
+    undecided = session.scalars(
+        sa.select(Allocation.id).where(
+            Allocation.cycle_id.in_([c.id for c in cycles]), Allocation.status == AllocationStatus.proposed
+        )
+    ).all()
+    # All the cycles' proposals at once, so that no request is locked after an offer.
+    locked = allocations.lock_for(session, undecided)
+    proposals = [a for a in locked.values() if a.status is AllocationStatus.proposed]  # decided meanwhile: skip
+    allocations.lapse(session, proposals, now)
     for cycle in cycles:
-        proposals = session.scalars(
-            sa.select(Allocation)
-            .where(Allocation.cycle_id == cycle.id, Allocation.status == AllocationStatus.proposed)
-            .order_by(Allocation.id)
-            .with_for_update().execution_options(populate_existing=True)
-        ).all()
-        for allocation in proposals:
-            allocation.lapse(now)
-            release_hold(session, allocation.offer_id, allocation.quantity)
-            events.record(session, "allocation.lapsed", allocation, allocation.request.startup_id, allocation.offer.carrier_id, now)
-            lapsed += 1
-        for request in {a.request for a in proposals}:
-            request.settle(today)
         cycle.close()
     session.commit()
-    return lapsed
+    return len(proposals)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +26,7 @@ from broker.models import (
     Role,
 )
 from broker.resources import KINDS
+from broker.services import allocations
 from broker.services.accounts import STAFF_ROLES, require_role, require_verified_startup
 from broker.services.subsidies import Quote, quote
 
@@ -42,6 +44,7 @@ def upsert_offers(session: Session, actor: Account, records: list[dict[str, Any]
         for o in session.scalars(
             sa.select(Offer)
             .where(Offer.carrier_id == carrier_id, Offer.external_id.in_([r["external_id"] for r in records]))
+            .order_by(Offer.id)  # offers are locked in id order, as everywhere (services/allocations.py)
             .with_for_update().execution_options(populate_existing=True)
         )
     }
@@ -220,27 +223,59 @@ def list_requests(session: Session, actor: Account, filters: dict[str, Any]) -> 
     return query
 
 
-def withdraw_request(session: Session, actor: Account, request_id: int, now: dt.datetime) -> ResourceRequest:
-    """A startup withdraws its request: proposals end, approved grants not yet sent are cancelled,
-    and what a carrier already set up is released there by the next release run."""
+@dataclass
+class Withdrawal:
+    """A withdrawn request, and what the carrier still has to take back for it, and when."""
+
+    request: ResourceRequest
+    pending_releases: list[PendingReleaseNotice]
+
+    def __getattr__(self, name: str) -> Any:
+        # Reads as the request itself (the response is the request, plus its pending releases).
+        return getattr(self.request, name)
+
+
+@dataclass
+class PendingReleaseNotice:
+    allocation_id: int
+    status: AllocationStatus
+    release_due_at: dt.datetime | None
+    message: str
+
+
+def withdraw_request(
+    session: Session, actor: Account, request_id: int, now: dt.datetime, next_release_run: dt.datetime | None
+) -> Withdrawal:
+    """A startup withdraws its request: proposals end, approved grants not yet sent are cancelled (both
+    giving capacity and subsidy back), and what a carrier set up is released there by the release
+    run due at `next_release_run` (None: no release run is scheduled)."""
     request = _visible_request(session, actor, request_id, for_update=True)
     if actor.role is not Role.startup:
         raise Forbidden("Only the startup that made a request withdraws it.")
     request.withdraw()
-    for allocation in request.allocations:
-        if allocation.status is AllocationStatus.proposed:
-            release_hold(session, allocation.offer_id, allocation.quantity)
-            allocation.withdraw_proposal("request withdrawn by the startup")
-        elif allocation.status is AllocationStatus.approved:
-            release_hold(session, allocation.offer_id, allocation.quantity)
-            allocation.cancel("request withdrawn by the startup before provisioning", now)
+    pending = allocations.withdraw(session, request, now)
     session.commit()
-    return request
+    return Withdrawal(request, [_release_notice(p, next_release_run) for p in pending])
 
 
-def release_hold(session: Session, offer_id: int, quantity: Any) -> None:
-    """Give `quantity` held on an offer back to it, in the database, not from a stale copy."""
-    session.execute(sa.update(Offer).where(Offer.id == offer_id).values(promised=Offer.promised - quantity))
+def _release_notice(pending: allocations.PendingRelease, due: dt.datetime | None) -> PendingReleaseNotice:
+    if pending.status is AllocationStatus.provisioning:
+        return PendingReleaseNotice(
+            pending.allocation_id, pending.status, None,
+            "The carrier is still setting this allocation up; the first release run after it is active "
+            "releases it at the carrier and gives its capacity back.",
+        )
+    if due is None:
+        return PendingReleaseNotice(
+            pending.allocation_id, pending.status, None,
+            "Release at the carrier is pending, but no release run is scheduled (BROKER_SCHEDULE_EXPIRE is off); "
+            "it stays active at the carrier until one runs.",
+        )
+    return PendingReleaseNotice(
+        pending.allocation_id, pending.status, due,
+        "Release at the carrier is pending: the next release run takes it back there and gives its "
+        "capacity and unused subsidy back.",
+    )
 
 
 def list_allocations(session: Session, actor: Account, filters: dict[str, Any]) -> sa.Select:

@@ -2,36 +2,30 @@
 
 Each carrier call happens outside any database transaction, between two short ones: the
 first records the attempt, the second its outcome. A crash in between is safe because the
-carrier is always called with the allocation's id as its idempotency key.
+carrier is always called with the allocation's id as its idempotency key, and an attempt
+whose outcome was never recorded is tried again when its lease ends. Every transition goes
+through broker.services.allocations, which locks in the one order and moves capacity,
+subsidy and events with the state.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
-from decimal import ROUND_DOWN, Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from adapters.base import AdapterError, CarrierAdapter, Feature, ProvisionRequest
 from broker.clock import local_date
-from broker.errors import Conflict, NotFound
-from broker.models import (
-    Account,
-    Allocation,
-    AllocationStatus,
-    Carrier,
-    RequestStatus,
-    ResourceRequest,
-    Role,
-    SubsidyCommitment,
-    SubsidyProgram,
-)
+from broker.errors import Conflict, InvalidInput, NotFound
+from broker.models import Account, Allocation, AllocationStatus, Carrier, RequestStatus, ResourceRequest, Role
 from broker.models.workflow import UsageReport
-from broker.services import events
+from broker.services import allocations, events, subsidies
 from broker.services.accounts import require_role
-from broker.services.market import release_hold
+
+log = logging.getLogger(__name__)
 
 AdapterFor = Callable[[Carrier], CarrierAdapter]
 
@@ -60,7 +54,7 @@ def provision_due(session: Session, adapter_for: AdapterFor, now: dt.datetime) -
     ).all()
     work = []
     for allocation in due:
-        allocation.begin_provisioning(now)
+        allocations.begin_provisioning(allocation, now)
         request, offer = allocation.request, allocation.offer
         work.append(
             (
@@ -84,19 +78,22 @@ def provision_due(session: Session, adapter_for: AdapterFor, now: dt.datetime) -
             outcome, error = adapter_for(carrier).provision(order), None
         except AdapterError as exc:
             outcome, error = None, str(exc)
-        allocation = session.get(Allocation, allocation_id)
+        allocation = allocations.lock_one(session, allocation_id)
+        if allocation.status is not AllocationStatus.provisioning:
+            # Its lease ran out and staff ended it meanwhile: nothing to record over that.
+            log.warning("allocation %s became %s while being provisioned (carrier said %s)", allocation_id,
+                        allocation.status.value, outcome.carrier_reference if outcome else error)
+            session.rollback()
+            continue
         if outcome is not None:
-            allocation.provisioned(outcome.carrier_reference, now)
-            events.record(session, "allocation.provisioned", allocation, allocation.request.startup_id, carrier.id, now)
-            allocation.request.settle(local_date(now))
+            allocations.provisioned(session, allocation, outcome.carrier_reference, now)
             counts["provisioned"] += 1
         elif allocation.provision_attempts < MAX_PROVISION_ATTEMPTS:
-            allocation.provisioning_failed(error, now + retry_delay(allocation.provision_attempts))
+            allocations.provisioning_failed(session, allocation, error, now + retry_delay(allocation.provision_attempts), now)
             counts["retrying"] += 1
         else:
-            # Out of retries: left for staff, who see it with its error and can retry it.
-            allocation.provisioning_failed(error, None)
-            events.record(session, "allocation.provisioning_failed", allocation, allocation.request.startup_id, carrier.id, now, error=error)
+            # Out of retries: left for staff, who see it with its error and retry it or cancel it.
+            allocations.provisioning_failed(session, allocation, error, None, now)
             counts["failed"] += 1
         session.commit()
     return counts
@@ -116,12 +113,23 @@ def retry_provisioning(session: Session, actor: Account, allocation_id: int, now
     return allocation
 
 
+def cancel_allocation(session: Session, actor: Account, allocation_id: int, reason: str, now: dt.datetime) -> Allocation:
+    """Staff end an allocation before use: approved but not yet sent, or whose provisioning retries ran
+    out. Its capacity and its subsidy commitment go back."""
+    require_role(actor, Role.staff, Role.admin)
+    if not reason or not reason.strip():
+        raise InvalidInput("A cancellation needs a reason.", {"reason": ["Required."]})
+    allocation = allocations.cancel(session, actor, allocations.lock_one(session, allocation_id), reason, now)
+    session.commit()
+    return allocation
+
+
 def expire_finished(session: Session, adapter_for: AdapterFor, now: dt.datetime) -> dict[str, int]:
     """Release allocations whose window is over or whose request was withdrawn, at the carrier and
     here; expire requests never served."""
     today = local_date(now)
-    finished = session.execute(
-        sa.select(Allocation, ResourceRequest.status == RequestStatus.withdrawn)
+    finished = session.scalars(
+        sa.select(Allocation)
         .join(Allocation.request)
         .where(
             Allocation.status == AllocationStatus.active,
@@ -130,11 +138,13 @@ def expire_finished(session: Session, adapter_for: AdapterFor, now: dt.datetime)
         .order_by(Allocation.id)
         .limit(BATCH)
     ).all()
-    work = [(a.id, a.offer.carrier, a.carrier_ref, bool(withdrawn)) for a, withdrawn in finished]
+    work = [(a.id, a.offer.carrier, a.carrier_ref) for a in finished]
+    # Locked and checked again: a cycle may be proposing one of them right now.
     stale = session.scalars(
         sa.select(ResourceRequest)
         .where(ResourceRequest.status == RequestStatus.submitted, ResourceRequest.window_start < today)
         .order_by(ResourceRequest.id)
+        .with_for_update().execution_options(populate_existing=True)
     ).all()
     for request in stale:
         request.expire()
@@ -142,7 +152,7 @@ def expire_finished(session: Session, adapter_for: AdapterFor, now: dt.datetime)
     session.commit()
 
     counts = {"released": 0, "release_failed": 0, "requests_expired": len(stale)}
-    for allocation_id, carrier, carrier_ref, withdrawn in work:
+    for allocation_id, carrier, carrier_ref in work:
         adapter = adapter_for(carrier)
         try:
             if adapter.supports(Feature.RELEASE) and carrier_ref:
@@ -153,14 +163,11 @@ def expire_finished(session: Session, adapter_for: AdapterFor, now: dt.datetime)
             session.commit()
             counts["release_failed"] += 1  # tried again at the next run
             continue
-        allocation = session.get(Allocation, allocation_id)
-        allocation.release(now)
-        release_hold(session, allocation.offer_id, allocation.quantity)
-        kind = "allocation.released" if withdrawn else "allocation.expired"
-        events.record(session, kind, allocation, allocation.request.startup_id, carrier.id, now)
-        allocation.request.settle(today)
+        allocation = allocations.lock_one(session, allocation_id)
+        if allocation.status is AllocationStatus.active:
+            allocations.release(session, allocation, now)
+            counts["released"] += 1
         session.commit()
-        counts["released"] += 1
     return counts
 
 
@@ -186,21 +193,7 @@ def pull_usage(session: Session, carrier: Carrier, adapter: CarrierAdapter, now:
             UsageReport(carrier_id=carrier.id, external_id=line.external_id, allocation_id=allocation.id,
                         quantity=line.quantity, recorded_at=line.recorded_at)
         )
-        _redeem(session, allocation, line.quantity)
+        subsidies.redeem_usage(session, allocation, line.quantity)
         recorded += 1
     session.commit()
     return {"recorded": recorded, "skipped": skipped}
-
-
-def _redeem(session: Session, allocation: Allocation, used: Decimal) -> None:
-    commitment = session.scalar(
-        sa.select(SubsidyCommitment).where(SubsidyCommitment.allocation_id == allocation.id).with_for_update().execution_options(populate_existing=True)
-    )
-    if commitment is None:
-        return
-    program = session.scalar(sa.select(SubsidyProgram).where(SubsidyProgram.id == commitment.program_id).with_for_update().execution_options(populate_existing=True))
-    share = (used * allocation.unit_price * program.rate).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
-    amount = min(share, commitment.amount - commitment.redeemed)
-    if amount > 0:
-        commitment.redeemed += amount
-        program.redeemed += amount

@@ -40,38 +40,91 @@ def eligibility_problem(program: SubsidyProgram, startup: Startup, kind: str, ca
 def commit_for(session: Session, allocation: Allocation, startup: Startup, offer: Offer, now: dt.datetime) -> SubsidyCommitment | None:
     """Commit the first eligible program's share of an approved allocation's cost, within every cap.
 
-    The program row is locked while its per-startup cap is summed and its budget raised, and
-    the budget update is itself guarded, so concurrent approvals can never overspend it.
+    Every open program's row is locked (in id order, the lock order's place for programs)
+    before any per-startup cap is summed or budget raised, so concurrent approvals can never
+    overspend, and a batch of approvals paid by different programs locks them alike.
     """
     today = local_date(now)
     cost = allocation.cost
     if cost <= 0:
         return None
-    programs = session.scalars(sa.select(SubsidyProgram).where(SubsidyProgram.status == ProgramStatus.open).order_by(SubsidyProgram.id)).all()
-    for candidate in programs:
-        if eligibility_problem(candidate, startup, offer.kind, offer.carrier_id, today):
+    programs = session.scalars(
+        sa.select(SubsidyProgram)
+        .where(SubsidyProgram.status == ProgramStatus.open)
+        .order_by(SubsidyProgram.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    for program in programs:
+        if eligibility_problem(program, startup, offer.kind, offer.carrier_id, today):
             continue
-        program = session.scalar(
-            sa.select(SubsidyProgram)
-            .where(SubsidyProgram.id == candidate.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
         amount = _share(session, program, startup, cost, now)
         if amount <= 0:
             continue
-        raised = session.execute(
-            sa.update(SubsidyProgram)
-            .where(SubsidyProgram.id == program.id, SubsidyProgram.committed + amount <= SubsidyProgram.budget)
-            .values(committed=SubsidyProgram.committed + amount)
-            .execution_options(synchronize_session=False)
-        )
-        if raised.rowcount != 1:  # pragma: no cover - the row lock makes this unreachable
-            continue
+        program.commit(amount)  # behind CHECK (committed <= budget) as well
         commitment = SubsidyCommitment(program_id=program.id, allocation_id=allocation.id, startup_id=startup.id, amount=amount, created_at=now)
         session.add(commitment)
         return commitment
     return None
+
+
+def give_back_for(session: Session, allocation_ids: list[int], now: dt.datetime) -> Decimal:
+    """These allocations ended before use: their commitments give every unused fen back.
+
+    Locks the programs (id order), then the commitments (id order), after the caller's
+    allocations and offers, as the lock order says. Returns the total given back.
+    """
+    if not allocation_ids:
+        return Decimal(0)
+    program_ids = session.scalars(
+        sa.select(SubsidyCommitment.program_id).where(SubsidyCommitment.allocation_id.in_(allocation_ids)).distinct()
+    ).all()
+    if not program_ids:
+        return Decimal(0)
+    programs = {
+        p.id: p
+        for p in session.scalars(
+            sa.select(SubsidyProgram).where(SubsidyProgram.id.in_(program_ids)).order_by(SubsidyProgram.id)
+            .with_for_update().execution_options(populate_existing=True)
+        )
+    }
+    commitments = session.scalars(
+        sa.select(SubsidyCommitment)
+        .where(SubsidyCommitment.allocation_id.in_(allocation_ids), SubsidyCommitment.released_at.is_(None))
+        .order_by(SubsidyCommitment.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    total = Decimal(0)
+    for commitment in commitments:
+        unused = commitment.release(now)
+        programs[commitment.program_id].give_back(unused)
+        total += unused
+    return total
+
+
+def redeem_usage(session: Session, allocation: Allocation, used: Decimal) -> Decimal:
+    """Usage of `used` units of an allocation turns its share of the commitment into money paid.
+
+    Program, then commitment, as the lock order says; never more than the commitment has
+    left unused (nothing, once it was given back).
+    """
+    program_id = session.scalar(sa.select(SubsidyCommitment.program_id).where(SubsidyCommitment.allocation_id == allocation.id))
+    if program_id is None:
+        return Decimal(0)
+    program = session.scalar(
+        sa.select(SubsidyProgram).where(SubsidyProgram.id == program_id).with_for_update().execution_options(populate_existing=True)
+    )
+    commitment = session.scalar(
+        sa.select(SubsidyCommitment).where(SubsidyCommitment.allocation_id == allocation.id)
+        .with_for_update().execution_options(populate_existing=True)
+    )
+    share = (used * allocation.unit_price * program.rate).quantize(FEN, rounding=ROUND_DOWN)
+    amount = min(share, commitment.unused)
+    if amount > 0:
+        commitment.redeem(amount)
+        program.redeem(amount)
+    return max(amount, Decimal(0))
 
 
 @dataclass
@@ -117,8 +170,11 @@ def _share(session: Session, program: SubsidyProgram, startup: Startup, cost: De
 
 def _cap_left(session: Session, program: SubsidyProgram, startup: Startup, now: dt.datetime) -> Decimal:
     period_start = now - dt.timedelta(days=30 * program.cap_period_months)
+    # What is still committed counts against the cap; what went back when an allocation
+    # ended before use does not.
+    still_committed = SubsidyCommitment.amount - SubsidyCommitment.released
     used = session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(SubsidyCommitment.amount), Decimal(0), type_=Money())).where(
+        sa.select(sa.func.coalesce(sa.func.sum(still_committed), Decimal(0), type_=Money())).where(
             SubsidyCommitment.program_id == program.id,
             SubsidyCommitment.startup_id == startup.id,
             SubsidyCommitment.created_at >= period_start,

@@ -95,7 +95,7 @@ def test_withdrawing_before_provisioning_cancels_without_calling_the_carrier(cli
     simulator, adapter, staff, startup, allocation = granted
     assert client.post(f"/api/v1/requests/{allocation.request_id}/withdraw", headers=startup.headers).status_code == 200
     session.expire_all()
-    assert allocation.status is AllocationStatus.released and "before provisioning" in allocation.decision_reason
+    assert allocation.status is AllocationStatus.cancelled and "before provisioning" in allocation.decision_reason
     assert session.get(Offer, allocation.offer_id).promised == 0
     assert provision_due(session, lambda c: adapter, NOW)["provisioned"] == 0
     assert simulator.stats()["orders"] == 0

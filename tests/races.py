@@ -1,0 +1,26 @@
+"""Workers for multi-process race tests: each is one process calling the real HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from broker.db import get_db
+from tests.world import committed_app
+
+
+def post_in_lockstep(url: str, instance: str, calls: list[tuple[str, str]], barrier: Any) -> list[tuple[str, int, str]]:
+    """POST each (path, token) in turn, meeting the other processes at `barrier` before each call.
+
+    Returns (path, status, message) per call, so the test sees every answer, 500s included.
+    """
+    app = committed_app(url, instance)
+    client = app.test_client()
+    answers = []
+    try:
+        for path, token in calls:
+            barrier.wait(timeout=60)
+            response = client.post(path, json={}, headers={"Authorization": f"Bearer {token}"})
+            answers.append((path, response.status_code, (response.get_json(silent=True) or {}).get("message", "")))
+    finally:
+        get_db(app).engine.dispose()
+    return answers
