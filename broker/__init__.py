@@ -71,7 +71,9 @@ def _register_api(app: Flask) -> None:
     from flask_smorest.spec.plugins import integerconverter2paramschema
 
     from broker.api import carriers, cycles, health, market, parties, policy
-    from broker.api.common import Api, IdConverter, handle_domain_error, handle_unexpected
+    from sqlalchemy.exc import IntegrityError
+
+    from broker.api.common import Api, IdConverter, handle_domain_error, handle_integrity_error, handle_unexpected
     from broker.errors import DomainError
 
     app.url_map.converters["int"] = IdConverter
@@ -81,5 +83,6 @@ def _register_api(app: Flask) -> None:
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
     app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(IntegrityError, handle_integrity_error)
     app.register_error_handler(Exception, handle_unexpected)
     app.extensions["broker.api"] = api

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import g, request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Page
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -16,6 +17,7 @@ from broker.db import MAX_ID, get_session
 from broker.errors import DomainError, NotAuthenticated
 from broker.models import Account
 from broker.services import accounts
+from broker.uniques import conflict_for
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,18 @@ def handle_domain_error(error: DomainError) -> Any:
         payload["errors"] = {"json": error.errors}
     headers = {"WWW-Authenticate": 'Bearer realm="broker"'} if status == 401 else {}
     return payload, status, headers
+
+
+def handle_integrity_error(error: IntegrityError) -> Any:
+    """A unique constraint refused a row that a pre-check let through (two requests raced):
+    roll back and answer 409 with what already exists. Any other integrity failure is a bug."""
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()
+    conflict = conflict_for(error)
+    if conflict is None:
+        return handle_unexpected(error)
+    return handle_domain_error(conflict)
 
 
 def handle_unexpected(error: Exception) -> Any:
