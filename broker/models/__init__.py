@@ -5,17 +5,26 @@ from broker.models.enums import (
     LIGHTHOUSE_SECTORS,
     AllocationStatus,
     CycleStatus,
+    OfferChannel,
     OfferStatus,
     ProgramStatus,
     RequestStatus,
     Role,
     Sector,
     StartupStatus,
+    WithdrawnBy,
 )
 from broker.models.market import Allocation, MatchingCycle, Offer, ResourceRequest
 from broker.models.parties import Account, ApiToken, Carrier, Startup
 from broker.models.policy import IdempotencyRecord, Policy, SubsidyCommitment, SubsidyProgram
-from broker.models.sync import CarrierSync, ConflictKind, QuarantinedRecord, SyncConflict, SyncSource, SyncStatus
+from broker.models.sync import (
+    CarrierSync,
+    ConflictKind,
+    QuarantinedRecord,
+    SyncConflict,
+    SyncSource,
+    SyncStatus,
+)
 from broker.models.workflow import (
     Appeal,
     AppealStatus,
@@ -50,6 +59,7 @@ __all__ = [
     "IdempotencyRecord",
     "MatchingCycle",
     "Offer",
+    "OfferChannel",
     "OfferStatus",
     "Policy",
     "QuarantinedRecord",
@@ -65,4 +75,5 @@ __all__ = [
     "SyncConflict",
     "SyncSource",
     "SyncStatus",
+    "WithdrawnBy",
 ]

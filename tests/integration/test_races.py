@@ -132,3 +132,26 @@ def test_concurrent_verifications_of_one_startup_verify_it_once(pool, world):
     assert session.get(Startup, startup_id).status is StartupStatus.verified
     assert count(session, AuditEntry, AuditEntry.entity_type == "startups", AuditEntry.action == "verify") == 1
     session.close()
+
+
+def test_concurrent_appeals_of_one_allocation_open_one_appeal(pool, world):
+    url, instance, app = world
+    session = session_of(app)
+    district = build_district(session, offers=1, offer_quantity=100, startups=1, ask=50)
+    outcome = cycles.run_cycle(session, now(app))
+    allocation = session.scalar(sa.select(Allocation).where(Allocation.cycle_id == outcome.cycle.id))
+    staff = session.get(Account, district.staff_id)
+    cycles.reject_allocation(session, staff, allocation.id, "not this time", now(app))
+    token, secret = ApiToken.issue(session.get(Account, district.startup_accounts[0]))
+    session.add(token)
+    session.commit()
+    allocation_id = allocation.id
+    session.close()
+    results = race(pool, url, instance, "LOCK TABLE appeals IN SHARE ROW EXCLUSIVE MODE",
+                   [("POST", f"/api/v1/allocations/{allocation_id}/appeals",
+                     {"json": {"message": f"为何? {i}"}, "headers": _bearer(secret)}) for i in range(RACERS)])
+    assert _statuses(results) == {201: 1, 409: RACERS - 1}, results
+    assert all("still waiting for an answer" in body["message"] for body in _refusals(results))
+    session = session_of(app)
+    assert count(session, Appeal, Appeal.allocation_id == allocation_id) == 1
+    session.close()
