@@ -42,6 +42,7 @@ UNIQUE_VIOLATIONS: dict[str, tuple[str, str]] = {
     "uq_webhook_deliveries_event_id_subscription_id": ("event_id", "This event is already queued for this webhook."),
     "uq_usage_reports_carrier_id_external_id": ("external_id", "This usage record was already received."),
     "uq_job_runs_job_slot": ("slot", "This job has already run for this slot."),
+    "uq_push_receipts_carrier_id_push_id": ("body", "This push was already received; a replayed push is refused."),
 }
 
 

@@ -20,6 +20,7 @@ from broker.models.policy import IdempotencyRecord, Policy, SubsidyCommitment, S
 from broker.models.sync import (
     CarrierSync,
     ConflictKind,
+    PushReceipt,
     QuarantinedRecord,
     SyncConflict,
     SyncSource,
@@ -62,6 +63,7 @@ __all__ = [
     "OfferChannel",
     "OfferStatus",
     "Policy",
+    "PushReceipt",
     "QuarantinedRecord",
     "ProgramStatus",
     "RequestStatus",

@@ -23,12 +23,18 @@ below). Then:
   stays withdrawn when a pull or a push lists it (counted unchanged: both come from the
   carrier's catalogue systems, which may not have caught up with the withdrawal); only the
   carrier publishing it again through the API or an upload puts it back.
+
+A push is applied once: the adapter names each verified push (a digest of its signed timestamp
+and body), the name is stored with the sync in the same transaction, unique per carrier, and
+kept while the signature would still verify; the same push sent again is refused with a 409.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,12 +50,14 @@ from adapters.base import (
     ConfigurationError,
     FetchResult,
     OfferRecord,
+    PushIdentity,
     RejectedRecord,
     UnsupportedFeatureError,
     WebhookSignatureError,
 )
 from broker.db import utcnow
-from broker.errors import DomainError, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from adapters.signing import REPLAY_WINDOW_SECONDS
+from broker.errors import Conflict, DomainError, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from broker.models import (
     Account,
     AuditEntry,
@@ -59,6 +67,7 @@ from broker.models import (
     Offer,
     OfferChannel,
     OfferStatus,
+    PushReceipt,
     QuarantinedRecord,
     Role,
     SyncConflict,
@@ -67,6 +76,9 @@ from broker.models import (
     WithdrawnBy,
 )
 from broker.services.accounts import STAFF_ROLES, require_role
+from broker.uniques import duplicate
+
+log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 1000  # rows per withdrawal or log statement: far under both backends' parameter limits
 MAX_EXTERNAL_ID = 128  # offers.external_id; adapters accept up to 200
@@ -172,6 +184,9 @@ def receive_webhook(
     except AdapterError as error:
         _record_failure(session, carrier_code, SyncSource.webhook, now, error)
         raise InvalidInput("The webhook body is unreadable; nothing was applied.", {"body": [error.message]}) from None
+    if result.push is None:
+        # An adapter that names no push: its body's digest, remembered while a signature is fresh.
+        result.push = PushIdentity(hashlib.sha256(body).hexdigest(), now, now + dt.timedelta(seconds=REPLAY_WINDOW_SECONDS))
     return apply_feed(session, carrier_code, SyncSource.webhook, result, now, complete=False)
 
 
@@ -431,9 +446,18 @@ def _apply(
 ) -> CarrierSync:
     # Locking the carrier row makes two syncs of one carrier (a pull and a push) take turns.
     carrier = _carrier(session, carrier_code, for_update=True)
+    push = result.push if source is SyncSource.webhook else None
+    if push is not None:
+        _refuse_a_replay(session, carrier, push, started)
     sync = CarrierSync(carrier_id=carrier.id, source=source, status=SyncStatus.running, complete=complete, started_at=started)
     session.add(sync)
     session.flush()
+    if push is not None:
+        # In the transaction that applies the push; a replay that raced past the check above
+        # meets the unique constraint here (409).
+        session.add(PushReceipt(carrier_id=carrier.id, push_id=push.id, sync_id=sync.id, signed_at=push.signed_at,
+                                valid_until=push.valid_until))
+        session.flush()
     now = _finish_time(started)
     connection = session.connection()
     dialect = connection.dialect.name
@@ -538,6 +562,18 @@ def _apply(
         _finish_time(started),
     )
     return sync
+
+
+def _refuse_a_replay(session: Session, carrier: Carrier, push: PushIdentity, now: dt.datetime) -> None:
+    """Forget this carrier's pushes whose signatures went stale, then refuse `push` if it was applied."""
+    session.execute(sa.delete(PushReceipt).where(PushReceipt.carrier_id == carrier.id, PushReceipt.valid_until < now))
+    applied = session.scalar(
+        sa.select(PushReceipt.sync_id).where(PushReceipt.carrier_id == carrier.id, PushReceipt.push_id == push.id)
+    )
+    if applied is not None:
+        log.warning("Refused a replayed push from carrier %s (applied as sync %s)", carrier.code, applied)
+        refusal = duplicate("uq_push_receipts_carrier_id_push_id")
+        raise Conflict(f"{refusal.message} It was applied as sync {applied}; nothing was changed.", refusal.errors)
 
 
 def _missing_offers(

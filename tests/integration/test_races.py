@@ -155,3 +155,25 @@ def test_concurrent_appeals_of_one_allocation_open_one_appeal(pool, world):
     session = session_of(app)
     assert count(session, Appeal, Appeal.allocation_id == allocation_id) == 1
     session.close()
+
+
+def test_concurrent_replays_of_one_signed_push_apply_it_once(pool, world):
+    from adapters.simulators import telecom as telecom_sim
+    from broker.models import CarrierSync, SyncSource
+
+    url, instance, app = world
+    session = session_of(app)
+    accounts.register_carrier(session, "telecom", "China Telecom", "telecom", ["telecom"])
+    session.close()
+    secret = "whsec-race-0123456789"
+    environ = {"BROKER_CARRIER_TELECOM_WEBHOOK_SECRET": secret, "BROKER_CARRIER_TELECOM_TOKEN": "sim-telecom-token"}
+    headers, body = telecom_sim.build_webhook(secret, dt.datetime.now(dt.UTC), [0, 1])
+    # A push takes its carrier's row lock first: every replay has verified the signature by then.
+    results = race(pool, url, instance, "LOCK TABLE carriers IN EXCLUSIVE MODE",
+                   [("POST", "/api/v1/webhooks/telecom", {"data": body, "headers": headers})] * RACERS, environ)
+    assert _statuses(results) == {200: 1, 409: RACERS - 1}, results
+    assert all("already received" in body["message"] for body in _refusals(results))
+    session = session_of(app)
+    assert count(session, CarrierSync, CarrierSync.source == SyncSource.webhook) == 1
+    assert count(session, Offer) == 2
+    session.close()

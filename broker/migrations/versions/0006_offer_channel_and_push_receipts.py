@@ -42,6 +42,26 @@ def upgrade() -> None:
             batch_op.f("ck_offers_withdrawn_by_when_withdrawn"), "(status = 'withdrawn') = (withdrawn_by IS NOT NULL)"
         )
 
+    op.create_table(
+        "push_receipts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("carrier_id", sa.Integer(), nullable=False),
+        sa.Column("push_id", sa.String(length=128), nullable=False),
+        sa.Column("sync_id", sa.Integer(), nullable=False),
+        sa.Column("signed_at", sa.DateTime(), nullable=False),
+        sa.Column("valid_until", sa.DateTime(), nullable=False),
+        sa.CheckConstraint("valid_until > signed_at", name=op.f("ck_push_receipts_valid_after_signing")),
+        sa.ForeignKeyConstraint(["carrier_id"], ["carriers.id"], name=op.f("fk_push_receipts_carrier_id_carriers")),
+        sa.ForeignKeyConstraint(
+            ["sync_id"], ["carrier_syncs.id"], name=op.f("fk_push_receipts_sync_id_carrier_syncs"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_push_receipts")),
+        sa.UniqueConstraint("carrier_id", "push_id", name=op.f("uq_push_receipts_carrier_id_push_id")),
+    )
+    with op.batch_alter_table("push_receipts", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_push_receipts_sync_id"), ["sync_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_push_receipts_valid_until"), ["valid_until"], unique=False)
+
     with op.batch_alter_table("appeals", schema=None) as batch_op:
         batch_op.create_index(
             "uq_appeals_one_open",
@@ -88,6 +108,11 @@ def downgrade() -> None:
             sqlite_where=sa.text("status = 'open'"),
             postgresql_where=sa.text("status = 'open'"),
         )
+
+    with op.batch_alter_table("push_receipts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_push_receipts_valid_until"))
+        batch_op.drop_index(batch_op.f("ix_push_receipts_sync_id"))
+    op.drop_table("push_receipts")
 
     with op.batch_alter_table("offers", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("ck_offers_withdrawn_by_when_withdrawn"), type_="check")
