@@ -152,6 +152,7 @@ def revoke_token(session: Session, actor: Account, token_id: int) -> ApiToken:
         raise NotFound("No such token.")
     if not own and actor.role is Role.staff and token.account.role in STAFF_ROLES:
         raise Forbidden("Only an admin revokes staff and admin tokens.")
+    session.refresh(token, with_for_update=True)  # a concurrent revoke waits, then finds it revoked (409)
     token.revoke()
     session.commit()
     return token
@@ -162,6 +163,7 @@ def revoke_token_as_operator(session: Session, token_id: int) -> ApiToken:
     token = session.get(ApiToken, token_id)
     if token is None:
         raise NotFound(f"No token {token_id}.")
+    session.refresh(token, with_for_update=True)
     token.revoke()
     session.commit()
     return token

@@ -134,6 +134,22 @@ def test_concurrent_verifications_of_one_startup_verify_it_once(pool, world):
     session.close()
 
 
+def test_concurrent_revocations_of_one_token_revoke_it_once(pool, world):
+    url, instance, app = world
+    session = session_of(app)
+    _, _, secret = accounts.create_user(session, Role.staff, "staff")
+    _, token, _ = accounts.register_startup(session, startup_payload(8, parse=True))
+    token_id = token.id
+    session.close()
+    results = race(pool, url, instance, "LOCK TABLE api_tokens IN SHARE ROW EXCLUSIVE MODE",
+                   [("POST", f"/api/v1/tokens/{token_id}/revoke", {"headers": _bearer(secret)})] * RACERS)
+    assert _statuses(results) == {200: 1, 409: RACERS - 1}, results
+    assert all("already revoked" in body["message"] for body in _refusals(results))
+    session = session_of(app)
+    assert count(session, AuditEntry, AuditEntry.entity_type == "api_tokens", AuditEntry.action == "revoke") == 1
+    session.close()
+
+
 def test_concurrent_appeals_of_one_allocation_open_one_appeal(pool, world):
     url, instance, app = world
     session = session_of(app)
