@@ -33,7 +33,10 @@ UNIQUE_VIOLATIONS: dict[str, tuple[str, str]] = {
         "A request with this Idempotency-Key is being made at the same time; retry it to get its result.",
     ),
     "uq_matching_cycles_one_running": ("cycle", "A matching cycle is already running."),
-    "uq_allocations_cycle_id_request_id_offer_id": ("allocation", "This cycle already allocates this offer to this request."),
+    "uq_allocations_cycle_id_request_id_offer_id": (
+        "allocation",
+        "This cycle already allocates this offer to this request.",
+    ),
     "uq_appeals_one_open": ("allocation_id", "An appeal on this allocation is still waiting for an answer."),
     "uq_webhook_subscriptions_account_id": (
         "url",

@@ -142,7 +142,9 @@ def decide_worker(url: str, instance: str, plan: list[tuple[int, str]], offers_t
 _APPS: dict[str, Flask] = {}
 
 
-def http_call(url: str, instance: str, environ: dict[str, str], method: str, path: str, options: dict) -> tuple[int, dict | None]:
+def http_call(
+    url: str, instance: str, environ: dict[str, str], method: str, path: str, options: dict
+) -> tuple[int, dict | None]:
     """One racer of a race test, in its own process: one request through the whole app (its error
     handlers included) on a committed database; returns the status and the JSON answer."""
     import os

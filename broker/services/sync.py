@@ -55,8 +55,8 @@ from adapters.base import (
     UnsupportedFeatureError,
     WebhookSignatureError,
 )
-from broker.db import utcnow
 from adapters.signing import REPLAY_WINDOW_SECONDS
+from broker.db import utcnow
 from broker.errors import Conflict, DomainError, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from broker.models import (
     Account,
@@ -186,7 +186,8 @@ def receive_webhook(
         raise InvalidInput("The webhook body is unreadable; nothing was applied.", {"body": [error.message]}) from None
     if result.push is None:
         # An adapter that names no push: its body's digest, remembered while a signature is fresh.
-        result.push = PushIdentity(hashlib.sha256(body).hexdigest(), now, now + dt.timedelta(seconds=REPLAY_WINDOW_SECONDS))
+        valid_until = now + dt.timedelta(seconds=REPLAY_WINDOW_SECONDS)
+        result.push = PushIdentity(hashlib.sha256(body).hexdigest(), now, valid_until)
     return apply_feed(session, carrier_code, SyncSource.webhook, result, now, complete=False)
 
 

@@ -157,7 +157,8 @@ def test_uploads_are_refused_with_the_field_named(client, session, carriers, mak
 
 def _signed_variants(code: str, headers: dict[str, str]) -> list[dict[str, str]]:
     """The same signed push with its headers written differently; every one still verifies."""
-    stamp, signature = ("X-CTC-Timestamp", "X-CTC-Signature") if code == "telecom" else ("X-CMCC-Timestamp", "X-CMCC-Signature")
+    prefix = "X-CTC" if code == "telecom" else "X-CMCC"
+    stamp, signature = f"{prefix}-Timestamp", f"{prefix}-Signature"
     return [
         headers,
         {**headers, stamp: "+" + headers[stamp]},
@@ -212,3 +213,29 @@ def test_receipts_outlive_the_signature_window_only(app, session, carriers):
     next_headers, next_body = telecom_sim.build_webhook(SECRETS["telecom"], later, [1])
     sync_service.receive_webhook(session, "telecom", adapters, next_headers, next_body, later)
     assert [r.signed_at for r in session.scalars(sa.select(PushReceipt))] == [later.replace(microsecond=0)]
+
+
+def test_a_push_from_an_adapter_that_names_none_is_still_applied_once(session, carriers):
+    """An adapter that verifies a push but gives it no identity: its body's digest stands in."""
+    from adapters.registry import AdapterRegistry
+    from adapters.telecom import TelecomAdapter
+    from broker.errors import Conflict
+    from broker.services import sync as sync_service
+
+    class Unnamed(TelecomAdapter):
+        def parse_webhook(self, headers, body, secret, now):
+            result = super().parse_webhook(headers, body, secret, now)
+            result.push = None
+            return result
+
+    configured = sync_service.CarrierAdapters(
+        AdapterRegistry({"telecom": Unnamed}),
+        {"telecom": CarrierSettings("telecom", CarrierConfig("http://127.0.0.1:9", {"token": "T"}, **FAST),
+                                    webhook_secret_variable="S")},
+        environ={"T": "t", "S": SECRETS["telecom"]},
+    )
+    now = dt.datetime.now(dt.UTC)
+    headers, body = telecom_sim.build_webhook(SECRETS["telecom"], now, [0])
+    assert sync_service.receive_webhook(session, "telecom", configured, headers, body, now).status.value == "succeeded"
+    with pytest.raises(Conflict, match="already received"):
+        sync_service.receive_webhook(session, "telecom", configured, headers, body, now + dt.timedelta(seconds=5))

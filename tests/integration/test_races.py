@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 from collections import Counter
-from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -39,7 +38,9 @@ RACERS = 8
 
 
 @pytest.fixture(scope="module")
-def pool():
+def pool(databases):
+    if databases.server_url is None:
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE); these races are PostgreSQL ones")
     context = multiprocessing.get_context("spawn")
     with context.Pool(RACERS) as racers:
         yield racers
@@ -48,8 +49,6 @@ def pool():
 @pytest.fixture
 def world(databases, tmp_path):
     url = databases.create()
-    if not url.startswith("postgresql"):
-        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE); these races are PostgreSQL ones")
     app = committed_app(url, str(tmp_path))
     yield url, str(tmp_path), app
     get_db(app).engine.dispose()

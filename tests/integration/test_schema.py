@@ -189,7 +189,8 @@ def test_existing_offers_get_their_channel_and_withdrawer_from_the_audit_log(dat
     try:
         upgrade(engine, "0004")
         with engine.begin() as connection:
-            carriers = sa.table("carriers", *[sa.column(c) for c in ("id", "code", "name", "adapter", "active", "created_at")])
+            carriers = sa.table("carriers", *[sa.column(c) for c in ("id", "code", "name", "adapter", "active",
+                                                                     "created_at")])
             connection.execute(sa.insert(carriers), [
                 {"id": 1, "code": "ctc", "name": "Telecom", "adapter": "telecom", "active": True, "created_at": at}])
             connection.execute(sa.insert(syncs), [
@@ -201,7 +202,8 @@ def test_existing_offers_get_their_channel_and_withdrawer_from_the_audit_log(dat
             for n, (external_id, (minutes, status, actions, _)) in enumerate(cases.items(), start=1):
                 created = at + dt.timedelta(minutes=minutes)
                 connection.execute(sa.insert(offers), [{
-                    "id": n, "carrier_id": 1, "external_id": external_id, "kind": "gpu", "region": "sh", "attributes": {},
+                    "id": n, "carrier_id": 1, "external_id": external_id, "kind": "gpu", "region": "sh",
+                    "attributes": {},
                     "quantity": 1000 if status == "active" else 0, "promised": 0, "window_start": dt.date(2026, 12, 1),
                     "window_end": dt.date(2026, 12, 31), "list_price": 10, "unit_price": 5, "divisible": True,
                     "status": status, "created_at": created, "updated_at": created}])

@@ -74,7 +74,8 @@ def upgrade() -> None:
 
 def _backfill_offers() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
-    sync_id = "CAST(a.after ->> 'sync_id' AS INTEGER)" if postgres else "CAST(json_extract(a.after, '$.sync_id') AS INTEGER)"
+    sync_id = "a.after ->> 'sync_id'" if postgres else "json_extract(a.after, '$.sync_id')"
+    sync_id = f"CAST({sync_id} AS INTEGER)"
     latest_publication = (
         "SELECT max(b.id) FROM audit_log b WHERE b.entity_type = 'offers' AND b.entity_id = offers.id "
         "AND b.action IN ('create', 'update', 'republish', 'sync_update', 'sync_republish')"
