@@ -248,19 +248,35 @@ class RejectedRecord:
     location: str = ""  # where in the feed: "page 3 item 7", "row 12"
 
 
+@dataclass(frozen=True)
+class PushIdentity:
+    """A verified push, named so that the same push sent again is refused (a replay).
+
+    `id` is the carrier's own id for the push where it sends one, else a digest of what the
+    signature covers (the timestamp as a number, and the body), so the same push with its headers
+    written differently is still the same push. `valid_until` is when its signature stops
+    verifying: after that a replay is refused as stale, and the broker forgets the push.
+    """
+
+    id: str
+    signed_at: datetime
+    valid_until: datetime
+
+
 @dataclass
 class FetchResult:
     """What one fetch, upload or push yielded: good offers and quarantined records.
 
     `complete` is True when the result is the carrier's whole current catalogue (a full fetch
     or catalog upload): only then may offers missing from it be withdrawn. A webhook push is a
-    delta and has complete=False.
+    delta and has complete=False, and carries its `push` identity.
     """
 
     carrier: str
     offers: list[OfferRecord] = field(default_factory=list)
     rejected: list[RejectedRecord] = field(default_factory=list)
     complete: bool = True
+    push: PushIdentity | None = None
 
     @property
     def seen_external_ids(self) -> set[str]:
@@ -385,7 +401,7 @@ class CarrierAdapter(abc.ABC):
     def parse_webhook(
         self, headers: Mapping[str, str], body: bytes, secret: str | bytes, now: datetime
     ) -> FetchResult:
-        """Verify a pushed webhook's signature and parse the offers it carries."""
+        """Verify a pushed webhook's signature and parse its offers, naming the push (result.push)."""
         raise self._unsupported(Feature.WEBHOOK)
 
     def parse_catalog(self, content: bytes, filename: str) -> FetchResult:

@@ -308,9 +308,11 @@ class MobileAdapter(HttpCarrierAdapter):
         self, headers: Mapping[str, str], body: bytes, secret: str | bytes, now: datetime
     ) -> FetchResult:
         """Verify X-CMCC-Signature (hex) and parse the pushed resource groups."""
-        verify_webhook(headers, body, secret, now, carrier=self.name,
-                       timestamp_header="X-CMCC-Timestamp", signature_header="X-CMCC-Signature")
-        return parse_webhook_body(body)
+        push = verify_webhook(headers, body, secret, now, carrier=self.name,
+                              timestamp_header="X-CMCC-Timestamp", signature_header="X-CMCC-Signature")
+        result = parse_webhook_body(body)
+        result.push = push
+        return result
 
 
 def parse_webhook_body(body: bytes) -> FetchResult:

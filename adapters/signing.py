@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Mapping
 
-from adapters.base import WebhookSignatureError
+from adapters.base import PushIdentity, WebhookSignatureError
 
 REPLAY_WINDOW_SECONDS = 300
 
@@ -31,8 +31,9 @@ def verify_webhook(
     timestamp_header: str,
     signature_header: str,
     signature_prefix: str = "",
-) -> None:
-    """Raise WebhookSignatureError unless the headers carry a fresh, valid signature of body."""
+) -> PushIdentity:
+    """The identity of a push whose headers carry a fresh, valid signature of body; else
+    WebhookSignatureError. The identity is a digest of exactly what the signature covers."""
     if not secret:
         raise WebhookSignatureError("no webhook secret configured", carrier=carrier)
     lowered = {k.lower(): v for k, v in headers.items()}
@@ -58,3 +59,7 @@ def verify_webhook(
     expected = webhook_signature(secret, timestamp, body)
     if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
         raise WebhookSignatureError("bad webhook signature", carrier=carrier)
+    # Not the header text: "+1700000000", "01700000000" or an upper-case signature verify the same.
+    digest = hashlib.sha256(str(timestamp).encode() + b"." + body).hexdigest()
+    signed_at = datetime.fromtimestamp(timestamp, timezone.utc)
+    return PushIdentity(digest, signed_at, signed_at + timedelta(seconds=REPLAY_WINDOW_SECONDS))

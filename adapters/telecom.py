@@ -244,14 +244,16 @@ class TelecomAdapter(HttpCarrierAdapter):
         self, headers: Mapping[str, str], body: bytes, secret: str | bytes, now: datetime
     ) -> FetchResult:
         """Verify X-CTC-Signature ("sha256=<hex>") and parse the pushed resources."""
-        verify_webhook(
+        push = verify_webhook(
             headers, body, secret, now,
             carrier=self.name,
             timestamp_header="X-CTC-Timestamp",
             signature_header="X-CTC-Signature",
             signature_prefix="sha256=",
         )
-        return parse_webhook_body(body)
+        result = parse_webhook_body(body)
+        result.push = push
+        return result
 
 
 def parse_webhook_body(body: bytes) -> FetchResult:

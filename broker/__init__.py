@@ -69,9 +69,17 @@ def _api_settings() -> dict[str, Any]:
 
 def _register_api(app: Flask) -> None:
     from flask_smorest.spec.plugins import integerconverter2paramschema
+    from sqlalchemy.exc import IntegrityError
 
     from broker.api import carriers, cycles, health, market, parties, policy
-    from broker.api.common import Api, IdConverter, handle_domain_error, handle_unexpected, retry_transient_views
+    from broker.api.common import (
+        Api,
+        IdConverter,
+        handle_domain_error,
+        handle_integrity_error,
+        handle_unexpected,
+        retry_transient_views,
+    )
     from broker.errors import DomainError
 
     app.url_map.converters["int"] = IdConverter
@@ -84,5 +92,6 @@ def _register_api(app: Flask) -> None:
     retry_transient_views(app, [endpoint for endpoint in app.view_functions if endpoint.split(".")[0] in names])
     app.register_blueprint(health.bp)
     app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(IntegrityError, handle_integrity_error)
     app.register_error_handler(Exception, handle_unexpected)
     app.extensions["broker.api"] = api

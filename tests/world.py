@@ -135,3 +135,61 @@ def decide_worker(url: str, instance: str, plan: list[tuple[int, str]], offers_t
             session.close()
     get_db(app).engine.dispose()
     return outcomes
+
+
+# ------------------------------------------------------------------------------ HTTP races
+
+_APPS: dict[str, Flask] = {}
+
+
+def http_call(
+    url: str, instance: str, environ: dict[str, str], method: str, path: str, options: dict
+) -> tuple[int, dict | None]:
+    """One racer of a race test, in its own process: one request through the whole app (its error
+    handlers included) on a committed database; returns the status and the JSON answer."""
+    import os
+
+    os.environ.update(environ)
+    app = _APPS.get(url)
+    if app is None:
+        app = _APPS[url] = committed_app(url, instance)
+    try:
+        response = app.test_client().open(path, method=method, **options)
+        return response.status_code, response.get_json(silent=True)
+    finally:
+        get_db(app).engine.dispose()  # the next race is on another database
+
+
+def race(pool, url: str, instance: str, hold: str, calls: list[tuple[str, str, dict]],
+         environ: dict[str, str] | None = None) -> list[tuple[int, dict | None]]:
+    """Send `calls` at once, one per process of `pool` (spawned), on PostgreSQL.
+
+    `hold` is a lock statement (e.g. `LOCK TABLE startups IN SHARE ROW EXCLUSIVE MODE`) taken
+    first and held until every racer is waiting behind it, so they all pass their reads before
+    any of them writes: the race is made to happen, not hoped for.
+    """
+    import time
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as holder:
+            holder.exec_driver_sql(hold)
+            pending = pool.starmap_async(
+                http_call, [(url, instance, environ or {}, method, path, options) for method, path, options in calls],
+                chunksize=1,
+            )
+            deadline = time.monotonic() + 180
+            waiting = 0
+            while waiting < len(calls) and not pending.ready() and time.monotonic() < deadline:
+                time.sleep(0.05)
+                # pg_stat_activity is a snapshot per transaction: clear it to see the racers arrive.
+                holder.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+                waiting = holder.scalar(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                ))
+            assert waiting == len(calls), f"only {waiting} of {len(calls)} racers reached the held lock"
+            holder.rollback()
+        return pending.get(timeout=300)
+    finally:
+        engine.dispose()

@@ -8,6 +8,7 @@ from flask import current_app, request
 from flask_smorest import Blueprint
 
 from broker.api.common import BEARER, SelectPage, current_account
+from broker.clock import now
 from broker.db import get_session, utcnow
 from broker.errors import InvalidInput
 from broker.schemas.sync import CatalogFileSchema, QuarantinedRecordSchema, SyncConflictSchema, SyncSchema
@@ -85,8 +86,9 @@ def upload_catalog(files: dict[str, Any], carrier_code: str) -> Any:
 @blp.route("/webhooks/<string:carrier_code>", methods=["POST"])
 @blp.response(200, SyncSchema)
 @blp.alt_response(401, description="Missing, wrong or stale signature: nothing was stored")
+@blp.alt_response(409, description="The same signed push was already received (a replay): nothing was changed")
 def receive_webhook(carrier_code: str) -> Any:
-    """A carrier pushes changed offers, signed with HMAC-SHA256 over timestamp and body."""
+    """A carrier pushes changed offers, signed with HMAC-SHA256 over timestamp and body; each push is applied once."""
     return sync.receive_webhook(
-        get_session(), carrier_code, _adapters(), dict(request.headers), request.get_data(), utcnow()
+        get_session(), carrier_code, _adapters(), dict(request.headers), request.get_data(), now()
     )

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app, g, request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Page
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -18,6 +19,7 @@ from broker.db import MAX_ID, TransientFailure, commits_made, get_session, is_tr
 from broker.errors import DomainError, NotAuthenticated, Unavailable
 from broker.models import Account
 from broker.services import accounts
+from broker.uniques import conflict_for
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,18 @@ def handle_domain_error(error: DomainError) -> Any:
     if isinstance(error, Unavailable):
         headers["Retry-After"] = str(error.retry_after)
     return payload, status, headers
+
+
+def handle_integrity_error(error: IntegrityError) -> Any:
+    """A unique constraint refused a row that a pre-check let through (two requests raced):
+    roll back and answer 409 with what already exists. Any other integrity failure is a bug."""
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()
+    conflict = conflict_for(error)
+    if conflict is None:
+        return handle_unexpected(error)
+    return handle_domain_error(conflict)
 
 
 def handle_unexpected(error: Exception) -> Any:

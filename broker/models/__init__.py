@@ -5,17 +5,27 @@ from broker.models.enums import (
     LIGHTHOUSE_SECTORS,
     AllocationStatus,
     CycleStatus,
+    OfferChannel,
     OfferStatus,
     ProgramStatus,
     RequestStatus,
     Role,
     Sector,
     StartupStatus,
+    WithdrawnBy,
 )
 from broker.models.market import Allocation, MatchingCycle, Offer, ResourceRequest
 from broker.models.parties import Account, ApiToken, Carrier, Startup
 from broker.models.policy import IdempotencyRecord, Policy, SubsidyCommitment, SubsidyProgram
-from broker.models.sync import CarrierSync, ConflictKind, QuarantinedRecord, SyncConflict, SyncSource, SyncStatus
+from broker.models.sync import (
+    CarrierSync,
+    ConflictKind,
+    PushReceipt,
+    QuarantinedRecord,
+    SyncConflict,
+    SyncSource,
+    SyncStatus,
+)
 from broker.models.workflow import (
     Appeal,
     AppealStatus,
@@ -50,8 +60,10 @@ __all__ = [
     "IdempotencyRecord",
     "MatchingCycle",
     "Offer",
+    "OfferChannel",
     "OfferStatus",
     "Policy",
+    "PushReceipt",
     "QuarantinedRecord",
     "ProgramStatus",
     "RequestStatus",
@@ -65,4 +77,5 @@ __all__ = [
     "SyncConflict",
     "SyncSource",
     "SyncStatus",
+    "WithdrawnBy",
 ]

@@ -42,6 +42,22 @@ class OfferStatus(enum.StrEnum):
     withdrawn = "withdrawn"
 
 
+class OfferChannel(enum.StrEnum):
+    """How a carrier last published an offer; only a pull's own offers can leave with the pull."""
+
+    pull = "pull"  # the broker's scheduled fetch of the whole catalogue
+    webhook = "webhook"  # a signed push from the carrier's systems
+    api = "api"  # POST /api/v1/offers
+    upload = "upload"  # a CSV/XLSX catalog uploaded by the carrier
+
+
+class WithdrawnBy(enum.StrEnum):
+    """Who took an offer off the market: a carrier's own withdrawal outlives its next pull."""
+
+    carrier = "carrier"  # POST /api/v1/offers/{id}/withdraw
+    sync = "sync"  # a complete pull no longer listed it
+
+
 class RequestStatus(enum.StrEnum):
     submitted = "submitted"
     proposed = "proposed"

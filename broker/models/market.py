@@ -16,8 +16,10 @@ from broker.models.enums import (
     OPEN_REQUEST_STATUSES,
     AllocationStatus,
     CycleStatus,
+    OfferChannel,
     OfferStatus,
     RequestStatus,
+    WithdrawnBy,
     enum_column_type,
 )
 from broker.models.parties import Account, Carrier, Startup
@@ -54,6 +56,11 @@ class Offer(Audited, Base):
     unit_price: Mapped[Decimal] = mapped_column(UnitPrice())
     divisible: Mapped[bool] = mapped_column(default=True)
     status: Mapped[OfferStatus] = mapped_column(enum_column_type(OfferStatus), default=OfferStatus.active)
+    # The channel that last published it (see broker.services.sync): a full pull withdraws only
+    # offers whose channel is pull.
+    channel: Mapped[OfferChannel] = mapped_column(enum_column_type(OfferChannel), default=OfferChannel.api)
+    # Set while withdrawn: a carrier's own withdrawal is not undone by a pull or a push.
+    withdrawn_by: Mapped[WithdrawnBy | None] = mapped_column(enum_column_type(WithdrawnBy))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -68,6 +75,7 @@ class Offer(Audited, Base):
         sa.CheckConstraint("list_price >= 0 AND unit_price >= 0", name="prices_not_negative"),
         sa.CheckConstraint("unit_price <= list_price", name="unit_price_within_list_price"),
         sa.CheckConstraint("kind <> 'data_line' OR NOT divisible", name="data_line_indivisible"),
+        sa.CheckConstraint("(status = 'withdrawn') = (withdrawn_by IS NOT NULL)", name="withdrawn_by_when_withdrawn"),
         sa.Index("ix_offers_kind_status", "kind", "status"),
     )
 
@@ -76,12 +84,27 @@ class Offer(Audited, Base):
         return self.quantity - self.promised
 
     def withdraw(self) -> None:
-        """Take the lot off the market, keeping only what is already promised from it."""
+        """The carrier takes the lot off the market, keeping only what is already promised from it;
+        no pull or push puts it back, only the carrier publishing it again (API or upload)."""
         if self.status is OfferStatus.withdrawn:
             raise Conflict("Offer is already withdrawn.")
         self.audit_as("withdraw")
         self.status = OfferStatus.withdrawn
+        self.withdrawn_by = WithdrawnBy.carrier
         self.quantity = self.promised
+
+    def publish(self, channel: OfferChannel, values: dict) -> bool:
+        """The carrier published the lot again through `channel` with `values`; returns whether
+        anything changed. A withdrawn lot is back on the market."""
+        changed = {name: value for name, value in values.items() if getattr(self, name) != value}
+        if self.status is OfferStatus.withdrawn:
+            self.audit_as("republish")
+            changed.update(status=OfferStatus.active, withdrawn_by=None)
+        if self.channel is not channel:
+            changed["channel"] = channel
+        for name, value in changed.items():
+            setattr(self, name, value)
+        return bool(changed)
 
 
 class ResourceRequest(Audited, Base):

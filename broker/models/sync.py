@@ -107,6 +107,26 @@ class QuarantinedRecord(Base):
     raw: Mapped[dict | list | str | None] = mapped_column(sa.JSON)
 
 
+class PushReceipt(Base):
+    """A carrier push that was applied, kept while its signature would still verify, so that the
+    same signed push sent again is refused. Written in the transaction that applies the push."""
+
+    __tablename__ = "push_receipts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carrier_id: Mapped[int] = mapped_column(sa.ForeignKey("carriers.id"))
+    # The adapter's id for the push: the carrier's own, or a digest of the signed timestamp and body.
+    push_id: Mapped[str] = mapped_column(sa.String(128))
+    sync_id: Mapped[int] = mapped_column(sa.ForeignKey("carrier_syncs.id", ondelete="CASCADE"), index=True)
+    signed_at: Mapped[dt.datetime]
+    valid_until: Mapped[dt.datetime] = mapped_column(index=True)  # after this a replay is stale anyway
+
+    __table_args__ = (
+        sa.UniqueConstraint("carrier_id", "push_id"),
+        sa.CheckConstraint("valid_until > signed_at", name="valid_after_signing"),
+    )
+
+
 class SyncConflict(Base):
     """A feed asked to take back capacity that is already promised; staff see these."""
 

@@ -35,6 +35,17 @@ class Appeal(Audited, Base):
     answered_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
+    __table_args__ = (
+        # One open appeal per allocation, whatever two concurrent requests checked.
+        sa.Index(
+            "uq_appeals_one_open",
+            "allocation_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'open'"),
+            postgresql_where=sa.text("status = 'open'"),
+        ),
+    )
+
     def respond(self, answer: str, by_id: int, now: dt.datetime) -> None:
         """Staff answer the appeal; a startup may appeal again if it still disagrees."""
         if self.status is AppealStatus.answered:

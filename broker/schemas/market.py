@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
-from broker.models.enums import AllocationStatus, OfferStatus, RequestStatus
+from broker.models.enums import AllocationStatus, OfferChannel, OfferStatus, RequestStatus, WithdrawnBy
 from broker.resources import KINDS
 from broker.schemas.common import (
     BaseSchema,
@@ -79,6 +79,11 @@ class OfferSchema(BaseSchema):
     unit_price = UnitPriceField()
     divisible = fields.Boolean()
     status = fields.Enum(OfferStatus)
+    channel = fields.Enum(OfferChannel, metadata={
+        "description": "how the carrier last published it: pull, webhook, api or upload; a full pull "
+                       "withdraws only offers whose channel is pull"})
+    withdrawn_by = fields.Enum(WithdrawnBy, allow_none=True, metadata={
+        "description": "while withdrawn: carrier (its own withdrawal, which no pull or push undoes) or sync"})
     created_at = LocalDateTime()
     updated_at = LocalDateTime()
 

@@ -8,9 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from broker.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from broker.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from broker.models import Account, ApiToken, Carrier, Role, Startup
 from broker.models.parties import hash_token
+from broker.uniques import duplicate
 
 STAFF_ROLES = frozenset({Role.staff, Role.admin})
 
@@ -61,7 +62,7 @@ def register_carrier(
     if not code or not code.replace("_", "").isalnum() or code != code.lower() or len(code) > 32:
         raise InvalidInput("A carrier code is 1-32 lower-case letters, digits or _.", {"code": ["Invalid code."]})
     if session.scalar(sa.select(Carrier.id).where(Carrier.code == code)) is not None:
-        raise Conflict(f"Carrier {code!r} already exists.")
+        raise duplicate("uq_carriers_code")
     carrier = Carrier(code=code, name=name, adapter=adapter)
     account = Account(role=Role.carrier, name=name, carrier=carrier)
     session.add_all([carrier, account])
@@ -72,8 +73,10 @@ def register_carrier(
 
 def register_startup(session: Session, data: dict[str, Any]) -> tuple[Startup, ApiToken, str]:
     """A startup signing itself up: pending until staff verify it."""
+    # The early, friendly answer; two registrations racing past it meet the unique constraint,
+    # which the API answers with the same 409 (broker.uniques).
     if session.scalar(sa.select(Startup.id).where(Startup.uscc == data["uscc"])) is not None:
-        raise Conflict("A startup with this unified social credit code is already registered.")
+        raise duplicate("uq_startups_uscc")
     startup = Startup(**data)
     account = Account(role=Role.startup, name=data["name"], startup=startup)
     session.add_all([startup, account])
@@ -118,6 +121,8 @@ def verify_startup(session: Session, actor: Account, startup_id: int) -> Startup
     """Staff confirm a startup, which may then request resources."""
     require_role(actor, Role.staff, Role.admin)
     startup = get_startup(session, actor, startup_id)
+    # Re-read under a row lock: a concurrent verify waits here, then finds it verified (409).
+    session.refresh(startup, with_for_update=True)
     startup.verify()
     session.commit()
     return startup
@@ -147,6 +152,7 @@ def revoke_token(session: Session, actor: Account, token_id: int) -> ApiToken:
         raise NotFound("No such token.")
     if not own and actor.role is Role.staff and token.account.role in STAFF_ROLES:
         raise Forbidden("Only an admin revokes staff and admin tokens.")
+    session.refresh(token, with_for_update=True)  # a concurrent revoke waits, then finds it revoked (409)
     token.revoke()
     session.commit()
     return token
@@ -157,6 +163,7 @@ def revoke_token_as_operator(session: Session, token_id: int) -> ApiToken:
     token = session.get(ApiToken, token_id)
     if token is None:
         raise NotFound(f"No token {token_id}.")
+    session.refresh(token, with_for_update=True)
     token.revoke()
     session.commit()
     return token

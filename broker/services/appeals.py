@@ -23,6 +23,7 @@ def file_appeal(session: Session, actor: Account, allocation_id: int, message: s
     allocation = get_allocation(session, actor, allocation_id)
     if allocation.status not in APPEALABLE:
         raise Conflict(f"Only a rejected or lapsed allocation can be appealed; this one is {allocation.status.value}.")
+    # The friendly answer; two appeals racing past it meet the unique index on open appeals (409).
     pending = session.scalar(
         sa.select(Appeal.id).where(Appeal.allocation_id == allocation.id, Appeal.status == "open")
     )

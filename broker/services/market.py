@@ -21,7 +21,7 @@ from broker.models import (
     Carrier,
     IdempotencyRecord,
     Offer,
-    OfferStatus,
+    OfferChannel,
     ResourceRequest,
     Role,
 )
@@ -54,7 +54,8 @@ def upsert_offers(session: Session, actor: Account, records: list[dict[str, Any]
     for i, record in enumerate(records):
         offer = existing.get(record["external_id"])
         if offer is None:
-            offer = Offer(carrier_id=carrier_id, **record)
+            # A twin request creating the same lot meets the unique constraint at commit: 409.
+            offer = Offer(carrier_id=carrier_id, channel=OfferChannel.api, **record)
             session.add(offer)
             counts["created"] += 1
         else:
@@ -62,13 +63,7 @@ def upsert_offers(session: Session, actor: Account, records: list[dict[str, Any]
             if problem:
                 problems[i] = problem
                 continue
-            changed = {f: record[f] for f in _MUTABLE_OFFER_FIELDS if getattr(offer, f) != record[f]}
-            if offer.status is OfferStatus.withdrawn:
-                offer.audit_as("republish")
-                offer.status = OfferStatus.active
-                changed["status"] = OfferStatus.active
-            for field, value in changed.items():
-                setattr(offer, field, value)
+            changed = offer.publish(OfferChannel.api, {f: record[f] for f in _MUTABLE_OFFER_FIELDS})
             counts["updated" if changed else "unchanged"] += 1
         offers.append(offer)
     if problems:

@@ -8,9 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from broker.errors import Conflict, NotFound
+from broker.errors import NotFound
 from broker.models import LIGHTHOUSE_SECTORS, Account, AuditEntry, Policy, Role, SubsidyProgram
 from broker.services.accounts import require_role
+from broker.uniques import duplicate
 
 
 def default_policy() -> Policy:
@@ -55,7 +56,7 @@ def create_program(session: Session, actor: Account, data: dict[str, Any]) -> Su
     """Staff open a subsidy program with its rate, caps, budget and eligibility."""
     require_role(actor, Role.staff, Role.admin)
     if session.scalar(sa.select(SubsidyProgram.id).where(SubsidyProgram.code == data["code"])) is not None:
-        raise Conflict(f"A subsidy program with code {data['code']!r} exists.")
+        raise duplicate("uq_subsidy_programs_code")
     if data.get("eligible_sectors") is not None:
         data["eligible_sectors"] = sorted(s.value for s in data["eligible_sectors"])
     program = SubsidyProgram(**data)

@@ -8,12 +8,33 @@ promised is never taken back: a shrink or a withdrawal stops at `promised`, in S
 the row as it is when the statement runs (so a promise made concurrently still counts), and
 every such stop is recorded as a conflict for staff. Offers missing from a feed are withdrawn
 only when the feed is the carrier's whole catalogue (a pull); pushes and uploads are partial.
+
+Which channel owns an offer. A carrier publishes through four channels: the broker's pull of
+its catalogue (pull), a signed push (webhook), `POST /api/v1/offers` (api) and a catalog upload
+(upload). An offer remembers the channel that last published it: a feed or upsert that names
+it makes it that channel's, even if nothing else changed (a carrier's own withdrawal aside,
+below). Then:
+
+- a complete pull withdraws only the missing offers whose channel is pull (`withdrawn_by` sync),
+  and a later pull that lists one again puts it back; what came through the API, an upload or a
+  push stays on the market until the carrier withdraws it, or until a pull lists it (it is then
+  the pull's, and leaves with the pull);
+- an offer the carrier withdrew itself (`POST /offers/{id}/withdraw`, `withdrawn_by` carrier)
+  stays withdrawn when a pull or a push lists it (counted unchanged: both come from the
+  carrier's catalogue systems, which may not have caught up with the withdrawal); only the
+  carrier publishing it again through the API or an upload puts it back.
+
+A push is applied once: the adapter names each verified push (a digest of its signed timestamp
+and body), the name is stored with the sync in the same transaction, unique per carrier, and
+kept while the signature would still verify; the same push sent again is refused with a 409.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,12 +50,14 @@ from adapters.base import (
     ConfigurationError,
     FetchResult,
     OfferRecord,
+    PushIdentity,
     RejectedRecord,
     UnsupportedFeatureError,
     WebhookSignatureError,
 )
+from adapters.signing import REPLAY_WINDOW_SECONDS
 from broker.db import utcnow
-from broker.errors import DomainError, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from broker.errors import Conflict, DomainError, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from broker.models import (
     Account,
     AuditEntry,
@@ -42,14 +65,20 @@ from broker.models import (
     CarrierSync,
     ConflictKind,
     Offer,
+    OfferChannel,
     OfferStatus,
+    PushReceipt,
     QuarantinedRecord,
     Role,
     SyncConflict,
     SyncSource,
     SyncStatus,
+    WithdrawnBy,
 )
 from broker.services.accounts import STAFF_ROLES, require_role
+from broker.uniques import duplicate
+
+log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 1000  # rows per withdrawal or log statement: far under both backends' parameter limits
 MAX_EXTERNAL_ID = 128  # offers.external_id; adapters accept up to 200
@@ -155,6 +184,10 @@ def receive_webhook(
     except AdapterError as error:
         _record_failure(session, carrier_code, SyncSource.webhook, now, error)
         raise InvalidInput("The webhook body is unreadable; nothing was applied.", {"body": [error.message]}) from None
+    if result.push is None:
+        # An adapter that names no push: its body's digest, remembered while a signature is fresh.
+        valid_until = now + dt.timedelta(seconds=REPLAY_WINDOW_SECONDS)
+        result.push = PushIdentity(hashlib.sha256(body).hexdigest(), now, valid_until)
     return apply_feed(session, carrier_code, SyncSource.webhook, result, now, complete=False)
 
 
@@ -356,18 +389,21 @@ _FEED_DDL = (
     "region VARCHAR(64) NOT NULL, attributes TEXT NOT NULL, quantity BIGINT NOT NULL, window_start DATE NOT NULL, "
     "window_end DATE NOT NULL, list_price BIGINT NOT NULL, unit_price BIGINT NOT NULL, divisible BOOLEAN NOT NULL"
 )
-_NEW, _CHANGED, _IDENTITY = "new", "changed", "identity"
+_NEW, _CHANGED, _IDENTITY, _KEPT = "new", "changed", "identity", "kept"
+# The channels through which a carrier puts back an offer it withdrew itself (see the module docstring).
+_REPUBLISHES = frozenset({OfferChannel.api, OfferChannel.upload})
 _SQLITE_JSON_EQUAL = "broker_sync_json_equal"
 # What COPY's text format escapes in a value (a NUL can't be in PostgreSQL text at all).
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 _ABOUT_PLAN = sa.text(
-    f"SELECT p.ord, p.action, p.offer_id, p.old_kind, p.old_divisible, p.old_status, p.old_quantity, "
-    f"p.old_region, p.old_attributes, p.old_window_start, p.old_window_end, p.old_list_price, p.old_unit_price "
-    f"FROM {_PLAN_TABLE} p WHERE p.action <> :new ORDER BY p.ord"
+    f"SELECT p.ord, p.action, p.offer_id, p.old_kind, p.old_divisible, p.old_status, p.old_channel, "
+    f"p.old_withdrawn_by, p.old_quantity, p.old_region, p.old_attributes, p.old_window_start, p.old_window_end, "
+    f"p.old_list_price, p.old_unit_price FROM {_PLAN_TABLE} p WHERE p.action NOT IN (:new, :kept) ORDER BY p.ord"
 ).columns(
     ord=sa.Integer, action=sa.String, offer_id=sa.Integer, old_kind=sa.String, old_divisible=sa.Boolean,
-    old_status=sa.String, old_quantity=Offer.__table__.c.quantity.type, old_region=sa.String,
+    old_status=sa.String, old_channel=sa.String, old_withdrawn_by=sa.String,
+    old_quantity=Offer.__table__.c.quantity.type, old_region=sa.String,
     old_attributes=sa.JSON, old_window_start=sa.Date, old_window_end=sa.Date,
     old_list_price=Offer.__table__.c.list_price.type, old_unit_price=Offer.__table__.c.unit_price.type,
 )
@@ -383,6 +419,8 @@ class _Changed:
     kind: str
     divisible: bool
     status: str
+    channel: str
+    withdrawn_by: str | None
     quantity: Decimal
     values: tuple[Any, ...]  # the _COMPARED fields before the sync, in order
 
@@ -401,7 +439,7 @@ class _Plan:
     unchanged: int = 0
     changed: list[_Changed] = field(default_factory=list)  # by ord
     quarantine: list[tuple[int, RejectedRecord]] = field(default_factory=list)  # (ord, record)
-    matched_active: int = 0  # active offers the feed names
+    matched_active: int = 0  # active offers of the feed's channel that the feed names
 
 
 def _apply(
@@ -409,43 +447,61 @@ def _apply(
 ) -> CarrierSync:
     # Locking the carrier row makes two syncs of one carrier (a pull and a push) take turns.
     carrier = _carrier(session, carrier_code, for_update=True)
+    push = result.push if source is SyncSource.webhook else None
+    if push is not None:
+        _refuse_a_replay(session, carrier, push, started)
     sync = CarrierSync(carrier_id=carrier.id, source=source, status=SyncStatus.running, complete=complete, started_at=started)
     session.add(sync)
     session.flush()
+    if push is not None:
+        # In the transaction that applies the push; a replay that raced past the check above
+        # meets the unique constraint here (409).
+        session.add(PushReceipt(carrier_id=carrier.id, push_id=push.id, sync_id=sync.id, signed_at=push.signed_at,
+                                valid_until=push.valid_until))
+        session.flush()
     now = _finish_time(started)
     connection = session.connection()
     dialect = connection.dialect.name
     if dialect not in ("postgresql", "sqlite"):
         raise RuntimeError(f"bulk sync needs PostgreSQL or SQLite, not {dialect}")
 
+    channel = OfferChannel(source.value)
     staged = _stage(connection, result)
-    plan = _plan(session, carrier.id, staged)
+    plan = _plan(session, carrier.id, staged, channel)
     # Offers to withdraw are found before the upserts, which only touch offers the feed names.
-    missing = _missing_offers(connection, carrier.id, result, plan) if complete else {}
+    missing = _missing_offers(connection, carrier.id, result, plan, channel) if complete else {}
 
     conflicts: list[dict[str, Any]] = []
     audit_rows: list[dict[str, Any]] = []
+    parameters = {"carrier_id": carrier.id, "channel": channel.value, "now": now}
     if plan.new:
-        connection.execute(_upsert(dialect, _NEW, returning=False), {"carrier_id": carrier.id, "action": _NEW, "now": now})
+        connection.execute(_upsert(dialect, channel, returning=False), {**parameters, "action": _NEW})
+    changed = 0
     if plan.changed:
         # These rows are locked by this transaction until it commits, so the quantities returned
         # are the ones the guarded SET computed against the promises as they are now.
-        kept = {
+        updated = {
             external_id: (offer_id, quantity)
             for offer_id, external_id, quantity in connection.execute(
-                _upsert(dialect, _CHANGED, returning=True), {"carrier_id": carrier.id, "action": _CHANGED, "now": now}
+                _upsert(dialect, channel, returning=True), {**parameters, "action": _CHANGED}
             )
         }
         for change in plan.changed:
             record = staged.records[change.ord]
-            offer_id, quantity = kept[record.external_id]
-            after = _audit_values(record)
+            if record.external_id not in updated:
+                plan.unchanged += 1  # the carrier withdrew it since the plan was read: it stays withdrawn
+                continue
+            changed += 1
+            offer_id, quantity = updated[record.external_id]
+            after = {**_audit_values(record), "channel": channel.value}
             if quantity > record.quantity:
                 # The feed shrank the lot below what is promised: it stays at the promises.
                 conflicts.append(_conflict(sync, offer_id, record.external_id, ConflictKind.shrunk, record.quantity, quantity))
                 after = {**after, "quantity": str(quantity)}
-            before = {"status": change.status, "quantity": str(change.quantity),
+            before = {"status": change.status, "channel": change.channel, "quantity": str(change.quantity),
                       **{f: _jsonable(v) for f, v in zip(_COMPARED, change.values)}}
+            if change.withdrawn_by is not None:
+                before["withdrawn_by"] = change.withdrawn_by
             action = "republish" if change.status != "active" else "update"
             audit_rows.append(_audit(session, now, action, offer_id, before, after, sync.id))
 
@@ -455,9 +511,12 @@ def _apply(
         for chunk in _chunks(list(missing), CHUNK_ROWS):
             statement = (
                 sa.update(table)
-                .where(table.c.id.in_(chunk), table.c.status == OfferStatus.active)
+                # Still the feed's own and on the market as the row is now: a carrier that published
+                # or withdrew it meanwhile keeps it.
+                .where(table.c.id.in_(chunk), table.c.status == OfferStatus.active, table.c.channel == channel)
                 # Never below what is promised: evaluated on the row as it is now, under its lock.
-                .values(status=OfferStatus.withdrawn, quantity=table.c.promised, updated_at=now)
+                .values(status=OfferStatus.withdrawn, withdrawn_by=WithdrawnBy.sync, quantity=table.c.promised,
+                        updated_at=now)
                 .returning(table.c.id, table.c.external_id, table.c.quantity)
             )
             for offer_id, external_id, kept_quantity in sorted(connection.execute(statement)):
@@ -465,7 +524,7 @@ def _apply(
                 before = {"status": "active", "quantity": str(missing[offer_id].quantity)}
                 audit_rows.append(
                     _audit(session, now, "withdraw", offer_id, before,
-                           {"status": "withdrawn", "quantity": str(kept_quantity)}, sync.id)
+                           {"status": "withdrawn", "withdrawn_by": "sync", "quantity": str(kept_quantity)}, sync.id)
                 )
                 if kept_quantity > 0:
                     conflicts.append(_conflict(sync, offer_id, external_id, ConflictKind.withdrawn, Decimal(0), kept_quantity))
@@ -495,7 +554,7 @@ def _apply(
     sync.succeed(
         {
             "new": plan.new,
-            "changed": len(plan.changed),
+            "changed": changed,
             "unchanged": plan.unchanged,
             "withdrawn": withdrawn,
             "quarantined": len(quarantine_rows),
@@ -506,12 +565,27 @@ def _apply(
     return sync
 
 
-def _missing_offers(connection: sa.Connection, carrier_id: int, result: FetchResult, plan: _Plan) -> dict[int, Any]:
-    """The carrier's active offers that a complete feed does not name: (id, external id, quantity) by id."""
+def _refuse_a_replay(session: Session, carrier: Carrier, push: PushIdentity, now: dt.datetime) -> None:
+    """Forget this carrier's pushes whose signatures went stale, then refuse `push` if it was applied."""
+    session.execute(sa.delete(PushReceipt).where(PushReceipt.carrier_id == carrier.id, PushReceipt.valid_until < now))
+    applied = session.scalar(
+        sa.select(PushReceipt.sync_id).where(PushReceipt.carrier_id == carrier.id, PushReceipt.push_id == push.id)
+    )
+    if applied is not None:
+        log.warning("Refused a replayed push from carrier %s (applied as sync %s)", carrier.code, applied)
+        refusal = duplicate("uq_push_receipts_carrier_id_push_id")
+        raise Conflict(f"{refusal.message} It was applied as sync {applied}; nothing was changed.", refusal.errors)
+
+
+def _missing_offers(
+    connection: sa.Connection, carrier_id: int, result: FetchResult, plan: _Plan, channel: OfferChannel
+) -> dict[int, Any]:
+    """The carrier's active offers from the feed's channel that a complete feed does not name:
+    (id, external id, quantity) by id. What the carrier published another way is not the feed's."""
     table = Offer.__table__
-    active = sa.and_(table.c.carrier_id == carrier_id, table.c.status == OfferStatus.active)
+    active = sa.and_(table.c.carrier_id == carrier_id, table.c.status == OfferStatus.active, table.c.channel == channel)
     if connection.scalar(sa.select(sa.func.count()).select_from(table).where(active)) == plan.matched_active:
-        return {}  # the feed names every active offer: the usual case, without an anti-join
+        return {}  # the feed names every one of them: the usual case, without an anti-join
     feed = sa.table(_FEED_TABLE, sa.column("external_id"))
     candidates = (
         sa.select(table.c.id, table.c.external_id, table.c.quantity)
@@ -592,11 +666,13 @@ def _stage(connection: sa.Connection, result: FetchResult) -> _Staged:
     return staged
 
 
-def _plan(session: Session, carrier_id: int, staged: _Staged) -> _Plan:
-    """Sort the staged rows into new, changed, unchanged and identity changes, in one statement.
+def _plan(session: Session, carrier_id: int, staged: _Staged, channel: OfferChannel) -> _Plan:
+    """Sort the staged rows into new, changed, unchanged, kept and identity changes, in one statement.
 
+    An offer another channel published counts as changed (the feed takes it over); one the
+    carrier withdrew is kept withdrawn unless the feed may republish it (_REPUBLISHES).
     Reads the offers as they are now; the upserts that follow guard quantities against the
-    promises as they are when they run.
+    promises, and carrier withdrawals, as they are when they run.
     """
     connection = session.connection()
     postgres = connection.dialect.name == "postgresql"
@@ -612,14 +688,16 @@ def _plan(session: Session, carrier_id: int, staged: _Staged) -> _Plan:
     connection.exec_driver_sql(
         f"CREATE TEMPORARY TABLE {_PLAN_TABLE} ({_FEED_DDL}, "
         "action VARCHAR(8) NOT NULL, offer_id INTEGER, old_kind VARCHAR(16), "
-        "old_divisible BOOLEAN, old_status VARCHAR(16), old_quantity BIGINT, old_region VARCHAR(64), "
+        "old_divisible BOOLEAN, old_status VARCHAR(16), old_channel VARCHAR(16), old_withdrawn_by VARCHAR(16), "
+        "old_quantity BIGINT, old_region VARCHAR(64), "
         f"old_attributes {'JSON' if postgres else 'TEXT'}, old_window_start DATE, old_window_end DATE, "
         "old_list_price BIGINT, old_unit_price BIGINT)"
         + (" ON COMMIT DROP" if postgres else "")
     )
     identity = "o.kind = f.kind AND o.divisible = f.divisible"
+    kept = "1 = 0" if channel in _REPUBLISHES else _withdrawn_by_carrier("o")
     unchanged = (
-        f"{identity} AND o.status = 'active' "
+        f"{identity} AND o.status = 'active' AND o.channel = :channel "
         # what the row would become: the feed's quantity, but never below what is promised
         "AND o.quantity = CASE WHEN f.quantity < o.promised THEN o.promised ELSE f.quantity END "
         f"AND o.region = f.region AND {same_attributes} AND o.window_start = f.window_start "
@@ -628,25 +706,29 @@ def _plan(session: Session, carrier_id: int, staged: _Staged) -> _Plan:
     connection.execute(
         sa.text(
             f"INSERT INTO {_PLAN_TABLE} SELECT {', '.join('f.' + c for c in _FEED_COLUMNS)}, "
-            f"CASE WHEN o.id IS NULL THEN '{_NEW}' WHEN {identity} THEN '{_CHANGED}' ELSE '{_IDENTITY}' END, "
-            "o.id, o.kind, o.divisible, o.status, o.quantity, o.region, o.attributes, o.window_start, "
-            "o.window_end, o.list_price, o.unit_price "
+            f"CASE WHEN o.id IS NULL THEN '{_NEW}' WHEN {kept} THEN '{_KEPT}' "
+            f"WHEN {identity} THEN '{_CHANGED}' ELSE '{_IDENTITY}' END, "
+            "o.id, o.kind, o.divisible, o.status, o.channel, o.withdrawn_by, o.quantity, o.region, o.attributes, "
+            "o.window_start, o.window_end, o.list_price, o.unit_price "
             f"FROM {_FEED_TABLE} f LEFT JOIN offers o ON o.carrier_id = :carrier_id AND o.external_id = f.external_id "
             f"WHERE o.id IS NULL OR NOT ({unchanged})"
         ),
-        {"carrier_id": carrier_id},
+        {"carrier_id": carrier_id, "channel": channel.value},
     )
     plan = _Plan()
-    planned = 0
+    planned = kept_withdrawn = 0
     for action, count in connection.execute(sa.text(f"SELECT action, COUNT(*) FROM {_PLAN_TABLE} GROUP BY action")):
         planned += count
         if action == _NEW:
             plan.new = count
-    plan.unchanged = len(staged.records) - planned
-    plan.matched_active = plan.unchanged  # an unchanged offer is an active one
-    if planned > plan.new:
-        for row in connection.execute(_ABOUT_PLAN, {"new": _NEW}):
-            plan.matched_active += row.old_status == "active"
+        elif action == _KEPT:
+            kept_withdrawn = count
+    # Kept offers count as unchanged: the sync leaves them as they are.
+    plan.unchanged = len(staged.records) - planned + kept_withdrawn
+    plan.matched_active = len(staged.records) - planned  # an unchanged offer is an active one of this channel
+    if planned > plan.new + kept_withdrawn:
+        for row in connection.execute(_ABOUT_PLAN, {"new": _NEW, "kept": _KEPT}):
+            plan.matched_active += row.old_status == "active" and row.old_channel == channel
             if row.action == _IDENTITY:
                 record = staged.records[row.ord]
                 plan.quarantine.append((row.ord, _rejected(
@@ -654,7 +736,8 @@ def _plan(session: Session, carrier_id: int, staged: _Staged) -> _Plan:
                             f"{row.old_kind} offer; its kind and divisibility cannot change")))
                 continue
             plan.changed.append(_Changed(
-                row.ord, row.action, row.offer_id, row.old_kind, row.old_divisible, row.old_status, row.old_quantity,
+                row.ord, row.action, row.offer_id, row.old_kind, row.old_divisible, row.old_status, row.old_channel,
+                row.old_withdrawn_by, row.old_quantity,
                 (row.old_region, row.old_attributes, row.old_window_start, row.old_window_end,
                  row.old_list_price, row.old_unit_price),
             ))
@@ -667,22 +750,30 @@ def _json_equal(stored: str | None, staged: str | None) -> bool:
     return json.loads(stored) == json.loads(staged)
 
 
-def _upsert(dialect: str, action: str, *, returning: bool) -> sa.TextClause:
+def _withdrawn_by_carrier(alias: str) -> str:
+    return f"{alias}.status = 'withdrawn' AND {alias}.withdrawn_by = 'carrier'"
+
+
+def _upsert(dialect: str, channel: OfferChannel, *, returning: bool) -> sa.TextClause:
     """INSERT … SELECT the planned rows of one action … ON CONFLICT (carrier_id, external_id) DO UPDATE.
 
-    The quantity is guarded against the row's current promises, whatever was read before;
-    kind and divisibility are the lot's identity and are never changed by a sync.
+    The quantity is guarded against the row's current promises, whatever was read before, and
+    a lot the carrier withdrew is left alone unless the channel may republish it; kind and
+    divisibility are the lot's identity and are never changed by a sync. The feed's channel
+    becomes the offer's.
     """
     attributes = "CAST(p.attributes AS json)" if dialect == "postgresql" else "p.attributes"
-    updates = ", ".join(f"{name} = excluded.{name}" for name in (*_COMPARED, "status", "updated_at"))
+    updates = ", ".join(f"{name} = excluded.{name}" for name in (*_COMPARED, "status", "channel", "updated_at"))
+    guard = "" if channel in _REPUBLISHES else f" WHERE NOT ({_withdrawn_by_carrier('offers')})"
     statement = sa.text(
         "INSERT INTO offers (carrier_id, external_id, kind, region, attributes, quantity, promised, window_start, "
-        "window_end, list_price, unit_price, divisible, status, created_at, updated_at) "
+        "window_end, list_price, unit_price, divisible, status, channel, created_at, updated_at) "
         f"SELECT :carrier_id, p.external_id, p.kind, p.region, {attributes}, p.quantity, 0, p.window_start, "
-        f"p.window_end, p.list_price, p.unit_price, p.divisible, 'active', :now, :now "
+        f"p.window_end, p.list_price, p.unit_price, p.divisible, 'active', :channel, :now, :now "
         f"FROM {_PLAN_TABLE} p WHERE p.action = :action ORDER BY p.ord "
-        f"ON CONFLICT (carrier_id, external_id) DO UPDATE SET {updates}, "
+        f"ON CONFLICT (carrier_id, external_id) DO UPDATE SET {updates}, withdrawn_by = NULL, "
         "quantity = CASE WHEN excluded.quantity < offers.promised THEN offers.promised ELSE excluded.quantity END"
+        + guard
         + (" RETURNING id, external_id, quantity" if returning else "")
     ).bindparams(sa.bindparam("now", type_=Offer.__table__.c.updated_at.type))
     if returning:

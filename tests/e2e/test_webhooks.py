@@ -153,3 +153,89 @@ def test_uploads_are_refused_with_the_field_named(client, session, carriers, mak
     assert garbage.status_code == 422 and "file" in garbage.json["errors"]["json"]
     assert _offers(session, "unicom") == {}
     assert json.dumps(garbage.json).find("sim-unicom-password") == -1
+
+
+def _signed_variants(code: str, headers: dict[str, str]) -> list[dict[str, str]]:
+    """The same signed push with its headers written differently; every one still verifies."""
+    prefix = "X-CTC" if code == "telecom" else "X-CMCC"
+    stamp, signature = f"{prefix}-Timestamp", f"{prefix}-Signature"
+    return [
+        headers,
+        {**headers, stamp: "+" + headers[stamp]},
+        {**headers, stamp: "0" + headers[stamp]},
+        {**headers, signature: headers[signature].upper().replace("SHA256=", "sha256=")},
+        {k.lower(): v for k, v in headers.items()},
+    ]
+
+
+@pytest.mark.parametrize("code", sorted(PUSHES))
+def test_a_replayed_push_is_refused_and_changes_nothing(client, session, carriers, code):
+    now = dt.datetime.now(dt.UTC)
+    first_headers, first_body = PUSHES[code](SECRETS[code], now, [0])
+    assert client.post(f"/api/v1/webhooks/{code}", data=first_body, headers=first_headers).status_code == 200
+    # The carrier's next push moves the lot (its window, and so its quantity): the newer state.
+    later_headers, later_body = PUSHES[code](SECRETS[code], now + dt.timedelta(seconds=20), [0],
+                                             first_month=dt.date(2027, 9, 1))
+    assert client.post(f"/api/v1/webhooks/{code}", data=later_body, headers=later_headers).status_code == 200
+    after_later = {k: (o.quantity, o.window_start, o.window_end) for k, o in _offers(session, code).items()}
+    syncs = _syncs(session)
+
+    for headers in _signed_variants(code, first_headers):
+        replay = client.post(f"/api/v1/webhooks/{code}", data=first_body, headers=headers)
+        assert replay.status_code == 409, (headers, replay.json)
+        assert replay.json["code"] == 409 and "already received" in replay.json["message"]
+    assert {k: (o.quantity, o.window_start, o.window_end) for k, o in _offers(session, code).items()} == after_later
+    assert _syncs(session) == syncs  # a refused replay stores nothing
+    # The same lot pushed again in a new push (a new timestamp) is a new push, and is applied.
+    again_headers, again_body = PUSHES[code](SECRETS[code], now + dt.timedelta(seconds=40), [0])
+    assert client.post(f"/api/v1/webhooks/{code}", data=again_body, headers=again_headers).status_code == 200
+
+
+def test_receipts_outlive_the_signature_window_only(app, session, carriers):
+    from adapters.signing import REPLAY_WINDOW_SECONDS
+    from broker.models import PushReceipt
+    from broker.services import sync as sync_service
+
+    adapters = app.extensions["broker.carrier_adapters"]
+    signed_at = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)
+    headers, body = telecom_sim.build_webhook(SECRETS["telecom"], signed_at, [0])
+    sync_service.receive_webhook(session, "telecom", adapters, headers, body, signed_at)
+    receipt = session.scalar(sa.select(PushReceipt))
+    assert receipt.valid_until == signed_at + dt.timedelta(seconds=REPLAY_WINDOW_SECONDS)
+
+    # Still inside the window: a replay is refused by its receipt.
+    with pytest.raises(Exception, match="already received"):
+        sync_service.receive_webhook(session, "telecom", adapters, headers, body,
+                                     signed_at + dt.timedelta(seconds=REPLAY_WINDOW_SECONDS))
+    session.rollback()
+    # Past the window the signature is stale anyway, and the next push prunes the receipt.
+    later = signed_at + dt.timedelta(seconds=REPLAY_WINDOW_SECONDS + 1)
+    next_headers, next_body = telecom_sim.build_webhook(SECRETS["telecom"], later, [1])
+    sync_service.receive_webhook(session, "telecom", adapters, next_headers, next_body, later)
+    assert [r.signed_at for r in session.scalars(sa.select(PushReceipt))] == [later.replace(microsecond=0)]
+
+
+def test_a_push_from_an_adapter_that_names_none_is_still_applied_once(session, carriers):
+    """An adapter that verifies a push but gives it no identity: its body's digest stands in."""
+    from adapters.registry import AdapterRegistry
+    from adapters.telecom import TelecomAdapter
+    from broker.errors import Conflict
+    from broker.services import sync as sync_service
+
+    class Unnamed(TelecomAdapter):
+        def parse_webhook(self, headers, body, secret, now):
+            result = super().parse_webhook(headers, body, secret, now)
+            result.push = None
+            return result
+
+    configured = sync_service.CarrierAdapters(
+        AdapterRegistry({"telecom": Unnamed}),
+        {"telecom": CarrierSettings("telecom", CarrierConfig("http://127.0.0.1:9", {"token": "T"}, **FAST),
+                                    webhook_secret_variable="S")},
+        environ={"T": "t", "S": SECRETS["telecom"]},
+    )
+    now = dt.datetime.now(dt.UTC)
+    headers, body = telecom_sim.build_webhook(SECRETS["telecom"], now, [0])
+    assert sync_service.receive_webhook(session, "telecom", configured, headers, body, now).status.value == "succeeded"
+    with pytest.raises(Conflict, match="already received"):
+        sync_service.receive_webhook(session, "telecom", configured, headers, body, now + dt.timedelta(seconds=5))

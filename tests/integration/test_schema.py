@@ -158,3 +158,63 @@ def test_every_change_is_audited_and_the_log_is_append_only(session, carrier):
     with pytest.raises(sa.exc.DatabaseError):
         session.execute(sa.text("DELETE FROM audit_log"))
     session.rollback()
+
+
+def test_existing_offers_get_their_channel_and_withdrawer_from_the_audit_log(databases):
+    """0006 backfills: the latest publication the audit log records, else the sync that ran when
+    the offer was created (bulk inserts are not audited one by one), else pull."""
+    engine = create_engine(databases.create())
+    at = dt.datetime(2026, 11, 1, 10, 0)
+    syncs = sa.table("carrier_syncs", *[sa.column(c) for c in (
+        "id", "carrier_id", "source", "status", "complete", "started_at", "finished_at", "new", "changed", "unchanged",
+        "withdrawn", "quarantined", "conflicts")])
+    offers = sa.table("offers", *[sa.column(c) for c in (
+        "id", "carrier_id", "external_id", "kind", "region", "quantity", "promised", "window_start",
+        "window_end", "list_price", "unit_price", "divisible", "status", "created_at", "updated_at")],
+        sa.column("attributes", sa.JSON))
+    audit = sa.table("audit_log", sa.column("at"), sa.column("action"), sa.column("entity_type"),
+                     sa.column("entity_id"), sa.column("before", sa.JSON), sa.column("after", sa.JSON))
+    # (external id, created minutes after 10:00, status, audit actions (action, sync id)) -> (channel, withdrawn by)
+    cases = {
+        "posted": (0, "active", [("create", None)], ("api", None)),
+        "pulled": (1, "active", [], ("pull", None)),
+        "uploaded": (61, "active", [], ("upload", None)),
+        "pushed-later": (1, "active", [("sync_update", 3)], ("webhook", None)),
+        "posted-then-pulled": (0, "active", [("create", None), ("sync_republish", 1)], ("pull", None)),
+        "withdrawn-by-carrier": (0, "withdrawn", [("create", None), ("withdraw", None)], ("api", "carrier")),
+        "withdrawn-by-pull": (1, "withdrawn", [("withdraw", None), ("sync_republish", 1), ("sync_withdraw", 1)],
+                              ("pull", "sync")),
+        "withdrawn-unexplained": (1, "withdrawn", [], ("pull", "sync")),
+    }
+    try:
+        upgrade(engine, "0004")
+        with engine.begin() as connection:
+            carriers = sa.table("carriers", *[sa.column(c) for c in ("id", "code", "name", "adapter", "active",
+                                                                     "created_at")])
+            connection.execute(sa.insert(carriers), [
+                {"id": 1, "code": "ctc", "name": "Telecom", "adapter": "telecom", "active": True, "created_at": at}])
+            connection.execute(sa.insert(syncs), [
+                {"id": n, "carrier_id": 1, "source": source, "status": "succeeded", "complete": source == "pull",
+                 "started_at": at + dt.timedelta(hours=n - 1), "finished_at": at + dt.timedelta(hours=n - 1, minutes=5),
+                 "new": 0, "changed": 0, "unchanged": 0, "withdrawn": 0, "quarantined": 0, "conflicts": 0}
+                for n, source in ((1, "pull"), (2, "upload"), (3, "webhook"))
+            ])
+            for n, (external_id, (minutes, status, actions, _)) in enumerate(cases.items(), start=1):
+                created = at + dt.timedelta(minutes=minutes)
+                connection.execute(sa.insert(offers), [{
+                    "id": n, "carrier_id": 1, "external_id": external_id, "kind": "gpu", "region": "sh",
+                    "attributes": {},
+                    "quantity": 1000 if status == "active" else 0, "promised": 0, "window_start": dt.date(2026, 12, 1),
+                    "window_end": dt.date(2026, 12, 31), "list_price": 10, "unit_price": 5, "divisible": True,
+                    "status": status, "created_at": created, "updated_at": created}])
+                for action, sync_id in actions:
+                    connection.execute(sa.insert(audit), [{
+                        "at": created, "action": action, "entity_type": "offers", "entity_id": n, "before": {},
+                        "after": {"status": status} if sync_id is None else {"status": status, "sync_id": sync_id}}])
+        upgrade(engine)
+        with engine.connect() as connection:
+            found = {row.external_id: (row.channel, row.withdrawn_by)
+                     for row in connection.execute(sa.text("SELECT external_id, channel, withdrawn_by FROM offers"))}
+        assert found == {external_id: expected for external_id, (_, _, _, expected) in cases.items()}
+    finally:
+        engine.dispose()

@@ -158,6 +158,24 @@ def test_webhook_signature_refuses(headers, body, secret, message) -> None:
         check(headers, body, secret)
 
 
+def test_a_verified_push_is_named_by_what_its_signature_covers() -> None:
+    body = b'{"a":1}'
+    headers = signed(body)
+    push = verify_webhook(headers, body, "whsec", NOW, carrier="c", timestamp_header="X-TS", signature_header="x-sig")
+    assert push.signed_at == NOW.replace(microsecond=0) and push.valid_until == push.signed_at + timedelta(seconds=300)
+    # The same push with its headers written otherwise (they all verify) is the same push ...
+    for variant in ({**headers, "x-ts": "+" + headers["x-ts"]}, {**headers, "x-ts": "00" + headers["x-ts"]},
+                    {**headers, "X-Sig": headers["X-Sig"].upper()}, {**headers, "X-Sig": f" {headers['X-Sig']} "}):
+        assert verify_webhook(variant, body, "whsec", NOW, carrier="c", timestamp_header="X-TS",
+                              signature_header="x-sig") == push
+    # ... while another body or another second is another push.
+    later = NOW + timedelta(seconds=1)
+    assert verify_webhook(signed(body, at=later), body, "whsec", NOW, carrier="c", timestamp_header="X-TS",
+                          signature_header="x-sig").id != push.id
+    assert verify_webhook(signed(b'{"a":2}'), b'{"a":2}', "whsec", NOW, carrier="c", timestamp_header="X-TS",
+                          signature_header="x-sig").id != push.id
+
+
 def test_units_round_quantities_down_and_prices_half_up() -> None:
     assert quantity(Decimal("1.23499")) == Decimal("1.234")
     assert price(Decimal("0.00005")) == Decimal("0.0001")

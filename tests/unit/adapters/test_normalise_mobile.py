@@ -125,5 +125,6 @@ def test_webhook_push_is_verified_and_parsed() -> None:
     headers, body = sim.build_webhook("whsec", NOW, [0, 1], seed=4)
     result = adapter().parse_webhook(headers, body, b"whsec", NOW)
     assert not result.complete and len(result.offers) == 20 and result.rejected == []
+    assert result.push is not None and result.push.signed_at == NOW
     with pytest.raises(WebhookSignatureError):
         adapter().parse_webhook(headers, body, b"other", NOW)

@@ -106,6 +106,7 @@ def test_webhook_push_is_verified_and_parsed_as_a_delta() -> None:
     headers, body = sim.build_webhook("whsec", NOW, [0, 1, 2], seed=2)
     result = adapter().parse_webhook(headers, body, "whsec", NOW + timedelta(seconds=30))
     assert not result.complete
+    assert result.push is not None and result.push.signed_at == NOW.replace(microsecond=0)
     assert [o.external_id for o in result.offers] == ["CTC-0000000", "CTC-0000001", "CTC-0000002"]
     assert result.offers == [parse_resource(sim.resource(SimOptions(seed=2), i)) for i in range(3)]
 

@@ -1,0 +1,97 @@
+"""What a caller is told when a unique constraint refuses a row.
+
+A service that checks before it inserts ("is this code taken?") answers in its own words, but
+two requests can pass the check together, and the database then refuses the second at commit.
+That refusal (PostgreSQL SQLSTATE 23505, SQLite "UNIQUE constraint failed") is read here and
+turned into the 409 the check would have given, from one table of constraint names; the API's
+error handler rolls the session back and answers with it. A pre-check with nothing more to
+say raises `duplicate()` from the same table, so both paths say the same thing.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from broker.errors import Conflict
+
+# Constraint (or unique index) name -> (the field the caller sent, what already exists).
+# Every unique constraint in the models has a line (tests/integration/test_uniques.py checks).
+UNIQUE_VIOLATIONS: dict[str, tuple[str, str]] = {
+    "uq_carriers_code": ("code", "A carrier with this code already exists."),
+    "uq_startups_uscc": ("uscc", "A startup with this unified social credit code is already registered."),
+    "uq_api_tokens_token_hash": ("token", "A token with this secret already exists; issue another."),
+    "uq_offers_carrier_id_external_id": (
+        "external_id",
+        "An offer with this external id was published by another request of this carrier at the same "
+        "time; nothing was changed: send the batch again to update it.",
+    ),
+    "uq_subsidy_programs_code": ("code", "A subsidy program with this code already exists."),
+    "uq_subsidy_commitments_allocation_id": ("allocation_id", "This allocation already has a subsidy commitment."),
+    "uq_idempotency_records_account_id_key": (
+        "Idempotency-Key",
+        "A request with this Idempotency-Key is being made at the same time; retry it to get its result.",
+    ),
+    "uq_matching_cycles_one_running": ("cycle", "A matching cycle is already running."),
+    "uq_allocations_cycle_id_request_id_offer_id": (
+        "allocation",
+        "This cycle already allocates this offer to this request.",
+    ),
+    "uq_appeals_one_open": ("allocation_id", "An appeal on this allocation is still waiting for an answer."),
+    "uq_webhook_subscriptions_account_id": (
+        "url",
+        "This account's webhook was set by another request at the same time; send it again to replace it.",
+    ),
+    "uq_webhook_deliveries_event_id_subscription_id": ("event_id", "This event is already queued for this webhook."),
+    "uq_usage_reports_carrier_id_external_id": ("external_id", "This usage record was already received."),
+    "uq_job_runs_job_slot": ("slot", "This job has already run for this slot."),
+    "uq_push_receipts_carrier_id_push_id": ("body", "This push was already received; a replayed push is refused."),
+}
+
+
+def duplicate(constraint: str) -> Conflict:
+    """The 409 for a row that `constraint` already has, as a pre-check raises it."""
+    field, message = UNIQUE_VIOLATIONS[constraint]
+    return Conflict(message, {field: ["Already exists."]})
+
+
+def conflict_for(error: IntegrityError, metadata: sa.MetaData | None = None) -> Conflict | None:
+    """The 409 for a unique violation, or None if `error` is another integrity failure (a bug)."""
+    constraint = violated_constraint(error, metadata)
+    if constraint is None:
+        return None
+    if constraint in UNIQUE_VIOLATIONS:
+        return duplicate(constraint)
+    return Conflict("This already exists.", {constraint: ["Already exists."]})
+
+
+def violated_constraint(error: IntegrityError, metadata: sa.MetaData | None = None) -> str | None:
+    """The name of the unique constraint `error` broke, on PostgreSQL or SQLite; None if not a unique one."""
+    original = error.orig
+    if getattr(original, "sqlstate", None) is not None:  # psycopg
+        if original.sqlstate != "23505":
+            return None
+        return original.diag.constraint_name or "unique"
+    text = str(original)
+    prefix = "UNIQUE constraint failed: "
+    if not text.startswith(prefix):
+        return None
+    # SQLite names the columns, not the constraint: "UNIQUE constraint failed: offers.carrier_id, offers.external_id".
+    columns = [part.strip() for part in text[len(prefix):].split(",")]
+    table = columns[0].partition(".")[0]
+    names = tuple(column.partition(".")[2] for column in columns)
+    return _by_columns(metadata).get((table, names), "unique")
+
+
+def _by_columns(metadata: sa.MetaData | None) -> dict[tuple[str, tuple[str, ...]], str]:
+    if metadata is None:
+        from broker.db import Base
+
+        metadata = Base.metadata
+    found: dict[tuple[str, tuple[str, ...]], str] = {}
+    for table in metadata.tables.values():
+        uniques = [c for c in table.constraints if isinstance(c, sa.UniqueConstraint)]
+        uniques += [i for i in table.indexes if i.unique]
+        for unique in uniques:
+            found[(table.name, tuple(c.name for c in unique.columns))] = str(unique.name)
+    return found
