@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from broker import netguard
@@ -105,15 +106,27 @@ def subscribe(session: Session, actor: Account, url: str, guard: DestinationGuar
         guard.check(url)
     except RefusedDestination as refused:
         raise InvalidInput(f"The webhook URL is refused: {refused.reason}", {"url": [refused.reason]}) from None
-    subscription = session.scalar(sa.select(WebhookSubscription).where(WebhookSubscription.account_id == actor.id))
     secret = "whsec_" + secrets.token_urlsafe(24)
+    subscription = _subscription_of(session, actor)
     if subscription is None:
-        subscription = WebhookSubscription(account_id=actor.id, url=url, secret=secret)
-        session.add(subscription)
-    else:
-        subscription.url, subscription.secret = url, secret
+        try:
+            with session.begin_nested():  # a first subscription made at the same moment elsewhere wins the insert
+                subscription = WebhookSubscription(account_id=actor.id, url=url, secret=secret)
+                session.add(subscription)
+        except IntegrityError:
+            subscription = _subscription_of(session, actor)
+            if subscription is None:
+                raise
+    subscription.url, subscription.secret = url, secret
     session.commit()
     return subscription, secret
+
+
+def _subscription_of(session: Session, actor: Account) -> WebhookSubscription | None:
+    return session.scalar(
+        sa.select(WebhookSubscription).where(WebhookSubscription.account_id == actor.id)
+        .with_for_update().execution_options(populate_existing=True)
+    )
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
