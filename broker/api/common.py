@@ -12,9 +12,11 @@ from flask_smorest import Page
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
+from broker.clock import now
 from broker.db import MAX_ID, get_session
 from broker.errors import DomainError, NotAuthenticated
 from broker.models import Account
+from broker.models.audit import set_actor
 from broker.services import accounts
 
 log = logging.getLogger(__name__)
@@ -75,8 +77,9 @@ def current_account() -> Account:
         if scheme.lower() != "bearer" or not secret.strip():
             raise NotAuthenticated("Sign in: send Authorization: Bearer <token>.")
         session = get_session()
-        g.account = accounts.authenticate(session, secret.strip())
-        session.info["actor_id"] = g.account.id  # the audit log's "who"
+        token = accounts.authenticate(session, secret.strip(), now())
+        g.account = token.account
+        set_actor(session, token.account_id, token.acting_staff_id)  # the audit log's "who"
     return g.account
 
 
