@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from flask import g, request
+from flask import g, make_response, request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Page
 from werkzeug.exceptions import HTTPException
@@ -68,6 +70,22 @@ _STATUS_NAMES = {
     409: "Conflict",
     422: "Unprocessable Entity",
 }
+
+
+def no_store(view: Callable[..., Any]) -> Callable[..., Any]:
+    """For a view whose response carries a secret (a token, a webhook's signing secret): never cached.
+
+    Put it right under `@blp.route`, so it sees the response the schema decorators made.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        response = make_response(view(*args, **kwargs))
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"  # HTTP/1.0 caches and proxies
+        return response
+
+    return wrapper
 
 
 def current_account() -> Account:

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 from flask_smorest import Blueprint
 
-from broker.api.common import BEARER, SelectPage, current_account
+from broker.api.common import BEARER, SelectPage, current_account, no_store
 from broker.clock import now
 from broker.db import get_session
 from broker.netguard import DestinationGuard
@@ -150,6 +150,7 @@ def list_events(query: dict[str, Any]) -> Any:
 
 
 @blp.route("/me/webhook", methods=["PUT"])
+@no_store
 @blp.arguments(WebhookInSchema)
 @blp.response(200, WebhookSchema)
 @blp.doc(security=BEARER)

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from broker.api.common import BEARER, SelectPage, current_account
+from broker.api.common import BEARER, SelectPage, current_account, no_store
 from broker.clock import now
 from broker.db import get_session
 from broker.schemas.parties import (
@@ -28,6 +28,7 @@ blp = Blueprint("parties", __name__, url_prefix="/api/v1", description="Startups
 
 
 @blp.route("/startups", methods=["POST"])
+@no_store
 @blp.arguments(StartupRegistrationSchema)
 @blp.response(201, StartupRegisteredSchema)
 def register_startup(data: dict[str, Any]) -> Any:
@@ -107,6 +108,7 @@ def revoke_token(token_id: int) -> Any:
 
 
 @blp.route("/accounts/<int:account_id>/tokens", methods=["POST"])
+@no_store
 @blp.arguments(TokenIssueSchema, required=False)
 @blp.response(201, IssuedTokenSchema)
 @blp.doc(security=BEARER)

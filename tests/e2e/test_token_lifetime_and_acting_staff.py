@@ -1,5 +1,5 @@
 """Tokens may expire; what is done with a token staff minted for another account names that staff
-member."""
+member; responses that carry a secret are never cached."""
 
 import datetime as dt
 import io
@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from broker.clock import SHANGHAI, FrozenClock, install_clock
 from broker.models import ApiToken, AuditEntry
+from tests.conftest import startup_payload
 from tests.e2e.test_webhooks import _catalog, carriers  # noqa: F401  (the carriers fixture)
 
 START = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -152,3 +153,16 @@ def test_bulk_changes_made_with_a_minted_token_name_the_staff_member_too(client,
                            .where(AuditEntry.action == "sync_update")).all()
     assert len(rows) == later["counts"]["changed"]
     assert set(rows) == {(unicom.account_id, staff.account_id)}
+
+
+def test_responses_that_carry_a_secret_are_never_cached(client, make_actor):
+    staff, carrier = make_actor("staff"), make_actor("carrier")
+    responses = {
+        "registration": client.post("/api/v1/startups", json=startup_payload(90)),
+        "issued token": client.post(f"/api/v1/accounts/{carrier.account_id}/tokens", headers=staff.headers),
+        "webhook secret": client.put("/api/v1/me/webhook", json={"url": "http://127.0.0.1:9/hook"}, headers=carrier.headers),
+    }
+    for name, response in responses.items():
+        assert response.status_code in (200, 201), (name, response.json)
+        assert response.headers.get("Cache-Control") == "no-store", name
+        assert response.headers.get("Pragma") == "no-cache", name
