@@ -205,7 +205,11 @@ def _refuse_unless_public(address: Address, subject: str) -> None:
 
 
 class _PinnedAdapter(HTTPAdapter):
-    """Connects to the checked address; Host, SNI and the certificate check use the URL's name."""
+    """Connects to the checked address; Host, SNI and the certificate check use the URL's name.
+
+    `get_connection_with_tls_context` is the hook requests offers adapters from 2.32.2 on
+    (setup.cfg's floor); older versions never call it and would connect to the name.
+    """
 
     def __init__(self, destination: Destination) -> None:
         self.destination = destination
