@@ -15,12 +15,11 @@ pytestmark = pytest.mark.committing
 
 PROCESSES = 6
 ROUNDS = 15  # one fresh account per round, subscribed by every process at once
-LOCAL = {"WEBHOOK_ALLOWED_HOSTS": ("127.0.0.1",)}
 
 
 def subscribe_worker(url, instance, tokens, barrier, results):
     """One process: for each account, wait for the others, then PUT its first webhook."""
-    app = committed_app(url, instance, **LOCAL)
+    app = committed_app(url, instance)
     client = app.test_client()
     outcomes = []
     for n, token in enumerate(tokens):
@@ -36,7 +35,7 @@ def test_concurrent_first_subscriptions_make_one_row_and_no_500(databases, tmp_p
     url = databases.create()
     if not url.startswith("postgresql"):
         pytest.skip("SQLite serialises writers; the race is a PostgreSQL one")
-    app = committed_app(url, str(tmp_path), **LOCAL)
+    app = committed_app(url, str(tmp_path))
     session = session_of(app)
     tokens, account_ids = [], []
     for n in range(ROUNDS):
