@@ -54,7 +54,7 @@ class Destination:
 
     url: str
     scheme: str
-    host: str  # as written in the URL, lower-case, without brackets
+    host: str  # as written in the URL: lower-case, A-labels for an internationalised name, no brackets
     port: int
     address: str
 
@@ -151,11 +151,13 @@ class DestinationGuard:
                     "decimal, hex and octal spellings of addresses are refused."
                 )
             try:
-                ascii_host = host if host.isascii() else host.encode("idna").decode("ascii")
+                # An internationalised name is checked, resolved, matched and sent as its A-labels.
+                ascii_host = host if host.isascii() else host.encode("idna").decode("ascii").lower()
             except UnicodeError:
                 ascii_host = ""
             if not _HOST_NAME.match(ascii_host):
                 raise RefusedDestination(f"{host!r} is not a host name.")
+            host = ascii_host
         return scheme, host, port
 
 

@@ -57,6 +57,13 @@ def test_the_host_header_keeps_the_name_and_a_non_default_port():
     assert DestinationGuard().check("http://[2606:4700::1111]:81/").host_header == "[2606:4700::1111]:81"
 
 
+def test_an_internationalised_name_is_resolved_and_sent_as_its_a_labels():
+    asked = []
+    guard = DestinationGuard(resolve=lambda host, port: asked.append(host) or ["93.184.215.14"])
+    destination = guard.check("https://硅巷.example/hook")
+    assert asked == ["xn--wst989c.example"] and destination.host_header == "xn--wst989c.example"
+
+
 def test_the_allow_list_setting_is_read_and_a_bad_entry_stops_start_up():
     settings = load_settings({"BROKER_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1, receiver.internal ,"})
     assert settings["WEBHOOK_ALLOWED_HOSTS"] == ("127.0.0.1", "receiver.internal")
