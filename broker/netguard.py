@@ -147,8 +147,8 @@ class DestinationGuard:
         if _address_literal(host) is None:
             if _NUMERIC_LABEL.match(host.rsplit(".", 1)[-1]):
                 raise RefusedDestination(
-                    f"{host} is a numeric host that is not a dotted-quad IPv4 address (like 203.0.113.7); "
-                    "decimal, hex and octal spellings of addresses are refused."
+                    f"{host} is a number but not a dotted-quad IPv4 address: "
+                    "decimal, hex, octal and shortened spellings of addresses are refused."
                 )
             try:
                 # An internationalised name is checked, resolved, matched and sent as its A-labels.
