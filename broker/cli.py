@@ -277,11 +277,19 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     """Migrate, load the demo district, serve the carriers' simulators, the scheduler and the API."""
     import os
 
-    from broker.demo import SIMULATOR_CREDENTIALS, prepare_demo, start_embedded_scheduler, start_simulators
+    from broker.demo import (
+        DEMO_WEBHOOK_ALLOWED_HOSTS,
+        SIMULATOR_CREDENTIALS,
+        prepare_demo,
+        start_embedded_scheduler,
+        start_simulators,
+    )
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     for name, value in SIMULATOR_CREDENTIALS.items():
         os.environ.setdefault(name, value)
+    if "BROKER_WEBHOOK_ALLOWED_HOSTS" not in os.environ:
+        app.config["WEBHOOK_ALLOWED_HOSTS"] = DEMO_WEBHOOK_ALLOWED_HOSTS
     try:
         start_simulators(app)
     except OSError as error:

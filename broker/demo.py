@@ -131,6 +131,9 @@ SIMULATOR_CREDENTIALS = {
     "BROKER_CARRIER_UNICOM_PASSWORD": "sim-unicom-password",
 }
 
+# Webhooks of the demo's accounts may go to a receiver on this machine (elsewhere only public addresses).
+DEMO_WEBHOOK_ALLOWED_HOSTS = ("127.0.0.1",)
+
 # Fast enough to watch: a cycle every ten minutes, provisioning every twenty seconds.
 DEMO_SCHEDULES = {
     "run_cycle": "*/10 * * * *",

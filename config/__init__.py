@@ -44,6 +44,8 @@ VARIABLES: dict[str, str] = {
     "BROKER_TRANSIENT_RETRIES": "how many times a request or scheduled job is tried when the database reports a "
     "deadlock, a serialization failure or (SQLite) a lock held too long; then 503 with Retry-After; default 4",
     "BROKER_SQLITE_BUSY_TIMEOUT": "SQLite only: seconds to wait for another writer before a try counts as failed; default 30",
+    "BROKER_WEBHOOK_ALLOWED_HOSTS": "comma-separated host names, IP addresses or CIDR networks that webhooks may reach "
+    "although they are not public (matched against the URL's host as written); default: none (`broker demo`: 127.0.0.1)",
 }
 
 # Every scheduled job but the carriers' syncs (those follow each carrier's sync_schedule).
@@ -69,6 +71,7 @@ _DEFAULTS: dict[str, object] = {
     "MATCHING_TIME_LIMIT": 60.0,
     "TRANSIENT_RETRIES": 4,
     "SQLITE_BUSY_TIMEOUT": 30.0,
+    "WEBHOOK_ALLOWED_HOSTS": (),
 }
 
 # Outside production, carriers default to their simulators (`broker simulate CODE --port N`).
@@ -207,12 +210,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
                 settings[key] = kind(env[name])
             except ValueError:
                 raise ConfigurationError(f"{name} must be a number") from None
+    if "BROKER_WEBHOOK_ALLOWED_HOSTS" in env:
+        settings["WEBHOOK_ALLOWED_HOSTS"] = tuple(
+            entry.strip() for entry in env["BROKER_WEBHOOK_ALLOWED_HOSTS"].split(",") if entry.strip()
+        )
     check_settings(settings)
     return settings
 
 
 def check_settings(settings: Mapping[str, object]) -> None:
     """Refuse to run production on development defaults, naming every missing setting."""
+    from broker.netguard import DestinationGuard
+
+    try:
+        DestinationGuard.parse(settings.get("WEBHOOK_ALLOWED_HOSTS") or ())  # type: ignore[arg-type]
+    except ValueError as error:
+        raise ConfigurationError(f"BROKER_WEBHOOK_ALLOWED_HOSTS: {error}") from None
     if settings.get("BROKER_ENV") != "production":
         return
     missing = []

@@ -92,10 +92,11 @@ def pull_usage(app: Flask, at: dt.datetime) -> None:
 
 
 def deliver_webhooks(app: Flask, at: dt.datetime) -> None:
+    from broker.netguard import DestinationGuard
     from broker.services.events import deliver_due
 
     with _session(app) as session, requests.Session() as http:
-        deliver_due(session, http, at)
+        deliver_due(session, http, at, guard=DestinationGuard.from_config(app.config))
 
 
 JOBS: dict[str, Callable[[Flask, dt.datetime], None]] = {

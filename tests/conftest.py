@@ -75,6 +75,8 @@ def app(databases: ThrowawayDatabases, tmp_path_factory: pytest.TempPathFactory)
             "SECRET_KEY": "test-secret",
             "INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
             "TESTING": True,
+            # The tests' webhook receivers listen on 127.0.0.1, as the demo's would.
+            "WEBHOOK_ALLOWED_HOSTS": ("127.0.0.1",),
         }
     )
     upgrade(get_db(app).engine)

@@ -24,7 +24,8 @@ def committed_app(url: str, instance: str, **config) -> Flask:
     upgrade(engine)
     engine.dispose()
     return create_app(
-        {"BROKER_ENV": "test", "DATABASE_URL": url, "SECRET_KEY": "test", "INSTANCE_PATH": instance, **config}
+        {"BROKER_ENV": "test", "DATABASE_URL": url, "SECRET_KEY": "test", "INSTANCE_PATH": instance,
+         "WEBHOOK_ALLOWED_HOSTS": ("127.0.0.1",), **config}  # the tests' webhook receivers listen there
     )
 
 

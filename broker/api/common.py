@@ -8,16 +8,18 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, make_response, request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Page
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
+from broker.clock import now
 from broker.db import MAX_ID, TransientFailure, commits_made, get_session, is_transient, retry_transient
 from broker.errors import DomainError, NotAuthenticated, Unavailable
 from broker.models import Account
+from broker.models.audit import set_actor
 from broker.services import accounts
 from broker.uniques import conflict_for
 
@@ -126,6 +128,22 @@ def _retrying(view: Callable[..., Any]) -> Callable[..., Any]:
     return retrying
 
 
+def no_store(view: Callable[..., Any]) -> Callable[..., Any]:
+    """For a view whose response carries a secret (a token, a webhook's signing secret): never cached.
+
+    Put it right under `@blp.route`, so it sees the response the schema decorators made.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        response = make_response(view(*args, **kwargs))
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"  # HTTP/1.0 caches and proxies
+        return response
+
+    return wrapper
+
+
 def current_account() -> Account:
     """The account whose bearer token came with this request; 401 without a valid one."""
     if "account" not in g:
@@ -133,8 +151,9 @@ def current_account() -> Account:
         if scheme.lower() != "bearer" or not secret.strip():
             raise NotAuthenticated("Sign in: send Authorization: Bearer <token>.")
         session = get_session()
-        g.account = accounts.authenticate(session, secret.strip())
-        session.info["actor_id"] = g.account.id  # the audit log's "who"
+        token = accounts.authenticate(session, secret.strip(), now())
+        g.account = token.account
+        set_actor(session, token.account_id, token.acting_staff_id)  # the audit log's "who"
     return g.account
 
 

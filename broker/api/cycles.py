@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from flask_smorest import Blueprint
 
-from broker.api.common import BEARER, SelectPage, current_account
+from broker.api.common import BEARER, SelectPage, current_account, no_store
 from broker.clock import now
 from broker.db import get_session
+from broker.netguard import DestinationGuard
 from broker.schemas.cycles import (
     AppealAnswerSchema,
     AppealInSchema,
@@ -158,10 +160,12 @@ def list_events(query: dict[str, Any]) -> Any:
 
 
 @blp.route("/me/webhook", methods=["PUT"])
+@no_store
 @blp.arguments(WebhookInSchema)
 @blp.response(200, WebhookSchema)
 @blp.doc(security=BEARER)
 def set_webhook(data: dict[str, Any]) -> Any:
     """Have your events POSTed to a URL, signed; the signing secret is returned once."""
-    subscription, secret = events.subscribe(get_session(), current_account(), data["url"])
+    guard = DestinationGuard.from_config(current_app.config)
+    subscription, secret = events.subscribe(get_session(), current_account(), data["url"], guard)
     return {"url": subscription.url, "secret": secret}

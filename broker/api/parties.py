@@ -6,7 +6,8 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from broker.api.common import BEARER, SelectPage, current_account
+from broker.api.common import BEARER, SelectPage, current_account, no_store
+from broker.clock import now
 from broker.db import get_session
 from broker.schemas.parties import (
     AccountSchema,
@@ -17,6 +18,7 @@ from broker.schemas.parties import (
     StartupRegistrationSchema,
     StartupSchema,
     StartupUpdateSchema,
+    TokenIssueSchema,
     TokenQuerySchema,
     TokenSchema,
 )
@@ -26,6 +28,7 @@ blp = Blueprint("parties", __name__, url_prefix="/api/v1", description="Startups
 
 
 @blp.route("/startups", methods=["POST"])
+@no_store
 @blp.arguments(StartupRegistrationSchema)
 @blp.response(201, StartupRegisteredSchema)
 def register_startup(data: dict[str, Any]) -> Any:
@@ -93,7 +96,7 @@ def me() -> Any:
 @blp.doc(security=BEARER)
 def list_tokens(filters: dict[str, Any]) -> Any:
     """Staff and admins: all tokens (never their secrets). Others: their own."""
-    return accounts.list_tokens(get_session(), current_account(), filters)
+    return accounts.list_tokens(get_session(), current_account(), filters, now())
 
 
 @blp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
@@ -105,9 +108,12 @@ def revoke_token(token_id: int) -> Any:
 
 
 @blp.route("/accounts/<int:account_id>/tokens", methods=["POST"])
+@no_store
+@blp.arguments(TokenIssueSchema, required=False)
 @blp.response(201, IssuedTokenSchema)
 @blp.doc(security=BEARER)
-def issue_token(account_id: int) -> Any:
-    """Staff and admins: a new token for an account, shown once."""
-    token, secret = accounts.issue_token(get_session(), current_account(), account_id)
-    return {"token": secret, "token_id": token.id, "account_id": token.account_id}
+def issue_token(data: dict[str, Any], account_id: int) -> Any:
+    """Staff and admins: a new token for an account, shown once; optionally expiring. What is done with it is
+    audited as the account, acted for by you."""
+    token, secret = accounts.issue_token(get_session(), current_account(), account_id, now(), **data)
+    return {"token": secret, "token_id": token.id, "account_id": token.account_id, "expires_at": token.expires_at}

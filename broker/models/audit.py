@@ -23,6 +23,8 @@ class AuditEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
+    # With a token staff minted for another account, actor_id is that account and this is the staff member.
+    acting_staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"), index=True)
     action: Mapped[str] = mapped_column(sa.String(64))
     entity_type: Mapped[str] = mapped_column(sa.String(64))
     entity_id: Mapped[int]
@@ -41,6 +43,17 @@ class Audited:
     def audit_as(self, action: str) -> None:
         """Name the change about to be made, for its audit entry (default: create/update)."""
         self._audit_action = action
+
+
+def set_actor(session: Session, actor_id: int, acting_staff_id: int | None = None) -> None:
+    """Who the audit log names for what `session` changes from now on."""
+    session.info["actor_id"] = actor_id
+    session.info["acting_staff_id"] = acting_staff_id
+
+
+def actor_columns(session: Session) -> dict[str, int | None]:
+    """The audit row's "who" for `session`: for the flush hook and for bulk Core writes alike."""
+    return {"actor_id": session.info.get("actor_id"), "acting_staff_id": session.info.get("acting_staff_id")}
 
 
 def _jsonable(value: Any) -> Any:
@@ -72,7 +85,7 @@ def _changes(obj: Audited, created: bool) -> tuple[dict | None, dict]:
 def _write_audit_entries(session: Session, _flush_context: Any) -> None:
     rows = []
     now = utcnow()
-    actor_id = session.info.get("actor_id")
+    actor = actor_columns(session)
     for obj, created in [(o, True) for o in session.new] + [(o, False) for o in session.dirty]:
         if not isinstance(obj, Audited):
             continue
@@ -82,7 +95,7 @@ def _write_audit_entries(session: Session, _flush_context: Any) -> None:
         rows.append(
             {
                 "at": now,
-                "actor_id": actor_id,
+                **actor,
                 "action": obj._audit_action or ("create" if created else "update"),
                 "entity_type": obj.__tablename__,  # type: ignore[attr-defined]
                 "entity_id": sa.inspect(obj).mapper.primary_key_from_instance(obj)[0],

@@ -16,6 +16,7 @@ from broker.models.audit import Audited
 from broker.models.enums import Role, Sector, StartupStatus, enum_column_type
 
 TOKEN_PREFIX = "sab_"  # Silicon Alley Broker; makes a leaked token easy to recognise in scans
+MAX_TOKEN_LIFETIME = dt.timedelta(days=365)  # the furthest expiry a minted token may be given
 
 
 class Carrier(Audited, Base):
@@ -110,18 +111,35 @@ class ApiToken(Audited, Base):
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[dt.datetime | None]
+    expires_at: Mapped[dt.datetime | None]  # None: until revoked
+    # Who minted it through the API (staff or an admin); None for an account's first token.
+    issued_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"))
 
-    account: Mapped[Account] = relationship()
+    account: Mapped[Account] = relationship(foreign_keys=[account_id])
 
     @classmethod
-    def issue(cls, account: Account) -> tuple[ApiToken, str]:
+    def issue(
+        cls, account: Account, *, issued_by: Account | None = None, expires_at: dt.datetime | None = None
+    ) -> tuple[ApiToken, str]:
         """A new token for `account` and its secret, which is never stored and shown only once."""
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        return cls(account=account, prefix=secret[:12], token_hash=hash_token(secret)), secret
+        token = cls(
+            account=account, prefix=secret[:12], token_hash=hash_token(secret), expires_at=expires_at,
+            issued_by_id=issued_by.id if issued_by is not None else None,
+        )
+        return token, secret
 
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def has_expired(self, now: dt.datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    @property
+    def acting_staff_id(self) -> int | None:
+        """The staff member acting through this token: who minted it, when that was someone else."""
+        return self.issued_by_id if self.issued_by_id not in (None, self.account_id) else None
 
     def revoke(self) -> None:
         if self.revoked_at is not None:

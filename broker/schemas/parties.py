@@ -5,13 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
+from broker.clock import SHANGHAI
 from broker.models.enums import Role, Sector, StartupStatus
+from broker.models.parties import MAX_TOKEN_LIFETIME
 from broker.schemas.common import BaseSchema
 from broker.schemas.fields import LocalDateTime, QueryId, StrictInt
 from broker.schemas.policy import Amount
 from broker.uscc import uscc_problem
+
+MAX_TOKEN_DAYS = MAX_TOKEN_LIFETIME.days
 
 
 class StartupRegistrationSchema(BaseSchema):
@@ -67,10 +71,24 @@ class StartupUpdateSchema(BaseSchema):
     cycle_budget = Amount(allow_none=True, metadata={"description": "null: no limit"})
 
 
+class TokenIssueSchema(BaseSchema):
+    """How long a minted token lasts: for some days, until a moment, or (neither) until revoked."""
+
+    expires_in_days = StrictInt(1, MAX_TOKEN_DAYS, metadata={"description": f"1 to {MAX_TOKEN_DAYS}"})
+    expires_at = fields.AwareDateTime(default_timezone=SHANGHAI, metadata={
+        "description": f"when the token stops working (Asia/Shanghai if no offset), at most {MAX_TOKEN_DAYS} days away"})
+
+    @validates_schema
+    def _one_expiry(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "expires_in_days" in data and "expires_at" in data:
+            raise ValidationError("Give expires_at or expires_in_days, not both.", field_name="expires_at")
+
+
 class IssuedTokenSchema(BaseSchema):
     token = fields.String(metadata={"description": "shown once; send as Authorization: Bearer <token>"})
     token_id = fields.Integer()
     account_id = fields.Integer()
+    expires_at = LocalDateTime(allow_none=True)
 
 
 class StartupRegisteredSchema(BaseSchema):
@@ -101,11 +119,13 @@ class TokenSchema(BaseSchema):
     prefix = fields.String(metadata={"description": "the first characters, to tell tokens apart"})
     created_at = LocalDateTime()
     revoked_at = LocalDateTime(allow_none=True)
+    expires_at = LocalDateTime(allow_none=True)
+    issued_by_id = fields.Integer(allow_none=True, metadata={"description": "who minted it, if staff or an admin did"})
 
 
 class TokenQuerySchema(BaseSchema):
     account_id = QueryId()
-    active = fields.Boolean()
+    active = fields.Boolean(metadata={"description": "true: neither revoked nor expired"})
 
 
 class StartupQuerySchema(BaseSchema):

@@ -89,7 +89,9 @@ class ProgramSchema(ProgramInSchema):
 class AuditEntrySchema(BaseSchema):
     id = fields.Integer()
     at = LocalDateTime()
-    actor_id = fields.Integer(allow_none=True)
+    actor_id = fields.Integer(allow_none=True, metadata={"description": "the account whose token made the change"})
+    acting_staff_id = fields.Integer(allow_none=True, metadata={
+        "description": "the staff member who minted that token for the account, if it was minted for another account"})
     action = fields.String()
     entity_type = fields.String()
     entity_id = fields.Integer()
@@ -101,4 +103,5 @@ class AuditQuerySchema(BaseSchema):
     entity_type = fields.String(validate=validate.Length(1, 64))
     entity_id = QueryId()
     actor_id = QueryId()
+    acting_staff_id = QueryId()
     action = fields.String(validate=validate.Length(1, 64))

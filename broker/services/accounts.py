@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from broker.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from broker.models import Account, ApiToken, Carrier, Role, Startup
-from broker.models.parties import hash_token
+from broker.models.parties import MAX_TOKEN_LIFETIME, hash_token
 from broker.uniques import duplicate
 
 STAFF_ROLES = frozenset({Role.staff, Role.admin})
@@ -22,16 +23,20 @@ def require_role(actor: Account, *roles: Role) -> None:
         raise Forbidden(f"This needs the {' or '.join(r.value for r in roles)} role.")
 
 
-def authenticate(session: Session, secret: str) -> Account:
-    """The account a bearer token belongs to, if the token is valid and not revoked."""
+def authenticate(session: Session, secret: str, now: dt.datetime) -> ApiToken:
+    """The bearer token `secret` is, if it is valid, not revoked and not expired (its account signs in)."""
     token = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
     if token is None or not token.is_active:
         raise NotAuthenticated("The token is unknown or revoked.")
-    return token.account
+    if token.has_expired(now):
+        raise NotAuthenticated("The token has expired.")
+    return token
 
 
-def _issue(session: Session, account: Account) -> tuple[ApiToken, str]:
-    token, secret = ApiToken.issue(account)
+def _issue(
+    session: Session, account: Account, *, issued_by: Account | None = None, expires_at: dt.datetime | None = None
+) -> tuple[ApiToken, str]:
+    token, secret = ApiToken.issue(account, issued_by=issued_by, expires_at=expires_at)
     session.add(token)
     return token, secret
 
@@ -132,15 +137,16 @@ def list_carriers(session: Session) -> list[Carrier]:
     return list(session.scalars(sa.select(Carrier).order_by(Carrier.code)))
 
 
-def list_tokens(session: Session, actor: Account, filters: dict[str, Any]) -> sa.Select:
-    """Staff and admins see tokens (never their secrets); others see their own."""
+def list_tokens(session: Session, actor: Account, filters: dict[str, Any], now: dt.datetime) -> sa.Select:
+    """Staff and admins see tokens (never their secrets); others see their own. Active: neither revoked nor expired."""
     query = sa.select(ApiToken).order_by(ApiToken.id)
     if actor.role not in STAFF_ROLES:
         query = query.where(ApiToken.account_id == actor.id)
     if "account_id" in filters:
         query = query.where(ApiToken.account_id == filters["account_id"])
     if "active" in filters:
-        query = query.where(ApiToken.revoked_at.is_(None) if filters["active"] else ApiToken.revoked_at.is_not(None))
+        active = sa.and_(ApiToken.revoked_at.is_(None), sa.or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))
+        query = query.where(active if filters["active"] else sa.not_(active))
     return query
 
 
@@ -169,15 +175,30 @@ def revoke_token_as_operator(session: Session, token_id: int) -> ApiToken:
     return token
 
 
-def issue_token(session: Session, actor: Account, account_id: int) -> tuple[ApiToken, str]:
-    """A new token for an account (admins for anyone, staff for carriers and startups)."""
+def issue_token(
+    session: Session, actor: Account, account_id: int, now: dt.datetime, *,
+    expires_at: dt.datetime | None = None, expires_in_days: int | None = None,
+) -> tuple[ApiToken, str]:
+    """A new token for an account (admins for anyone, staff for carriers and startups), optionally expiring.
+
+    The token records who minted it: what is done with a token minted for another account
+    is audited as that account, acted for by the one who minted it.
+    """
     require_role(actor, Role.staff, Role.admin)
     account = session.get(Account, account_id)
     if account is None:
         raise NotFound("No such account.")
     if actor.role is Role.staff and account.role in STAFF_ROLES and account.id != actor.id:
         raise Forbidden("Only an admin issues tokens for staff and admin accounts.")
-    token, secret = _issue(session, account)
+    field = "expires_at"
+    if expires_in_days is not None:
+        expires_at, field = now + dt.timedelta(days=expires_in_days), "expires_in_days"
+    if expires_at is not None and not now < expires_at <= now + MAX_TOKEN_LIFETIME:
+        raise InvalidInput(
+            f"A token expires in the future, at most {MAX_TOKEN_LIFETIME.days} days from now.",
+            {field: [f"Must be after now and at most {MAX_TOKEN_LIFETIME.days} days from now."]},
+        )
+    token, secret = _issue(session, account, issued_by=actor, expires_at=expires_at)
     session.commit()
     return token, secret
 

@@ -8,16 +8,18 @@ import hmac
 import json
 import secrets
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from broker import netguard
 from broker.clock import SHANGHAI
 from broker.errors import InvalidInput
 from broker.models import Account, Allocation, Role
 from broker.models.workflow import DeliveryStatus, Event, WebhookDelivery, WebhookSubscription
+from broker.netguard import DestinationGuard, RefusedDestination
 
 MAX_DELIVERY_ATTEMPTS = 8
 SIGNATURE_HEADER = "X-Broker-Signature"
@@ -95,20 +97,36 @@ def feed(session: Session, actor: Account, since_id: int | None = None) -> sa.Se
     return query
 
 
-def subscribe(session: Session, actor: Account, url: str) -> tuple[WebhookSubscription, str]:
-    """Set where the account's events are POSTed; returns the signing secret, shown once."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("The webhook URL must be http(s) with a host.", {"url": ["Not an http(s) URL."]})
-    subscription = session.scalar(sa.select(WebhookSubscription).where(WebhookSubscription.account_id == actor.id))
+def subscribe(session: Session, actor: Account, url: str, guard: DestinationGuard) -> tuple[WebhookSubscription, str]:
+    """Set where the account's events are POSTed; returns the signing secret, shown once.
+
+    The URL must pass `guard` now, and passes it again before every delivery.
+    """
+    try:
+        guard.check(url)
+    except RefusedDestination as refused:
+        raise InvalidInput(f"The webhook URL is refused: {refused.reason}", {"url": [refused.reason]}) from None
     secret = "whsec_" + secrets.token_urlsafe(24)
+    subscription = _subscription_of(session, actor)
     if subscription is None:
-        subscription = WebhookSubscription(account_id=actor.id, url=url, secret=secret)
-        session.add(subscription)
-    else:
-        subscription.url, subscription.secret = url, secret
+        try:
+            with session.begin_nested():  # a first subscription made at the same moment elsewhere wins the insert
+                subscription = WebhookSubscription(account_id=actor.id, url=url, secret=secret)
+                session.add(subscription)
+        except IntegrityError:
+            subscription = _subscription_of(session, actor)
+            if subscription is None:
+                raise
+    subscription.url, subscription.secret = url, secret
     session.commit()
     return subscription, secret
+
+
+def _subscription_of(session: Session, actor: Account) -> WebhookSubscription | None:
+    return session.scalar(
+        sa.select(WebhookSubscription).where(WebhookSubscription.account_id == actor.id)
+        .with_for_update().execution_options(populate_existing=True)
+    )
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -117,9 +135,14 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def deliver_due(session: Session, http: requests.Session, now: dt.datetime, *, timeout: float = 5.0) -> dict[str, int]:
+def deliver_due(
+    session: Session, http: requests.Session, now: dt.datetime, *, guard: DestinationGuard, timeout: float = 5.0
+) -> dict[str, int]:
     """POST every due delivery once; failures are retried with exponential back-off, then given up.
 
+    Each URL is checked by `guard` again (a name may resolve elsewhere now, the allow-list may
+    have changed) and the request goes to the address the check approved; a refused
+    destination fails the delivery at once, with the reason, and is never called.
     No transaction is open while a receiver is being called: a slow receiver must not hold
     the database (on SQLite, its only writer) for everyone else.
     """
@@ -132,19 +155,25 @@ def deliver_due(session: Session, http: requests.Session, now: dt.datetime, *, t
     outbox = [(d.id, d.subscription.url, d.subscription.secret, _body(d.event)) for d in due]
     session.commit()
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
+    checked: dict[str, netguard.Destination | RefusedDestination] = {}  # one resolution per URL and run
     for delivery_id, url, secret, body in outbox:
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, int(now.timestamp()), body)}
-        try:
-            response = http.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
-            error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
-        except requests.RequestException as exc:
-            error = type(exc).__name__
+        if url not in checked:
+            try:
+                checked[url] = guard.check(url)
+            except RefusedDestination as refusal:
+                checked[url] = refusal
+        destination = checked[url]
+        refused = isinstance(destination, RefusedDestination)
+        if isinstance(destination, RefusedDestination):
+            error: str | None = f"refused destination: {destination.reason}"  # never retried, never called
+        else:
+            error = _post(http, destination, secret, body, now, timeout)
         delivery = session.get(WebhookDelivery, delivery_id)
         delivery.attempts += 1
         if error is None:
             delivery.status, delivery.delivered_at, delivery.last_error = DeliveryStatus.delivered, now, None
             counts["delivered"] += 1
-        elif delivery.attempts >= MAX_DELIVERY_ATTEMPTS:
+        elif refused or delivery.attempts >= MAX_DELIVERY_ATTEMPTS:
             delivery.status, delivery.last_error = DeliveryStatus.failed, error
             counts["failed"] += 1
         else:
@@ -153,6 +182,18 @@ def deliver_due(session: Session, http: requests.Session, now: dt.datetime, *, t
             counts["retrying"] += 1
         session.commit()
     return counts
+
+
+def _post(
+    http: requests.Session, destination: netguard.Destination, secret: str, body: bytes, now: dt.datetime, timeout: float
+) -> str | None:
+    """One signed POST; None if the receiver took it, else what went wrong."""
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, int(now.timestamp()), body)}
+    try:
+        status = netguard.post(http, destination, body, headers, timeout)
+    except requests.RequestException as exc:
+        return type(exc).__name__
+    return None if 200 <= status < 300 else f"HTTP {status}"
 
 
 def _body(event: Event) -> bytes:

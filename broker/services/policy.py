@@ -69,7 +69,7 @@ def list_audit(session: Session, actor: Account, filters: dict[str, Any]) -> sa.
     """Staff and admins read the audit log, newest first."""
     require_role(actor, Role.staff, Role.admin)
     query = sa.select(AuditEntry).order_by(AuditEntry.id.desc())
-    for name in ("entity_type", "entity_id", "actor_id", "action"):
+    for name in ("entity_type", "entity_id", "actor_id", "acting_staff_id", "action"):
         if name in filters:
             query = query.where(getattr(AuditEntry, name) == filters[name])
     return query

@@ -75,6 +75,7 @@ from broker.models import (
     SyncStatus,
     WithdrawnBy,
 )
+from broker.models.audit import actor_columns
 from broker.services.accounts import STAFF_ROLES, require_role
 from broker.uniques import duplicate
 
@@ -806,7 +807,7 @@ def _audit(
     # Core rows for the audit log: the flush hook never sees bulk statements.
     return {
         "at": now,
-        "actor_id": session.info.get("actor_id"),
+        **actor_columns(session),
         "action": f"sync_{action}",
         "entity_type": Offer.__tablename__,
         "entity_id": offer_id,

@@ -24,6 +24,7 @@ def demo(tmp_path):
     env = {**os.environ, "BROKER_INSTANCE_PATH": str(tmp_path)}
     env.pop("BROKER_DATABASE_URL", None)
     env.pop("BROKER_CARRIERS_FILE", None)
+    env.pop("BROKER_WEBHOOK_ALLOWED_HOSTS", None)
     for code in ("TELECOM", "MOBILE", "UNICOM"):  # the carriers' simulators, on ports of their own
         env[f"BROKER_CARRIER_{code}_BASE_URL"] = f"http://127.0.0.1:{_free_port()}"
     process = subprocess.Popen(
@@ -72,6 +73,11 @@ def test_demo_serves_the_api_and_docs_with_the_printed_token(demo):
     assert {"smart_driving", "energy_management", "smart_healthcare"} <= {s["sector"] for s in startups}
     requests_ = requests.get(f"{base}/api/v1/requests?status=submitted", headers=headers, timeout=5)
     assert int(requests_.headers["X-Pagination"].split('"total": ')[1].split(",")[0]) > 10
+    # A webhook receiver on this machine is allowed in the demo; the metadata service never is.
+    local = requests.put(f"{base}/api/v1/me/webhook", json={"url": "http://127.0.0.1:9/hook"}, headers=headers, timeout=5)
+    assert local.status_code == 200, local.text
+    inside = requests.put(f"{base}/api/v1/me/webhook", json={"url": "http://169.254.169.254/"}, headers=headers, timeout=5)
+    assert inside.status_code == 422 and "url" in inside.json()["errors"]["json"]
     docs = requests.get(f"{base}/api/docs", timeout=5)
     assert docs.ok and "swagger-ui" in docs.text
     assert requests.get(f"{base}/api/openapi.json", timeout=5).json()["info"]["title"]

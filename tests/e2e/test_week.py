@@ -33,6 +33,7 @@ from broker.models import (
     SubsidyProgram,
 )
 from broker.models.workflow import Event
+from broker.netguard import DestinationGuard
 from broker.services import accounts, cycles, events, market
 from config import parse_carriers
 from scheduler.runner import Runner, enabled_jobs, run_due
@@ -108,7 +109,7 @@ def week(databases, tmp_path, simulators, monkeypatch):
     get_db(app).engine.dispose()
 
 
-def _populate(session, receiver_url):
+def _populate(session, receiver_url, guard):
     staff, _, _ = accounts.create_user(session, Role.staff, "科委审核员")
     for code in ("telecom", "mobile", "unicom"):
         accounts.register_carrier(session, code, code, code, [code])
@@ -137,7 +138,7 @@ def _populate(session, receiver_url):
         market.submit_request(session, account, {**ask, "attributes": {}, "purpose": "一周模拟", **window})
         if first_startup is None:
             first_startup = account
-            events.subscribe(session, account, receiver_url)
+            events.subscribe(session, account, receiver_url, guard)
     return staff, first_startup
 
 
@@ -157,7 +158,7 @@ def _lot_only_paid_offers_serve(session):
 def test_a_week_runs_by_itself(week, simulators):
     app, clock = week
     session = get_db(app).sessionmaker()
-    staff, watched = _populate(session, simulators["receiver"].url + "/hooks")
+    staff, watched = _populate(session, simulators["receiver"].url + "/hooks", DestinationGuard.from_config(app.config))
     secret = session.scalar(sa.text("SELECT secret FROM webhook_subscriptions"))
     session.rollback()
     runner, triggers = Runner(app, "week"), enabled_jobs(app)

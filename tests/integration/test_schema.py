@@ -218,3 +218,32 @@ def test_existing_offers_get_their_channel_and_withdrawer_from_the_audit_log(dat
         assert found == {external_id: expected for external_id, (_, _, _, expected) in cases.items()}
     finally:
         engine.dispose()
+
+
+def test_the_audit_log_stays_append_only_across_0007_up_and_down(databases):
+    """0007 adds audit_log.acting_staff_id; SQLite's batch mode rebuilds the table, which drops triggers."""
+    engine = create_engine(databases.create())
+
+    def refuses_changes() -> bool:
+        refused = 0
+        for statement in ("UPDATE audit_log SET action = 'forged'", "DELETE FROM audit_log"):
+            with engine.connect() as connection:
+                try:
+                    connection.execute(sa.text(statement))
+                except sa.exc.DatabaseError:
+                    refused += 1
+        return refused == 2
+
+    try:
+        upgrade(engine, "0004")
+        with engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO audit_log (at, action, entity_type, entity_id) VALUES (CURRENT_TIMESTAMP, 'create', 'x', 1)"))
+        upgrade(engine, "0007")
+        assert refuses_changes()
+        downgrade(engine, "0004")
+        assert refuses_changes()
+        with engine.connect() as connection:
+            assert connection.scalar(sa.text("SELECT count(*) FROM audit_log")) == 1
+    finally:
+        engine.dispose()

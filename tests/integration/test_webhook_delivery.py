@@ -10,10 +10,12 @@ import sqlalchemy as sa
 from werkzeug.wrappers import Request, Response
 
 from broker.models.workflow import DeliveryStatus, WebhookDelivery
+from broker.netguard import DestinationGuard
 from broker.services import events
 from tests.e2e.adapters.conftest import Simulator
 
 NOW = dt.datetime(2026, 12, 7, 1, 0, tzinfo=dt.timezone.utc)
+LOCAL = DestinationGuard.parse(["127.0.0.1"])  # the receivers below listen on 127.0.0.1
 
 
 class FlakyReceiver:
@@ -41,11 +43,11 @@ def test_delivery_is_signed_and_retried_with_back_off(client, session, make_acto
     try:
         startup, secret = _subscribed_event(client, session, make_actor, server.url + "/hook")
         with requests.Session() as http:
-            assert events.deliver_due(session, http, NOW) == {"delivered": 0, "retrying": 1, "failed": 0}
-            assert events.deliver_due(session, http, NOW + dt.timedelta(seconds=29))["retrying"] == 0  # not due yet
-            assert events.deliver_due(session, http, NOW + dt.timedelta(seconds=30))["retrying"] == 1
-            assert events.deliver_due(session, http, NOW + dt.timedelta(seconds=89)) == {"delivered": 0, "retrying": 0, "failed": 0}
-            assert events.deliver_due(session, http, NOW + dt.timedelta(seconds=90))["delivered"] == 1
+            assert events.deliver_due(session, http, NOW, guard=LOCAL) == {"delivered": 0, "retrying": 1, "failed": 0}
+            assert events.deliver_due(session, http, NOW + dt.timedelta(seconds=29), guard=LOCAL)["retrying"] == 0  # not due yet
+            assert events.deliver_due(session, http, NOW + dt.timedelta(seconds=30), guard=LOCAL)["retrying"] == 1
+            assert events.deliver_due(session, http, NOW + dt.timedelta(seconds=89), guard=LOCAL) == {"delivered": 0, "retrying": 0, "failed": 0}
+            assert events.deliver_due(session, http, NOW + dt.timedelta(seconds=90), guard=LOCAL)["delivered"] == 1
         delivery = session.scalar(sa.select(WebhookDelivery))
         assert delivery.status is DeliveryStatus.delivered and delivery.attempts == 3
         signature, body = receiver.received[-1]
@@ -65,7 +67,7 @@ def test_delivery_gives_up_after_its_attempts(client, session, make_actor):
         moment = NOW
         with requests.Session() as http:
             for _ in range(events.MAX_DELIVERY_ATTEMPTS):
-                events.deliver_due(session, http, moment)
+                events.deliver_due(session, http, moment, guard=LOCAL)
                 moment += dt.timedelta(days=1)
         delivery = session.scalar(sa.select(WebhookDelivery))
         assert delivery.status is DeliveryStatus.failed and delivery.attempts == events.MAX_DELIVERY_ATTEMPTS
