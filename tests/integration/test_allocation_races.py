@@ -54,7 +54,7 @@ def race(databases, tmp_path):
     session.commit()
     cycle = cycles.run_cycle(session, now(app)).cycle
     staff = session.get(Account, district.staff_id)
-    staff_token = accounts.issue_token(session, staff, staff.id)[1]
+    staff_token = accounts.issue_token(session, staff, staff.id, now(app))[1]
     pairs = []
     for account_id in district.startup_accounts:
         account = session.get(Account, account_id)
@@ -64,7 +64,7 @@ def race(databases, tmp_path):
             .order_by(Allocation.id)
         )
         if allocation is not None:
-            pairs.append((allocation.id, request.id, accounts.issue_token(session, staff, account_id)[1]))
+            pairs.append((allocation.id, request.id, accounts.issue_token(session, staff, account_id, now(app))[1]))
     session.close()
     assert len(pairs) >= 16
     yield url, app, tmp_path, staff_token, pairs

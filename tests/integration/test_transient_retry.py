@@ -29,7 +29,7 @@ def _proposal(app):
     district = build_district(session, offers=2, offer_quantity=100, startups=2, ask=50)
     cycle = cycles.run_cycle(session, now(app)).cycle
     staff = session.get(Account, district.staff_id)
-    token = accounts.issue_token(session, staff, staff.id)[1]
+    token = accounts.issue_token(session, staff, staff.id, now(app))[1]
     allocation = session.scalar(sa.select(Allocation).where(Allocation.cycle_id == cycle.id).order_by(Allocation.id))
     found = (token, allocation.id, allocation.offer_id)
     session.close()
