@@ -15,7 +15,7 @@ from adapters.simulators.cli import simulate_command
 from broker import create_app
 from broker.bench_sync import bench_sync
 from broker.clock import SHANGHAI
-from broker.db import get_db, get_session
+from broker.db import MAX_ID, get_db, get_session
 from broker.errors import DomainError
 from broker.matching.cli import bench_match_command, match_command
 from broker.models import Role
@@ -160,6 +160,27 @@ def carriers_add(code: str, name: str, adapter: str) -> None:
         _fail(error)
     click.echo(f"Registered carrier {carrier.code} ({carrier.name}) with adapter {carrier.adapter}.")
     click.echo(f"Token (shown once, store it now): {secret}")
+    click.echo(f"A new one, if this one is lost: broker carriers token {carrier.code}")
+
+
+@carriers_group.command("token")
+@click.argument("code")
+@with_migrated_database
+def carriers_token(code: str) -> None:
+    """Print a fresh token for carrier CODE, once (operator action, recorded in the audit log)."""
+    from broker.services.accounts import reissue_carrier_token
+
+    try:
+        token, secret = reissue_carrier_token(get_session(), code)
+    except DomainError as error:
+        _fail(error)
+    _print_reissued(token, secret, f"carrier {code}")
+
+
+def _print_reissued(token, secret: str, whose: str) -> None:  # noqa: ANN001
+    click.echo(f"New token {token.id} for {whose} (account {token.account_id}).")
+    click.echo(f"Token (shown once, store it now): {secret}")
+    click.echo("Earlier tokens of the account still work until revoked: broker tokens revoke ID")
 
 
 @carriers_group.command("list")
@@ -235,13 +256,32 @@ def carriers_sync_report(code: str, limit: int) -> None:
             )
 
 
+@main.group("startups")
+def startups_group() -> None:
+    """Startups (they register themselves through the API)."""
+
+
+@startups_group.command("token")
+@click.argument("startup_id", type=click.IntRange(1, MAX_ID))
+@with_migrated_database
+def startups_token(startup_id: int) -> None:
+    """Print a fresh token for startup STARTUP_ID, once (operator action, recorded in the audit log)."""
+    from broker.services.accounts import reissue_startup_token
+
+    try:
+        token, secret = reissue_startup_token(get_session(), startup_id)
+    except DomainError as error:
+        _fail(error)
+    _print_reissued(token, secret, f"startup {startup_id}")
+
+
 @main.group("tokens")
 def tokens_group() -> None:
     """API tokens."""
 
 
 @tokens_group.command("revoke")
-@click.argument("token_id", type=int)
+@click.argument("token_id", type=click.IntRange(1, MAX_ID))  # beyond: not an id, not an overflow
 @with_migrated_database
 def tokens_revoke(token_id: int) -> None:
     """Revoke a token by id (operator action, recorded in the audit log)."""

@@ -162,6 +162,30 @@ def revoke_token_as_operator(session: Session, token_id: int) -> ApiToken:
     return token
 
 
+def reissue_carrier_token(session: Session, code: str) -> tuple[ApiToken, str]:
+    """The operator, at the server's console, gets a fresh token for carrier `code`."""
+    account = session.scalar(sa.select(Account).join(Carrier, Account.carrier_id == Carrier.id).where(Carrier.code == code))
+    if account is None:
+        known = ", ".join(session.scalars(sa.select(Carrier.code).order_by(Carrier.code))) or "none"
+        raise NotFound(f"No carrier {code!r}; registered carriers: {known}.")
+    return _issue_at_console(session, account)
+
+
+def reissue_startup_token(session: Session, startup_id: int) -> tuple[ApiToken, str]:
+    """The operator, at the server's console, gets a fresh token for startup `startup_id`."""
+    account = session.scalar(sa.select(Account).where(Account.startup_id == startup_id))
+    if account is None:
+        raise NotFound(f"No startup {startup_id}.")
+    return _issue_at_console(session, account)
+
+
+def _issue_at_console(session: Session, account: Account) -> tuple[ApiToken, str]:
+    token, secret = _issue(session, account)
+    token.audit_as("issue_at_console")  # no signed-in actor: the audit entry names the console instead
+    session.commit()
+    return token, secret
+
+
 def issue_token(session: Session, actor: Account, account_id: int) -> tuple[ApiToken, str]:
     """A new token for an account (admins for anyone, staff for carriers and startups)."""
     require_role(actor, Role.staff, Role.admin)

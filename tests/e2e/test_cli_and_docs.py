@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from broker.cli import main
+from broker.models import AuditEntry
 
 CHECKOUT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -46,6 +47,50 @@ def test_tokens_revoke_from_the_console(app, client, make_actor):
     assert result.exit_code == 0, result.output
     assert client.get("/api/v1/me", headers=startup.headers).status_code == 401
     assert app.test_cli_runner().invoke(main, ["tokens", "revoke", "999999"]).exit_code == 2
+
+
+def test_carriers_add_points_to_carriers_token_which_prints_a_fresh_working_token(app, client, session):
+    runner = app.test_cli_runner()
+    added = runner.invoke(main, ["carriers", "add", "--code", "ctc", "--name", "中国电信", "--adapter", "telecom"])
+    assert "broker carriers token ctc" in added.output
+    first = {"Authorization": f"Bearer {_token(added.output)}"}
+    fresh = runner.invoke(main, ["carriers", "token", "ctc"])
+    assert fresh.exit_code == 0, fresh.output
+    headers = {"Authorization": f"Bearer {_token(fresh.output)}"}
+    assert _token(fresh.output) != _token(added.output)
+    me = client.get("/api/v1/me", headers=headers).json
+    assert me["role"] == "carrier" and me["carrier_id"] is not None
+    assert client.get("/api/v1/me", headers=first).status_code == 200  # the earlier one is not revoked
+    entry = session.scalar(sa.select(AuditEntry).where(AuditEntry.entity_type == "api_tokens")
+                           .order_by(AuditEntry.id.desc()))
+    assert entry.action == "issue_at_console" and entry.actor_id is None
+    assert entry.after["account_id"] == me["id"] and "token_hash" not in entry.after
+    unknown = runner.invoke(main, ["carriers", "token", "telegraph"])
+    assert unknown.exit_code == 2 and "No carrier 'telegraph'" in unknown.output and "ctc" in unknown.output
+
+
+def test_startups_token_prints_a_fresh_working_token(app, client, session, make_actor):
+    startup = make_actor("startup", verified=False)
+    runner = app.test_cli_runner()
+    fresh = runner.invoke(main, ["startups", "token", str(startup.startup_id)])
+    assert fresh.exit_code == 0, fresh.output
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {_token(fresh.output)}"}).json
+    assert me["startup_id"] == startup.startup_id
+    assert session.scalar(sa.select(AuditEntry.action).where(AuditEntry.entity_type == "api_tokens")
+                          .order_by(AuditEntry.id.desc())) == "issue_at_console"
+    for missing in ("999999", "0", "99999999999999999999999", "abc"):
+        result = runner.invoke(main, ["startups", "token", missing])
+        assert result.exit_code == 2 and "sab_" not in result.output, (missing, result.output)
+        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    assert runner.invoke(main, ["tokens", "revoke", "99999999999999999999999"]).exit_code == 2
+
+
+def test_the_readme_lists_the_token_commands():
+    readme = (CHECKOUT / "README.md").read_text()
+    commands = readme.split("## The `broker` command", 1)[1].split("###", 1)[0]
+    assert "`broker carriers token CODE`" in commands and "`broker startups token ID`" in commands
+    roles = readme.split("## Roles", 1)[1].split("##", 1)[0]
+    assert "broker carriers token" in roles
 
 
 def test_db_upgrade_brings_an_empty_database_to_head(databases, tmp_path):
@@ -86,8 +131,10 @@ def test_docs_page_uses_only_local_assets(client):
 DATABASE_COMMANDS = [
     ("carriers", "list"),
     ("carriers", "add", "--code", "ctc", "--name", "中国电信", "--adapter", "telecom"),
+    ("carriers", "token", "telecom"),
     ("carriers", "sync", "telecom"),
     ("carriers", "sync-report", "telecom"),
+    ("startups", "token", "1"),
     ("users", "create", "--role", "staff", "--name", "王审核"),
     ("tokens", "revoke", "1"),
     ("cycle", "run", "--dry-run"),
