@@ -41,7 +41,15 @@ VARIABLES: dict[str, str] = {
     "BROKER_MISFIRE_GRACE_SECONDS": "a firing missed while no scheduler ran is run once on start-up if younger than this; "
     "default 3600",
     "BROKER_MATCHING_TIME_LIMIT": "seconds the matching engine may take in a scheduled cycle; default 60",
+    "BROKER_DISTRICT_CONTACT": "whom a company reaches about its registration (named in the 409 on a credit code "
+    "that is already registered); default: the district science commission's office, from its published replies",
 }
+
+# From the commission's published replies (长科委〔2026〕12号): its office and switchboard, not a person.
+DEFAULT_DISTRICT_CONTACT = (
+    "长宁区科学技术委员会 (Changning District Science and Technology Commission), "
+    "tel. 021-22050983, 长宁路599号925室 (Room 925, 599 Changning Road)"
+)
 
 # Every scheduled job but the carriers' syncs (those follow each carrier's sync_schedule).
 DEFAULT_SCHEDULES: dict[str, str] = {
@@ -64,6 +72,7 @@ _DEFAULTS: dict[str, object] = {
     "SCHEDULES": DEFAULT_SCHEDULES,
     "MISFIRE_GRACE_SECONDS": 3600,
     "MATCHING_TIME_LIMIT": 60.0,
+    "DISTRICT_CONTACT": DEFAULT_DISTRICT_CONTACT,
 }
 
 # Outside production, carriers default to their simulators (`broker simulate CODE --port N`).
@@ -176,6 +185,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
         settings["SECRET_KEY"] = env["BROKER_SECRET_KEY"]
     if "BROKER_INSTANCE_PATH" in env:
         settings["INSTANCE_PATH"] = env["BROKER_INSTANCE_PATH"]
+    if env.get("BROKER_DISTRICT_CONTACT", "").strip():
+        settings["DISTRICT_CONTACT"] = env["BROKER_DISTRICT_CONTACT"].strip()
     if "BROKER_LOG_LEVEL" in env:
         settings["LOG_LEVEL"] = env["BROKER_LOG_LEVEL"].upper()
     if "BROKER_MAX_BODY_BYTES" in env:

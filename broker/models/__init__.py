@@ -3,6 +3,7 @@
 from broker.models.audit import Audited, AuditEntry
 from broker.models.enums import (
     LIGHTHOUSE_SECTORS,
+    TURNED_AWAY_STARTUP_STATUSES,
     AllocationStatus,
     CycleStatus,
     OfferStatus,
@@ -37,6 +38,7 @@ __all__ = [
     "WebhookDelivery",
     "WebhookSubscription",
     "LIGHTHOUSE_SECTORS",
+    "TURNED_AWAY_STARTUP_STATUSES",
     "Account",
     "Allocation",
     "AllocationStatus",

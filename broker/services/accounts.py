@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from broker.clock import SHANGHAI
 from broker.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
-from broker.models import Account, ApiToken, Carrier, Role, Startup
+from broker.models import TURNED_AWAY_STARTUP_STATUSES, Account, ApiToken, Carrier, Role, Startup
 from broker.models.parties import hash_token
+from config import DEFAULT_DISTRICT_CONTACT
 
 STAFF_ROLES = frozenset({Role.staff, Role.admin})
 
@@ -25,11 +28,22 @@ def authenticate(session: Session, secret: str) -> Account:
     """The account a bearer token belongs to, if the token is valid and not revoked."""
     token = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
     if token is None or not token.is_active:
-        raise NotAuthenticated("The token is unknown or revoked.")
+        raise NotAuthenticated("The token is unknown or revoked." + _turned_away_notice(token))
     return token.account
 
 
+def _turned_away_notice(token: ApiToken | None) -> str:
+    """What the holder of a turned-away startup's token is told: its only way to learn the reason."""
+    startup = token.account.startup if token is not None else None
+    if startup is None or not startup.is_turned_away or startup.reviewed_at is None:
+        return ""
+    when = startup.reviewed_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    return f" District staff {startup.status.value} this registration on {when} (Asia/Shanghai): {startup.rejection_reason}"
+
+
 def _issue(session: Session, account: Account) -> tuple[ApiToken, str]:
+    if account.startup is not None and account.startup.is_turned_away:
+        raise Conflict(f"Startup {account.startup.id} was {account.startup.status.value}: it gets no new token.")
     token, secret = ApiToken.issue(account)
     session.add(token)
     return token, secret
@@ -70,10 +84,25 @@ def register_carrier(
     return carrier, token, secret
 
 
-def register_startup(session: Session, data: dict[str, Any]) -> tuple[Startup, ApiToken, str]:
-    """A startup signing itself up: pending until staff verify it."""
-    if session.scalar(sa.select(Startup.id).where(Startup.uscc == data["uscc"])) is not None:
-        raise Conflict("A startup with this unified social credit code is already registered.")
+def uscc_taken_message(district_contact: str) -> str:
+    """The 409 on a credit code already registered: the real company learns whom to call."""
+    return (
+        "A startup with this unified social credit code is already registered. If the code is your "
+        f"company's and you did not register it, contact {district_contact}: staff remove a registration "
+        "made in another company's name, and you can then register."
+    )
+
+
+def register_startup(
+    session: Session, data: dict[str, Any], district_contact: str = DEFAULT_DISTRICT_CONTACT
+) -> tuple[Startup, ApiToken, str]:
+    """A startup signing itself up: pending until staff verify it. A code is free again once the
+    registration holding it is rejected or removed (the database's partial unique index says so too)."""
+    holder = sa.select(Startup.id).where(
+        Startup.uscc == data["uscc"], Startup.status.not_in(TURNED_AWAY_STARTUP_STATUSES)
+    )
+    if session.scalar(holder) is not None:
+        raise Conflict(uscc_taken_message(district_contact))
     startup = Startup(**data)
     account = Account(role=Role.startup, name=data["name"], startup=startup)
     session.add_all([startup, account])
@@ -114,13 +143,57 @@ def update_startup(session: Session, actor: Account, startup_id: int, changes: d
     return startup
 
 
+def _startup_to_decide(session: Session, actor: Account, startup_id: int) -> Startup:
+    """The startup staff decide on, its row locked: of two decisions at once, the second sees the first."""
+    require_role(actor, Role.staff, Role.admin)
+    startup = session.scalar(
+        sa.select(Startup).where(Startup.id == startup_id).with_for_update().execution_options(populate_existing=True)
+    )
+    if startup is None:
+        raise NotFound("No such startup.")
+    return startup
+
+
 def verify_startup(session: Session, actor: Account, startup_id: int) -> Startup:
     """Staff confirm a startup, which may then request resources."""
-    require_role(actor, Role.staff, Role.admin)
-    startup = get_startup(session, actor, startup_id)
-    startup.verify()
+    startup = _startup_to_decide(session, actor, startup_id)
+    startup.verify(actor.id)
     session.commit()
     return startup
+
+
+def reject_startup(session: Session, actor: Account, startup_id: int, reason: str, now: dt.datetime) -> Startup:
+    """Staff turn down a pending registration: its tokens end, and its code is free to register again."""
+    startup = _startup_to_decide(session, actor, startup_id)
+    startup.reject(actor.id, reason, now)
+    _end_tokens_and_requests(session, startup, f"startup rejected by district staff: {reason}", now)
+    session.commit()
+    return startup
+
+
+def remove_startup(session: Session, actor: Account, startup_id: int, reason: str, now: dt.datetime) -> Startup:
+    """Staff remove a registration made in another company's name (pending or verified): its tokens
+    and requests end, nothing is deleted, and the real company can register the code."""
+    startup = _startup_to_decide(session, actor, startup_id)
+    startup.remove(actor.id, reason, now)
+    _end_tokens_and_requests(session, startup, f"startup removed by district staff: {reason}", now)
+    session.commit()
+    return startup
+
+
+def _end_tokens_and_requests(session: Session, startup: Startup, why: str, now: dt.datetime) -> None:
+    """What turning a startup away ends besides its status: every token, every live request."""
+    from broker.services.market import end_requests_of  # market builds on this module
+
+    tokens = session.scalars(
+        sa.select(ApiToken)
+        .join(Account, ApiToken.account_id == Account.id)
+        .where(Account.startup_id == startup.id, ApiToken.revoked_at.is_(None))
+        .order_by(ApiToken.id)
+    )
+    for token in tokens:
+        token.revoke()
+    end_requests_of(session, startup.id, why, now)
 
 
 def list_carriers(session: Session) -> list[Carrier]:

@@ -24,6 +24,7 @@ from broker.models import (
     ResourceRequest,
     Role,
 )
+from broker.models.market import WITHDRAWABLE_REQUEST_STATUSES
 from broker.resources import KINDS
 from broker.services.accounts import STAFF_ROLES, require_role, require_verified_startup
 from broker.services.subsidies import Quote, quote
@@ -226,16 +227,34 @@ def withdraw_request(session: Session, actor: Account, request_id: int, now: dt.
     request = _visible_request(session, actor, request_id, for_update=True)
     if actor.role is not Role.startup:
         raise Forbidden("Only the startup that made a request withdraws it.")
+    end_request(session, request, "request withdrawn by the startup", now)
+    session.commit()
+    return request
+
+
+def end_request(session: Session, request: ResourceRequest, why: str, now: dt.datetime) -> None:
+    """Withdraw a request (locked by the caller) and end what it holds; every withdrawal comes here."""
     request.withdraw()
     for allocation in request.allocations:
         if allocation.status is AllocationStatus.proposed:
             release_hold(session, allocation.offer_id, allocation.quantity)
-            allocation.withdraw_proposal("request withdrawn by the startup")
+            allocation.withdraw_proposal(why)
         elif allocation.status is AllocationStatus.approved:
             release_hold(session, allocation.offer_id, allocation.quantity)
-            allocation.cancel("request withdrawn by the startup before provisioning", now)
-    session.commit()
-    return request
+            allocation.cancel(f"{why} before provisioning", now)
+
+
+def end_requests_of(session: Session, startup_id: int, why: str, now: dt.datetime) -> None:
+    """Withdraw every request of a startup that is still live (staff removing the startup)."""
+    live = session.scalars(
+        sa.select(ResourceRequest)
+        .where(ResourceRequest.startup_id == startup_id, ResourceRequest.status.in_(WITHDRAWABLE_REQUEST_STATUSES))
+        .order_by(ResourceRequest.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    for request in live:
+        end_request(session, request, why, now)
 
 
 def release_hold(session: Session, offer_id: int, quantity: Any) -> None:
