@@ -24,7 +24,8 @@ VARIABLES: dict[str, str] = {
     "BROKER_ENV": "development (default), test or production",
     "BROKER_DATABASE_URL": "SQLAlchemy URL; default: SQLite file broker.sqlite3 in the instance folder",
     "BROKER_SECRET_KEY": "secret for signing; required in production",
-    "BROKER_INSTANCE_PATH": "folder for the SQLite database and local files; default: ./instance",
+    "BROKER_INSTANCE_PATH": "folder for the SQLite database and local files; default: instance/ in the checkout "
+    "(an editable install), or <venv>/var/broker-instance when installed; never the current directory",
     "BROKER_MAX_BODY_BYTES": "largest accepted request body in bytes; default 1048576",
     "BROKER_LOG_LEVEL": "logging level; default INFO",
     "BROKER_TEST_DATABASE_URL": "tests only: a PostgreSQL server URL; the suite creates and drops its own database there",
