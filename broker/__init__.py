@@ -19,11 +19,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     settings = load_settings() if config is None else {**load_settings({}), **config}
     check_settings(settings)
-    instance_path = os.path.abspath(str(settings.get("INSTANCE_PATH") or os.path.join(os.getcwd(), "instance")))
-    app = Flask("broker", instance_path=instance_path)
+    # BROKER_INSTANCE_PATH, else Flask's own rule, which never looks at the current directory:
+    # the folder beside the package (an editable checkout's ./instance), or
+    # <prefix>/var/broker-instance when the broker is installed into an environment.
+    # Nothing is created here: `broker db upgrade` (and `broker demo`) make the folder and the file.
+    instance_path = settings.get("INSTANCE_PATH")
+    app = Flask("broker", instance_path=os.path.abspath(str(instance_path)) if instance_path else None)
     app.config.update(settings)
     if not app.config.get("DATABASE_URL"):
-        os.makedirs(app.instance_path, exist_ok=True)
         app.config["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "broker.sqlite3")
     if not app.config.get("SECRET_KEY"):
         # Development only (production refuses to start without one): a fresh key per process.

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, run_command, with_appcontext
 
 from adapters.simulators.cli import simulate_command
 from broker import create_app
 from broker.bench_sync import bench_sync
 from broker.clock import SHANGHAI
-from broker.db import get_db, get_session
+from broker.db import MAX_ID, get_db, get_session
 from broker.errors import DomainError
 from broker.matching.cli import bench_match_command, match_command
 from broker.models import Role
@@ -35,6 +38,50 @@ def _fail(error: DomainError) -> None:
     for field, problems in (error.errors or {}).items():
         click.echo(f"  {field}: {' '.join(map(str, problems))}", err=True)
     sys.exit(2)
+
+
+def _require_migrated_database() -> None:
+    """Stop with one line, not a traceback, if the app's database is not at the newest migration."""
+    from broker.migrations import schema_problem
+
+    session = get_session()
+    try:
+        problem = schema_problem(get_db().engine, session.connection)
+    finally:
+        session.rollback()  # hold no transaction (on SQLite: no write lock) while the command runs
+    if problem:
+        click.echo(f"Error: {problem}", err=True)
+        sys.exit(1)
+
+
+def with_migrated_database(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Like `with_appcontext`, for a command that uses the database: refuse one that is not migrated."""
+
+    @functools.wraps(command)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        _require_migrated_database()
+        return command(*args, **kwargs)
+
+    return with_appcontext(checked)
+
+
+def _checked_run_command() -> click.Command:
+    """Flask's `run`, refusing to serve an unmigrated database (every request would fail)."""
+    serve = run_command.callback
+    assert serve is not None
+
+    @functools.wraps(serve)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        app = click.get_current_context().ensure_object(ScriptInfo).load_app()
+        with app.app_context():
+            _require_migrated_database()
+        return serve(*args, **kwargs)
+
+    return click.Command(run_command.name, callback=run, params=run_command.params, help=run_command.help,
+                         short_help=run_command.short_help)
+
+
+main.add_command(_checked_run_command())
 
 
 def known_adapters() -> list[str]:
@@ -61,10 +108,14 @@ def db_upgrade(revision: str) -> None:
 @with_appcontext
 def db_current() -> None:
     """Print the database's schema revision."""
-    from broker.migrations import current_revision, head_revision
+    from broker.migrations import database_location, head_revision, revision_if_any
 
-    with get_db().engine.connect() as connection:
-        current = current_revision(connection)
+    engine, session = get_db().engine, get_session()
+    try:
+        current = revision_if_any(engine, session.connection)  # a missing SQLite file stays missing
+    finally:
+        session.rollback()
+    click.echo(f"database: {database_location(engine)}")
     click.echo(f"current: {current or 'empty database'}  head: {head_revision()}")
 
 
@@ -76,7 +127,7 @@ def users_group() -> None:
 @users_group.command("create")
 @click.option("--role", type=click.Choice([Role.staff.value, Role.admin.value]), required=True)
 @click.option("--name", required=True)
-@with_appcontext
+@with_migrated_database
 def users_create(role: str, name: str) -> None:
     """Create a staff or admin account and print its token, once."""
     from broker.services.accounts import create_user
@@ -98,7 +149,7 @@ def carriers_group() -> None:
 @click.option("--code", required=True, help="short code, e.g. telecom")
 @click.option("--name", required=True)
 @click.option("--adapter", required=True, help="a registered adapter name")
-@with_appcontext
+@with_migrated_database
 def carriers_add(code: str, name: str, adapter: str) -> None:
     """Register a carrier and print its token, once."""
     from broker.services.accounts import register_carrier
@@ -109,10 +160,31 @@ def carriers_add(code: str, name: str, adapter: str) -> None:
         _fail(error)
     click.echo(f"Registered carrier {carrier.code} ({carrier.name}) with adapter {carrier.adapter}.")
     click.echo(f"Token (shown once, store it now): {secret}")
+    click.echo(f"A new one, if this one is lost: broker carriers token {carrier.code}")
+
+
+@carriers_group.command("token")
+@click.argument("code")
+@with_migrated_database
+def carriers_token(code: str) -> None:
+    """Print a fresh token for carrier CODE, once (operator action, recorded in the audit log)."""
+    from broker.services.accounts import reissue_carrier_token
+
+    try:
+        token, secret = reissue_carrier_token(get_session(), code)
+    except DomainError as error:
+        _fail(error)
+    _print_reissued(token, secret, f"carrier {code}")
+
+
+def _print_reissued(token, secret: str, whose: str) -> None:  # noqa: ANN001
+    click.echo(f"New token {token.id} for {whose} (account {token.account_id}).")
+    click.echo(f"Token (shown once, store it now): {secret}")
+    click.echo("Earlier tokens of the account still work until revoked: broker tokens revoke ID")
 
 
 @carriers_group.command("list")
-@with_appcontext
+@with_migrated_database
 def carriers_list() -> None:
     """List registered carriers."""
     from broker.services.accounts import list_carriers
@@ -123,7 +195,7 @@ def carriers_list() -> None:
 
 @carriers_group.command("sync")
 @click.argument("code")
-@with_appcontext
+@with_migrated_database
 def carriers_sync(code: str) -> None:
     """Pull carrier CODE's whole catalogue through its adapter and apply it (exit 1 if it failed)."""
     from adapters.base import AdapterError
@@ -155,7 +227,7 @@ def _describe_sync(sync) -> str:  # noqa: ANN001
 @carriers_group.command("sync-report")
 @click.argument("code")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000), help="syncs to show")
-@with_appcontext
+@with_migrated_database
 def carriers_sync_report(code: str, limit: int) -> None:
     """Show carrier CODE's recent syncs, and what the latest one quarantined and kept."""
     from broker.services.sync import sync_report
@@ -184,14 +256,33 @@ def carriers_sync_report(code: str, limit: int) -> None:
             )
 
 
+@main.group("startups")
+def startups_group() -> None:
+    """Startups (they register themselves through the API)."""
+
+
+@startups_group.command("token")
+@click.argument("startup_id", type=click.IntRange(1, MAX_ID))
+@with_migrated_database
+def startups_token(startup_id: int) -> None:
+    """Print a fresh token for startup STARTUP_ID, once (operator action, recorded in the audit log)."""
+    from broker.services.accounts import reissue_startup_token
+
+    try:
+        token, secret = reissue_startup_token(get_session(), startup_id)
+    except DomainError as error:
+        _fail(error)
+    _print_reissued(token, secret, f"startup {startup_id}")
+
+
 @main.group("tokens")
 def tokens_group() -> None:
     """API tokens."""
 
 
 @tokens_group.command("revoke")
-@click.argument("token_id", type=int)
-@with_appcontext
+@click.argument("token_id", type=click.IntRange(1, MAX_ID))  # beyond: not an id, not an overflow
+@with_migrated_database
 def tokens_revoke(token_id: int) -> None:
     """Revoke a token by id (operator action, recorded in the audit log)."""
     from broker.services.accounts import revoke_token_as_operator
@@ -221,7 +312,7 @@ def cycle_group() -> None:
 @cycle_group.command("run")
 @click.option("--dry-run", is_flag=True, help="show what would be proposed; hold and write nothing")
 @click.option("--time-limit", type=click.FloatRange(0.1, 3600), help="seconds for the matching engine")
-@with_appcontext
+@with_migrated_database
 def cycle_run(dry_run: bool, time_limit: float | None) -> None:
     """Run a matching cycle now (as the operator), and print its outcome."""
     import json
@@ -256,7 +347,7 @@ def cycle_run(dry_run: bool, time_limit: float | None) -> None:
 
 
 @main.command("scheduler")
-@with_appcontext
+@with_migrated_database
 def scheduler_command() -> None:
     """Run the scheduled jobs in this process (production: one or more of these beside gunicorn)."""
     from scheduler.runner import SchedulerRefused, serve

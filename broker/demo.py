@@ -83,6 +83,8 @@ class DemoSummary:
             f"  OpenAPI:    {base_url}/api/openapi.json",
             f"  health:     {base_url}/healthz  {base_url}/readyz",
             f"  staff token (shown once): {self.staff_token}",
+            "  a carrier's or a startup's token: broker carriers token "
+            + "|".join(code for code, _, _ in CARRIERS) + ", broker startups token ID",
             f"  try:        curl -H 'Authorization: Bearer {self.staff_token}' '{base_url}/api/v1/offers?kind=gpu'",
         ]
         return "\n".join(lines)

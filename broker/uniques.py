@@ -19,7 +19,12 @@ from broker.errors import Conflict
 # Every unique constraint in the models has a line (tests/integration/test_uniques.py checks).
 UNIQUE_VIOLATIONS: dict[str, tuple[str, str]] = {
     "uq_carriers_code": ("code", "A carrier with this code already exists."),
-    "uq_startups_uscc": ("uscc", "A startup with this unified social credit code is already registered."),
+    "uq_startups_uscc_holder": (
+        "uscc",
+        "A startup with this unified social credit code is already registered. If the code is your company's "
+        "and you did not register it, contact {district_contact}: staff remove a registration made in another "
+        "company's name, and you can then register.",
+    ),
     "uq_api_tokens_token_hash": ("token", "A token with this secret already exists; issue another."),
     "uq_offers_carrier_id_external_id": (
         "external_id",
@@ -49,19 +54,22 @@ UNIQUE_VIOLATIONS: dict[str, tuple[str, str]] = {
 }
 
 
-def duplicate(constraint: str) -> Conflict:
-    """The 409 for a row that `constraint` already has, as a pre-check raises it."""
+def duplicate(constraint: str, **context: str) -> Conflict:
+    """The 409 for a row that `constraint` already has, as a pre-check raises it.
+
+    `context` fills a message's placeholders (`district_contact`: whom a company calls).
+    """
     field, message = UNIQUE_VIOLATIONS[constraint]
-    return Conflict(message, {field: ["Already exists."]})
+    return Conflict(message.format(**context) if context else message, {field: ["Already exists."]})
 
 
-def conflict_for(error: IntegrityError, metadata: sa.MetaData | None = None) -> Conflict | None:
+def conflict_for(error: IntegrityError, metadata: sa.MetaData | None = None, **context: str) -> Conflict | None:
     """The 409 for a unique violation, or None if `error` is another integrity failure (a bug)."""
     constraint = violated_constraint(error, metadata)
     if constraint is None:
         return None
     if constraint in UNIQUE_VIOLATIONS:
-        return duplicate(constraint)
+        return duplicate(constraint, **context)
     return Conflict("This already exists.", {constraint: ["Already exists."]})
 
 

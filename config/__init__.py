@@ -24,7 +24,8 @@ VARIABLES: dict[str, str] = {
     "BROKER_ENV": "development (default), test or production",
     "BROKER_DATABASE_URL": "SQLAlchemy URL; default: SQLite file broker.sqlite3 in the instance folder",
     "BROKER_SECRET_KEY": "secret for signing; required in production",
-    "BROKER_INSTANCE_PATH": "folder for the SQLite database and local files; default: ./instance",
+    "BROKER_INSTANCE_PATH": "folder for the SQLite database and local files; default: instance/ in the checkout "
+    "(an editable install), or <venv>/var/broker-instance when installed; never the current directory",
     "BROKER_MAX_BODY_BYTES": "largest accepted request body in bytes; default 1048576",
     "BROKER_LOG_LEVEL": "logging level; default INFO",
     "BROKER_TEST_DATABASE_URL": "tests only: a PostgreSQL server URL; the suite creates and drops its own database there",
@@ -46,7 +47,15 @@ VARIABLES: dict[str, str] = {
     "BROKER_SQLITE_BUSY_TIMEOUT": "SQLite only: seconds to wait for another writer before a try counts as failed; default 30",
     "BROKER_WEBHOOK_ALLOWED_HOSTS": "comma-separated host names, IP addresses or CIDR networks that webhooks may reach "
     "although they are not public (matched against the URL's host as written); default: none (`broker demo`: 127.0.0.1)",
+    "BROKER_DISTRICT_CONTACT": "whom a company reaches about its registration (named in the 409 on a credit code "
+    "that is already registered); default: the district science commission's office, from its published replies",
 }
+
+# From the commission's published replies (长科委〔2026〕12号): its office and switchboard, not a person.
+DEFAULT_DISTRICT_CONTACT = (
+    "长宁区科学技术委员会 (Changning District Science and Technology Commission), "
+    "tel. 021-22050983, 长宁路599号925室 (Room 925, 599 Changning Road)"
+)
 
 # Every scheduled job but the carriers' syncs (those follow each carrier's sync_schedule).
 DEFAULT_SCHEDULES: dict[str, str] = {
@@ -72,6 +81,7 @@ _DEFAULTS: dict[str, object] = {
     "TRANSIENT_RETRIES": 4,
     "SQLITE_BUSY_TIMEOUT": 30.0,
     "WEBHOOK_ALLOWED_HOSTS": (),
+    "DISTRICT_CONTACT": DEFAULT_DISTRICT_CONTACT,
 }
 
 # Outside production, carriers default to their simulators (`broker simulate CODE --port N`).
@@ -184,6 +194,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
         settings["SECRET_KEY"] = env["BROKER_SECRET_KEY"]
     if "BROKER_INSTANCE_PATH" in env:
         settings["INSTANCE_PATH"] = env["BROKER_INSTANCE_PATH"]
+    if env.get("BROKER_DISTRICT_CONTACT", "").strip():
+        settings["DISTRICT_CONTACT"] = env["BROKER_DISTRICT_CONTACT"].strip()
     if "BROKER_LOG_LEVEL" in env:
         settings["LOG_LEVEL"] = env["BROKER_LOG_LEVEL"].upper()
     if "BROKER_MAX_BODY_BYTES" in env:

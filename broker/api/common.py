@@ -67,7 +67,7 @@ def handle_integrity_error(error: IntegrityError) -> Any:
     session = g.get("db_session")
     if session is not None:
         session.rollback()
-    conflict = conflict_for(error)
+    conflict = conflict_for(error, district_contact=current_app.config["DISTRICT_CONTACT"])
     if conflict is None:
         return handle_unexpected(error)
     return handle_domain_error(conflict)

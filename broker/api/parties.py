@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from flask_smorest import Blueprint
 
 from broker.api.common import BEARER, SelectPage, current_account, no_store
@@ -13,6 +14,7 @@ from broker.schemas.parties import (
     AccountSchema,
     CarrierSchema,
     IssuedTokenSchema,
+    StartupDecisionSchema,
     StartupQuerySchema,
     StartupRegisteredSchema,
     StartupRegistrationSchema,
@@ -33,7 +35,7 @@ blp = Blueprint("parties", __name__, url_prefix="/api/v1", description="Startups
 @blp.response(201, StartupRegisteredSchema)
 def register_startup(data: dict[str, Any]) -> Any:
     """Register a startup (no sign-in); its token is in the response, once."""
-    startup, token, secret = accounts.register_startup(get_session(), data)
+    startup, token, secret = accounts.register_startup(get_session(), data, current_app.config["DISTRICT_CONTACT"])
     return {"startup": startup, "credentials": {"token": secret, "token_id": token.id, "account_id": token.account_id}}
 
 
@@ -70,6 +72,25 @@ def update_startup(changes: dict[str, Any], startup_id: int) -> Any:
 def verify_startup(startup_id: int) -> Any:
     """Staff: confirm a startup so it can request resources."""
     return accounts.verify_startup(get_session(), current_account(), startup_id)
+
+
+@blp.route("/startups/<int:startup_id>/reject", methods=["POST"])
+@blp.arguments(StartupDecisionSchema)
+@blp.response(200, StartupSchema)
+@blp.doc(security=BEARER)
+def reject_startup(data: dict[str, Any], startup_id: int) -> Any:
+    """Staff: turn down a pending registration with a reason; its tokens end and its code is free again."""
+    return accounts.reject_startup(get_session(), current_account(), startup_id, data["reason"], now())
+
+
+@blp.route("/startups/<int:startup_id>/remove", methods=["POST"])
+@blp.arguments(StartupDecisionSchema)
+@blp.response(200, StartupSchema)
+@blp.doc(security=BEARER)
+def remove_startup(data: dict[str, Any], startup_id: int) -> Any:
+    """Staff: remove a registration made in another company's name; its tokens and requests end,
+    nothing is deleted, and the real company can register the code."""
+    return accounts.remove_startup(get_session(), current_account(), startup_id, data["reason"], now())
 
 
 @blp.route("/carriers", methods=["GET"])

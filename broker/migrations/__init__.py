@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from alembic import command
@@ -21,7 +22,10 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
-    """Bring the database behind `engine` to `revision`."""
+    """Bring the database behind `engine` to `revision` (a SQLite file and its folder are made here)."""
+    path = sqlite_path(engine)
+    if path is not None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
     with engine.begin() as connection:
         command.upgrade(alembic_config(connection), revision)
 
@@ -37,3 +41,40 @@ def current_revision(connection: sa.Connection) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def sqlite_path(engine: sa.Engine) -> str | None:
+    """The file of a SQLite database (None for PostgreSQL or an in-memory SQLite)."""
+    if engine.url.get_backend_name() != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return None
+    return os.path.abspath(engine.url.database)
+
+
+def database_location(engine: sa.Engine) -> str:
+    """Where the database is, for people: a SQLite file's path, or the URL without its password."""
+    return sqlite_path(engine) or engine.url.render_as_string(hide_password=True)
+
+
+def revision_if_any(engine: sa.Engine, connect: Callable[[], sa.Connection]) -> str | None:
+    """The database's revision, None if it is empty; a SQLite file that does not exist is empty,
+    and is not created by asking (connecting to SQLite creates the file)."""
+    path = sqlite_path(engine)
+    if path is not None and not os.path.exists(path):
+        return None
+    return current_revision(connect())
+
+
+def schema_problem(engine: sa.Engine, connect: Callable[[], sa.Connection]) -> str | None:
+    """Why the database can't be used yet, in one line; None when it is migrated to head."""
+    where = database_location(engine)
+    try:
+        current = revision_if_any(engine, connect)
+    except sa.exc.OperationalError as error:
+        reason = str(error.orig or error).strip().splitlines()[0]
+        return f"the database at {where} cannot be reached ({reason})"
+    head = head_revision()
+    if current is None:
+        return f"the database at {where} is not migrated: run `broker db upgrade`"
+    if current != head:
+        return f"the database at {where} is at revision {current}, not {head}: run `broker db upgrade`"
+    return None

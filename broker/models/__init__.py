@@ -3,6 +3,7 @@
 from broker.models.audit import Audited, AuditEntry
 from broker.models.enums import (
     LIGHTHOUSE_SECTORS,
+    TURNED_AWAY_STARTUP_STATUSES,
     AllocationStatus,
     CycleStatus,
     OfferChannel,
@@ -47,6 +48,7 @@ __all__ = [
     "WebhookDelivery",
     "WebhookSubscription",
     "LIGHTHOUSE_SECTORS",
+    "TURNED_AWAY_STARTUP_STATUSES",
     "Account",
     "Allocation",
     "AllocationStatus",

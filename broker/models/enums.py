@@ -35,6 +35,12 @@ class StartupStatus(enum.StrEnum):
     pending = "pending"
     verified = "verified"
     suspended = "suspended"
+    rejected = "rejected"  # staff turned the registration down while it was pending
+    removed = "removed"  # staff found it made in another company's name (squatted), at any stage
+
+
+# A registration in one of these no longer holds its credit code: the company may register again.
+TURNED_AWAY_STARTUP_STATUSES = frozenset({StartupStatus.rejected, StartupStatus.removed})
 
 
 class OfferStatus(enum.StrEnum):

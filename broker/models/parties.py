@@ -13,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from broker.db import Base, Money, utcnow
 from broker.errors import Conflict
 from broker.models.audit import Audited
-from broker.models.enums import Role, Sector, StartupStatus, enum_column_type
+from broker.models.enums import TURNED_AWAY_STARTUP_STATUSES, Role, Sector, StartupStatus, enum_column_type
 
 TOKEN_PREFIX = "sab_"  # Silicon Alley Broker; makes a leaked token easy to recognise in scans
 MAX_TOKEN_LIFETIME = dt.timedelta(days=365)  # the furthest expiry a minted token may be given
@@ -32,12 +32,15 @@ class Carrier(Audited, Base):
     __table_args__ = (sa.CheckConstraint("code <> ''", name="code_not_empty"),)
 
 
+_TURNED_AWAY_SQL = ", ".join(f"'{s.value}'" for s in sorted(TURNED_AWAY_STARTUP_STATUSES))
+
+
 class Startup(Audited, Base):
     __tablename__ = "startups"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
-    uscc: Mapped[str] = mapped_column(sa.String(18), unique=True)  # 统一社会信用代码
+    uscc: Mapped[str] = mapped_column(sa.String(18))  # 统一社会信用代码: one holder, see __table_args__
     sector: Mapped[Sector] = mapped_column(enum_column_type(Sector))
     founded_on: Mapped[dt.date]
     headcount: Mapped[int]
@@ -55,24 +58,74 @@ class Startup(Audited, Base):
     )
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     verified_at: Mapped[dt.datetime | None]
+    # The latest staff decision on the registration (verified, rejected or removed): by whom, when;
+    # the audit log keeps every earlier one. No relationship: accounts already point at startups.
+    reviewed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id", use_alter=True))
+    reviewed_at: Mapped[dt.datetime | None]
+    rejection_reason: Mapped[str | None] = mapped_column(sa.Text)  # why it was rejected or removed
 
     __table_args__ = (
         sa.CheckConstraint("length(uscc) = 18", name="uscc_length"),
         sa.CheckConstraint("headcount >= 0", name="headcount_not_negative"),
         sa.CheckConstraint("cycle_budget IS NULL OR cycle_budget >= 0", name="cycle_budget_not_negative"),
+        sa.CheckConstraint(
+            f"(status IN ({_TURNED_AWAY_SQL})) = (rejection_reason IS NOT NULL)", name="turned_away_has_reason"
+        ),
+        sa.CheckConstraint("rejection_reason IS NULL OR reviewed_at IS NOT NULL", name="turned_away_has_review_time"),
+        # One registration holds a code; those turned away keep theirs, for the record, beside it.
+        sa.Index(
+            "uq_startups_uscc_holder",
+            "uscc",
+            unique=True,
+            sqlite_where=sa.text(f"status NOT IN ({_TURNED_AWAY_SQL})"),
+            postgresql_where=sa.text(f"status NOT IN ({_TURNED_AWAY_SQL})"),
+        ),
     )
 
     @property
     def is_verified(self) -> bool:
         return self.status is StartupStatus.verified
 
-    def verify(self) -> None:
+    @property
+    def is_turned_away(self) -> bool:
+        return self.status in TURNED_AWAY_STARTUP_STATUSES
+
+    def verify(self, by_id: int | None = None, now: dt.datetime | None = None) -> None:
         """Staff have checked the company: it may now request resources."""
         if self.status is StartupStatus.verified:
             raise Conflict("Startup is already verified.")
+        self._refuse_if_turned_away()
         self.audit_as("verify")
         self.status = StartupStatus.verified
-        self.verified_at = utcnow()
+        self.verified_at = now or utcnow()
+        self.reviewed_by_id, self.reviewed_at = by_id, self.verified_at
+
+    def reject(self, by_id: int | None, reason: str, now: dt.datetime) -> None:
+        """Staff turn down a pending registration; the caller ends its tokens. Its code is free again."""
+        self._refuse_if_turned_away()
+        if self.status is not StartupStatus.pending:
+            raise Conflict(
+                f"Startup {self.id} is {self.status.value}: only a pending registration is rejected "
+                "(remove one made in another company's name instead)."
+            )
+        self.audit_as("reject")
+        self._turn_away(StartupStatus.rejected, by_id, reason, now)
+
+    def remove(self, by_id: int | None, reason: str, now: dt.datetime) -> None:
+        """Staff found the registration made in another company's name, at any stage; the caller
+        ends its tokens and requests. Its code is free again for the real company."""
+        self._refuse_if_turned_away()
+        self.audit_as("remove")
+        self._turn_away(StartupStatus.removed, by_id, reason, now)
+
+    def _turn_away(self, status: StartupStatus, by_id: int | None, reason: str, now: dt.datetime) -> None:
+        self.status = status
+        self.rejection_reason = reason
+        self.reviewed_by_id, self.reviewed_at = by_id, now
+
+    def _refuse_if_turned_away(self) -> None:
+        if self.is_turned_away:
+            raise Conflict(f"Startup {self.id} was {self.status.value}; its company registers again instead.")
 
 
 class Account(Audited, Base):
@@ -88,7 +141,7 @@ class Account(Audited, Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     carrier: Mapped[Carrier | None] = relationship()
-    startup: Mapped[Startup | None] = relationship()
+    startup: Mapped[Startup | None] = relationship(foreign_keys=[startup_id])  # not startups.reviewed_by_id
 
     __table_args__ = (
         sa.CheckConstraint("(role = 'carrier') = (carrier_id IS NOT NULL)", name="carrier_role_has_carrier"),

@@ -60,6 +60,19 @@ class StartupSchema(BaseSchema):
     status = fields.Enum(StartupStatus, by_value=True)
     created_at = LocalDateTime()
     verified_at = LocalDateTime(allow_none=True)
+    reviewed_by_id = fields.Integer(allow_none=True, metadata={"description": "staff account of the latest decision"})
+    reviewed_at = LocalDateTime(allow_none=True)
+    rejection_reason = fields.String(allow_none=True, metadata={"description": "why it was rejected or removed"})
+
+
+class StartupDecisionSchema(BaseSchema):
+    """Staff turning a registration away say why; the startup is told."""
+
+    reason = fields.String(
+        required=True,
+        validate=[validate.Length(1, 2000), validate.Regexp(r"\S", error="Must not be blank.")],
+        metadata={"description": "why, in words the company understands; shown to it"},
+    )
 
 
 class StartupUpdateSchema(BaseSchema):

@@ -9,10 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from broker.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
-from broker.models import Account, ApiToken, Carrier, Role, Startup
+from broker.clock import SHANGHAI
+from broker.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from broker.models import TURNED_AWAY_STARTUP_STATUSES, Account, ApiToken, Carrier, Role, Startup
 from broker.models.parties import MAX_TOKEN_LIFETIME, hash_token
 from broker.uniques import duplicate
+from config import DEFAULT_DISTRICT_CONTACT
 
 STAFF_ROLES = frozenset({Role.staff, Role.admin})
 
@@ -27,15 +29,26 @@ def authenticate(session: Session, secret: str, now: dt.datetime) -> ApiToken:
     """The bearer token `secret` is, if it is valid, not revoked and not expired (its account signs in)."""
     token = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
     if token is None or not token.is_active:
-        raise NotAuthenticated("The token is unknown or revoked.")
+        raise NotAuthenticated("The token is unknown or revoked." + _turned_away_notice(token))
     if token.has_expired(now):
         raise NotAuthenticated("The token has expired.")
     return token
 
 
+def _turned_away_notice(token: ApiToken | None) -> str:
+    """What the holder of a turned-away startup's token is told: its only way to learn the reason."""
+    startup = token.account.startup if token is not None else None
+    if startup is None or not startup.is_turned_away or startup.reviewed_at is None:
+        return ""
+    when = startup.reviewed_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    return f" District staff {startup.status.value} this registration on {when} (Asia/Shanghai): {startup.rejection_reason}"
+
+
 def _issue(
     session: Session, account: Account, *, issued_by: Account | None = None, expires_at: dt.datetime | None = None
 ) -> tuple[ApiToken, str]:
+    if account.startup is not None and account.startup.is_turned_away:
+        raise Conflict(f"Startup {account.startup.id} was {account.startup.status.value}: it gets no new token.")
     token, secret = ApiToken.issue(account, issued_by=issued_by, expires_at=expires_at)
     session.add(token)
     return token, secret
@@ -76,12 +89,18 @@ def register_carrier(
     return carrier, token, secret
 
 
-def register_startup(session: Session, data: dict[str, Any]) -> tuple[Startup, ApiToken, str]:
-    """A startup signing itself up: pending until staff verify it."""
-    # The early, friendly answer; two registrations racing past it meet the unique constraint,
+def register_startup(
+    session: Session, data: dict[str, Any], district_contact: str = DEFAULT_DISTRICT_CONTACT
+) -> tuple[Startup, ApiToken, str]:
+    """A startup signing itself up: pending until staff verify it. A code is free again once the
+    registration holding it is rejected or removed (the database's partial unique index says so too)."""
+    # The early, friendly answer; two registrations racing past it meet the partial unique index,
     # which the API answers with the same 409 (broker.uniques).
-    if session.scalar(sa.select(Startup.id).where(Startup.uscc == data["uscc"])) is not None:
-        raise duplicate("uq_startups_uscc")
+    holder = sa.select(Startup.id).where(
+        Startup.uscc == data["uscc"], Startup.status.not_in(TURNED_AWAY_STARTUP_STATUSES)
+    )
+    if session.scalar(holder) is not None:
+        raise duplicate("uq_startups_uscc_holder", district_contact=district_contact)
     startup = Startup(**data)
     account = Account(role=Role.startup, name=data["name"], startup=startup)
     session.add_all([startup, account])
@@ -122,15 +141,57 @@ def update_startup(session: Session, actor: Account, startup_id: int, changes: d
     return startup
 
 
+def _startup_to_decide(session: Session, actor: Account, startup_id: int) -> Startup:
+    """The startup staff decide on, its row locked: of two decisions at once, the second sees the first."""
+    require_role(actor, Role.staff, Role.admin)
+    startup = session.scalar(
+        sa.select(Startup).where(Startup.id == startup_id).with_for_update().execution_options(populate_existing=True)
+    )
+    if startup is None:
+        raise NotFound("No such startup.")
+    return startup
+
+
 def verify_startup(session: Session, actor: Account, startup_id: int) -> Startup:
     """Staff confirm a startup, which may then request resources."""
-    require_role(actor, Role.staff, Role.admin)
-    startup = get_startup(session, actor, startup_id)
-    # Re-read under a row lock: a concurrent verify waits here, then finds it verified (409).
-    session.refresh(startup, with_for_update=True)
-    startup.verify()
+    startup = _startup_to_decide(session, actor, startup_id)
+    startup.verify(actor.id)
     session.commit()
     return startup
+
+
+def reject_startup(session: Session, actor: Account, startup_id: int, reason: str, now: dt.datetime) -> Startup:
+    """Staff turn down a pending registration: its tokens end, and its code is free to register again."""
+    startup = _startup_to_decide(session, actor, startup_id)
+    startup.reject(actor.id, reason, now)
+    _end_tokens_and_requests(session, startup, f"startup rejected by district staff: {reason}", now)
+    session.commit()
+    return startup
+
+
+def remove_startup(session: Session, actor: Account, startup_id: int, reason: str, now: dt.datetime) -> Startup:
+    """Staff remove a registration made in another company's name (pending or verified): its tokens
+    and requests end, nothing is deleted, and the real company can register the code."""
+    startup = _startup_to_decide(session, actor, startup_id)
+    startup.remove(actor.id, reason, now)
+    _end_tokens_and_requests(session, startup, f"startup removed by district staff: {reason}", now)
+    session.commit()
+    return startup
+
+
+def _end_tokens_and_requests(session: Session, startup: Startup, why: str, now: dt.datetime) -> None:
+    """What turning a startup away ends besides its status: every token, every live request."""
+    from broker.services.market import end_requests_of  # market builds on this module
+
+    tokens = session.scalars(
+        sa.select(ApiToken)
+        .join(Account, ApiToken.account_id == Account.id)
+        .where(Account.startup_id == startup.id, ApiToken.revoked_at.is_(None))
+        .order_by(ApiToken.id)
+    )
+    for token in tokens:
+        token.revoke()
+    end_requests_of(session, startup.id, why, now)
 
 
 def list_carriers(session: Session) -> list[Carrier]:
@@ -173,6 +234,30 @@ def revoke_token_as_operator(session: Session, token_id: int) -> ApiToken:
     token.revoke()
     session.commit()
     return token
+
+
+def reissue_carrier_token(session: Session, code: str) -> tuple[ApiToken, str]:
+    """The operator, at the server's console, gets a fresh token for carrier `code`."""
+    account = session.scalar(sa.select(Account).join(Carrier, Account.carrier_id == Carrier.id).where(Carrier.code == code))
+    if account is None:
+        known = ", ".join(session.scalars(sa.select(Carrier.code).order_by(Carrier.code))) or "none"
+        raise NotFound(f"No carrier {code!r}; registered carriers: {known}.")
+    return _issue_at_console(session, account)
+
+
+def reissue_startup_token(session: Session, startup_id: int) -> tuple[ApiToken, str]:
+    """The operator, at the server's console, gets a fresh token for startup `startup_id`."""
+    account = session.scalar(sa.select(Account).where(Account.startup_id == startup_id))
+    if account is None:
+        raise NotFound(f"No startup {startup_id}.")
+    return _issue_at_console(session, account)
+
+
+def _issue_at_console(session: Session, account: Account) -> tuple[ApiToken, str]:
+    token, secret = _issue(session, account)
+    token.audit_as("issue_at_console")  # no signed-in actor: the audit entry names the console instead
+    session.commit()
+    return token, secret
 
 
 def issue_token(

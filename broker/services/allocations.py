@@ -228,8 +228,8 @@ class PendingRelease:
     status: AllocationStatus
 
 
-def withdraw(session: Session, request: ResourceRequest, now: dt.datetime) -> list[PendingRelease]:
-    """The startup withdrew `request` (locked, and already marked withdrawn): its proposals end, its
+def withdraw(session: Session, request: ResourceRequest, why: str, now: dt.datetime) -> list[PendingRelease]:
+    """`request` was withdrawn (locked, and already marked so; `why` says by whom): its proposals end, its
     approved grants not yet sent are cancelled, and both give their capacity and subsidy back.
 
     What the carrier has set up, or is setting up, stays until the release run takes it back
@@ -239,10 +239,10 @@ def withdraw(session: Session, request: ResourceRequest, now: dt.datetime) -> li
     ended, pending = [], []
     for allocation in mine:
         if allocation.status is AllocationStatus.proposed:
-            allocation.withdraw_proposal("request withdrawn by the startup", now)
+            allocation.withdraw_proposal(why, now)
             ended.append((allocation, "allocation.withdrawn"))
         elif allocation.status is AllocationStatus.approved:
-            allocation.cancel("request withdrawn by the startup before provisioning", now)
+            allocation.cancel(f"{why} before provisioning", now)
             ended.append((allocation, "allocation.cancelled"))
         elif allocation.status in (AllocationStatus.provisioning, AllocationStatus.active):
             pending.append(PendingRelease(allocation.id, allocation.status))

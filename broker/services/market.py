@@ -25,6 +25,7 @@ from broker.models import (
     ResourceRequest,
     Role,
 )
+from broker.models.market import WITHDRAWABLE_REQUEST_STATUSES
 from broker.resources import KINDS
 from broker.services import allocations
 from broker.services.accounts import STAFF_ROLES, require_role, require_verified_startup
@@ -247,10 +248,31 @@ def withdraw_request(
     request = _visible_request(session, actor, request_id, for_update=True)
     if actor.role is not Role.startup:
         raise Forbidden("Only the startup that made a request withdraws it.")
-    request.withdraw()
-    pending = allocations.withdraw(session, request, now)
+    pending = end_request(session, request, "request withdrawn by the startup", now)
     session.commit()
     return Withdrawal(request, [_release_notice(p, next_release_run) for p in pending])
+
+
+def end_request(
+    session: Session, request: ResourceRequest, why: str, now: dt.datetime
+) -> list[allocations.PendingRelease]:
+    """Withdraw a request (locked by the caller) and end what it holds, giving capacity and subsidy
+    back; every withdrawal comes here. Returns what the carrier still has to take back."""
+    request.withdraw()
+    return allocations.withdraw(session, request, why, now)
+
+
+def end_requests_of(session: Session, startup_id: int, why: str, now: dt.datetime) -> None:
+    """Withdraw every request of a startup that is still live (staff removing the startup)."""
+    live = session.scalars(
+        sa.select(ResourceRequest)
+        .where(ResourceRequest.startup_id == startup_id, ResourceRequest.status.in_(WITHDRAWABLE_REQUEST_STATUSES))
+        .order_by(ResourceRequest.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    for request in live:
+        end_request(session, request, why, now)
 
 
 def _release_notice(pending: allocations.PendingRelease, due: dt.datetime | None) -> PendingReleaseNotice:

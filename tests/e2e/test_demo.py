@@ -57,6 +57,7 @@ def demo(tmp_path):
 def test_demo_serves_the_api_and_docs_with_the_printed_token(demo):
     base, token, output, instance = demo
     assert "上海硅巷资源撮合平台" in output and f"{base}/api/docs" in output
+    assert "broker carriers token telecom|mobile|unicom" in output  # how to sign in as a demo carrier
     assert (instance / "broker.sqlite3").exists()
     headers = {"Authorization": f"Bearer {token}"}
     assert requests.get(f"{base}/readyz", timeout=5).json()["status"] == "ok"

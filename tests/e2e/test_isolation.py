@@ -73,6 +73,12 @@ CASES = [
     ("startup_b", "POST", "/api/v1/offers/{offer}/withdraw", 403),
     ("startup_b", "POST", "/api/v1/accounts/{account_a}/tokens", 403),
     ("unverified", "POST", "/api/v1/requests", 403),
+    ("anonymous", "POST", "/api/v1/startups/{unverified}/reject", 401),
+    ("anonymous", "POST", "/api/v1/startups/{startup_a}/remove", 401),
+    ("unverified", "POST", "/api/v1/startups/{unverified}/reject", 403),
+    ("startup_b", "POST", "/api/v1/startups/{unverified}/reject", 403),
+    ("startup_b", "POST", "/api/v1/startups/{startup_a}/remove", 403),
+    ("carrier_a", "POST", "/api/v1/startups/{startup_a}/remove", 403),
     ("unverified", "POST", "/api/v1/startups/{unverified}/verify", 403),
     ("carrier_a", "GET", "/api/v1/requests/{req}", 404),
     ("carrier_a", "GET", "/api/v1/requests", 403),
@@ -118,6 +124,8 @@ def test_role_matrix(client, session, world, who, method, path, status):
         body = ask()
     elif method == "POST" and path == "/api/v1/offers":
         body = {"offers": [gpu_offer("a-lot", quantity="5")]}
+    elif method == "POST" and path.endswith(("/reject", "/remove")):
+        body = {"reason": "squatted"}
     before = _snapshot(session, world)
     response = client.open(url, method=method, json=body, headers=headers)
     assert response.status_code == status, response.get_data(as_text=True)
