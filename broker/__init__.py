@@ -29,7 +29,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # Development only (production refuses to start without one): a fresh key per process.
         app.config["SECRET_KEY"] = secrets.token_hex(32)
     app.config.update(_api_settings())
-    app.json.sort_keys = False  # keep the schemas' field order in responses
+    from broker.api.common import JSONProvider
+
+    app.json = JSONProvider(app)
     logging.getLogger("broker").setLevel(str(app.config["LOG_LEVEL"]))
 
     from broker import db

@@ -6,7 +6,8 @@ import logging
 from typing import Any
 
 import sqlalchemy as sa
-from flask import g, request
+from flask import current_app, g, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Page
 from werkzeug.exceptions import HTTPException
@@ -31,6 +32,28 @@ class IdConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Responses in UTF-8 (Chinese text as itself, not \\uXXXX escapes), fields in schema order."""
+
+    ensure_ascii = False
+    sort_keys = False
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        text = super().dumps(obj, **kwargs)
+        if not text.isascii() and not _encodes(text):
+            # A lone surrogate can't be sent as UTF-8; escaped, it is still valid JSON.
+            text = super().dumps(obj, **{**kwargs, "ensure_ascii": True})
+        return text
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Api(SmorestApi):
     def handle_http_exception(self, error: HTTPException) -> Any:
         # flask-smorest drops the exception's own headers (a 405 would lose Allow).
@@ -40,7 +63,38 @@ class Api(SmorestApi):
         merged.update(headers or {})
         if status == 500:
             payload["message"] = "Internal error; it has been logged."
+        # The README promises a message with every refusal; webargs and werkzeug give none.
+        payload.setdefault("message", _http_message(error, payload.get("errors")))
         return payload, status, merged
+
+
+def _http_message(error: HTTPException, errors: Any) -> str:
+    if isinstance(errors, dict) and errors:
+        return _summary(errors)
+    if error.code == 404:
+        return f"Nothing is at {request.path}; see /api/docs for the API."
+    if error.code == 405:
+        allowed = ", ".join(sorted(getattr(error, "valid_methods", None) or ()))
+        return f"{request.method} is not allowed on {request.path}; allowed: {allowed}."
+    if error.code == 413:
+        return (
+            f"The request is too large: a body may have at most {current_app.config['MAX_CONTENT_LENGTH']} bytes "
+            f"(BROKER_MAX_BODY_BYTES), a form field {current_app.config['MAX_FORM_MEMORY_SIZE']}."
+        )
+    return error.description or error.name
+
+
+def _summary(errors: dict[str, Any], most: int = 8) -> str:
+    """"Invalid json: kind, quantity." from {"json": {"kind": [...], "quantity": [...]}}."""
+    parts = []
+    for location, problems in errors.items():
+        if isinstance(problems, dict):
+            names = [str(name) for name in problems]
+            shown = ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+            parts.append(f"Invalid {location}: {shown}.")
+        elif isinstance(problems, list):
+            parts.append(" ".join(str(p) for p in problems[:most]))
+    return " ".join(parts) or "The request is invalid."
 
 
 def handle_domain_error(error: DomainError) -> Any:
