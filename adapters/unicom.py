@@ -27,6 +27,8 @@ from typing import Any, ClassVar, Iterator, Mapping
 import requests
 from requests.auth import HTTPBasicAuth
 
+from broker import inputs
+
 from adapters.base import (
     AdapterError,
     Feature,
@@ -240,7 +242,7 @@ class UnicomAdapter(HttpCarrierAdapter):
 
     def _error_message(self, response: requests.Response) -> str:
         try:
-            body = response.json()
+            body = inputs.loads(response.content)
             return f"[{body['err_code']}] {body['err_msg']}"
         except (ValueError, KeyError, TypeError):
             return super()._error_message(response)

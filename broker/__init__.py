@@ -73,7 +73,7 @@ def _register_api(app: Flask) -> None:
     from flask_smorest.spec.plugins import integerconverter2paramschema
 
     from broker.api import carriers, cycles, health, market, parties, policy
-    from broker.api.common import Api, IdConverter, handle_domain_error, handle_unexpected
+    from broker.api.common import Api, IdConverter, handle_domain_error, handle_unexpected, refuse_oversized_json
     from broker.errors import DomainError
 
     app.url_map.converters["int"] = IdConverter
@@ -82,6 +82,7 @@ def _register_api(app: Flask) -> None:
     for blueprint in (parties.blp, market.blp, policy.blp, carriers.blp, cycles.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)
+    app.before_request(refuse_oversized_json)
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(Exception, handle_unexpected)
     app.extensions["broker.api"] = api

@@ -13,8 +13,9 @@ from flask_smorest import Page
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
+from broker import inputs
 from broker.db import MAX_ID, get_session
-from broker.errors import DomainError, NotAuthenticated
+from broker.errors import BadRequest, DomainError, NotAuthenticated
 from broker.models import Account
 from broker.services import accounts
 
@@ -44,6 +45,9 @@ class JSONProvider(DefaultJSONProvider):
             # A lone surrogate can't be sent as UTF-8; escaped, it is still valid JSON.
             text = super().dumps(obj, **{**kwargs, "ensure_ascii": True})
         return text
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return inputs.loads(s, **kwargs)
 
 
 def _encodes(text: str) -> bool:
@@ -97,12 +101,29 @@ def _summary(errors: dict[str, Any], most: int = 8) -> str:
     return " ".join(parts) or "The request is invalid."
 
 
+def refuse_oversized_json() -> None:
+    """Before any view: a JSON body nested too deeply or holding an absurdly long number is a 400.
+
+    webargs hands bodies to json.loads, which recurses once per level (RecursionError, a 500)
+    and raises a plain ValueError past 4300 digits; this reads the body lexically first.
+    """
+    if not request.is_json:
+        return
+    try:
+        text = request.get_data(cache=True).decode("utf-8")
+    except UnicodeDecodeError:
+        return  # not JSON at all: webargs answers 400 "Invalid JSON body."
+    error = inputs.json_limit_error(text)
+    if error is not None:
+        raise BadRequest(error.message, error.errors())
+
+
 def handle_domain_error(error: DomainError) -> Any:
     """Every refusal a service raises becomes one JSON shape with its status."""
     status = error.status_code
     payload: dict[str, Any] = {"code": status, "status": _STATUS_NAMES.get(status, "Error"), "message": error.message}
     if error.errors:
-        payload["errors"] = {"json": error.errors}
+        payload["errors"] = {error.location: error.errors}
     headers = {"WWW-Authenticate": 'Bearer realm="broker"'} if status == 401 else {}
     return payload, status, headers
 

@@ -4,7 +4,17 @@ Each case is sent through HTTP to the real app on the test database (SQLite, or 
 BROKER_TEST_DATABASE_URL: PostgreSQL is where a NUL used to become a 500).
 """
 
+import pytest
+import sqlalchemy as sa
+
+from broker.inputs import MAX_JSON_DEPTH, MAX_NUMBER_DIGITS
+from broker.models import ResourceRequest, Startup
 from tests.e2e.test_requests import ask
+
+
+def _count(session, model):
+    session.expire_all()
+    return session.scalar(sa.select(sa.func.count()).select_from(model))
 
 
 def _refusal(response, status):
@@ -14,6 +24,49 @@ def _refusal(response, status):
     body = response.json
     assert body["code"] == status and body["status"] and body["message"], body
     return body
+
+
+# ------------------------------------------------------------------ JSON depth and number length
+
+
+def test_json_nested_a_thousand_deep_is_a_400_even_without_signing_in(client, session):
+    before = _count(session, Startup)
+    deep = "[" * 1000 + "]" * 1000  # 2 KB
+    body = _refusal(client.post("/api/v1/startups", data=deep, content_type="application/json"), 400)
+    assert f"deeper than {MAX_JSON_DEPTH}" in body["message"]
+    inside = '{"name": ' + "[" * 1000 + "]" * 1000 + "}"
+    body = _refusal(client.post("/api/v1/startups", data=inside, content_type="application/json"), 400)
+    assert "name" in body["errors"]["json"], body
+    assert _count(session, Startup) == before
+
+
+def test_a_body_just_inside_the_depth_limit_reaches_the_schema(client, make_actor):
+    startup = make_actor("startup")
+    nested = "[" * (MAX_JSON_DEPTH - 1) + "]" * (MAX_JSON_DEPTH - 1)
+    response = client.post("/api/v1/requests", data='{"purpose": ' + nested + "}", headers={
+        **startup.headers, "Content-Type": "application/json"})
+    body = _refusal(response, 422)
+    assert "purpose" in body["errors"]["json"]
+
+
+@pytest.mark.parametrize("number", ["1" * 5001, "1" * 5001 + ".5", "0." + "1" * 5001, "-" + "9" * 4301])
+def test_numbers_with_thousands_of_digits_are_a_400_naming_the_field(client, session, make_actor, number):
+    startup = make_actor("startup")
+    text = '{"kind": "gpu", "quantity": ' + number + ', "window_start": "2026-12-10", "window_end": "2026-12-20"}'
+    body = _refusal(client.post("/api/v1/requests", data=text, headers={
+        **startup.headers, "Content-Type": "application/json"}), 400)
+    assert f"at most {MAX_NUMBER_DIGITS}" in body["message"]
+    assert "quantity" in body["errors"]["json"], body
+    assert _count(session, ResourceRequest) == 0
+
+
+def test_numbers_in_strings_and_ordinary_numbers_are_untouched(client, make_actor):
+    startup = make_actor("startup")
+    created = client.post("/api/v1/requests", json=ask(quantity=0.30000000000000004, purpose="9" * 1500),
+                          headers=startup.headers)
+    # A float of 17 digits is within the limit, and digits in a string are text: the schema answers.
+    body = _refusal(created, 422)
+    assert "decimal places" in str(body["errors"]["json"]["quantity"]) and "purpose" not in body["errors"]["json"]
 
 
 # ------------------------------------------------------------------ every refusal has a message
