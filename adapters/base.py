@@ -16,6 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
+from broker.inputs import text_problem
 from broker.resources import (
     KINDS,
     MAX_QUANTITY,
@@ -206,10 +207,14 @@ class OfferRecord:
             return "missing external id"
         if len(self.external_id) > 200:
             return "external id longer than 200 characters"
+        if text_problem(self.external_id):
+            return f"external id: {text_problem(self.external_id)}"
         if self.kind not in KINDS:
             return f"unknown kind {self.kind!r}; valid kinds: {', '.join(KINDS)}"
         if not isinstance(self.region, str) or not self.region.strip():
             return "missing region"
+        if text_problem(self.region):
+            return f"region: {text_problem(self.region)}"
         for name, value in self.attributes.items():
             problem = attribute_problem(self.kind, name, value)
             if problem:
@@ -300,6 +305,13 @@ class UsageRecord:
     kind: str
     quantity: Decimal
     recorded_at: datetime  # timezone-aware
+
+    def __post_init__(self) -> None:
+        for name in ("external_id", "allocation_id", "carrier_reference"):
+            value = getattr(self, name)
+            problem = text_problem(value) if isinstance(value, str) else f"{name} is not text"
+            if problem:
+                raise RecordError(f"{name}: {problem}")
 
 
 @dataclass

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Mapping
 
+from broker.inputs import text_problem
+
 # Scales of the exact decimals we store (see broker.db.ScaledDecimal): quantities to a
 # thousandth of a unit, money to the fen, unit prices to a hundredth of a fen.
 QUANTITY_PLACES = 3
@@ -119,4 +121,4 @@ def attribute_problem(kind: str, name: str, value: object) -> str | None:
         return "Must be a non-empty string."
     if len(value) > 100:
         return "Longer than 100 characters."
-    return None
+    return text_problem(value)  # a NUL stored in a JSON attribute breaks every search on PostgreSQL

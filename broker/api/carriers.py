@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app, request
 from flask_smorest import Blueprint
 
-from broker.api.common import BEARER, SelectPage, current_account
+from broker.api.common import BEARER, SelectPage, current_account, signature_headers
 from broker.db import get_session, utcnow
 from broker.errors import InvalidInput
 from broker.schemas.sync import CatalogFileSchema, QuarantinedRecordSchema, SyncConflictSchema, SyncSchema
@@ -88,5 +88,5 @@ def upload_catalog(files: dict[str, Any], carrier_code: str) -> Any:
 def receive_webhook(carrier_code: str) -> Any:
     """A carrier pushes changed offers, signed with HMAC-SHA256 over timestamp and body."""
     return sync.receive_webhook(
-        get_session(), carrier_code, _adapters(), dict(request.headers), request.get_data(), utcnow()
+        get_session(), carrier_code, _adapters(), signature_headers(), request.get_data(), utcnow()
     )

@@ -143,10 +143,28 @@ _STATUS_NAMES = {
 }
 
 
+def request_header(name: str) -> str | None:
+    """A header the broker reads; one that isn't storable text (a NUL, a lone surrogate) is a 400 naming it."""
+    value = request.headers.get(name)
+    if value is not None:
+        problem = inputs.text_problem(value)
+        if problem:
+            raise BadRequest(f"The {name} header can't be read: {problem}", {name: [problem]}, location="headers")
+    return value
+
+
+def signature_headers() -> dict[str, str]:
+    """The headers a carrier's webhook is checked with: every X-… one read by request_header."""
+    for name in request.headers.keys():
+        if name.lower().startswith("x-"):
+            request_header(name)
+    return dict(request.headers)
+
+
 def current_account() -> Account:
     """The account whose bearer token came with this request; 401 without a valid one."""
     if "account" not in g:
-        scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+        scheme, _, secret = (request_header("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise NotAuthenticated("Sign in: send Authorization: Bearer <token>.")
         session = get_session()

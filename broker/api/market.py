@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
 from flask_smorest import Blueprint
 
-from broker.api.common import BEARER, SelectPage, current_account
+from broker.api.common import BEARER, SelectPage, current_account, request_header
 from broker.clock import now
 from broker.db import get_session
 from broker.errors import InvalidInput
@@ -76,7 +75,7 @@ def withdraw_offer(offer_id: int) -> Any:
 
 
 def _idempotency_key() -> str | None:
-    key = request.headers.get("Idempotency-Key")
+    key = request_header("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
         raise InvalidInput("Idempotency-Key must be 1-255 characters.", {"Idempotency-Key": ["Wrong length."]})
     return key

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broker.db import Base, Quantity, utcnow
 from broker.errors import Conflict
+from broker.inputs import scrub
 from broker.models.audit import Audited
 from broker.models.enums import enum_column_type
 from broker.models.parties import Carrier
@@ -90,7 +91,7 @@ class CarrierSync(Audited, Base):
             raise Conflict(f"Sync {self.id} is already {self.status.value}.")
         self.audit_as("fail")
         self.status = SyncStatus.failed
-        self.error = error[:2000] or "failed"
+        self.error = scrub(error)[:2000] or "failed"  # a carrier's message may hold a NUL
         self.finished_at = finished_at
 
 

@@ -8,7 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from broker.inputs import MAX_JSON_DEPTH, MAX_NUMBER_DIGITS
-from broker.models import ResourceRequest, Startup
+from broker.models import Account, IdempotencyRecord, Offer, ResourceRequest, Startup
+from tests.conftest import startup_payload
+from tests.e2e.test_offers import gpu_offer, publish
 from tests.e2e.test_requests import ask
 
 
@@ -69,6 +71,85 @@ def test_numbers_in_strings_and_ordinary_numbers_are_untouched(client, make_acto
     assert "decimal places" in str(body["errors"]["json"]["quantity"]) and "purpose" not in body["errors"]["json"]
 
 
+# ------------------------------------------------------------------ NUL and lone surrogates
+
+
+NUL, SURROGATE = "a\u0000b", "\\ud800"  # the surrogate goes in as a JSON escape
+
+
+@pytest.mark.parametrize("where", ["purpose", "regions", "attribute-value", "attribute-name"])
+@pytest.mark.parametrize("bad", ["nul", "surrogate"])
+def test_nul_and_unpaired_surrogates_in_a_request_are_refused_naming_the_field(client, session, make_actor, where, bad):
+    startup = make_actor("startup")
+    marker = "BAD"
+    body = {
+        "purpose": ask(purpose=marker),
+        "regions": ask(regions=["sh", marker]),
+        "attribute-value": ask(attributes={"gpu_model": [marker]}),
+        "attribute-name": ask(attributes={marker: ["H100"]}),
+    }[where]
+    import json
+
+    text = json.dumps(body, ensure_ascii=False).replace(marker, "a\\u0000b" if bad == "nul" else SURROGATE)
+    response = client.post("/api/v1/requests", data=text.encode(), headers={
+        **startup.headers, "Content-Type": "application/json"})
+    errors = _refusal(response, 422)["errors"]["json"]
+    if where == "purpose":
+        assert "NUL" in errors["purpose"][0] or "surrogate" in errors["purpose"][0]
+    elif where == "regions":
+        assert list(errors["regions"]) == ["1"]
+    elif where == "attribute-value":
+        assert list(errors["attributes"]) == ["gpu_model"]
+    else:
+        (name,) = errors["attributes"]
+        assert name in ("a\\u0000b", "\\ud800") and "field name" in str(errors["attributes"][name])
+    assert _count(session, ResourceRequest) == 0
+
+
+def test_nul_in_a_registration_is_refused_without_signing_in(client, session):
+    before = _count(session, Account)
+    response = client.post("/api/v1/startups", json={**startup_payload(41), "name": "上海\u0000科技"})
+    assert "name" in _refusal(response, 422)["errors"]["json"]
+    assert _count(session, Account) == before
+
+
+def test_a_carrier_cannot_publish_an_offer_with_nul_in_an_attribute(client, session, make_actor):
+    carrier, startup = make_actor("carrier"), make_actor("startup")
+    response = publish(client, carrier, gpu_offer("nul", attributes={"gpu_model": "H1\u000000"}))
+    assert "attributes" in _refusal(response, 422)["errors"]["json"]["offers"]["0"]
+    assert _count(session, Offer) == 0
+    search = client.get("/api/v1/offers?kind=gpu&attribute=gpu_model:H100", headers=startup.headers)
+    assert search.status_code == 200 and search.json == []
+
+
+def test_nul_in_a_query_string_is_refused_naming_the_parameter(client, make_actor):
+    startup = make_actor("startup")
+    body = _refusal(client.get("/api/v1/offers?region=sh%00x", headers=startup.headers), 422)
+    assert "region" in body["errors"]["query"]
+    body = _refusal(client.get("/api/v1/offers?kind=gpu&attribute=gpu_model:H%00100", headers=startup.headers), 422)
+    assert "attribute" in body["errors"]["query"]
+
+
+@pytest.mark.parametrize("value", ["k\x00", "\ud800"])
+def test_a_bad_idempotency_key_is_a_400_naming_the_header(client, session, make_actor, value):
+    startup = make_actor("startup")
+    response = client.post("/api/v1/requests", json=ask(), headers={**startup.headers, "Idempotency-Key": value})
+    body = _refusal(response, 400)
+    assert "Idempotency-Key" in body["errors"]["headers"] and "Idempotency-Key" in body["message"]
+    assert _count(session, ResourceRequest) == 0 and _count(session, IdempotencyRecord) == 0
+
+
+@pytest.mark.parametrize("value", ["Bearer sab_\x00", "Bearer \ud800"])
+def test_a_bad_authorization_header_is_a_400_naming_it(client, value):
+    body = _refusal(client.get("/api/v1/me", headers={"Authorization": value}), 400)
+    assert "Authorization" in body["errors"]["headers"]
+
+
+def test_bad_carrier_signature_headers_are_a_400_naming_them(client):
+    response = client.post("/api/v1/webhooks/telecom", data=b"{}", headers={"X-CTC-Signature": "sha256=\x00"})
+    assert [name.lower() for name in _refusal(response, 400)["errors"]["headers"]] == ["x-ctc-signature"]
+
+
 # ------------------------------------------------------------------ every refusal has a message
 
 
@@ -97,3 +178,8 @@ def test_chinese_text_is_sent_as_utf8_not_escaped(client, make_actor):
     raw = created.get_data()
     assert created.status_code == 201 and "自动驾驶感知模型训练".encode() in raw and b"\\u" not in raw
     assert created.headers["Content-Type"].startswith("application/json")
+
+
+def test_a_string_that_cannot_be_utf8_is_sent_escaped_rather_than_failing(app):
+    assert app.json.dumps({"a": "上海", "b": "\ud800"}) == '{"a": "\\u4e0a\\u6d77", "b": "\\ud800"}'
+    assert app.json.dumps({"a": "上海"}) == '{"a": "上海"}'
