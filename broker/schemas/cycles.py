@@ -90,7 +90,7 @@ class EventQuerySchema(BaseSchema):
 
 
 class WebhookInSchema(BaseSchema):
-    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
+    url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False, validate=validate.Length(max=500))
 
 
 class WebhookSchema(BaseSchema):

@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
 from broker.models.enums import AllocationStatus, OfferStatus, RequestStatus
-from broker.resources import KINDS
+from broker.resources import KINDS, attribute_problem
 from broker.schemas.common import (
     BaseSchema,
     KindField,
@@ -129,9 +129,15 @@ def parse_attribute_filters(kind: str, items: list[str]) -> dict[str, str | int]
         if spec is None:
             valid = ", ".join(KINDS[kind].attributes)
             raise ValidationError(f"Unknown attribute {name!r} for {kind}; valid: {valid}.", field_name="attribute")
-        if spec.type is int and not value.isdigit():
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if spec.type is int and not (value.isascii() and value.isdigit()):
             raise ValidationError(f"{name} takes an integer.", field_name="attribute")
-        pairs[name] = int(value) if spec.type is int else value
+        typed = int(value) if spec.type is int else value
+        # The range offers are held to, so the database is never asked to compare a number it can't hold.
+        problem = attribute_problem(kind, name, typed)
+        if problem:
+            raise ValidationError(f"{name}: {problem}", field_name="attribute")
+        pairs[name] = typed
     return pairs
 
 

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from broker.inputs import MAX_JSON_DEPTH, MAX_NUMBER_DIGITS
-from broker.models import Account, IdempotencyRecord, Offer, ResourceRequest, Startup
+from broker.models import Account, IdempotencyRecord, Offer, ResourceRequest, Startup, WebhookSubscription
 from tests.conftest import startup_payload
 from tests.e2e.test_offers import gpu_offer, publish
 from tests.e2e.test_requests import ask
@@ -148,6 +148,31 @@ def test_a_bad_authorization_header_is_a_400_naming_it(client, value):
 def test_bad_carrier_signature_headers_are_a_400_naming_them(client):
     response = client.post("/api/v1/webhooks/telecom", data=b"{}", headers={"X-CTC-Signature": "sha256=\x00"})
     assert [name.lower() for name in _refusal(response, 400)["errors"]["headers"]] == ["x-ctc-signature"]
+
+
+# ------------------------------------------------------------------ numbers and lengths the database can't hold
+
+
+@pytest.mark.parametrize("value", ["9" * 30, "2147483648", "1000001", "²", "-1", "80.0"])
+def test_an_attribute_filter_the_database_cannot_compare_is_a_422_naming_attribute(client, make_actor, value):
+    startup = make_actor("startup")
+    response = client.get(f"/api/v1/offers?kind=gpu&attribute=gpu_memory_gb:{value}", headers=startup.headers)
+    assert "attribute" in _refusal(response, 422)["errors"]["query"]
+
+
+def test_an_attribute_filter_within_range_still_filters(client, make_actor):
+    carrier, startup = make_actor("carrier"), make_actor("startup")
+    publish(client, carrier, gpu_offer("a"), gpu_offer("b", attributes={"gpu_model": "H100", "gpu_memory_gb": 1_000_000}))
+    found = client.get("/api/v1/offers?kind=gpu&attribute=gpu_memory_gb:1000000", headers=startup.headers)
+    assert [o["external_id"] for o in found.json] == ["b"]
+
+
+def test_a_webhook_url_longer_than_the_column_is_a_422_naming_url(client, session, make_actor):
+    startup = make_actor("startup")
+    long_url = "https://example.com/" + "a" * 481  # 501 characters
+    response = client.put("/api/v1/me/webhook", json={"url": long_url}, headers=startup.headers)
+    assert "url" in _refusal(response, 422)["errors"]["json"]
+    assert _count(session, WebhookSubscription) == 0
 
 
 # ------------------------------------------------------------------ every refusal has a message
