@@ -100,8 +100,8 @@ class OfferQuerySchema(BaseSchema):
         load_default=list,
         metadata={"description": "name:value, repeatable; needs kind"},
     )
-    available_from = fields.Date(metadata={"description": "offers whose window covers this date…"})
-    available_until = fields.Date(metadata={"description": "…through this date"})
+    available_from = fields.Date(metadata={"description": "offers whose window includes this day (both ends of a window are in it)…"})
+    available_until = fields.Date(metadata={"description": "…and this day: with both, every day from one to the other"})
 
     @validates_schema(skip_on_field_errors=False)  # report cross-field problems with the rest
     def _rules(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -118,10 +118,11 @@ def list_offers(session: Session, filters: dict[str, Any]) -> sa.Select:
     for name, value in filters.get("attributes", {}).items():
         element = Offer.attributes[name]
         query = query.where((element.as_integer() if isinstance(value, int) else element.as_string()) == value)
-    if "available_from" in filters:
-        query = query.where(Offer.window_start <= filters["available_from"])
-    if "available_until" in filters:
-        query = query.where(Offer.window_end >= filters["available_until"])
+    # Each date alone means "the offer's window includes this day" (both ends of a window are
+    # in it); the two together, that it includes every day from one to the other.
+    for name in ("available_from", "available_until"):
+        if name in filters:
+            query = query.where(Offer.window_start <= filters[name], Offer.window_end >= filters[name])
     return query
 
 
