@@ -91,7 +91,7 @@ def _idempotency_key() -> str | None:
 )
 def submit_request(data: dict[str, Any]) -> Any:
     """A verified startup asks for resources."""
-    created_request, created = market.submit_request(get_session(), current_account(), data, _idempotency_key())
+    created_request, created = market.submit_request(get_session(), current_account(), data, _idempotency_key(), now=now())
     return created_request, 201 if created else 200
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from broker.models.enums import ProgramStatus, Sector
-from broker.resources import KIND_NAMES, MAX_MONEY, MONEY_PLACES
-from broker.schemas.common import BaseSchema
+from broker.resources import KIND_NAMES, KINDS, MAX_MONEY, MONEY_PLACES
+from broker.schemas.common import BaseSchema, KindField, QuantityField
 from broker.schemas.fields import Exact, LocalDateTime, QueryId, StrictInt
 
 
@@ -41,11 +41,19 @@ class PolicyInSchema(BaseSchema):
     wait_bonus_per_cycle = Bonus(required=True, metadata={"description": "added per cycle a request has waited"})
     share_cap = Fraction(required=True, metadata={"description": "most of one kind's supply one startup may take in a cycle"})
     approval_window_hours = StrictInt(1, 720, required=True)
+    max_request_quantity = fields.Dict(
+        keys=KindField(), values=QuantityField(), load_default=dict,
+        metadata={"description": "the most one request may ask for, per kind, in the kind's unit; kinds not "
+                                 "named keep their default ("
+                                 + ", ".join(f"{name} {kind.max_request}" for name, kind in KINDS.items()) + ")"},
+    )
 
 
 class PolicySchema(PolicyInSchema):
     id = fields.Integer(allow_none=True, metadata={"description": "null: the built-in default is in force"})
     sector_weights = fields.Dict()
+    max_request_quantity = fields.Dict(keys=fields.String(), values=QuantityField(), attribute="request_limits",
+                                       metadata={"description": "every kind's maximum per request"})
     created_at = LocalDateTime(allow_none=True)
 
 

@@ -29,6 +29,9 @@ def test_default_policy_then_staff_set_a_new_version(client, make_actor):
     staff, startup = make_actor("staff"), make_actor("startup")
     default = client.get("/api/v1/policy", headers=startup.headers).json
     assert default["id"] is None and default["sector_weights"]["smart_driving"] == "2.0"
+    assert default["max_request_quantity"] == {
+        "gpu": "100000.000", "cpu": "1000000.000", "data_line": "10000.000", "cloud_vm": "10000.000",
+        "storage": "10000.000", "tokens": "100000.000"}
     assert client.put("/api/v1/policy", json=POLICY, headers=startup.headers).status_code == 403
     saved = client.put("/api/v1/policy", json=POLICY, headers=staff.headers)
     assert saved.status_code == 200, saved.json
@@ -44,6 +47,10 @@ def test_default_policy_then_staff_set_a_new_version(client, make_actor):
         ({"sector_weights": {"mining": "2"}}, "sector_weights"),
         ({"approval_window_hours": 0}, "approval_window_hours"),
         ({"approval_window_hours": 2.5}, "approval_window_hours"),
+        ({"max_request_quantity": {"quantum": "5"}}, "max_request_quantity"),
+        ({"max_request_quantity": {"gpu": "0"}}, "max_request_quantity"),
+        ({"max_request_quantity": {"gpu": "-1"}}, "max_request_quantity"),
+        ({"max_request_quantity": ["gpu"]}, "max_request_quantity"),
     ],
 )
 def test_bad_policy_is_refused(client, make_actor, change, field):
@@ -80,3 +87,13 @@ def test_the_audit_log_records_who_changed_what(client, make_actor):
     assert verify["actor_id"] == staff.account_id
     assert verify["before"]["status"] == "pending" and verify["after"]["status"] == "verified"
     assert client.get("/api/v1/audit", headers=startup.headers).status_code == 403
+
+
+def test_the_readme_states_the_default_maximum_per_request_of_every_kind():
+    import pathlib
+
+    from broker.resources import KINDS
+
+    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
+    for name, kind in KINDS.items():
+        assert f"{name} {int(kind.max_request)} {kind.unit}" in readme, name
