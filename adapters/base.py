@@ -88,6 +88,18 @@ class ConfigurationError(AdapterError):
     """The adapter's configuration is incomplete, e.g. a credential variable is not set."""
 
 
+class CatalogLimitError(AdapterError):
+    """A catalog file over one of the upload limits; `setting` is the variable that sets it.
+
+    `too_large` is True for a size limit (answered 413), False for the row limit (422).
+    """
+
+    def __init__(self, message: str, *, setting: str, too_large: bool, carrier: str = "") -> None:
+        super().__init__(message, carrier=carrier)
+        self.setting = setting
+        self.too_large = too_large
+
+
 class RecordError(ValueError):
     """One carrier record can't be turned into an offer; the message is the quarantine reason."""
 
@@ -244,6 +256,23 @@ class OfferRecord:
 
 
 @dataclass(frozen=True)
+class UploadLimits:
+    """How large an uploaded catalog file may be, checked before any of it is parsed."""
+
+    max_uncompressed_bytes: int = 20 * 1024 * 1024  # an XLSX's members, as its zip directory declares them
+    max_compression_ratio: float = 100.0  # real spreadsheets pack about 5-20:1, zip bombs 1000:1
+    max_rows: int = 10_000  # non-blank data rows; more refuses the file whole
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> UploadLimits:
+        return cls(
+            int(settings["UPLOAD_MAX_UNCOMPRESSED_BYTES"]),
+            float(settings["UPLOAD_MAX_COMPRESSION_RATIO"]),
+            int(settings["UPLOAD_MAX_ROWS"]),
+        )
+
+
+@dataclass(frozen=True)
 class RejectedRecord:
     """A record quarantined instead of imported: what we know of it, as sent, and why."""
 
@@ -266,6 +295,7 @@ class FetchResult:
     offers: list[OfferRecord] = field(default_factory=list)
     rejected: list[RejectedRecord] = field(default_factory=list)
     complete: bool = True
+    encoding: str | None = None  # a CSV file's: utf-8, utf-8-sig (with Excel's byte-order mark) or gb18030
 
     @property
     def seen_external_ids(self) -> set[str]:
@@ -400,8 +430,8 @@ class CarrierAdapter(abc.ABC):
         """Verify a pushed webhook's signature and parse the offers it carries."""
         raise self._unsupported(Feature.WEBHOOK)
 
-    def parse_catalog(self, content: bytes, filename: str) -> FetchResult:
-        """Parse an uploaded catalog file (CSV or XLSX, by file name)."""
+    def parse_catalog(self, content: bytes, filename: str, limits: UploadLimits | None = None) -> FetchResult:
+        """Parse an uploaded catalog file (CSV or XLSX, by file name); CatalogLimitError if over `limits`."""
         raise self._unsupported(Feature.CATALOG_UPLOAD)
 
     def _unsupported(self, feature: Feature) -> UnsupportedFeatureError:

@@ -27,6 +27,12 @@ class InvalidInput(DomainError):
     status_code = 422
 
 
+class PayloadTooLarge(DomainError):
+    """Input over a size limit the schema can't see, e.g. what an uploaded file unpacks to."""
+
+    status_code = 413
+
+
 class NotAuthenticated(DomainError):
     status_code = 401
 

@@ -7,6 +7,7 @@ from typing import Any
 from flask import current_app, request
 from flask_smorest import Blueprint
 
+from adapters.base import UploadLimits
 from broker.api.common import BEARER, SelectPage, current_account, signature_headers
 from broker.db import get_session, utcnow
 from broker.errors import InvalidInput
@@ -79,7 +80,10 @@ def upload_catalog(files: dict[str, Any], carrier_code: str) -> Any:
             f"{' or '.join(_CATALOG_TYPES)}.",
             {"file": ["A CSV or XLSX catalog file is required."]},
         )
-    return sync.upload_catalog(get_session(), current_account(), carrier_code, _adapters(), content, filename, utcnow())
+    limits = UploadLimits.from_settings(current_app.config)
+    return sync.upload_catalog(
+        get_session(), current_account(), carrier_code, _adapters(), content, filename, utcnow(), limits
+    )
 
 
 @blp.route("/webhooks/<string:carrier_code>", methods=["POST"])

@@ -139,6 +139,7 @@ _STATUS_NAMES = {
     403: "Forbidden",
     404: "Not Found",
     409: "Conflict",
+    413: "Request Entity Too Large",
     422: "Unprocessable Entity",
 }
 

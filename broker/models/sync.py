@@ -58,6 +58,8 @@ class CarrierSync(Audited, Base):
     quarantined: Mapped[int] = mapped_column(default=0)
     conflicts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    # The encoding a CSV catalog was read in (utf-8, utf-8-sig or gb18030); None for anything else.
+    encoding: Mapped[str | None] = mapped_column(sa.String(16))
 
     carrier: Mapped[Carrier] = relationship()
 
