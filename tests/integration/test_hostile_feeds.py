@@ -42,3 +42,41 @@ def test_nul_and_lone_surrogates_in_a_feed_are_quarantined_and_search_keeps_work
     assert session.scalars(sa.select(Offer.external_id)).all() == ["ok"]
     query = market.list_offers(session, {"status": "active", "kind": "gpu", "attributes": {"gpu_model": "H100"}})
     assert [o.external_id for o in session.scalars(query)] == ["ok"]
+
+
+def test_migration_0007_heals_offers_already_stored_with_nul_in_an_attribute(databases):
+    import datetime as dt
+    from decimal import Decimal
+
+    from sqlalchemy.orm import Session
+
+    from broker.db import create_engine
+    from broker.migrations import upgrade
+    from broker.models import Carrier
+
+    engine = create_engine(databases.create())
+    try:
+        upgrade(engine, "0004")  # before the fix: what a carrier could publish then
+        with Session(engine) as session:
+            carrier = Carrier(code="ctc", name="China Telecom", adapter="telecom")
+            session.add(carrier)
+            session.flush()
+            lot = dict(carrier_id=carrier.id, kind="gpu", region="sh", quantity=Decimal(10), promised=Decimal(0),
+                       window_start=dt.date(2026, 12, 1), window_end=dt.date(2026, 12, 31), list_price=Decimal(2),
+                       unit_price=Decimal(1), divisible=True)
+            session.add_all([
+                Offer(external_id="nul", attributes={"gpu_model": "H1\u000000"}, **lot),
+                Offer(external_id="surrogate", attributes={"gpu_model": "\ud800"}, **lot),
+                Offer(external_id="fine", attributes={"gpu_model": "H100", "gpu_memory_gb": 80}, **lot),
+                Offer(external_id="chinese", attributes={"gpu_model": "昇腾910B"}, **lot),
+            ])
+            session.commit()
+        upgrade(engine)
+        with Session(engine) as session:
+            attributes = dict(session.execute(sa.select(Offer.external_id, Offer.attributes)).all())
+            assert attributes == {"nul": {"gpu_model": "H1\\u000000"}, "surrogate": {"gpu_model": "\\ud800"},
+                                  "fine": {"gpu_model": "H100", "gpu_memory_gb": 80}, "chinese": {"gpu_model": "昇腾910B"}}
+            query = market.list_offers(session, {"status": "active", "kind": "gpu", "attributes": {"gpu_model": "H100"}})
+            assert [o.external_id for o in session.scalars(query)] == ["fine"]
+    finally:
+        engine.dispose()
