@@ -70,15 +70,24 @@ def _api_settings() -> dict[str, Any]:
 
 
 def _register_api(app: Flask) -> None:
-    from flask_smorest.spec.plugins import integerconverter2paramschema
+    from flask_smorest.spec.plugins import integerconverter2paramschema, unicodeconverter2paramschema
 
     from broker.api import carriers, cycles, health, market, parties, policy
-    from broker.api.common import Api, IdConverter, handle_domain_error, handle_unexpected, refuse_oversized_json
+    from broker.api.common import (
+        Api,
+        IdConverter,
+        TextConverter,
+        handle_domain_error,
+        handle_unexpected,
+        refuse_oversized_json,
+    )
     from broker.errors import DomainError
 
     app.url_map.converters["int"] = IdConverter
+    app.url_map.converters["string"] = app.url_map.converters["default"] = TextConverter
     api = Api(app)
     api.register_converter(IdConverter, integerconverter2paramschema)
+    api.register_converter(TextConverter, unicodeconverter2paramschema)
     for blueprint in (parties.blp, market.blp, policy.blp, carriers.blp, cycles.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.bp)

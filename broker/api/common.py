@@ -11,7 +11,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Page
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from broker import inputs
 from broker.db import MAX_ID, get_session
@@ -31,6 +31,15 @@ class IdConverter(IntegerConverter):
         kwargs.setdefault("min", 1)
         kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
+
+
+class TextConverter(UnicodeConverter):
+    """`<string:…>` segments (carrier codes): never a NUL, which the database can't compare, so a
+    path holding one matches no route and is a 404."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", "[^/\x00]", 1)
 
 
 class JSONProvider(DefaultJSONProvider):

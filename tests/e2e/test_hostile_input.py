@@ -150,6 +150,12 @@ def test_bad_carrier_signature_headers_are_a_400_naming_them(client):
     assert [name.lower() for name in _refusal(response, 400)["errors"]["headers"]] == ["x-ctc-signature"]
 
 
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/v1/carriers/a%00b/syncs"), ("POST", "/api/v1/webhooks/a%00b")])
+def test_nul_in_a_path_segment_is_a_404_not_a_database_error(client, make_actor, method, path):
+    staff = make_actor("staff")
+    _refusal(client.open(path, method=method, data=b"{}", headers=staff.headers), 404)
+
+
 # ------------------------------------------------------------------ numbers and lengths the database can't hold
 
 
