@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates
 
+from broker.clock import local_date, now
 from broker.models.enums import Role, Sector, StartupStatus
 from broker.schemas.common import BaseSchema
 from broker.schemas.fields import LocalDateTime, QueryId, StrictInt
@@ -36,7 +37,8 @@ class StartupRegistrationSchema(BaseSchema):
 
     @validates("founded_on")
     def _founded(self, value: dt.date, **kwargs: Any) -> None:
-        if value > dt.date.today() or value.year < 1900:
+        # Today in the district, by the app's clock (not the server's time zone or date).
+        if value > local_date(now()) or value.year < 1900:
             raise ValidationError("Must be a past date after 1900.")
 
 
