@@ -16,6 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
+from broker.inputs import text_problem
 from broker.resources import (
     KINDS,
     MAX_QUANTITY,
@@ -85,6 +86,18 @@ class WebhookSignatureError(AdapterError):
 
 class ConfigurationError(AdapterError):
     """The adapter's configuration is incomplete, e.g. a credential variable is not set."""
+
+
+class CatalogLimitError(AdapterError):
+    """A catalog file over one of the upload limits; `setting` is the variable that sets it.
+
+    `too_large` is True for a size limit (answered 413), False for the row limit (422).
+    """
+
+    def __init__(self, message: str, *, setting: str, too_large: bool, carrier: str = "") -> None:
+        super().__init__(message, carrier=carrier)
+        self.setting = setting
+        self.too_large = too_large
 
 
 class RecordError(ValueError):
@@ -206,10 +219,14 @@ class OfferRecord:
             return "missing external id"
         if len(self.external_id) > 200:
             return "external id longer than 200 characters"
+        if text_problem(self.external_id):
+            return f"external id: {text_problem(self.external_id)}"
         if self.kind not in KINDS:
             return f"unknown kind {self.kind!r}; valid kinds: {', '.join(KINDS)}"
         if not isinstance(self.region, str) or not self.region.strip():
             return "missing region"
+        if text_problem(self.region):
+            return f"region: {text_problem(self.region)}"
         for name, value in self.attributes.items():
             problem = attribute_problem(self.kind, name, value)
             if problem:
@@ -236,6 +253,23 @@ class OfferRecord:
         if self.divisible and not KINDS[self.kind].divisible:
             return f"kind {self.kind!r} is indivisible but the offer is marked divisible"
         return None
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """How large an uploaded catalog file may be, checked before any of it is parsed."""
+
+    max_uncompressed_bytes: int = 20 * 1024 * 1024  # an XLSX's members, as its zip directory declares them
+    max_compression_ratio: float = 100.0  # real spreadsheets pack about 5-20:1, zip bombs 1000:1
+    max_rows: int = 10_000  # non-blank data rows; more refuses the file whole
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> UploadLimits:
+        return cls(
+            int(settings["UPLOAD_MAX_UNCOMPRESSED_BYTES"]),
+            float(settings["UPLOAD_MAX_COMPRESSION_RATIO"]),
+            int(settings["UPLOAD_MAX_ROWS"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -277,6 +311,7 @@ class FetchResult:
     rejected: list[RejectedRecord] = field(default_factory=list)
     complete: bool = True
     push: PushIdentity | None = None
+    encoding: str | None = None  # a CSV file's: utf-8, utf-8-sig (with Excel's byte-order mark) or gb18030
 
     @property
     def seen_external_ids(self) -> set[str]:
@@ -316,6 +351,13 @@ class UsageRecord:
     kind: str
     quantity: Decimal
     recorded_at: datetime  # timezone-aware
+
+    def __post_init__(self) -> None:
+        for name in ("external_id", "allocation_id", "carrier_reference"):
+            value = getattr(self, name)
+            problem = text_problem(value) if isinstance(value, str) else f"{name} is not text"
+            if problem:
+                raise RecordError(f"{name}: {problem}")
 
 
 @dataclass
@@ -404,8 +446,8 @@ class CarrierAdapter(abc.ABC):
         """Verify a pushed webhook's signature and parse its offers, naming the push (result.push)."""
         raise self._unsupported(Feature.WEBHOOK)
 
-    def parse_catalog(self, content: bytes, filename: str) -> FetchResult:
-        """Parse an uploaded catalog file (CSV or XLSX, by file name)."""
+    def parse_catalog(self, content: bytes, filename: str, limits: UploadLimits | None = None) -> FetchResult:
+        """Parse an uploaded catalog file (CSV or XLSX, by file name); CatalogLimitError if over `limits`."""
         raise self._unsupported(Feature.CATALOG_UPLOAD)
 
     def _unsupported(self, feature: Feature) -> UnsupportedFeatureError:

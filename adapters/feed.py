@@ -6,6 +6,8 @@ import logging
 from decimal import InvalidOperation
 from typing import Any, Callable
 
+from broker.inputs import scrub
+
 from adapters.base import FetchResult, OfferRecord, RecordError, RejectedRecord
 from adapters.units import json_safe
 
@@ -26,12 +28,13 @@ def reason_for(error: Exception) -> str:
 def rejected_record(
     raw: Any, location: str, external_id: Any, reason: str | Exception
 ) -> RejectedRecord:
-    """A quarantine entry with a JSON-safe copy of the raw record."""
+    """A quarantine entry with a JSON-safe copy of the raw record, its text storable as sent
+    (a NUL or a lone surrogate written as its \\uXXXX escape)."""
     return RejectedRecord(
-        external_id=str(external_id) if external_id not in (None, "") else None,
+        external_id=scrub(str(external_id)) if external_id not in (None, "") else None,
         raw=json_safe(raw),
-        reason=reason if isinstance(reason, str) else reason_for(reason),
-        location=location,
+        reason=scrub(reason if isinstance(reason, str) else reason_for(reason)),
+        location=scrub(location),
     )
 
 

@@ -24,6 +24,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from broker import inputs
+
 from adapters.base import AdapterError, CarrierAdapter, CarrierConfig, CircuitOpenError
 from adapters.breaker import CircuitBreaker
 
@@ -208,8 +210,9 @@ class HttpCarrierAdapter(CarrierAdapter):
                 fault=True,
             )
         try:
-            # Decimals, not floats: prices must convert exactly.
-            return json.loads(response.content, parse_float=Decimal)
+            # Decimals, not floats: prices must convert exactly. Depth and number length are
+            # checked first: json.loads recurses per level and a RecursionError is no ValueError.
+            return inputs.loads(response.content, parse_float=Decimal)
         except ValueError as error:
             raise self._error(
                 f"{response.url}: unreadable JSON body (truncated?): {error}",

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from datetime import datetime, timedelta, timezone
@@ -28,6 +27,8 @@ from typing import Any, ClassVar, Mapping
 from urllib.parse import unquote, urlsplit
 
 import requests
+
+from broker import inputs
 
 from adapters.base import (
     AdapterError,
@@ -233,7 +234,7 @@ class MobileAdapter(HttpCarrierAdapter):
 
     def _error_message(self, response: requests.Response) -> str:
         try:
-            body = response.json()
+            body = inputs.loads(response.content)
             return f"[{body['返回码']}] {body['返回信息']}"
         except (ValueError, KeyError, TypeError):
             return super()._error_message(response)
@@ -319,7 +320,7 @@ def parse_webhook_body(body: bytes) -> FetchResult:
     """The offers in a (verified) mobile push: {"事件": ..., "资源组": [...]}."""
     feed = FeedBuilder(MobileAdapter.name, complete=False)
     try:
-        groups = json.loads(body, parse_float=Decimal)["资源组"]
+        groups = inputs.loads(body, parse_float=Decimal)["资源组"]
     except (ValueError, KeyError, TypeError) as error:
         raise AdapterError(f"unreadable webhook body: {reason_for(error)}", carrier=MobileAdapter.name) from None
     add_groups(feed, groups, "push")

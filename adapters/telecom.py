@@ -12,12 +12,13 @@ Carrier quirks, all normalised here:
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Mapping
 
 import requests
+
+from broker import inputs
 
 from adapters.base import (
     AdapterError,
@@ -161,7 +162,7 @@ class TelecomAdapter(HttpCarrierAdapter):
 
     def _error_message(self, response: requests.Response) -> str:
         try:
-            body = response.json()
+            body = inputs.loads(response.content)
             return f"[{body['code']}] {body['message']}"
         except (ValueError, KeyError, TypeError):
             return super()._error_message(response)
@@ -260,7 +261,7 @@ def parse_webhook_body(body: bytes) -> FetchResult:
     """The offers in a (verified) telecom push: {"event": ..., "resources": [...]}."""
     feed = FeedBuilder(TelecomAdapter.name, complete=False)
     try:
-        payload = json.loads(body, parse_float=Decimal)
+        payload = inputs.loads(body, parse_float=Decimal)
         items = payload["resources"]
     except (ValueError, KeyError, TypeError) as error:
         raise AdapterError(f"unreadable webhook body: {reason_for(error)}", carrier=TelecomAdapter.name) from None

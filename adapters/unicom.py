@@ -15,17 +15,16 @@ The same parser reads catalogs that Unicom staff upload by hand (parse_catalog).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
-import zipfile
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar, Mapping
 
 import requests
 from requests.auth import HTTPBasicAuth
+
+from broker import inputs
 
 from adapters.base import (
     AdapterError,
@@ -35,11 +34,13 @@ from adapters.base import (
     Provisioned,
     ProvisionRequest,
     RecordError,
+    UploadLimits,
     UsageRecord,
     UsageResult,
 )
 from adapters.feed import RECORD_ERRORS, FeedBuilder, reason_for, rejected_record
 from adapters.http import HttpCarrierAdapter
+from adapters.tables import read_table
 from adapters.units import parse_date, price, quantity, to_decimal
 
 BEIJING = timezone(timedelta(hours=8))
@@ -161,43 +162,18 @@ def parse_row(row: Mapping[str, Any]) -> OfferRecord:
     )
 
 
-def _csv_rows(content: bytes) -> Iterator[tuple[int, list[str]]]:
-    # utf-8-sig: files saved from Excel start with a byte-order mark.
-    reader = csv.reader(io.StringIO(content.decode("utf-8-sig"), newline=""))
-    for line, row in enumerate(reader, start=1):
-        yield line, row
-
-
-def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
-    from openpyxl import load_workbook  # only needed for XLSX catalogs
-
-    workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    try:
-        sheet = workbook.worksheets[0]
-        for line, row in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield line, ["" if cell is None else cell for cell in row]
-    finally:
-        workbook.close()
-
-
-def parse_catalog(content: bytes, filename: str, *, carrier: str = "unicom") -> tuple[FetchResult, int]:
+def parse_catalog(
+    content: bytes, filename: str, *, carrier: str = "unicom", limits: UploadLimits | None = None
+) -> tuple[FetchResult, int]:
     """Parse a unicom catalog file (by extension: .csv or .xlsx) → (result, data rows read).
 
-    Raises AdapterError if the file as a whole is unreadable or lacks columns; a bad row is
-    quarantined.
+    Raises AdapterError if the file as a whole is unreadable or lacks columns, CatalogLimitError
+    if it is over `limits` (checked before any row is parsed); a bad row is quarantined.
     """
-    lowered = filename.lower()
-    try:
-        if lowered.endswith(".csv"):
-            rows = list(_csv_rows(content))
-        elif lowered.endswith(".xlsx"):
-            rows = list(_xlsx_rows(content))
-        else:
-            raise AdapterError(f"catalog {filename!r}: expected a .csv or .xlsx file", carrier=carrier)
-    except (UnicodeDecodeError, csv.Error, zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
-        raise AdapterError(f"catalog {filename!r} is unreadable: {type(error).__name__}: {error}",
-                           carrier=carrier, carrier_fault=True) from None
+    table = read_table(content, filename, limits, carrier=carrier)
+    rows = table.rows
     feed = FeedBuilder(carrier)
+    feed.result.encoding = table.encoding
     if not rows:
         raise AdapterError(f"catalog {filename!r} is empty", carrier=carrier, carrier_fault=True)
     header = [str(cell).strip() for cell in rows[0][1]]
@@ -240,7 +216,7 @@ class UnicomAdapter(HttpCarrierAdapter):
 
     def _error_message(self, response: requests.Response) -> str:
         try:
-            body = response.json()
+            body = inputs.loads(response.content)
             return f"[{body['err_code']}] {body['err_msg']}"
         except (ValueError, KeyError, TypeError):
             return super()._error_message(response)
@@ -275,9 +251,9 @@ class UnicomAdapter(HttpCarrierAdapter):
             raise self._error(f"catalog {filename} has {data_rows} rows, its index says {rows}", fault=True)
         return result
 
-    def parse_catalog(self, content: bytes, filename: str) -> FetchResult:
-        """Parse a catalog file uploaded by hand (.csv or .xlsx)."""
-        return parse_catalog(content, filename, carrier=self.name)[0]
+    def parse_catalog(self, content: bytes, filename: str, limits: UploadLimits | None = None) -> FetchResult:
+        """Parse a catalog file uploaded by hand (.csv or .xlsx), within `limits`."""
+        return parse_catalog(content, filename, carrier=self.name, limits=limits)[0]
 
     def provision(self, request: ProvisionRequest) -> Provisioned:
         """Place an order; the allocation id is out_order_no, unicom's idempotency key."""

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from broker.inputs import scrub
 from broker.resources import QUANTITY_PLACES, UNIT_PRICE_PLACES
 
 from adapters.base import RecordError
@@ -94,15 +95,18 @@ def month_days(year: int, month: int) -> int:
 
 
 def json_safe(value: Any) -> Any:
-    """A copy of a raw record that json.dumps accepts, for the quarantine table."""
+    """A copy of a raw record that json.dumps accepts and the database stores, for the quarantine
+    table: a NUL or a lone surrogate in its text is written as its \\uXXXX escape."""
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {scrub(str(k)): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, (datetime, date)):
         return value.isoformat()
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if isinstance(value, str):
+        return scrub(value)
+    if value is None or isinstance(value, (int, float, bool)):
         return value
-    return str(value)
+    return scrub(str(value))

@@ -32,7 +32,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # Development only (production refuses to start without one): a fresh key per process.
         app.config["SECRET_KEY"] = secrets.token_hex(32)
     app.config.update(_api_settings())
-    app.json.sort_keys = False  # keep the schemas' field order in responses
+    from broker.api.common import JSONProvider
+
+    app.json = JSONProvider(app)
     logging.getLogger("broker").setLevel(str(app.config["LOG_LEVEL"]))
 
     from broker import db
@@ -71,29 +73,34 @@ def _api_settings() -> dict[str, Any]:
 
 
 def _register_api(app: Flask) -> None:
-    from flask_smorest.spec.plugins import integerconverter2paramschema
+    from flask_smorest.spec.plugins import integerconverter2paramschema, unicodeconverter2paramschema
     from sqlalchemy.exc import IntegrityError
 
     from broker.api import carriers, cycles, health, market, parties, policy
     from broker.api.common import (
         Api,
         IdConverter,
+        TextConverter,
         handle_domain_error,
         handle_integrity_error,
         handle_unexpected,
+        refuse_oversized_json,
         retry_transient_views,
     )
     from broker.errors import DomainError
 
     app.url_map.converters["int"] = IdConverter
+    app.url_map.converters["string"] = app.url_map.converters["default"] = TextConverter
     api = Api(app)
     api.register_converter(IdConverter, integerconverter2paramschema)
+    api.register_converter(TextConverter, unicodeconverter2paramschema)
     blueprints = (parties.blp, market.blp, policy.blp, carriers.blp, cycles.blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     names = {blueprint.name for blueprint in blueprints}
     retry_transient_views(app, [endpoint for endpoint in app.view_functions if endpoint.split(".")[0] in names])
     app.register_blueprint(health.bp)
+    app.before_request(refuse_oversized_json)
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(IntegrityError, handle_integrity_error)
     app.register_error_handler(Exception, handle_unexpected)

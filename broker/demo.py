@@ -18,6 +18,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask import Flask
 
+from broker.clock import now
 from broker.db import get_db
 from broker.migrations import upgrade
 from broker.models import Account, Carrier, Offer, ResourceRequest, Role, Sector, Startup, SubsidyProgram
@@ -260,7 +261,7 @@ def _load_demo_requests(session: sa.orm.Session) -> None:
     ).all()
     for account in verified:
         for data in _demo_requests(rng, account.startup.sector, today):
-            market.submit_request(session, account, data)
+            market.submit_request(session, account, data, now=now())
 
 
 def _next_month_window(today: dt.date, offset_days: int, length_days: int) -> tuple[dt.date, dt.date]:

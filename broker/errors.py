@@ -8,16 +8,29 @@ class DomainError(Exception):
 
     status_code = 400
 
-    def __init__(self, message: str, errors: dict | None = None) -> None:
+    def __init__(self, message: str, errors: dict | list | None = None, *, location: str = "json") -> None:
         super().__init__(message)
         self.message = message
         self.errors = errors
+        self.location = location  # where in the request `errors` point: json, query, headers, files
+
+
+class BadRequest(DomainError):
+    """Input the broker can't read at all: a body over the JSON limits, a header that is not text."""
+
+    status_code = 400
 
 
 class InvalidInput(DomainError):
     """Input that passed the schema but breaks a rule that needs the database to check."""
 
     status_code = 422
+
+
+class PayloadTooLarge(DomainError):
+    """Input over a size limit the schema can't see, e.g. what an uploaded file unpacks to."""
+
+    status_code = 413
 
 
 class NotAuthenticated(DomainError):

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Mapping
 
+from broker.inputs import text_problem
+
 # Scales of the exact decimals we store (see broker.db.ScaledDecimal): quantities to a
 # thousandth of a unit, money to the fen, unit prices to a hundredth of a fen.
 QUANTITY_PLACES = 3
@@ -35,6 +37,9 @@ class Kind:
     unit: str
     description: str
     divisible: bool
+    # The most one request may ask for, in `unit`, until staff set the policy's own figure
+    # (PUT /api/v1/policy, max_request_quantity): months of a large startup's use, not billions.
+    max_request: Decimal
     attributes: Mapping[str, Attribute] = field(default_factory=dict)
 
 
@@ -50,6 +55,7 @@ KINDS: dict[str, Kind] = {
             "GPU-hour",
             "GPU compute (智算)",
             divisible=True,
+            max_request=Decimal(100_000),
             attributes=_attrs(
                 Attribute("gpu_model", str, "accelerator model: A100, H100, 910B, …"),
                 Attribute("gpu_memory_gb", int, "memory per card in GB"),
@@ -60,6 +66,7 @@ KINDS: dict[str, Kind] = {
             "core-hour",
             "general compute (通用算力)",
             divisible=True,
+            max_request=Decimal(1_000_000),
             attributes=_attrs(Attribute("arch", str, "x86_64, aarch64, …")),
         ),
         Kind(
@@ -67,6 +74,7 @@ KINDS: dict[str, Kind] = {
             "Mbps",
             "dedicated data line (数据专线), granted whole",
             divisible=False,
+            max_request=Decimal(10_000),
             attributes=_attrs(
                 Attribute("a_end", str, "A-end site"),
                 Attribute("z_end", str, "Z-end site"),
@@ -78,6 +86,7 @@ KINDS: dict[str, Kind] = {
             "vCPU-month",
             "cloud virtual machines (云服务)",
             divisible=True,
+            max_request=Decimal(10_000),
             attributes=_attrs(
                 Attribute("flavor", str, "instance flavour, e.g. c7.large"),
                 Attribute("os", str, "operating system image"),
@@ -88,6 +97,7 @@ KINDS: dict[str, Kind] = {
             "TB-month",
             "cloud storage",
             divisible=True,
+            max_request=Decimal(10_000),
             attributes=_attrs(Attribute("tier", str, "standard, infrequent, archive, ssd")),
         ),
         Kind(
@@ -95,6 +105,7 @@ KINDS: dict[str, Kind] = {
             "million tokens",
             "LLM tokens / API calls (Tokens)",
             divisible=True,
+            max_request=Decimal(100_000),
             attributes=_attrs(Attribute("model", str, "model name")),
         ),
     )
@@ -119,4 +130,4 @@ def attribute_problem(kind: str, name: str, value: object) -> str | None:
         return "Must be a non-empty string."
     if len(value) > 100:
         return "Longer than 100 characters."
-    return None
+    return text_problem(value)  # a NUL stored in a JSON attribute breaks every search on PostgreSQL

@@ -27,6 +27,10 @@ VARIABLES: dict[str, str] = {
     "BROKER_INSTANCE_PATH": "folder for the SQLite database and local files; default: instance/ in the checkout "
     "(an editable install), or <venv>/var/broker-instance when installed; never the current directory",
     "BROKER_MAX_BODY_BYTES": "largest accepted request body in bytes; default 1048576",
+    "BROKER_UPLOAD_MAX_UNCOMPRESSED_BYTES": "most bytes an uploaded XLSX catalog may unpack to, by its zip directory; "
+    "default 20971520 (20 MiB)",
+    "BROKER_UPLOAD_MAX_COMPRESSION_RATIO": "most an uploaded XLSX may be compressed (unpacked : packed); default 100",
+    "BROKER_UPLOAD_MAX_ROWS": "most data rows in one uploaded catalog; more refuses the file whole; default 10000",
     "BROKER_LOG_LEVEL": "logging level; default INFO",
     "BROKER_TEST_DATABASE_URL": "tests only: a PostgreSQL server URL; the suite creates and drops its own database there",
     "BROKER_CARRIERS_FILE": "TOML or JSON file of per-carrier settings (base URL, credential variable names, "
@@ -70,6 +74,9 @@ DEFAULT_SCHEDULES: dict[str, str] = {
 _DEFAULTS: dict[str, object] = {
     "BROKER_ENV": "development",
     "MAX_CONTENT_LENGTH": 1_048_576,
+    "UPLOAD_MAX_UNCOMPRESSED_BYTES": 20 * 1024 * 1024,
+    "UPLOAD_MAX_COMPRESSION_RATIO": 100.0,
+    "UPLOAD_MAX_ROWS": 10_000,
     "LOG_LEVEL": "INFO",
     "SECRET_KEY": None,
     "DATABASE_URL": None,
@@ -216,6 +223,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
         ("BROKER_MATCHING_TIME_LIMIT", "MATCHING_TIME_LIMIT", float),
         ("BROKER_TRANSIENT_RETRIES", "TRANSIENT_RETRIES", int),
         ("BROKER_SQLITE_BUSY_TIMEOUT", "SQLITE_BUSY_TIMEOUT", float),
+        ("BROKER_UPLOAD_MAX_UNCOMPRESSED_BYTES", "UPLOAD_MAX_UNCOMPRESSED_BYTES", int),
+        ("BROKER_UPLOAD_MAX_COMPRESSION_RATIO", "UPLOAD_MAX_COMPRESSION_RATIO", float),
+        ("BROKER_UPLOAD_MAX_ROWS", "UPLOAD_MAX_ROWS", int),
     ):
         if name in env:
             try:

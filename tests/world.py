@@ -91,6 +91,7 @@ def build_district(
                 "window_end": window[1],
                 "purpose": "test",
             },
+            now=dt.datetime.combine(window[0], dt.time(), dt.timezone.utc),
         )
     return district
 

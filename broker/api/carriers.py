@@ -7,9 +7,10 @@ from typing import Any
 from flask import current_app, request
 from flask_smorest import Blueprint
 
-from broker.api.common import BEARER, SelectPage, current_account
+from adapters.base import UploadLimits
+from broker.api.common import BEARER, SelectPage, current_account, signature_headers
 from broker.clock import now
-from broker.db import get_session, utcnow
+from broker.db import get_session
 from broker.errors import InvalidInput
 from broker.schemas.sync import CatalogFileSchema, QuarantinedRecordSchema, SyncConflictSchema, SyncSchema
 from broker.services import sync
@@ -80,7 +81,10 @@ def upload_catalog(files: dict[str, Any], carrier_code: str) -> Any:
             f"{' or '.join(_CATALOG_TYPES)}.",
             {"file": ["A CSV or XLSX catalog file is required."]},
         )
-    return sync.upload_catalog(get_session(), current_account(), carrier_code, _adapters(), content, filename, utcnow())
+    limits = UploadLimits.from_settings(current_app.config)
+    return sync.upload_catalog(
+        get_session(), current_account(), carrier_code, _adapters(), content, filename, now(), limits
+    )
 
 
 @blp.route("/webhooks/<string:carrier_code>", methods=["POST"])
@@ -90,5 +94,5 @@ def upload_catalog(files: dict[str, Any], carrier_code: str) -> Any:
 def receive_webhook(carrier_code: str) -> Any:
     """A carrier pushes changed offers, signed with HMAC-SHA256 over timestamp and body; each push is applied once."""
     return sync.receive_webhook(
-        get_session(), carrier_code, _adapters(), dict(request.headers), request.get_data(), now()
+        get_session(), carrier_code, _adapters(), signature_headers(), request.get_data(), now()
     )

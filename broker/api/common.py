@@ -9,15 +9,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g, make_response, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Page
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, UnicodeConverter
 
+from broker import inputs
 from broker.clock import now
 from broker.db import MAX_ID, TransientFailure, commits_made, get_session, is_transient, retry_transient
-from broker.errors import DomainError, NotAuthenticated, Unavailable
+from broker.errors import BadRequest, DomainError, NotAuthenticated, Unavailable
 from broker.models import Account
 from broker.models.audit import set_actor
 from broker.services import accounts
@@ -37,6 +39,40 @@ class IdConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
+class TextConverter(UnicodeConverter):
+    """`<string:…>` segments (carrier codes): never a NUL, which the database can't compare, so a
+    path holding one matches no route and is a 404."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", "[^/\x00]", 1)
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Responses in UTF-8 (Chinese text as itself, not \\uXXXX escapes), fields in schema order."""
+
+    ensure_ascii = False
+    sort_keys = False
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        text = super().dumps(obj, **kwargs)
+        if not text.isascii() and not _encodes(text):
+            # A lone surrogate can't be sent as UTF-8; escaped, it is still valid JSON.
+            text = super().dumps(obj, **{**kwargs, "ensure_ascii": True})
+        return text
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return inputs.loads(s, **kwargs)
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Api(SmorestApi):
     def handle_http_exception(self, error: HTTPException) -> Any:
         # flask-smorest drops the exception's own headers (a 405 would lose Allow).
@@ -46,7 +82,55 @@ class Api(SmorestApi):
         merged.update(headers or {})
         if status == 500:
             payload["message"] = "Internal error; it has been logged."
+        # The README promises a message with every refusal; webargs and werkzeug give none.
+        payload.setdefault("message", _http_message(error, payload.get("errors")))
         return payload, status, merged
+
+
+def _http_message(error: HTTPException, errors: Any) -> str:
+    if isinstance(errors, dict) and errors:
+        return _summary(errors)
+    if error.code == 404:
+        return f"Nothing is at {request.path}; see /api/docs for the API."
+    if error.code == 405:
+        allowed = ", ".join(sorted(getattr(error, "valid_methods", None) or ()))
+        return f"{request.method} is not allowed on {request.path}; allowed: {allowed}."
+    if error.code == 413:
+        return (
+            f"The request is too large: a body may have at most {current_app.config['MAX_CONTENT_LENGTH']} bytes "
+            f"(BROKER_MAX_BODY_BYTES), a form field {current_app.config['MAX_FORM_MEMORY_SIZE']}."
+        )
+    return error.description or error.name
+
+
+def _summary(errors: dict[str, Any], most: int = 8) -> str:
+    """"Invalid json: kind, quantity." from {"json": {"kind": [...], "quantity": [...]}}."""
+    parts = []
+    for location, problems in errors.items():
+        if isinstance(problems, dict):
+            names = [str(name) for name in problems]
+            shown = ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+            parts.append(f"Invalid {location}: {shown}.")
+        elif isinstance(problems, list):
+            parts.append(" ".join(str(p) for p in problems[:most]))
+    return " ".join(parts) or "The request is invalid."
+
+
+def refuse_oversized_json() -> None:
+    """Before any view: a JSON body nested too deeply or holding an absurdly long number is a 400.
+
+    webargs hands bodies to json.loads, which recurses once per level (RecursionError, a 500)
+    and raises a plain ValueError past 4300 digits; this reads the body lexically first.
+    """
+    if not request.is_json:
+        return
+    try:
+        text = request.get_data(cache=True).decode("utf-8")
+    except UnicodeDecodeError:
+        return  # not JSON at all: webargs answers 400 "Invalid JSON body."
+    error = inputs.json_limit_error(text)
+    if error is not None:
+        raise BadRequest(error.message, error.errors())
 
 
 def handle_domain_error(error: DomainError) -> Any:
@@ -54,7 +138,7 @@ def handle_domain_error(error: DomainError) -> Any:
     status = error.status_code
     payload: dict[str, Any] = {"code": status, "status": _STATUS_NAMES.get(status, "Error"), "message": error.message}
     if error.errors:
-        payload["errors"] = {"json": error.errors}
+        payload["errors"] = {error.location: error.errors}
     headers = {"WWW-Authenticate": 'Bearer realm="broker"'} if status == 401 else {}
     if isinstance(error, Unavailable):
         headers["Retry-After"] = str(error.retry_after)
@@ -86,6 +170,7 @@ _STATUS_NAMES = {
     403: "Forbidden",
     404: "Not Found",
     409: "Conflict",
+    413: "Request Entity Too Large",
     422: "Unprocessable Entity",
     503: "Service Unavailable",
 }
@@ -144,10 +229,28 @@ def no_store(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def request_header(name: str) -> str | None:
+    """A header the broker reads; one that isn't storable text (a NUL, a lone surrogate) is a 400 naming it."""
+    value = request.headers.get(name)
+    if value is not None:
+        problem = inputs.text_problem(value)
+        if problem:
+            raise BadRequest(f"The {name} header can't be read: {problem}", {name: [problem]}, location="headers")
+    return value
+
+
+def signature_headers() -> dict[str, str]:
+    """The headers a carrier's webhook is checked with: every X-… one read by request_header."""
+    for name in request.headers.keys():
+        if name.lower().startswith("x-"):
+            request_header(name)
+    return dict(request.headers)
+
+
 def current_account() -> Account:
     """The account whose bearer token came with this request; 401 without a valid one."""
     if "account" not in g:
-        scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+        scheme, _, secret = (request_header("Authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise NotAuthenticated("Sign in: send Authorization: Bearer <token>.")
         session = get_session()

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app, request
 from flask_smorest import Blueprint
 
-from broker.api.common import BEARER, SelectPage, current_account
+from broker.api.common import BEARER, SelectPage, current_account, request_header
 from broker.clock import now
 from broker.db import get_session
 from broker.errors import InvalidInput
@@ -78,7 +78,7 @@ def withdraw_offer(offer_id: int) -> Any:
 
 
 def _idempotency_key() -> str | None:
-    key = request.headers.get("Idempotency-Key")
+    key = request_header("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
         raise InvalidInput("Idempotency-Key must be 1-255 characters.", {"Idempotency-Key": ["Wrong length."]})
     return key
@@ -94,7 +94,7 @@ def _idempotency_key() -> str | None:
 )
 def submit_request(data: dict[str, Any]) -> Any:
     """A verified startup asks for resources."""
-    created_request, created = market.submit_request(get_session(), current_account(), data, _idempotency_key())
+    created_request, created = market.submit_request(get_session(), current_account(), data, _idempotency_key(), now=now())
     return created_request, 201 if created else 200
 
 

@@ -1,5 +1,7 @@
 """SQLAlchemy 2 typed models. Importing this package registers every table on Base.metadata."""
 
+from collections.abc import Iterator
+
 from broker.models.audit import Audited, AuditEntry
 from broker.models.enums import (
     LIGHTHOUSE_SECTORS,
@@ -38,7 +40,19 @@ from broker.models.workflow import (
     WebhookSubscription,
 )
 
+
+def _audited_tables(cls: type) -> Iterator[str]:
+    for subclass in cls.__subclasses__():
+        if "__tablename__" in vars(subclass):
+            yield subclass.__tablename__
+        yield from _audited_tables(subclass)
+
+
+# The audit log's entity_type values: the table of every audited model, read from the models.
+AUDITED_ENTITY_TYPES: tuple[str, ...] = tuple(sorted(set(_audited_tables(Audited))))
+
 __all__ = [
+    "AUDITED_ENTITY_TYPES",
     "Appeal",
     "AppealStatus",
     "DeliveryStatus",

@@ -12,6 +12,7 @@ from broker.db import Base, Money, ScaledDecimal, utcnow
 from broker.errors import Conflict
 from broker.models.audit import Audited
 from broker.models.enums import ProgramStatus, enum_column_type
+from broker.resources import KINDS, QUANTITY_PLACES
 
 
 def Ratio() -> ScaledDecimal:
@@ -30,6 +31,8 @@ class Policy(Audited, Base):
     wait_bonus_per_cycle: Mapped[Decimal] = mapped_column(Ratio())
     share_cap: Mapped[Decimal] = mapped_column(Ratio())
     approval_window_hours: Mapped[int]
+    # kind -> the most one request may ask for, a decimal string; a kind not named: its default
+    max_request_quantity: Mapped[dict] = mapped_column(sa.JSON, default=dict, server_default=sa.text("'{}'"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"))
 
@@ -39,6 +42,16 @@ class Policy(Audited, Base):
         sa.CheckConstraint("key_enterprise_bonus >= 0 AND wait_bonus_per_cycle >= 0", name="bonuses_not_negative"),
         sa.CheckConstraint("approval_window_hours BETWEEN 1 AND 720", name="approval_window_range"),
     )
+
+    def request_limit(self, kind: str) -> Decimal:
+        """The most one request of `kind` may ask for: staff's figure, else the kind's default."""
+        value = (self.max_request_quantity or {}).get(kind)
+        limit = KINDS[kind].max_request if value is None else Decimal(value)
+        return limit.quantize(Decimal(1).scaleb(-QUANTITY_PLACES))
+
+    @property
+    def request_limits(self) -> dict[str, Decimal]:
+        return {kind: self.request_limit(kind) for kind in KINDS}
 
 
 class SubsidyProgram(Audited, Base):

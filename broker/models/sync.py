@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broker.db import Base, Quantity, utcnow
 from broker.errors import Conflict
+from broker.inputs import scrub
 from broker.models.audit import Audited
 from broker.models.enums import enum_column_type
 from broker.models.parties import Carrier
@@ -57,6 +58,8 @@ class CarrierSync(Audited, Base):
     quarantined: Mapped[int] = mapped_column(default=0)
     conflicts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    # The encoding a CSV catalog was read in (utf-8, utf-8-sig or gb18030); None for anything else.
+    encoding: Mapped[str | None] = mapped_column(sa.String(16))
 
     carrier: Mapped[Carrier] = relationship()
 
@@ -90,7 +93,7 @@ class CarrierSync(Audited, Base):
             raise Conflict(f"Sync {self.id} is already {self.status.value}.")
         self.audit_as("fail")
         self.status = SyncStatus.failed
-        self.error = error[:2000] or "failed"
+        self.error = scrub(error)[:2000] or "failed"  # a carrier's message may hold a NUL
         self.finished_at = finished_at
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
+from broker.inputs import text_problems
 from broker.resources import (
     KIND_NAMES,
     KINDS,
@@ -20,11 +21,21 @@ from broker.schemas.fields import Exact
 
 
 class BaseSchema(Schema):
-    """Unknown fields are an error (marshmallow's default, stated here on purpose)."""
+    """Unknown fields are an error (marshmallow's default, stated here on purpose), and so is text
+    that can't be stored: a NUL or an unpaired surrogate in any string, a field name included."""
 
     class Meta:
         unknown = "raise"
         ordered = True
+
+    @pre_load
+    def _refuse_unstorable_text(self, data: Any, **kwargs: Any) -> Any:
+        # Before any field: every string of the body or query string, however deep, whatever
+        # the field (a Dict's values have no field of their own), under one rule.
+        problems = text_problems(data)
+        if problems:
+            raise ValidationError(problems)
+        return data
 
 
 def KindField(**kwargs: Any) -> fields.String:

@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
 from broker.models.enums import AllocationStatus, OfferChannel, OfferStatus, RequestStatus, WithdrawnBy
-from broker.resources import KINDS
+from broker.resources import KINDS, attribute_problem
 from broker.schemas.common import (
     BaseSchema,
     KindField,
@@ -105,8 +105,8 @@ class OfferQuerySchema(BaseSchema):
         load_default=list,
         metadata={"description": "name:value, repeatable; needs kind"},
     )
-    available_from = fields.Date(metadata={"description": "offers whose window covers this date…"})
-    available_until = fields.Date(metadata={"description": "…through this date"})
+    available_from = fields.Date(metadata={"description": "offers whose window includes this day (both ends of a window are in it)…"})
+    available_until = fields.Date(metadata={"description": "…and this day: with both, every day from one to the other"})
 
     @validates_schema(skip_on_field_errors=False)  # report cross-field problems with the rest
     def _rules(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -134,9 +134,15 @@ def parse_attribute_filters(kind: str, items: list[str]) -> dict[str, str | int]
         if spec is None:
             valid = ", ".join(KINDS[kind].attributes)
             raise ValidationError(f"Unknown attribute {name!r} for {kind}; valid: {valid}.", field_name="attribute")
-        if spec.type is int and not value.isdigit():
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if spec.type is int and not (value.isascii() and value.isdigit()):
             raise ValidationError(f"{name} takes an integer.", field_name="attribute")
-        pairs[name] = int(value) if spec.type is int else value
+        typed = int(value) if spec.type is int else value
+        # The range offers are held to, so the database is never asked to compare a number it can't hold.
+        problem = attribute_problem(kind, name, typed)
+        if problem:
+            raise ValidationError(f"{name}: {problem}", field_name="attribute")
+        pairs[name] = typed
     return pairs
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
-from broker.clock import SHANGHAI
+from broker.clock import SHANGHAI, local_date, now
 from broker.models.enums import Role, Sector, StartupStatus
 from broker.models.parties import MAX_TOKEN_LIFETIME
 from broker.schemas.common import BaseSchema
@@ -40,7 +40,8 @@ class StartupRegistrationSchema(BaseSchema):
 
     @validates("founded_on")
     def _founded(self, value: dt.date, **kwargs: Any) -> None:
-        if value > dt.date.today() or value.year < 1900:
+        # Today in the district, by the app's clock (not the server's time zone or date).
+        if value > local_date(now()) or value.year < 1900:
             raise ValidationError("Must be a past date after 1900.")
 
 

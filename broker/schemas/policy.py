@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from broker.clock import SHANGHAI
+from broker.db import Base, UTCDateTime
+from broker.models import AUDITED_ENTITY_TYPES
 from broker.models.enums import ProgramStatus, Sector
-from broker.resources import KIND_NAMES, MAX_MONEY, MONEY_PLACES
-from broker.schemas.common import BaseSchema
+from broker.resources import KIND_NAMES, KINDS, MAX_MONEY, MONEY_PLACES
+from broker.schemas.common import BaseSchema, KindField, QuantityField
 from broker.schemas.fields import Exact, LocalDateTime, QueryId, StrictInt
 
 
@@ -41,11 +45,19 @@ class PolicyInSchema(BaseSchema):
     wait_bonus_per_cycle = Bonus(required=True, metadata={"description": "added per cycle a request has waited"})
     share_cap = Fraction(required=True, metadata={"description": "most of one kind's supply one startup may take in a cycle"})
     approval_window_hours = StrictInt(1, 720, required=True)
+    max_request_quantity = fields.Dict(
+        keys=KindField(), values=QuantityField(), load_default=dict,
+        metadata={"description": "the most one request may ask for, per kind, in the kind's unit; kinds not "
+                                 "named keep their default ("
+                                 + ", ".join(f"{name} {kind.max_request}" for name, kind in KINDS.items()) + ")"},
+    )
 
 
 class PolicySchema(PolicyInSchema):
     id = fields.Integer(allow_none=True, metadata={"description": "null: the built-in default is in force"})
     sector_weights = fields.Dict()
+    max_request_quantity = fields.Dict(keys=fields.String(), values=QuantityField(), attribute="request_limits",
+                                       metadata={"description": "every kind's maximum per request"})
     created_at = LocalDateTime(allow_none=True)
 
 
@@ -86,6 +98,31 @@ class ProgramSchema(ProgramInSchema):
     created_at = LocalDateTime()
 
 
+class AuditSnapshot(fields.Dict):
+    """An audit entry's before or after: its entity's datetime columns shown in Asia/Shanghai, as
+    every time is served (stored in UTC, as the log was written)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        if value is None:
+            return None
+        table = Base.metadata.tables.get(obj.entity_type)
+        times = set() if table is None else {c.name for c in table.columns if isinstance(c.type, UTCDateTime)}
+        return {key: _local_time(item) if key in times else item for key, item in value.items()}
+
+
+def _local_time(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)).astimezone(SHANGHAI).isoformat()
+
+
+_ENTITY_TYPES = "the audited tables: " + ", ".join(AUDITED_ENTITY_TYPES)
+
+
 class AuditEntrySchema(BaseSchema):
     id = fields.Integer()
     at = LocalDateTime()
@@ -93,14 +130,17 @@ class AuditEntrySchema(BaseSchema):
     acting_staff_id = fields.Integer(allow_none=True, metadata={
         "description": "the staff member who minted that token for the account, if it was minted for another account"})
     action = fields.String()
-    entity_type = fields.String()
+    entity_type = fields.String(metadata={"description": _ENTITY_TYPES})
     entity_id = fields.Integer()
-    before = fields.Dict(allow_none=True)
-    after = fields.Dict(allow_none=True)
+    before = AuditSnapshot(allow_none=True, metadata={"description": "the changed fields before (null: created)"})
+    after = AuditSnapshot(allow_none=True, metadata={"description": "the changed fields after, or every field of a new row"})
 
 
 class AuditQuerySchema(BaseSchema):
-    entity_type = fields.String(validate=validate.Length(1, 64))
+    entity_type = fields.String(
+        validate=validate.OneOf(AUDITED_ENTITY_TYPES, error="Unknown entity type; valid: {choices}."),
+        metadata={"description": _ENTITY_TYPES},
+    )
     entity_id = QueryId()
     actor_id = QueryId()
     acting_staff_id = QueryId()

@@ -31,6 +31,11 @@ class SyncSchema(BaseSchema):
     finished_at = LocalDateTime(allow_none=True)
     counts = fields.Nested(SyncCountsSchema)
     error = fields.String(allow_none=True)
+    encoding = fields.String(
+        allow_none=True,
+        metadata={"description": "the encoding a CSV catalog (uploaded or pulled) was read in: utf-8, utf-8-sig (with the byte-order "
+                                 "mark Excel writes) or gb18030 (Excel on Chinese Windows); null otherwise"},
+    )
 
 
 class QuarantinedRecordSchema(BaseSchema):

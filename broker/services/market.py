@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from broker.clock import local_date
 from broker.errors import Forbidden, InvalidInput, NotFound
 from broker.models import (
     Account,
@@ -29,6 +30,7 @@ from broker.models.market import WITHDRAWABLE_REQUEST_STATUSES
 from broker.resources import KINDS
 from broker.services import allocations
 from broker.services.accounts import STAFF_ROLES, require_role, require_verified_startup
+from broker.services.policy import current_policy
 from broker.services.subsidies import Quote, quote
 
 # Fields a carrier's upsert may change on an existing offer; kind and divisibility are the
@@ -117,10 +119,11 @@ def list_offers(session: Session, filters: dict[str, Any]) -> sa.Select:
     for name, value in filters.get("attributes", {}).items():
         element = Offer.attributes[name]
         query = query.where((element.as_integer() if isinstance(value, int) else element.as_string()) == value)
-    if "available_from" in filters:
-        query = query.where(Offer.window_start <= filters["available_from"])
-    if "available_until" in filters:
-        query = query.where(Offer.window_end >= filters["available_until"])
+    # Each date alone means "the offer's window includes this day" (both ends of a window are
+    # in it); the two together, that it includes every day from one to the other.
+    for name in ("available_from", "available_until"):
+        if name in filters:
+            query = query.where(Offer.window_start <= filters[name], Offer.window_end >= filters[name])
     return query
 
 
@@ -136,7 +139,7 @@ def _request_hash(payload: dict[str, Any]) -> str:
 
 
 def submit_request(
-    session: Session, actor: Account, data: dict[str, Any], idempotency_key: str | None = None
+    session: Session, actor: Account, data: dict[str, Any], idempotency_key: str | None = None, *, now: dt.datetime
 ) -> tuple[ResourceRequest, bool]:
     """A verified startup asks for resources; returns the request and whether it is new.
 
@@ -150,6 +153,7 @@ def submit_request(
         replay = _replay(session, actor, idempotency_key, digest)
         if replay is not None:
             return replay, False
+    _check_acceptable(session, data, now)
     request = ResourceRequest(startup_id=startup.id, **data)
     session.add(request)
     if idempotency_key is not None:
@@ -172,6 +176,24 @@ def submit_request(
             raise
         return replay, False
     return request, True
+
+
+def _check_acceptable(session: Session, data: dict[str, Any], now: dt.datetime) -> None:
+    """A window that has ended can never be served, and no request may ask for more than the
+    policy's maximum for its kind (else one cycle would hold a district's supply for it)."""
+    problems: dict[str, list[str]] = {}
+    today = local_date(now)
+    if data["window_end"] < today:
+        problems["window_end"] = [f"The window ended on {data['window_end']}; today is {today} in Asia/Shanghai."]
+    limit = current_policy(session).request_limit(data["kind"])
+    if data["quantity"] > limit:
+        problems["quantity"] = [
+            f"At most {limit} {KINDS[data['kind']].unit} per {data['kind']} request "
+            "(the district policy's max_request_quantity)."
+        ]
+    if problems:
+        details = " ".join(f"{field}: {messages[0]}" for field, messages in problems.items())
+        raise InvalidInput(f"The request was not saved. {details}", problems)
 
 
 def _replay(session: Session, actor: Account, key: str, digest: str) -> ResourceRequest | None:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from broker.errors import NotFound
 from broker.models import LIGHTHOUSE_SECTORS, Account, AuditEntry, Policy, Role, SubsidyProgram
+from broker.resources import KINDS
 from broker.services.accounts import require_role
 from broker.uniques import duplicate
 
@@ -35,7 +36,10 @@ def set_policy(session: Session, actor: Account, data: dict[str, Any]) -> Policy
     """Staff put a new policy version in force; earlier versions stay for the record."""
     require_role(actor, Role.staff, Role.admin)
     weights = {sector.value: str(weight) for sector, weight in data.pop("sector_weights").items()}
-    policy = Policy(sector_weights=weights, created_by_id=actor.id, **data)
+    named = data.pop("max_request_quantity", {})
+    # Every kind's figure is written down, so a version means the same after the defaults change.
+    limits = {kind: str(named.get(kind, spec.max_request)) for kind, spec in KINDS.items()}
+    policy = Policy(sector_weights=weights, max_request_quantity=limits, created_by_id=actor.id, **data)
     session.add(policy)
     session.commit()
     return policy

@@ -47,17 +47,19 @@ from sqlalchemy.orm import Session, selectinload
 from adapters.base import (
     AdapterError,
     CarrierAdapter,
+    CatalogLimitError,
     ConfigurationError,
     FetchResult,
     OfferRecord,
     PushIdentity,
     RejectedRecord,
     UnsupportedFeatureError,
+    UploadLimits,
     WebhookSignatureError,
 )
 from adapters.signing import REPLAY_WINDOW_SECONDS
 from broker.db import utcnow
-from broker.errors import Conflict, DomainError, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from broker.errors import Conflict, DomainError, Forbidden, InvalidInput, NotAuthenticated, NotFound, PayloadTooLarge
 from broker.models import (
     Account,
     AuditEntry,
@@ -200,20 +202,29 @@ def upload_catalog(
     content: bytes,
     filename: str,
     now: dt.datetime,
+    limits: UploadLimits | None = None,
 ) -> CarrierSync:
-    """A carrier uploads its catalog file; bad rows are quarantined, good ones upserted, none withdrawn."""
+    """A carrier uploads its catalog file; bad rows are quarantined, good ones upserted, none withdrawn.
+
+    A file over `limits` (what it unpacks to, its compression, its rows) is refused whole before
+    any row is parsed: 413 for a size, 422 for the rows; the refusal is recorded as a failed sync.
+    """
     require_role(actor, Role.carrier)
     carrier = _carrier(session, carrier_code)
     if carrier.id != actor.carrier_id:
         raise Forbidden("A carrier uploads only its own catalog.")
     adapter = _configured_adapter(adapters, carrier)
     try:
-        result = adapter.parse_catalog(content, filename)
+        result = adapter.parse_catalog(content, filename, limits)
     except UnsupportedFeatureError:
         raise InvalidInput(
             f"Carrier {carrier_code} does not publish catalog files; its offers come from its API.",
             {"file": ["Catalog uploads are not supported for this carrier."]},
         ) from None
+    except CatalogLimitError as error:
+        _record_failure(session, carrier_code, SyncSource.upload, now, error)
+        refusal = PayloadTooLarge if error.too_large else InvalidInput
+        raise refusal(f"The catalog file was refused whole: {error.message}.", {"file": [error.message]}) from None
     except AdapterError as error:
         _record_failure(session, carrier_code, SyncSource.upload, now, error)
         raise InvalidInput("The catalog file is unreadable; nothing was applied.", {"file": [error.message]}) from None
@@ -451,7 +462,8 @@ def _apply(
     push = result.push if source is SyncSource.webhook else None
     if push is not None:
         _refuse_a_replay(session, carrier, push, started)
-    sync = CarrierSync(carrier_id=carrier.id, source=source, status=SyncStatus.running, complete=complete, started_at=started)
+    sync = CarrierSync(carrier_id=carrier.id, source=source, status=SyncStatus.running, complete=complete,
+                       started_at=started, encoding=result.encoding)
     session.add(sync)
     session.flush()
     if push is not None:

@@ -127,6 +127,33 @@ def test_browse_filters_and_pages(client, make_actor):
     assert get("page_size=1000").status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("available_from=2026-12-15", {"dec", "long"}),
+        ("available_from=2026-12-31", {"dec", "long"}),  # both days of a window are in it
+        ("available_from=2027-01-01", {"late", "long"}),
+        ("available_until=2027-02-01", {"late", "long"}),
+        ("available_until=2026-12-01", {"dec", "long"}),
+        ("available_from=2026-12-15&available_until=2027-02-01", {"long"}),
+        ("available_from=2026-12-01&available_until=2026-12-31", {"dec", "long"}),
+        ("available_from=2025-06-01", set()),
+    ],
+)
+def test_available_from_and_until_each_mean_the_window_includes_that_day(client, make_actor, query, expected):
+    carrier, startup = make_actor("carrier"), make_actor("startup")
+    windows = {
+        "old": ("2026-01-01", "2026-03-01"),  # ended long before
+        "dec": ("2026-12-01", "2026-12-31"),
+        "late": ("2027-01-01", "2027-03-01"),
+        "future": ("2027-05-01", "2027-08-01"),  # begins after every date asked about
+        "long": ("2026-11-01", "2027-06-30"),
+    }
+    publish(client, carrier, *[gpu_offer(name, window_start=start, window_end=end) for name, (start, end) in windows.items()])
+    found = client.get(f"/api/v1/offers?{query}", headers=startup.headers)
+    assert found.status_code == 200 and {o["external_id"] for o in found.json} == expected
+
+
 def _promise(session, startup, external_id, quantity):
     """Arrange a held allocation (the matching cycle that makes these arrives with issue 5)."""
     from broker.models import ResourceRequest

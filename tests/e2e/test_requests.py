@@ -1,8 +1,11 @@
 """Verified startups submit, list, read and withdraw requests; retries are idempotent."""
 
+import datetime as dt
+
 import pytest
 import sqlalchemy as sa
 
+from broker.clock import FrozenClock, install_clock
 from broker.models import Offer, ResourceRequest
 from tests.e2e.test_offers import _promise, gpu_offer, publish
 
@@ -111,3 +114,47 @@ def test_unknown_routes_and_methods_answer_in_json(client, make_actor):
     assert missing.status_code == 404 and missing.is_json
     wrong_method = client.delete("/api/v1/offers")
     assert wrong_method.status_code == 405 and "GET" in wrong_method.headers["Allow"]
+
+
+@pytest.fixture
+def shanghai_after_midnight(app):
+    """2026-12-02 01:00 in Asia/Shanghai, while it is still 2026-12-01 in UTC."""
+    clock = FrozenClock(dt.datetime(2026, 12, 1, 17, 0, tzinfo=dt.timezone.utc))
+    install_clock(app, clock)
+    yield clock
+    install_clock(app, None)
+
+
+def test_a_window_that_has_already_ended_is_refused_by_the_date_in_shanghai(client, session, make_actor, shanghai_after_midnight):
+    startup = make_actor("startup")
+    ended = client.post("/api/v1/requests", json=ask(window_start="2026-11-20", window_end="2026-12-01"), headers=startup.headers)
+    assert ended.status_code == 422, ended.json
+    assert "window_end" in ended.json["errors"]["json"] and "2026-12-02" in ended.json["message"]
+    assert "Asia/Shanghai" in ended.json["errors"]["json"]["window_end"][0]
+    long_ago = client.post("/api/v1/requests", json=ask(window_start="2020-01-01", window_end="2020-02-01"), headers=startup.headers)
+    assert long_ago.status_code == 422 and "window_end" in long_ago.json["errors"]["json"]
+    assert session.scalar(sa.select(sa.func.count(ResourceRequest.id))) == 0
+    ends_today = client.post("/api/v1/requests", json=ask(window_start="2026-11-20", window_end="2026-12-02"), headers=startup.headers)
+    assert ends_today.status_code == 201, ends_today.json
+
+
+def test_a_request_above_the_policys_maximum_for_its_kind_is_refused_naming_it(client, session, make_actor):
+    startup, staff = make_actor("startup"), make_actor("staff")
+    huge = client.post("/api/v1/requests", json=ask(quantity="10000000000"), headers=startup.headers)
+    assert huge.status_code == 422, huge.json
+    problem = huge.json["errors"]["json"]["quantity"][0]
+    assert "100000.000 GPU-hour" in problem and "max_request_quantity" in problem, problem
+    assert "quantity" in huge.json["message"]
+    assert session.scalar(sa.select(sa.func.count(ResourceRequest.id))) == 0
+    assert client.post("/api/v1/requests", json=ask(quantity="100000"), headers=startup.headers).status_code == 201
+
+    from tests.e2e.test_policy import POLICY
+
+    raised = client.put("/api/v1/policy", json={**POLICY, "max_request_quantity": {"gpu": "500000"}}, headers=staff.headers)
+    assert raised.status_code == 200, raised.json
+    limits = client.get("/api/v1/policy", headers=startup.headers).json["max_request_quantity"]
+    assert limits["gpu"] == "500000.000" and limits["tokens"] == "100000.000" and set(limits) == {
+        "gpu", "cpu", "data_line", "cloud_vm", "storage", "tokens"}
+    assert client.post("/api/v1/requests", json=ask(quantity="200000"), headers=startup.headers).status_code == 201
+    over = client.post("/api/v1/requests", json=ask(quantity="500000.001"), headers=startup.headers)
+    assert over.status_code == 422 and "500000.000" in over.json["errors"]["json"]["quantity"][0]

@@ -4,6 +4,7 @@ import sqlalchemy as sa
 
 from broker.models import Account, ApiToken, Startup
 from tests.conftest import startup_payload
+from tests.e2e.test_requests import shanghai_after_midnight  # noqa: F401  (the fixture)
 
 
 def wrong_check_character(code: str) -> str:
@@ -111,3 +112,11 @@ def test_a_startup_sets_its_budget_per_cycle_and_others_cannot(client, make_acto
     assert client.patch(url, json={"cycle_budget": "1"}, headers=other.headers).status_code == 404
     assert client.patch(url, json={"cycle_budget": "1"}, headers=staff.headers).status_code == 403
     assert client.get(url, headers=staff.headers).json["cycle_budget"] == "20000.00"
+
+
+def test_founding_dates_are_checked_against_today_in_shanghai_by_the_apps_clock(client, session, shanghai_after_midnight):
+    # 01:00 on 2 December in Shanghai, still 1 December in UTC.
+    founded_today = client.post("/api/v1/startups", json={**startup_payload(51), "founded_on": "2026-12-02"})
+    assert founded_today.status_code == 201, founded_today.json
+    tomorrow = client.post("/api/v1/startups", json={**startup_payload(52), "founded_on": "2026-12-03"})
+    assert tomorrow.status_code == 422 and "founded_on" in tomorrow.json["errors"]["json"]

@@ -135,7 +135,7 @@ def _populate(session, receiver_url, guard):
         startup, token, _ = accounts.register_startup(session, startup_payload(3000 + n, parse=True))
         accounts.verify_startup(session, staff, startup.id)
         account = session.get(Account, token.account_id)
-        market.submit_request(session, account, {**ask, "attributes": {}, "purpose": "一周模拟", **window})
+        market.submit_request(session, account, {**ask, "attributes": {}, "purpose": "一周模拟", **window}, now=SUNDAY)
         if first_startup is None:
             first_startup = account
             events.subscribe(session, account, receiver_url, guard)
@@ -188,6 +188,7 @@ def test_a_week_runs_by_itself(week, simulators):
         session, buyer,
         {"kind": paid.kind, "quantity": min(paid.available, Decimal(10)), "attributes": {k: [v] for k, v in paid.attributes.items()},
          "regions": [paid.region], "window_start": dt.date(2026, 12, 8), "window_end": dt.date(2026, 12, 10), "purpose": "付费资源"},
+        now=clock(),
     )
 
     # Monday 09:00: the cycle.
