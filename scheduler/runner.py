@@ -157,7 +157,7 @@ class Runner:
                 session.add(JobRun(job=job, slot=slot, runner=self.name, started_at=clock_now(self.app)))
             else:
                 # Its process died mid-run (we hold the lock, so nobody else is running it).
-                run.runner, run.started_at, run.detail = self.name, clock_now(self.app), "rerun after an interrupted run"
+                run.claim(self.name, clock_now(self.app))
             session.commit()
             return True
         finally:
@@ -167,9 +167,7 @@ class Runner:
         session = get_db(self.app).sessionmaker()
         try:
             run = session.scalar(sa.select(JobRun).where(JobRun.job == job, JobRun.slot == slot))
-            run.finished_at, run.outcome = clock_now(self.app), outcome
-            if detail:
-                run.detail = detail[:2000]
+            run.finish(outcome, detail, clock_now(self.app))
             session.commit()
         finally:
             session.close()

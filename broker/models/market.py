@@ -97,14 +97,22 @@ class Offer(Audited, Base):
         """The carrier published the lot again through `channel` with `values`; returns whether
         anything changed. A withdrawn lot is back on the market."""
         changed = {name: value for name, value in values.items() if getattr(self, name) != value}
-        if self.status is OfferStatus.withdrawn:
-            self.audit_as("republish")
-            changed.update(status=OfferStatus.active, withdrawn_by=None)
+        republished = self.status is OfferStatus.withdrawn
         if self.channel is not channel:
             changed["channel"] = channel
         for name, value in changed.items():
             setattr(self, name, value)
-        return bool(changed)
+        if republished:
+            self.republish()
+        return bool(changed) or republished
+
+    def republish(self) -> None:
+        """A withdrawn lot is back on the market (its carrier published it again)."""
+        if self.status is not OfferStatus.withdrawn:
+            raise Conflict("Offer is not withdrawn.")
+        self.audit_as("republish")
+        self.status = OfferStatus.active
+        self.withdrawn_by = None
 
 
 class ResourceRequest(Audited, Base):
@@ -366,6 +374,13 @@ class Allocation(Audited, Base):
         self.audit_as("provisioning_failed")
         self.last_error = error
         self.next_attempt_at = retry_at
+
+    def retry_provisioning(self, now: dt.datetime) -> None:
+        """Staff ask for one more attempt after its retries ran out: it is due again at `now`."""
+        if not self.provisioning_given_up:
+            raise Conflict("Only an allocation whose provisioning retries ran out can be retried by hand.")
+        self.audit_as("retry_provisioning")
+        self.next_attempt_at = now
 
     @property
     def provisioning_given_up(self) -> bool:

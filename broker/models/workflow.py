@@ -112,6 +112,19 @@ class WebhookDelivery(Base):
 
     __table_args__ = (sa.UniqueConstraint("event_id", "subscription_id"),)
 
+    def delivered(self, now: dt.datetime) -> None:
+        """The receiver took it."""
+        self.status, self.delivered_at, self.last_error = DeliveryStatus.delivered, now, None
+
+    def failed(self, error: str) -> None:
+        """Given up: refused destination or out of attempts. Never tried again."""
+        self.status, self.last_error = DeliveryStatus.failed, error
+
+    def retry(self, error: str, at: dt.datetime) -> None:
+        """This attempt failed; it stays pending and is due again at `at`."""
+        self.last_error = error
+        self.next_attempt_at = at
+
 
 class UsageReport(Base):
     """Usage a carrier reported against an allocation; unique per carrier record, so pulled once."""
@@ -147,3 +160,12 @@ class JobRun(Base):
     detail: Mapped[str | None] = mapped_column(sa.Text)
 
     __table_args__ = (sa.UniqueConstraint("job", "slot"),)
+
+    def claim(self, runner: str, now: dt.datetime) -> None:
+        """Run again a firing whose process died mid-run (the caller holds the job's lock)."""
+        self.runner, self.started_at, self.detail = runner, now, "rerun after an interrupted run"
+
+    def finish(self, outcome: str, detail: str | None, now: dt.datetime) -> None:
+        self.finished_at, self.outcome = now, outcome
+        if detail:
+            self.detail = detail[:2000]

@@ -171,14 +171,13 @@ def deliver_due(
         delivery = session.get(WebhookDelivery, delivery_id)
         delivery.attempts += 1
         if error is None:
-            delivery.status, delivery.delivered_at, delivery.last_error = DeliveryStatus.delivered, now, None
+            delivery.delivered(now)
             counts["delivered"] += 1
         elif refused or delivery.attempts >= MAX_DELIVERY_ATTEMPTS:
-            delivery.status, delivery.last_error = DeliveryStatus.failed, error
+            delivery.failed(error)
             counts["failed"] += 1
         else:
-            delivery.last_error = error
-            delivery.next_attempt_at = now + dt.timedelta(seconds=30 * 2 ** (delivery.attempts - 1))
+            delivery.retry(error, now + dt.timedelta(seconds=30 * 2 ** (delivery.attempts - 1)))
             counts["retrying"] += 1
         session.commit()
     return counts

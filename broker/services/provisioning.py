@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from adapters.base import AdapterError, CarrierAdapter, Feature, ProvisionRequest
 from broker.clock import local_date
-from broker.errors import Conflict, InvalidInput, NotFound
+from broker.errors import InvalidInput, NotFound
 from broker.models import Account, Allocation, AllocationStatus, Carrier, RequestStatus, ResourceRequest, Role
 from broker.models.workflow import UsageReport
 from broker.services import allocations, events, subsidies
@@ -105,10 +105,7 @@ def retry_provisioning(session: Session, actor: Account, allocation_id: int, now
     allocation = session.scalar(sa.select(Allocation).where(Allocation.id == allocation_id).with_for_update().execution_options(populate_existing=True))
     if allocation is None:
         raise NotFound("No such allocation.")
-    if allocation.status is not AllocationStatus.provisioning or allocation.next_attempt_at is not None:
-        raise Conflict("Only an allocation whose provisioning retries ran out can be retried by hand.")
-    allocation.audit_as("retry_provisioning")
-    allocation.next_attempt_at = now
+    allocation.retry_provisioning(now)
     session.commit()
     return allocation
 
