@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, current_app, g
@@ -19,6 +21,7 @@ from broker.resources import MONEY_PLACES, QUANTITY_PLACES, UNIT_PRICE_PLACES
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+P = ParamSpec("P")
 
 # Primary keys are INTEGER: 32-bit on PostgreSQL. Ids from outside are checked against this
 # so that an absurd id is "not found", not a database overflow.
@@ -197,6 +200,34 @@ def retry_transient(
             log.warning("transient database error (%s), retry %d of %d", describe_transient(error), attempt, attempts - 1)
             sleep(random.uniform(0, pause * 2 ** (attempt - 1)))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextmanager
+def unit_of_work(session: Session) -> Iterator[Session]:
+    """One use case's transaction: commit once when the block ends; on any error (the commit's
+    own included) roll back and re-raise, so no path leaves half a use case written.
+
+    It composes with `retry_transient` rather than repeating it: the retry wraps the whole use
+    case from outside, a transient failure leaves this block already rolled back, and the
+    retry's next try runs the use case, and so a fresh unit of work, again.
+    """
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def transaction(use_case: Callable[Concatenate[Session, P], T]) -> Callable[Concatenate[Session, P], T]:
+    """Run a use case `use_case(session, ...)` as one `unit_of_work` (Superset's `@transaction`)."""
+
+    @functools.wraps(use_case)
+    def run(session: Session, *args: P.args, **kwargs: P.kwargs) -> T:
+        with unit_of_work(session):
+            return use_case(session, *args, **kwargs)
+
+    return run
 
 
 def commits_made(session: Session) -> int:

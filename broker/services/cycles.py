@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from broker import matching
 from broker.clock import local_date
+from broker.db import transaction
 from broker.errors import Conflict, InvalidInput, NotFound
 from broker.faults import fault_point
 from broker.models import (
@@ -274,6 +275,7 @@ def reject_allocation(session: Session, actor: Account, allocation_id: int, reas
     return allocation
 
 
+@transaction
 def decide_many(session: Session, actor: Account, cycle_id: int, decisions: list[dict[str, Any]], now: dt.datetime) -> list[Allocation]:
     """Staff decide many proposals of one cycle at once: all of them, or none if one is refused."""
     require_role(actor, Role.staff, Role.admin)
@@ -293,9 +295,7 @@ def decide_many(session: Session, actor: Account, cycle_id: int, decisions: list
         except (Conflict, InvalidInput, NotFound) as error:
             problems[i] = [error.message]
     if problems:
-        session.rollback()
         raise Conflict("Some decisions cannot be made; none were.", {"decisions": problems})
-    session.commit()
     return decided
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from broker.clock import local_date
+from broker.db import transaction
 from broker.errors import Forbidden, InvalidInput, NotFound
 from broker.models import (
     Account,
@@ -38,6 +39,7 @@ from broker.services.subsidies import Quote, quote
 _MUTABLE_OFFER_FIELDS = ("region", "attributes", "quantity", "window_start", "window_end", "list_price", "unit_price")
 
 
+@transaction
 def upsert_offers(session: Session, actor: Account, records: list[dict[str, Any]]) -> dict[str, Any]:
     """Create or update a carrier's offers by its own external ids, all or none."""
     require_role(actor, Role.carrier)
@@ -70,9 +72,7 @@ def upsert_offers(session: Session, actor: Account, records: list[dict[str, Any]
             counts["updated" if changed else "unchanged"] += 1
         offers.append(offer)
     if problems:
-        session.rollback()
         raise InvalidInput("Some offers cannot be updated; nothing was changed.", {"offers": problems})
-    session.commit()
     return {**counts, "offers": offers}
 
 
