@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from broker.clock import SHANGHAI
+from broker.db import transaction
 from broker.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from broker.models import TURNED_AWAY_STARTUP_STATUSES, Account, ApiToken, Carrier, Role, Startup
 from broker.models.parties import MAX_TOKEN_LIFETIME, hash_token
@@ -54,6 +55,7 @@ def _issue(
     return token, secret
 
 
+@transaction
 def create_user(session: Session, role: Role, name: str) -> tuple[Account, ApiToken, str]:
     """A new staff or admin account with its first token."""
     if role not in STAFF_ROLES:
@@ -63,10 +65,10 @@ def create_user(session: Session, role: Role, name: str) -> tuple[Account, ApiTo
     account = Account(role=role, name=name.strip())
     session.add(account)
     token, secret = _issue(session, account)
-    session.commit()
     return account, token, secret
 
 
+@transaction
 def register_carrier(
     session: Session, code: str, name: str, adapter: str, known_adapters: Iterable[str]
 ) -> tuple[Carrier, ApiToken, str]:
@@ -85,10 +87,10 @@ def register_carrier(
     account = Account(role=Role.carrier, name=name, carrier=carrier)
     session.add_all([carrier, account])
     token, secret = _issue(session, account)
-    session.commit()
     return carrier, token, secret
 
 
+@transaction
 def register_startup(
     session: Session, data: dict[str, Any], district_contact: str = DEFAULT_DISTRICT_CONTACT
 ) -> tuple[Startup, ApiToken, str]:
@@ -105,7 +107,6 @@ def register_startup(
     account = Account(role=Role.startup, name=data["name"], startup=startup)
     session.add_all([startup, account])
     token, secret = _issue(session, account)
-    session.commit()
     return startup, token, secret
 
 
@@ -130,6 +131,7 @@ def list_startups(session: Session, actor: Account, filters: dict[str, Any]) -> 
     return query
 
 
+@transaction
 def update_startup(session: Session, actor: Account, startup_id: int, changes: dict[str, Any]) -> Startup:
     """A startup updates its contacts and its budget per cycle."""
     startup = get_startup(session, actor, startup_id)
@@ -137,7 +139,6 @@ def update_startup(session: Session, actor: Account, startup_id: int, changes: d
         raise Forbidden("A startup's details are changed by the startup itself.")
     for name, value in changes.items():
         setattr(startup, name, value)
-    session.commit()
     return startup
 
 
@@ -152,30 +153,30 @@ def _startup_to_decide(session: Session, actor: Account, startup_id: int) -> Sta
     return startup
 
 
+@transaction
 def verify_startup(session: Session, actor: Account, startup_id: int) -> Startup:
     """Staff confirm a startup, which may then request resources."""
     startup = _startup_to_decide(session, actor, startup_id)
     startup.verify(actor.id)
-    session.commit()
     return startup
 
 
+@transaction
 def reject_startup(session: Session, actor: Account, startup_id: int, reason: str, now: dt.datetime) -> Startup:
     """Staff turn down a pending registration: its tokens end, and its code is free to register again."""
     startup = _startup_to_decide(session, actor, startup_id)
     startup.reject(actor.id, reason, now)
     _end_tokens_and_requests(session, startup, f"startup rejected by district staff: {reason}", now)
-    session.commit()
     return startup
 
 
+@transaction
 def remove_startup(session: Session, actor: Account, startup_id: int, reason: str, now: dt.datetime) -> Startup:
     """Staff remove a registration made in another company's name (pending or verified): its tokens
     and requests end, nothing is deleted, and the real company can register the code."""
     startup = _startup_to_decide(session, actor, startup_id)
     startup.remove(actor.id, reason, now)
     _end_tokens_and_requests(session, startup, f"startup removed by district staff: {reason}", now)
-    session.commit()
     return startup
 
 
@@ -211,6 +212,7 @@ def list_tokens(session: Session, actor: Account, filters: dict[str, Any], now: 
     return query
 
 
+@transaction
 def revoke_token(session: Session, actor: Account, token_id: int) -> ApiToken:
     """Staff revoke carriers' and startups' tokens; admins revoke any; anyone revokes their own."""
     token = session.get(ApiToken, token_id)
@@ -221,10 +223,10 @@ def revoke_token(session: Session, actor: Account, token_id: int) -> ApiToken:
         raise Forbidden("Only an admin revokes staff and admin tokens.")
     session.refresh(token, with_for_update=True)  # a concurrent revoke waits, then finds it revoked (409)
     token.revoke()
-    session.commit()
     return token
 
 
+@transaction
 def revoke_token_as_operator(session: Session, token_id: int) -> ApiToken:
     """The operator, at the server's console, revokes any token."""
     token = session.get(ApiToken, token_id)
@@ -232,7 +234,6 @@ def revoke_token_as_operator(session: Session, token_id: int) -> ApiToken:
         raise NotFound(f"No token {token_id}.")
     session.refresh(token, with_for_update=True)
     token.revoke()
-    session.commit()
     return token
 
 
@@ -253,13 +254,14 @@ def reissue_startup_token(session: Session, startup_id: int) -> tuple[ApiToken, 
     return _issue_at_console(session, account)
 
 
+@transaction
 def _issue_at_console(session: Session, account: Account) -> tuple[ApiToken, str]:
     token, secret = _issue(session, account)
     token.audit_as("issue_at_console")  # no signed-in actor: the audit entry names the console instead
-    session.commit()
     return token, secret
 
 
+@transaction
 def issue_token(
     session: Session, actor: Account, account_id: int, now: dt.datetime, *,
     expires_at: dt.datetime | None = None, expires_in_days: int | None = None,
@@ -284,7 +286,6 @@ def issue_token(
             {field: [f"Must be after now and at most {MAX_TOKEN_LIFETIME.days} days from now."]},
         )
     token, secret = _issue(session, account, issued_by=actor, expires_at=expires_at)
-    session.commit()
     return token, secret
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from broker.db import transaction
 from broker.errors import Conflict, NotFound
 from broker.models import Account, Allocation, AllocationStatus, Role
 from broker.models.workflow import Appeal
@@ -17,6 +18,7 @@ from broker.services.market import get_allocation
 APPEALABLE = frozenset({AllocationStatus.rejected, AllocationStatus.lapsed})
 
 
+@transaction
 def file_appeal(session: Session, actor: Account, allocation_id: int, message: str, now: dt.datetime) -> Appeal:
     """The startup appeals a rejected or lapsed allocation of its own."""
     require_role(actor, Role.startup)
@@ -31,7 +33,6 @@ def file_appeal(session: Session, actor: Account, allocation_id: int, message: s
         raise Conflict(f"Appeal {pending} on this allocation is still waiting for an answer.")
     appeal = Appeal(allocation_id=allocation.id, startup_id=actor.startup_id, message=message, created_at=now)
     session.add(appeal)
-    session.commit()
     return appeal
 
 
@@ -46,6 +47,7 @@ def list_appeals(session: Session, actor: Account, allocation_id: int | None = N
     return query
 
 
+@transaction
 def answer_appeal(session: Session, actor: Account, appeal_id: int, answer: str, now: dt.datetime) -> Appeal:
     """Staff answer an appeal; the startup is told in its feed."""
     require_role(actor, Role.staff, Role.admin)
@@ -55,5 +57,4 @@ def answer_appeal(session: Session, actor: Account, appeal_id: int, answer: str,
     appeal.respond(answer, actor.id, now)
     allocation = session.get(Allocation, appeal.allocation_id)
     events.record(session, "appeal.answered", allocation, appeal.startup_id, None, now, appeal_id=appeal.id, answer=answer)
-    session.commit()
     return appeal

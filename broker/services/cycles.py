@@ -259,19 +259,19 @@ def list_cycles(session: Session, actor: Account) -> sa.Select:
     return sa.select(MatchingCycle).order_by(MatchingCycle.id.desc())
 
 
+@transaction
 def approve_allocation(session: Session, actor: Account, allocation_id: int, reason: str | None, now: dt.datetime) -> Allocation:
     """Staff approve one proposal before its deadline; budget is committed under row locks."""
     require_role(actor, Role.staff, Role.admin)
     allocation = allocations.approve(session, actor, allocations.lock_one(session, allocation_id), reason, now)
-    session.commit()
     return allocation
 
 
+@transaction
 def reject_allocation(session: Session, actor: Account, allocation_id: int, reason: str, now: dt.datetime) -> Allocation:
     """Staff reject one proposal with a reason; its capacity goes back to the offer."""
     require_role(actor, Role.staff, Role.admin)
     allocation = allocations.reject(session, actor, allocations.lock_one(session, allocation_id), reason, now)
-    session.commit()
     return allocation
 
 
@@ -299,6 +299,7 @@ def decide_many(session: Session, actor: Account, cycle_id: int, decisions: list
     return decided
 
 
+@transaction
 def close_approval_windows(session: Session, now: dt.datetime) -> int:
     """Lapse every undecided proposal past its deadline and give its capacity back; close those cycles."""
     cycles = session.scalars(
@@ -318,5 +319,4 @@ def close_approval_windows(session: Session, now: dt.datetime) -> int:
     allocations.lapse(session, proposals, now)
     for cycle in cycles:
         cycle.close()
-    session.commit()
     return len(proposals)

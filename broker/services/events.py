@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from broker import netguard
 from broker.clock import SHANGHAI
+from broker.db import transaction
 from broker.errors import InvalidInput
 from broker.models import Account, Allocation, Role
 from broker.models.workflow import DeliveryStatus, Event, WebhookDelivery, WebhookSubscription
@@ -97,6 +98,7 @@ def feed(session: Session, actor: Account, since_id: int | None = None) -> sa.Se
     return query
 
 
+@transaction
 def subscribe(session: Session, actor: Account, url: str, guard: DestinationGuard) -> tuple[WebhookSubscription, str]:
     """Set where the account's events are POSTed; returns the signing secret, shown once.
 
@@ -118,7 +120,6 @@ def subscribe(session: Session, actor: Account, url: str, guard: DestinationGuar
             if subscription is None:
                 raise
     subscription.url, subscription.secret = url, secret
-    session.commit()
     return subscription, secret
 
 

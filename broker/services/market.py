@@ -86,6 +86,7 @@ def _update_problem(offer: Offer, record: dict[str, Any]) -> dict[str, list[str]
     return None
 
 
+@transaction
 def withdraw_offer(session: Session, actor: Account, offer_id: int) -> Offer:
     """A carrier takes its lot off the market, down to what is already promised."""
     require_role(actor, Role.carrier)
@@ -95,7 +96,6 @@ def withdraw_offer(session: Session, actor: Account, offer_id: int) -> Offer:
     if offer.carrier_id != actor.carrier_id:
         raise Forbidden("This offer belongs to another carrier.")
     offer.withdraw()
-    session.commit()
     return offer
 
 
@@ -261,6 +261,7 @@ class PendingReleaseNotice:
     message: str
 
 
+@transaction
 def withdraw_request(
     session: Session, actor: Account, request_id: int, now: dt.datetime, next_release_run: dt.datetime | None
 ) -> Withdrawal:
@@ -271,7 +272,6 @@ def withdraw_request(
     if actor.role is not Role.startup:
         raise Forbidden("Only the startup that made a request withdraws it.")
     pending = end_request(session, request, "request withdrawn by the startup", now)
-    session.commit()
     return Withdrawal(request, [_release_notice(p, next_release_run) for p in pending])
 
 

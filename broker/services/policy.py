@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from broker.db import transaction
 from broker.errors import NotFound
 from broker.models import LIGHTHOUSE_SECTORS, Account, AuditEntry, Policy, Role, SubsidyProgram
 from broker.resources import KINDS
@@ -32,6 +33,7 @@ def current_policy(session: Session) -> Policy:
     return session.scalar(sa.select(Policy).order_by(Policy.id.desc()).limit(1)) or default_policy()
 
 
+@transaction
 def set_policy(session: Session, actor: Account, data: dict[str, Any]) -> Policy:
     """Staff put a new policy version in force; earlier versions stay for the record."""
     require_role(actor, Role.staff, Role.admin)
@@ -41,7 +43,6 @@ def set_policy(session: Session, actor: Account, data: dict[str, Any]) -> Policy
     limits = {kind: str(named.get(kind, spec.max_request)) for kind, spec in KINDS.items()}
     policy = Policy(sector_weights=weights, max_request_quantity=limits, created_by_id=actor.id, **data)
     session.add(policy)
-    session.commit()
     return policy
 
 
@@ -56,6 +57,7 @@ def get_program(session: Session, program_id: int) -> SubsidyProgram:
     return program
 
 
+@transaction
 def create_program(session: Session, actor: Account, data: dict[str, Any]) -> SubsidyProgram:
     """Staff open a subsidy program with its rate, caps, budget and eligibility."""
     require_role(actor, Role.staff, Role.admin)
@@ -65,7 +67,6 @@ def create_program(session: Session, actor: Account, data: dict[str, Any]) -> Su
         data["eligible_sectors"] = sorted(s.value for s in data["eligible_sectors"])
     program = SubsidyProgram(**data)
     session.add(program)
-    session.commit()
     return program
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from adapters.base import AdapterError, CarrierAdapter, Feature, ProvisionRequest
 from broker.clock import local_date
+from broker.db import transaction
 from broker.errors import InvalidInput, NotFound
 from broker.models import Account, Allocation, AllocationStatus, Carrier, RequestStatus, ResourceRequest, Role
 from broker.models.workflow import UsageReport
@@ -99,6 +100,7 @@ def provision_due(session: Session, adapter_for: AdapterFor, now: dt.datetime) -
     return counts
 
 
+@transaction
 def retry_provisioning(session: Session, actor: Account, allocation_id: int, now: dt.datetime) -> Allocation:
     """Staff ask for one more provisioning attempt of an allocation whose retries ran out."""
     require_role(actor, Role.staff, Role.admin)
@@ -106,10 +108,10 @@ def retry_provisioning(session: Session, actor: Account, allocation_id: int, now
     if allocation is None:
         raise NotFound("No such allocation.")
     allocation.retry_provisioning(now)
-    session.commit()
     return allocation
 
 
+@transaction
 def cancel_allocation(session: Session, actor: Account, allocation_id: int, reason: str, now: dt.datetime) -> Allocation:
     """Staff end an allocation before use: approved but not yet sent, or whose provisioning retries ran
     out. Its capacity and its subsidy commitment go back."""
@@ -117,7 +119,6 @@ def cancel_allocation(session: Session, actor: Account, allocation_id: int, reas
     if not reason or not reason.strip():
         raise InvalidInput("A cancellation needs a reason.", {"reason": ["Required."]})
     allocation = allocations.cancel(session, actor, allocations.lock_one(session, allocation_id), reason, now)
-    session.commit()
     return allocation
 
 

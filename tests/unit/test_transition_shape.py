@@ -147,6 +147,41 @@ def hand_written_rollbacks(name: str, source: str) -> list[str]:
     return sorted(set(found))
 
 
+# Use cases that commit once but cannot be one @transaction: submit_request recovers from its
+# own commit's IntegrityError (a twin request's replay); run_cycle's dry run ends in a rollback.
+# Use cases that commit several times do so by design (a carrier or a receiver is called
+# between two short transactions) and are not looked at.
+SINGLE_COMMIT_ALLOWED = frozenset({"submit_request", "run_cycle"}) | HAND_WRITTEN_ROLLBACK_ALLOWED
+
+
+def single_commit_use_cases(name: str, source: str) -> list[str]:
+    """Every function in `source` that commits exactly once without being a @transaction."""
+    found = []
+    for function in ast.walk(ast.parse(source, name)):
+        if not isinstance(function, ast.FunctionDef) or function.name in SINGLE_COMMIT_ALLOWED:
+            continue
+        commits = [
+            n for n in ast.walk(function)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "commit" and not n.args
+            and isinstance(n.func.value, ast.Name) and n.func.value.id == "session"
+        ]
+        if len(commits) == 1 and "transaction" not in {ast.unparse(d) for d in function.decorator_list}:
+            found.append(f"{name}:{function.lineno}: {function.name}")
+    return found
+
+
+def test_a_use_case_that_commits_once_is_a_transaction():
+    services = [(n, s) for n, s in _sources() if n.startswith("broker/services/")]
+    found = [hit for name, source in services for hit in single_commit_use_cases(name, source)]
+    assert not found, "decorate with @broker.db.transaction instead of committing by hand:\n" + "\n".join(found)
+
+
+def test_the_transaction_check_sees_a_hand_committed_use_case():
+    source = "def use_case(session):\n    session.add(thing)\n    session.commit()\n    return thing\n"
+    assert single_commit_use_cases("planted.py", source)
+    assert not single_commit_use_cases("ok.py", "@transaction\n" + source.replace("    session.commit()\n", ""))
+
+
 def test_no_status_is_assigned_outside_a_model_method():
     found = [hit for name, source in _sources(outside=(MODELS,)) for hit in status_assignments(name, source)]
     assert not found, "set these through a named model method:\n" + "\n".join(found)
