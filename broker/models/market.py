@@ -154,7 +154,8 @@ class ResourceRequest(Audited, Base):
         return self.status in OPEN_REQUEST_STATUSES
 
     def withdraw(self) -> None:
-        """The startup no longer wants it; the caller ends or releases what was granted for it."""
+        """The startup no longer wants it; broker.services.allocations.withdraw ends or releases what
+        was granted for it."""
         if self.status not in WITHDRAWABLE_REQUEST_STATUSES:
             raise Conflict(f"A {self.status.value} request cannot be withdrawn.")
         self.audit_as("withdraw")
@@ -333,14 +334,14 @@ class Allocation(Audited, Base):
         self.decided_by_id, self.decision_reason, self.decided_at = by_id, reason, now
 
     def reject(self, by_id: int, reason: str, now: dt.datetime) -> None:
-        """Staff reject the proposal; the caller gives its held capacity back."""
+        """Staff reject the proposal; broker.services.allocations.reject gives its held capacity back."""
         self._require(AllocationStatus.proposed)
         self.audit_as("reject")
         self.status = AllocationStatus.rejected
         self.decided_by_id, self.decision_reason, self.decided_at = by_id, reason, now
 
     def lapse(self, now: dt.datetime) -> None:
-        """No decision before the deadline; the caller gives its held capacity back."""
+        """No decision before the deadline; broker.services.allocations.lapse gives its held capacity back."""
         self._require(AllocationStatus.proposed)
         self.audit_as("lapse")
         self.status = AllocationStatus.lapsed
@@ -390,7 +391,8 @@ class Allocation(Audited, Base):
     def cancel(self, reason: str, now: dt.datetime) -> None:
         """Approved but never sent to the carrier, and no longer wanted: nothing to release there.
 
-        The caller gives its capacity and its subsidy commitment back.
+        Called through broker.services.allocations.cancel, which gives its capacity and its subsidy
+        commitment back.
         """
         self._require(AllocationStatus.approved)
         self.audit_as("cancel")
@@ -399,7 +401,8 @@ class Allocation(Audited, Base):
         self.released_at = now  # when its capacity went back
 
     def give_up_provisioning(self, reason: str, now: dt.datetime) -> None:
-        """Staff end an allocation whose provisioning retries ran out; the caller gives everything back."""
+        """Staff end an allocation whose provisioning retries ran out. Called through
+        broker.services.allocations.cancel, which gives everything back."""
         if not self.provisioning_given_up:
             if self.status is AllocationStatus.provisioning:
                 raise Conflict(
