@@ -216,8 +216,6 @@ def carriers_sync(code: str) -> None:
 
 
 def _describe_sync(sync) -> str:  # noqa: ANN001
-    from broker.schemas.fields import SHANGHAI
-
     started = sync.started_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
     counts = " ".join(f"{name}={value}" for name, value in sync.counts.items())
     line = f"sync {sync.id}  {started}  {sync.source.value:<7}  {sync.status.value:<9}  {counts}"

@@ -163,8 +163,10 @@ def parse_carriers(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[
 def _check_cron(where: str, schedule: object) -> None:
     from apscheduler.triggers.cron import CronTrigger
 
+    from broker.clock import SHANGHAI
+
     try:
-        CronTrigger.from_crontab(str(schedule), timezone="Asia/Shanghai")
+        CronTrigger.from_crontab(str(schedule), timezone=SHANGHAI)
     except ValueError as error:
         raise ConfigurationError(f"{where}: sync_schedule {schedule!r} is not a crontab expression: {error}") from None
 

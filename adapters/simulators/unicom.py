@@ -20,7 +20,8 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from adapters.simulators.common import SHANGHAI, OrderBook, SimOptions, install, record_rng, window_for
+from adapters.simulators.common import OrderBook, SimOptions, install, record_rng, window_for
+from broker.clock import SHANGHAI
 from adapters.unicom import COLUMNS, ORDER_UNITS
 
 CARRIER = "unicom"
