@@ -18,7 +18,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask import Flask
 
-from broker.clock import now
+from broker.clock import local_date, now
 from broker.db import get_db
 from broker.migrations import upgrade
 from broker.models import Account, Carrier, Offer, ResourceRequest, Role, Sector, Startup, SubsidyProgram
@@ -193,7 +193,7 @@ def _count(session: sa.orm.Session, model: type) -> int:
 
 def load_demo_data(session: sa.orm.Session) -> None:
     rng = random.Random(2026)
-    today = dt.date.today()
+    today = local_date(now())
     admin, _, _ = accounts.create_user(session, Role.admin, "演示：平台管理员 (demo admin)")
     staff, _, _ = accounts.create_user(session, Role.staff, "演示：区科委审核员 (demo reviewer)")
     policy = default_policy()
@@ -248,13 +248,13 @@ def load_demo_data(session: sa.orm.Session) -> None:
         startup.key_enterprise = key
         session.commit()
         if verified:
-            accounts.verify_startup(session, staff, startup.id)
+            accounts.verify_startup(session, staff, startup.id, now())
 
 
 def _load_demo_requests(session: sa.orm.Session) -> None:
     """Each verified startup asks for what its sector typically needs, next month."""
     rng = random.Random(2027)
-    today = dt.date.today()
+    today = local_date(now())
     verified = session.scalars(
         sa.select(Account).join(Startup, Account.startup_id == Startup.id)
         .where(Startup.status == "verified").order_by(Account.id)
