@@ -137,17 +137,6 @@ SIMULATOR_CREDENTIALS = {
 # Webhooks of the demo's accounts may go to a receiver on this machine (elsewhere only public addresses).
 DEMO_WEBHOOK_ALLOWED_HOSTS = ("127.0.0.1",)
 
-# Fast enough to watch: a cycle every ten minutes, provisioning every twenty seconds.
-DEMO_SCHEDULES = {
-    "run_cycle": "*/10 * * * *",
-    "close_approvals": "* * * * *",
-    "provision": "*/20 * * * * *",
-    "expire": "*/10 * * * *",
-    "pull_usage": "*/5 * * * *",
-    "deliver_webhooks": "*/20 * * * * *",
-}
-
-
 def start_simulators(app: Flask) -> list:
     """Serve each configured carrier's simulator on its 127.0.0.1 base URL, in threads."""
     import threading
@@ -176,10 +165,11 @@ def start_simulators(app: Flask) -> list:
 def start_embedded_scheduler(app: Flask):
     """The scheduler in this process, on the demo's fast schedule (one process only, as on SQLite)."""
     from scheduler.runner import Runner, build_scheduler, single_process_lock
+    from scheduler.schedule import DEMO_SCHEDULES, DEMO_SYNC_CRON
 
-    app.config["SCHEDULES"] = DEMO_SCHEDULES
+    app.config["SCHEDULES"] = dict(DEMO_SCHEDULES)
     for settings in app.config["CARRIERS"].values():
-        object.__setattr__(settings, "sync_schedule", "*/10 * * * *")
+        object.__setattr__(settings, "sync_schedule", DEMO_SYNC_CRON)
     lock = single_process_lock(app)
     lock.__enter__()  # held until the demo process exits
     scheduler = build_scheduler(app, Runner(app), background=True)
