@@ -19,7 +19,7 @@ import socket
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, TypeVar
 
 import sqlalchemy as sa
@@ -98,7 +98,8 @@ class Runner:
     """Runs one job's firing for a slot at most once to completion across every process."""
 
     app: Flask
-    name: str = f"{socket.gethostname()}:{os.getpid()}"
+    # Asked when each Runner is made, not once at import: a forked worker names its own pid.
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     def fire(self, job: str, slot: dt.datetime) -> str:
         """Run `job` for `slot` unless another process has it or has done it; returns what happened."""

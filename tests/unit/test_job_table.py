@@ -11,7 +11,7 @@ import pytest
 
 import config
 from scheduler import jobs, schedule
-from scheduler.runner import enabled_jobs, parse_cron
+from scheduler.runner import Runner, enabled_jobs, parse_cron
 from scheduler.schedule import DEMO_SCHEDULES, SCHEDULED_JOBS, SYNC_PREFIX, run_order
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,3 +79,9 @@ def test_the_table_needs_no_flask_or_database():
     }
     assert imported <= {"__future__", "dataclasses"}
 
+
+def test_a_runner_names_the_process_it_is_made_in(monkeypatch):
+    """The default name is asked when the Runner is made, so a forked scheduler names its own pid."""
+    monkeypatch.setattr("os.getpid", lambda: 424242)
+    assert Runner(None).name.endswith(":424242")  # type: ignore[arg-type]
+    assert Runner(None, "given").name == "given"  # type: ignore[arg-type]
