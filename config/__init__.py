@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 ENVIRONMENTS = ("development", "test", "production")
 
-# Every variable the broker reads, with its meaning: the README's configuration table is
-# generated from the same list (`broker config`), so the two never drift apart.
+# Every variable the broker reads, with its meaning. The README's configuration table is written
+# by hand from this list (there is no command that prints it): change the two together.
 VARIABLES: dict[str, str] = {
     "BROKER_ENV": "development (default), test or production",
     "BROKER_DATABASE_URL": "SQLAlchemy URL; default: SQLite file broker.sqlite3 in the instance folder",
