@@ -23,7 +23,7 @@ Clock = Callable[[], dt.datetime]
 def utcnow() -> dt.datetime:
     """The system clock (UTC, aware): the production app clock, and the storage stamps
     (`created_at`, `updated_at`, the audit log's `at`) that record when a row was written."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def install_clock(app: Flask, clock: Clock | None) -> None:

@@ -24,7 +24,6 @@ from flask import Flask, Response, g, jsonify, request
 from broker.clock import SHANGHAI
 
 
-
 @dataclass
 class SimOptions:
     """Knobs every simulator takes as `create_app(**options)`."""
