@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Mapping
 from urllib.parse import unquote, urlsplit
@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 
 from broker import inputs
+from broker.clock import SHANGHAI
 
 from adapters.base import (
     AdapterError,
@@ -46,7 +47,6 @@ from adapters.http import HttpCarrierAdapter
 from adapters.signing import verify_webhook
 from adapters.units import add_months, price, quantity, to_decimal, window_hours
 
-BEIJING = timezone(timedelta(hours=8))
 OK = "0000"
 
 KIND_BY_CATEGORY = {
@@ -295,7 +295,7 @@ class MobileAdapter(HttpCarrierAdapter):
     def fetch_usage(self, since: datetime) -> UsageResult:
         """Follow the cursor through usage records since a time."""
         result = UsageResult(self.name)
-        since_text = since.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
+        since_text = since.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
         for page, records in self._pages("openapi", "v2", "usage", params={"since": since_text}, items_key="用量记录"):
             for index, record in enumerate(records if isinstance(records, list) else [records]):
                 try:
@@ -333,7 +333,7 @@ def parse_usage(record: Mapping[str, Any]) -> UsageRecord:
     if kind is None:
         raise RecordError(f"unknown 用量单位 {unit!r}")
     try:
-        recorded_at = datetime.strptime(record["记录时间"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
+        recorded_at = datetime.strptime(record["记录时间"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI)
     except (TypeError, ValueError):
         raise RecordError(f"记录时间 {record['记录时间']!r} is not YYYY-MM-DD HH:MM:SS") from None
     return UsageRecord(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Mapping
 
@@ -25,6 +25,7 @@ import requests
 from requests.auth import HTTPBasicAuth
 
 from broker import inputs
+from broker.clock import SHANGHAI
 
 from adapters.base import (
     AdapterError,
@@ -43,7 +44,6 @@ from adapters.http import HttpCarrierAdapter
 from adapters.tables import read_table
 from adapters.units import parse_date, price, quantity, to_decimal
 
-BEIJING = timezone(timedelta(hours=8))
 COLUMNS = ("资源编号", "资源类型", "地域", "规格", "可售数量", "开始日期", "结束日期", "刊例价", "优惠价")
 KIND_BY_TYPE = {
     "GPU算力": "gpu",
@@ -279,7 +279,7 @@ class UnicomAdapter(HttpCarrierAdapter):
 
     def fetch_usage(self, since: datetime) -> UsageResult:
         """Fetch usage lines since a time (one answer, no pages)."""
-        since_text = since.astimezone(BEIJING).strftime("%Y%m%d%H%M%S")
+        since_text = since.astimezone(SHANGHAI).strftime("%Y%m%d%H%M%S")
         answer = self._ok(self._get_json("cu", "usage", params={"since": since_text}))
         result = UsageResult(self.name)
         items = answer.get("items")
@@ -297,7 +297,7 @@ class UnicomAdapter(HttpCarrierAdapter):
 def parse_usage(item: Mapping[str, Any]) -> UsageRecord:
     amount, kind, factor = parse_amount(item["used"], "used")
     try:
-        recorded_at = datetime.strptime(str(item["time"]), "%Y%m%d%H%M%S").replace(tzinfo=BEIJING)
+        recorded_at = datetime.strptime(str(item["time"]), "%Y%m%d%H%M%S").replace(tzinfo=SHANGHAI)
     except ValueError:
         raise RecordError(f"time {item['time']!r} is not YYYYMMDDHHMMSS") from None
     return UsageRecord(

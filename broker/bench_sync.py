@@ -114,9 +114,9 @@ def _measure(label: str, url: str, base_url: str, offers: int) -> Measurement:
 
 
 def _now() -> Any:
-    from broker.db import utcnow
+    from broker.clock import now
 
-    return utcnow()
+    return now()  # the app clock: called inside the app context
 
 
 @click.command("sync")

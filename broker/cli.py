@@ -14,7 +14,7 @@ from flask.cli import FlaskGroup, ScriptInfo, run_command, with_appcontext
 from adapters.simulators.cli import simulate_command
 from broker import create_app
 from broker.bench_sync import bench_sync
-from broker.clock import SHANGHAI
+from broker.clock import SHANGHAI, now
 from broker.db import MAX_ID, get_db, get_session
 from broker.errors import DomainError
 from broker.matching.cli import bench_match_command, match_command
@@ -216,8 +216,6 @@ def carriers_sync(code: str) -> None:
 
 
 def _describe_sync(sync) -> str:  # noqa: ANN001
-    from broker.schemas.fields import SHANGHAI
-
     started = sync.started_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
     counts = " ".join(f"{name}={value}" for name, value in sync.counts.items())
     line = f"sync {sync.id}  {started}  {sync.source.value:<7}  {sync.status.value:<9}  {counts}"
@@ -288,7 +286,7 @@ def tokens_revoke(token_id: int) -> None:
     from broker.services.accounts import revoke_token_as_operator
 
     try:
-        token = revoke_token_as_operator(get_session(), token_id)
+        token = revoke_token_as_operator(get_session(), token_id, now())
     except DomainError as error:
         _fail(error)
     click.echo(f"Revoked token {token.id} ({token.prefix}…) of account {token.account_id}.")
@@ -317,7 +315,6 @@ def cycle_run(dry_run: bool, time_limit: float | None) -> None:
     """Run a matching cycle now (as the operator), and print its outcome."""
     import json
 
-    from broker.clock import now
     from broker.db import TransientFailure, retry_transient
     from broker.services.cycles import run_cycle
 

@@ -1,18 +1,29 @@
-"""The app's clock. Production reads the system clock; tests install one they control."""
+"""The app's clock and the district's time zone: the one place that reads the system clock.
+
+Production reads the system clock; tests install one they control. Everything else takes its
+"now" from `now()` (the app clock) or from a `now` parameter. No Flask or SQLAlchemy here, so
+the solver, the adapters and the config can use the zone and `local_date` too.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app
-
-from broker.db import utcnow
+if TYPE_CHECKING:
+    from flask import Flask
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the district's time, at every edge
 
 Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    """The system clock (UTC, aware): the production app clock, and the storage stamps
+    (`created_at`, `updated_at`, the audit log's `at`) that record when a row was written."""
+    return dt.datetime.now(dt.UTC)
 
 
 def install_clock(app: Flask, clock: Clock | None) -> None:
@@ -22,7 +33,11 @@ def install_clock(app: Flask, clock: Clock | None) -> None:
 
 def now(app: Flask | None = None) -> dt.datetime:
     """The current time (UTC, aware) by the app's clock."""
-    return (app or current_app).extensions.get("broker.clock", utcnow)()
+    if app is None:
+        from flask import current_app
+
+        app = current_app
+    return app.extensions.get("broker.clock", utcnow)()
 
 
 class FrozenClock:

@@ -17,6 +17,7 @@ from flask import Flask, current_app, g
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from broker.clock import utcnow  # noqa: F401  (the storage stamps of the models' column defaults)
 from broker.resources import MONEY_PLACES, QUANTITY_PLACES, UNIT_PRICE_PLACES
 
 log = logging.getLogger(__name__)
@@ -93,10 +94,6 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
 
     def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         return None if value is None else value.replace(tzinfo=dt.timezone.utc)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class Base(DeclarativeBase):

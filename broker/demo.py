@@ -18,7 +18,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask import Flask
 
-from broker.clock import now
+from broker.clock import local_date, now
 from broker.db import get_db
 from broker.migrations import upgrade
 from broker.models import Account, Carrier, Offer, ResourceRequest, Role, Sector, Startup, SubsidyProgram
@@ -137,17 +137,6 @@ SIMULATOR_CREDENTIALS = {
 # Webhooks of the demo's accounts may go to a receiver on this machine (elsewhere only public addresses).
 DEMO_WEBHOOK_ALLOWED_HOSTS = ("127.0.0.1",)
 
-# Fast enough to watch: a cycle every ten minutes, provisioning every twenty seconds.
-DEMO_SCHEDULES = {
-    "run_cycle": "*/10 * * * *",
-    "close_approvals": "* * * * *",
-    "provision": "*/20 * * * * *",
-    "expire": "*/10 * * * *",
-    "pull_usage": "*/5 * * * *",
-    "deliver_webhooks": "*/20 * * * * *",
-}
-
-
 def start_simulators(app: Flask) -> list:
     """Serve each configured carrier's simulator on its 127.0.0.1 base URL, in threads."""
     import threading
@@ -176,10 +165,11 @@ def start_simulators(app: Flask) -> list:
 def start_embedded_scheduler(app: Flask):
     """The scheduler in this process, on the demo's fast schedule (one process only, as on SQLite)."""
     from scheduler.runner import Runner, build_scheduler, single_process_lock
+    from scheduler.schedule import DEMO_SCHEDULES, DEMO_SYNC_CRON
 
-    app.config["SCHEDULES"] = DEMO_SCHEDULES
+    app.config["SCHEDULES"] = dict(DEMO_SCHEDULES)
     for settings in app.config["CARRIERS"].values():
-        object.__setattr__(settings, "sync_schedule", "*/10 * * * *")
+        object.__setattr__(settings, "sync_schedule", DEMO_SYNC_CRON)
     lock = single_process_lock(app)
     lock.__enter__()  # held until the demo process exits
     scheduler = build_scheduler(app, Runner(app), background=True)
@@ -193,7 +183,7 @@ def _count(session: sa.orm.Session, model: type) -> int:
 
 def load_demo_data(session: sa.orm.Session) -> None:
     rng = random.Random(2026)
-    today = dt.date.today()
+    today = local_date(now())
     admin, _, _ = accounts.create_user(session, Role.admin, "演示：平台管理员 (demo admin)")
     staff, _, _ = accounts.create_user(session, Role.staff, "演示：区科委审核员 (demo reviewer)")
     policy = default_policy()
@@ -248,13 +238,13 @@ def load_demo_data(session: sa.orm.Session) -> None:
         startup.key_enterprise = key
         session.commit()
         if verified:
-            accounts.verify_startup(session, staff, startup.id)
+            accounts.verify_startup(session, staff, startup.id, now())
 
 
 def _load_demo_requests(session: sa.orm.Session) -> None:
     """Each verified startup asks for what its sector typically needs, next month."""
     rng = random.Random(2027)
-    today = dt.date.today()
+    today = local_date(now())
     verified = session.scalars(
         sa.select(Account).join(Startup, Account.startup_id == Startup.id)
         .where(Startup.status == "verified").order_by(Account.id)

@@ -13,13 +13,15 @@ import tomllib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
+from scheduler.schedule import DEFAULT_SCHEDULES, SCHEDULED_JOBS
+
 if TYPE_CHECKING:
     from adapters.base import CarrierConfig
 
 ENVIRONMENTS = ("development", "test", "production")
 
-# Every variable the broker reads, with its meaning: the README's configuration table is
-# generated from the same list (`broker config`), so the two never drift apart.
+# Every variable the broker reads, with its meaning. The README's configuration table is written
+# by hand from this list (there is no command that prints it): change the two together.
 VARIABLES: dict[str, str] = {
     "BROKER_ENV": "development (default), test or production",
     "BROKER_DATABASE_URL": "SQLAlchemy URL; default: SQLite file broker.sqlite3 in the instance folder",
@@ -41,8 +43,8 @@ VARIABLES: dict[str, str] = {
     "settings name; the default settings use BROKER_CARRIER_TELECOM_TOKEN, BROKER_CARRIER_MOBILE_APP_KEY / "
     "_APP_SECRET, BROKER_CARRIER_UNICOM_USERNAME / _PASSWORD and BROKER_CARRIER_<CODE>_WEBHOOK_SECRET",
     "BROKER_SCHEDULE_<JOB>": "cron (Asia/Shanghai; 5 fields, or 6 with seconds first) for a scheduled job, or 'off'; "
-    "jobs and defaults: RUN_CYCLE '0 9 * * mon', CLOSE_APPROVALS '*/5 * * * *', PROVISION '* * * * *', "
-    "EXPIRE '*/10 * * * *', PULL_USAGE '0 * * * *', DELIVER_WEBHOOKS '* * * * *'; carriers' syncs follow their sync_schedule",
+    "jobs and defaults: " + ", ".join(f"{job.name.upper()} '{job.default_cron}'" for job in SCHEDULED_JOBS)
+    + "; carriers' syncs follow their sync_schedule",
     "BROKER_MISFIRE_GRACE_SECONDS": "a firing missed while no scheduler ran is run once on start-up if younger than this; "
     "default 3600",
     "BROKER_MATCHING_TIME_LIMIT": "seconds the matching engine may take in a scheduled cycle; default 60",
@@ -60,16 +62,6 @@ DEFAULT_DISTRICT_CONTACT = (
     "长宁区科学技术委员会 (Changning District Science and Technology Commission), "
     "tel. 021-22050983, 长宁路599号925室 (Room 925, 599 Changning Road)"
 )
-
-# Every scheduled job but the carriers' syncs (those follow each carrier's sync_schedule).
-DEFAULT_SCHEDULES: dict[str, str] = {
-    "run_cycle": "0 9 * * mon",  # Monday 09:00; the policy's approval window ends Wednesday 18:00
-    "close_approvals": "*/5 * * * *",
-    "provision": "* * * * *",
-    "expire": "*/10 * * * *",  # windows that ended, and grants of withdrawn requests
-    "pull_usage": "0 * * * *",
-    "deliver_webhooks": "* * * * *",
-}
 
 _DEFAULTS: dict[str, object] = {
     "BROKER_ENV": "development",
@@ -163,8 +155,10 @@ def parse_carriers(data: Mapping[str, Any], environ: Mapping[str, str]) -> dict[
 def _check_cron(where: str, schedule: object) -> None:
     from apscheduler.triggers.cron import CronTrigger
 
+    from broker.clock import SHANGHAI
+
     try:
-        CronTrigger.from_crontab(str(schedule), timezone="Asia/Shanghai")
+        CronTrigger.from_crontab(str(schedule), timezone=SHANGHAI)
     except ValueError as error:
         raise ConfigurationError(f"{where}: sync_schedule {schedule!r} is not a crontab expression: {error}") from None
 
@@ -215,9 +209,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
     else:
         carriers = {} if settings["BROKER_ENV"] == "production" else DEMO_CARRIERS
     settings["CARRIERS"] = parse_carriers(carriers, env)
-    settings["SCHEDULES"] = {
-        job: env.get(f"BROKER_SCHEDULE_{job.upper()}", default) for job, default in DEFAULT_SCHEDULES.items()
-    }
+    settings["SCHEDULES"] = {job.name: env.get(job.setting, job.default_cron) for job in SCHEDULED_JOBS}
     for name, key, kind in (
         ("BROKER_MISFIRE_GRACE_SECONDS", "MISFIRE_GRACE_SECONDS", int),
         ("BROKER_MATCHING_TIME_LIMIT", "MATCHING_TIME_LIMIT", float),

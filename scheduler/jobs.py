@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from adapters.base import AdapterError, CarrierAdapter
 from broker.db import get_db
 from broker.models import Carrier
+from scheduler.schedule import SCHEDULED_JOBS, SYNC_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +100,8 @@ def deliver_webhooks(app: Flask, at: dt.datetime) -> None:
         deliver_due(session, http, at, guard=DestinationGuard.from_config(app.config))
 
 
-JOBS: dict[str, Callable[[Flask, dt.datetime], None]] = {
-    "close_approvals": close_approvals,
-    "run_cycle": run_cycle,
-    "provision": provision,
-    "expire": expire,
-    "pull_usage": pull_usage,
-    "deliver_webhooks": deliver_webhooks,
-}
-SYNC_PREFIX = "sync:"  # one sync job per carrier, "sync:telecom", on the carrier's own schedule
+# Each job of the table (scheduler/schedule.py) by name, to the function here that it names.
+JOBS: dict[str, Callable[[Flask, dt.datetime], None]] = {job.name: globals()[job.function] for job in SCHEDULED_JOBS}
 
 
 def job_function(job: str) -> Callable[[Flask, dt.datetime], None]:

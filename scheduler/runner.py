@@ -19,7 +19,7 @@ import socket
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, TypeVar
 
 import sqlalchemy as sa
@@ -30,7 +30,8 @@ from broker.clock import SHANGHAI
 from broker.clock import now as clock_now
 from broker.db import TransientFailure, get_db, retry_transient
 from broker.models.workflow import JobRun
-from scheduler.jobs import SYNC_PREFIX, job_function
+from scheduler.jobs import job_function
+from scheduler.schedule import SYNC_PREFIX, run_order
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ class Runner:
     """Runs one job's firing for a slot at most once to completion across every process."""
 
     app: Flask
-    name: str = f"{socket.gethostname()}:{os.getpid()}"
+    # Asked when each Runner is made, not once at import: a forked worker names its own pid.
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
     def fire(self, job: str, slot: dt.datetime) -> str:
         """Run `job` for `slot` unless another process has it or has done it; returns what happened."""
@@ -224,22 +226,13 @@ def run_due(runner: Runner, triggers: dict[str, CronTrigger], start: dt.datetime
             set_clock: Callable[[dt.datetime], None]) -> list[tuple[dt.datetime, str, str]]:
     """Fire every slot in (start, end] in time order, moving the clock to each: a simulated schedule."""
     firings = sorted(
-        (slot, _job_rank(job), job) for job, trigger in triggers.items() for slot in slots_between(trigger, start, end)
+        (slot, run_order(job), job) for job, trigger in triggers.items() for slot in slots_between(trigger, start, end)
     )
     log_ = []
     for slot, _, job in firings:
         set_clock(slot)
         log_.append((slot, job, runner.fire(job, slot)))
     return log_
-
-
-# When two jobs share a slot they run in the order a week flows: take in capacity, close
-# the old window, match, provision, expire, account for usage, tell people.
-_JOB_ORDER = ["sync", "close_approvals", "run_cycle", "provision", "expire", "pull_usage", "deliver_webhooks"]
-
-
-def _job_rank(job: str) -> int:
-    return _JOB_ORDER.index("sync" if job.startswith(SYNC_PREFIX) else job)
 
 
 def build_scheduler(app: Flask, runner: Runner, *, background: bool):

@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from broker import create_app
+from broker.clock import now
 from broker.db import get_db
 from broker.migrations import upgrade
 from broker.models import Role
@@ -158,7 +159,7 @@ def make_actor(app: Flask, session: Session):
         startup, token, secret = accounts.register_startup(session, startup_payload(n, sector=sector, parse=True))
         if verified:
             verifier, _, _ = accounts.create_user(session, Role.staff, f"verifier {n}")
-            accounts.verify_startup(session, verifier, startup.id)
+            accounts.verify_startup(session, verifier, startup.id, now(app))
         return Actor(token.account_id, secret, startup_id=startup.id)
 
     return make

@@ -76,7 +76,9 @@ def build_district(
         startup, token, _ = accounts.register_startup(
             session, startup_payload(1000 + n, sector=sectors[n % len(sectors)].value, parse=True)
         )
-        accounts.verify_startup(session, session.get(Account, staff.id), startup.id)
+        accounts.verify_startup(
+            session, session.get(Account, staff.id), startup.id, dt.datetime.combine(window[0], dt.time(), dt.UTC)
+        )
         account = session.get(Account, token.account_id)
         district.startup_accounts.append(account.id)
         market.submit_request(

@@ -16,12 +16,12 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
 from flask import Flask, Response, g, jsonify, request
 
-SHANGHAI = timezone(timedelta(hours=8))
+from broker.clock import SHANGHAI
 
 
 @dataclass

@@ -20,7 +20,8 @@ from flask import Flask, Response, request
 
 from adapters.mobile import USAGE_UNITS, canonical_request, request_signature
 from adapters.signing import webhook_signature
-from adapters.simulators.common import SHANGHAI, OrderBook, SimOptions, install, record_rng, window_for
+from adapters.simulators.common import OrderBook, SimOptions, install, record_rng, window_for
+from broker.clock import SHANGHAI
 
 CARRIER = "mobile"
 DEFAULT_KEY, DEFAULT_SECRET = "sim-mobile-key", "sim-mobile-secret"

@@ -20,8 +20,9 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from adapters.simulators.common import SHANGHAI, OrderBook, SimOptions, install, record_rng, window_for
+from adapters.simulators.common import OrderBook, SimOptions, install, record_rng, window_for
 from adapters.unicom import COLUMNS, ORDER_UNITS
+from broker.clock import SHANGHAI
 
 CARRIER = "unicom"
 DEFAULT_USER, DEFAULT_PASSWORD = "sim-unicom", "sim-unicom-password"

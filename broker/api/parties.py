@@ -71,7 +71,7 @@ def update_startup(changes: dict[str, Any], startup_id: int) -> Any:
 @blp.doc(security=BEARER)
 def verify_startup(startup_id: int) -> Any:
     """Staff: confirm a startup so it can request resources."""
-    return accounts.verify_startup(get_session(), current_account(), startup_id)
+    return accounts.verify_startup(get_session(), current_account(), startup_id, now())
 
 
 @blp.route("/startups/<int:startup_id>/reject", methods=["POST"])
@@ -125,7 +125,7 @@ def list_tokens(filters: dict[str, Any]) -> Any:
 @blp.doc(security=BEARER)
 def revoke_token(token_id: int) -> Any:
     """Revoke a token: staff for carriers and startups, admins for anyone, anyone their own."""
-    return accounts.revoke_token(get_session(), current_account(), token_id)
+    return accounts.revoke_token(get_session(), current_account(), token_id, now())
 
 
 @blp.route("/accounts/<int:account_id>/tokens", methods=["POST"])

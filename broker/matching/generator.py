@@ -8,9 +8,11 @@ instance.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import numpy as np
+
+from broker.clock import SHANGHAI
 
 from .model import Instance, Offer, Policy, Request, Startup
 
@@ -42,7 +44,6 @@ ATTRIBUTES = {
     "tokens": {"model": ["qwen-max", "deepseek-v3", "glm-4", "ernie-4"]},
 }
 _CYCLE_START = date(2026, 12, 1)
-_SHANGHAI = timezone(timedelta(hours=8))
 
 
 def generate(n_requests: int, n_offers: int, seed: int = 0) -> Instance:
@@ -103,7 +104,7 @@ def generate(n_requests: int, n_offers: int, seed: int = 0) -> Instance:
         lighthouse = rng.random() < 0.2
         waited = int(rng.integers(0, 4))
         weight = round(1.0 + 0.5 * lighthouse + 0.5 * (rng.random() < 0.05) + 0.1 * waited, 2)
-        submitted = datetime(2026, 11, 1, 9, 0, tzinfo=_SHANGHAI) + timedelta(
+        submitted = datetime(2026, 11, 1, 9, 0, tzinfo=SHANGHAI) + timedelta(
             minutes=int(rng.integers(0, 60 * 24 * 28))
         )
         requests.append(

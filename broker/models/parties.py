@@ -90,14 +90,14 @@ class Startup(Audited, Base):
     def is_turned_away(self) -> bool:
         return self.status in TURNED_AWAY_STARTUP_STATUSES
 
-    def verify(self, by_id: int | None = None, now: dt.datetime | None = None) -> None:
+    def verify(self, by_id: int | None, now: dt.datetime) -> None:
         """Staff have checked the company: it may now request resources."""
         if self.status is StartupStatus.verified:
             raise Conflict("Startup is already verified.")
         self._refuse_if_turned_away()
         self.audit_as("verify")
         self.status = StartupStatus.verified
-        self.verified_at = now or utcnow()
+        self.verified_at = now
         self.reviewed_by_id, self.reviewed_at = by_id, self.verified_at
 
     def reject(self, by_id: int | None, reason: str, now: dt.datetime) -> None:
@@ -194,8 +194,8 @@ class ApiToken(Audited, Base):
         """The staff member acting through this token: who minted it, when that was someone else."""
         return self.issued_by_id if self.issued_by_id not in (None, self.account_id) else None
 
-    def revoke(self) -> None:
+    def revoke(self, now: dt.datetime) -> None:
         if self.revoked_at is not None:
             raise Conflict("Token is already revoked.")
         self.audit_as("revoke")
-        self.revoked_at = utcnow()
+        self.revoked_at = now

@@ -154,10 +154,10 @@ def _startup_to_decide(session: Session, actor: Account, startup_id: int) -> Sta
 
 
 @transaction
-def verify_startup(session: Session, actor: Account, startup_id: int) -> Startup:
+def verify_startup(session: Session, actor: Account, startup_id: int, now: dt.datetime) -> Startup:
     """Staff confirm a startup, which may then request resources."""
     startup = _startup_to_decide(session, actor, startup_id)
-    startup.verify(actor.id)
+    startup.verify(actor.id, now)
     return startup
 
 
@@ -191,7 +191,7 @@ def _end_tokens_and_requests(session: Session, startup: Startup, why: str, now: 
         .order_by(ApiToken.id)
     )
     for token in tokens:
-        token.revoke()
+        token.revoke(now)
     end_requests_of(session, startup.id, why, now)
 
 
@@ -213,7 +213,7 @@ def list_tokens(session: Session, actor: Account, filters: dict[str, Any], now: 
 
 
 @transaction
-def revoke_token(session: Session, actor: Account, token_id: int) -> ApiToken:
+def revoke_token(session: Session, actor: Account, token_id: int, now: dt.datetime) -> ApiToken:
     """Staff revoke carriers' and startups' tokens; admins revoke any; anyone revokes their own."""
     token = session.get(ApiToken, token_id)
     own = token is not None and token.account_id == actor.id
@@ -222,18 +222,18 @@ def revoke_token(session: Session, actor: Account, token_id: int) -> ApiToken:
     if not own and actor.role is Role.staff and token.account.role in STAFF_ROLES:
         raise Forbidden("Only an admin revokes staff and admin tokens.")
     session.refresh(token, with_for_update=True)  # a concurrent revoke waits, then finds it revoked (409)
-    token.revoke()
+    token.revoke(now)
     return token
 
 
 @transaction
-def revoke_token_as_operator(session: Session, token_id: int) -> ApiToken:
+def revoke_token_as_operator(session: Session, token_id: int, now: dt.datetime) -> ApiToken:
     """The operator, at the server's console, revokes any token."""
     token = session.get(ApiToken, token_id)
     if token is None:
         raise NotFound(f"No token {token_id}.")
     session.refresh(token, with_for_update=True)
-    token.revoke()
+    token.revoke(now)
     return token
 
 

@@ -133,7 +133,7 @@ def _populate(session, receiver_url, guard):
     first_startup = None
     for n, ask in enumerate(asks):
         startup, token, _ = accounts.register_startup(session, startup_payload(3000 + n, parse=True))
-        accounts.verify_startup(session, staff, startup.id)
+        accounts.verify_startup(session, staff, startup.id, SUNDAY)
         account = session.get(Account, token.account_id)
         market.submit_request(session, account, {**ask, "attributes": {}, "purpose": "一周模拟", **window}, now=SUNDAY)
         if first_startup is None:

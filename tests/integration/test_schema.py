@@ -144,7 +144,7 @@ def test_every_change_is_audited_and_the_log_is_append_only(session, carrier):
     )
     session.add(startup)
     session.commit()
-    startup.verify()
+    startup.verify(None, dt.datetime(2026, 11, 1, 2, 0, tzinfo=dt.UTC))
     session.commit()
     entries = session.scalars(
         sa.select(AuditEntry).where(AuditEntry.entity_type == "startups", AuditEntry.entity_id == startup.id)

@@ -64,7 +64,7 @@ def decide(url, instance, startup_ids, decision, barrier):
         barrier.wait(timeout=120)
         try:
             if decision == "verify":
-                accounts.verify_startup(session, staff, startup_id)
+                accounts.verify_startup(session, staff, startup_id, now(app))
             elif decision == "reject":
                 accounts.reject_startup(session, staff, startup_id, "race", now(app))
             else:
