@@ -58,7 +58,6 @@ from adapters.base import (
     WebhookSignatureError,
 )
 from adapters.signing import REPLAY_WINDOW_SECONDS
-from broker.db import utcnow
 from broker.errors import Conflict, DomainError, Forbidden, InvalidInput, NotAuthenticated, NotFound, PayloadTooLarge
 from broker.models import (
     Account,
@@ -154,16 +153,13 @@ def adapter_for(session: Session, carrier_code: str, adapters: CarrierAdapters) 
     return adapters.get(carrier_code, adapter_name)
 
 
-def sync_carrier(
-    session: Session, carrier_code: str, adapter: CarrierAdapter, now: dt.datetime | None = None
-) -> CarrierSync:
+def sync_carrier(session: Session, carrier_code: str, adapter: CarrierAdapter, now: dt.datetime) -> CarrierSync:
     """Pull the carrier's whole catalogue and apply it; a failed fetch is recorded, changing no offer."""
-    started = now or utcnow()
     try:
         result = adapter.fetch_offers()
     except AdapterError as error:  # includes an open circuit and a missing credential
-        return _record_failure(session, carrier_code, SyncSource.pull, started, error)
-    return apply_feed(session, carrier_code, SyncSource.pull, result, started, complete=result.complete)
+        return _record_failure(session, carrier_code, SyncSource.pull, now, error)
+    return apply_feed(session, carrier_code, SyncSource.pull, result, now, complete=result.complete)
 
 
 def receive_webhook(
@@ -353,10 +349,6 @@ def _configured_adapter(adapters: CarrierAdapters, carrier: Carrier) -> CarrierA
         raise CarrierUnavailable(f"Carrier {carrier.code} is not configured on this server: {error.message}") from None
 
 
-def _finish_time(started: dt.datetime) -> dt.datetime:
-    return max(utcnow(), started)
-
-
 def _record_failure(
     session: Session, carrier_code: str, source: SyncSource, started: dt.datetime, error: AdapterError
 ) -> CarrierSync:
@@ -365,7 +357,7 @@ def _record_failure(
         carrier = _carrier(session, carrier_code)
         sync = CarrierSync(carrier_id=carrier.id, source=source, status=SyncStatus.running, complete=False, started_at=started)
         session.add(sync)
-        sync.fail(str(error), _finish_time(started))
+        sync.fail(str(error), started)
         session.commit()
     except BaseException:
         session.rollback()
@@ -472,7 +464,7 @@ def _apply(
         session.add(PushReceipt(carrier_id=carrier.id, push_id=push.id, sync_id=sync.id, signed_at=push.signed_at,
                                 valid_until=push.valid_until))
         session.flush()
-    now = _finish_time(started)
+    now = started  # the use case's one "now": the offers' updated_at and the sync's finished_at
     connection = session.connection()
     dialect = connection.dialect.name
     if dialect not in ("postgresql", "sqlite"):
@@ -573,7 +565,7 @@ def _apply(
             "quarantined": len(quarantine_rows),
             "conflicts": len(conflicts),
         },
-        _finish_time(started),
+        now,
     )
     return sync
 
