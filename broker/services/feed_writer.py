@@ -58,13 +58,15 @@ from broker.models import (
     WithdrawnBy,
 )
 from broker.models.audit import actor_columns
+from broker.publishing import PUBLISHED_FIELDS, kept_quantity_sql, same_identity_sql
 from broker.uniques import duplicate
 
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 1000  # rows per withdrawal or log statement: far under both backends' parameter limits
 MAX_EXTERNAL_ID = 128  # offers.external_id; adapters accept up to 200
-_COMPARED = ("region", "attributes", "window_start", "window_end", "list_price", "unit_price")
+# The published fields compared one by one; the quantity is compared, and set, guarded by the promises.
+_COMPARED = tuple(name for name in PUBLISHED_FIELDS if name != "quantity")
 
 
 # ------------------------------------------------------------------------------- the work, set-based
@@ -401,14 +403,13 @@ def _plan(session: Session, carrier_id: int, staged: _Staged, channel: OfferChan
         "old_list_price BIGINT, old_unit_price BIGINT)"
         + (" ON COMMIT DROP" if postgres else "")
     )
-    identity = "o.kind = f.kind AND o.divisible = f.divisible"
+    identity = same_identity_sql("o", "f")
     kept = "1 = 0" if channel in _REPUBLISHES else _withdrawn_by_carrier("o")
     unchanged = (
         f"{identity} AND o.status = 'active' AND o.channel = :channel "
         # what the row would become: the feed's quantity, but never below what is promised
-        "AND o.quantity = CASE WHEN f.quantity < o.promised THEN o.promised ELSE f.quantity END "
-        f"AND o.region = f.region AND {same_attributes} AND o.window_start = f.window_start "
-        "AND o.window_end = f.window_end AND o.list_price = f.list_price AND o.unit_price = f.unit_price"
+        f"AND o.quantity = {kept_quantity_sql('f.quantity', 'o.promised')} AND "
+        + " AND ".join(same_attributes if name == "attributes" else f"o.{name} = f.{name}" for name in _COMPARED)
     )
     connection.execute(
         sa.text(
@@ -479,7 +480,7 @@ def _upsert(dialect: str, channel: OfferChannel, *, returning: bool) -> sa.TextC
         f"p.window_end, p.list_price, p.unit_price, p.divisible, 'active', :channel, :now, :now "
         f"FROM {_PLAN_TABLE} p WHERE p.action = :action ORDER BY p.ord "
         f"ON CONFLICT (carrier_id, external_id) DO UPDATE SET {updates}, withdrawn_by = NULL, "
-        "quantity = CASE WHEN excluded.quantity < offers.promised THEN offers.promised ELSE excluded.quantity END"
+        f"quantity = {kept_quantity_sql('excluded.quantity', 'offers.promised')}"
         + guard
         + (" RETURNING id, external_id, quantity" if returning else "")
     ).bindparams(sa.bindparam("now", type_=Offer.__table__.c.updated_at.type))
