@@ -370,3 +370,15 @@ def test_wrong_credentials_fail_without_echoing_them(session, carriers, simulate
     failed = sync_service.sync_carrier(session, "unicom", wrong, NOW)
     assert failed.status is SyncStatus.failed and "401" in failed.error
     assert "guessed-pass-123" not in failed.error and "the-real-password" not in failed.error
+
+
+def test_a_sync_is_stamped_with_its_use_cases_now_not_the_system_clock(session, carriers, simulate):
+    """A test or simulation clock far from the wall clock: every time a sync records is its `now`."""
+    long_ago = dt.datetime(2020, 1, 6, 1, 0, tzinfo=dt.UTC)
+    done = sync_service.apply_feed(session, "telecom", SyncSource.pull, feed(record("a")), long_ago, complete=True)
+    assert (done.started_at, done.finished_at) == (long_ago, long_ago)
+    assert offers(session)["a"].updated_at == long_ago
+
+    down, _ = simulate("mobile", offers=10, error_rate=1.0, config={"retries": 0})
+    failed = sync_service.sync_carrier(session, "mobile", down, long_ago)
+    assert failed.status is SyncStatus.failed and (failed.started_at, failed.finished_at) == (long_ago, long_ago)
