@@ -9,6 +9,9 @@ A carrier's own package adds an adapter by declaring, in its packaging metadata:
 Every entry point is loaded when the registry is built (at start-up, from create_app or the
 CLI, never at import), so a broken adapter stops the service with a clear message instead of
 failing on the first sync.
+
+`CarrierAdapters` is the process's pool of adapter instances, one per carrier, built from the
+registry and the carriers' settings.
 """
 
 from __future__ import annotations
