@@ -9,6 +9,9 @@ A carrier's own package adds an adapter by declaring, in its packaging metadata:
 Every entry point is loaded when the registry is built (at start-up, from create_app or the
 CLI, never at import), so a broken adapter stops the service with a clear message instead of
 failing on the first sync.
+
+`CarrierAdapters` is the process's pool of adapter instances, one per carrier, built from the
+registry and the carriers' settings.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import re
-from typing import Iterable, Mapping
+import threading
+from typing import Any, Iterable, Mapping
 
 import requests
 
-from adapters.base import CarrierAdapter, CarrierConfig
+from adapters.base import CarrierAdapter, CarrierConfig, ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +116,48 @@ class AdapterRegistry:
         """An adapter instance for one carrier. Keep it for the process's life: it owns the
         carrier's circuit breaker and connection pool."""
         return self.get(name)(config, session, **kwargs)
+
+
+class CarrierAdapters:
+    """The process's adapter instances, one per carrier code, built on first use from settings.
+
+    An adapter owns its carrier's circuit breaker and connection pool, so it is kept for the
+    life of the process; it is rebuilt only if its carrier's settings object is replaced.
+    """
+
+    def __init__(self, registry: Any, carriers: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> None:
+        self.registry = registry
+        self.carriers = carriers  # config.CarrierSettings by code (the app's config mapping, not a copy)
+        self._environ = environ
+        self._lock = threading.Lock()
+        self._built: dict[str, tuple[Any, str, CarrierAdapter]] = {}
+
+    def settings(self, code: str) -> Any:
+        try:
+            return self.carriers[code]
+        except KeyError:
+            configured = ", ".join(sorted(self.carriers)) or "none"
+            raise ConfigurationError(
+                f"carrier {code!r} has no settings (BROKER_CARRIERS_FILE); configured carriers: {configured}",
+                carrier=code,
+            ) from None
+
+    def get(self, code: str, adapter_name: str) -> CarrierAdapter:
+        """The adapter for carrier `code`; ConfigurationError if it can't be built."""
+        settings = self.settings(code)
+        with self._lock:
+            cached = self._built.get(code)
+            if cached is not None and cached[0] is settings and cached[1] == adapter_name:
+                return cached[2]
+            kwargs = {} if self._environ is None else {"environ": self._environ}
+            adapter = self.registry.create(adapter_name, settings.adapter, **kwargs)
+            self._built[code] = (settings, adapter_name, adapter)
+            return adapter
+
+    def webhook_secret(self, code: str) -> str:
+        """The carrier's webhook secret, read from the variable its settings name ("" if none)."""
+        import os
+
+        variable = self.settings(code).webhook_secret_variable
+        environ = os.environ if self._environ is None else self._environ
+        return environ.get(variable, "") if variable else ""

@@ -44,7 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from adapters.registry import AdapterRegistry
 
     app.extensions["broker.adapters"] = AdapterRegistry.from_entry_points()
-    from broker.services.sync import CarrierAdapters
+    from adapters.registry import CarrierAdapters
 
     # Built lazily, one per carrier, and kept: each owns its carrier's circuit breaker.
     app.extensions["broker.carrier_adapters"] = CarrierAdapters(app.extensions["broker.adapters"], app.config["CARRIERS"])

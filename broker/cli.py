@@ -199,6 +199,7 @@ def carriers_list() -> None:
 def carriers_sync(code: str) -> None:
     """Pull carrier CODE's whole catalogue through its adapter and apply it (exit 1 if it failed)."""
     from adapters.base import AdapterError
+    from broker.clock import now
     from broker.services.sync import adapter_for, sync_carrier
 
     session = get_session()
@@ -209,7 +210,7 @@ def carriers_sync(code: str) -> None:
     except AdapterError as error:  # not configured: no settings, or a credential variable unset
         click.echo(f"Error: {error}", err=True)
         sys.exit(2)
-    sync = sync_carrier(session, code, adapter)
+    sync = sync_carrier(session, code, adapter, now())
     click.echo(_describe_sync(sync))
     if sync.error is not None:
         sys.exit(1)

@@ -122,7 +122,7 @@ def _sync_all(app: Flask, session: sa.orm.Session) -> None:
     adapters = app.extensions["broker.carrier_adapters"]
     for code, _name, _adapter in CARRIERS:
         if code in app.config["CARRIERS"]:
-            sync_carrier(session, code, adapter_for(session, code, adapters))
+            sync_carrier(session, code, adapter_for(session, code, adapters), now(app))
 
 
 # What the simulators accept with their default settings (`broker simulate --help`).

@@ -56,7 +56,7 @@ class Offer(Audited, Base):
     unit_price: Mapped[Decimal] = mapped_column(UnitPrice())
     divisible: Mapped[bool] = mapped_column(default=True)
     status: Mapped[OfferStatus] = mapped_column(enum_column_type(OfferStatus), default=OfferStatus.active)
-    # The channel that last published it (see broker.services.sync): a full pull withdraws only
+    # The channel that last published it (see broker.services.feed_writer): a full pull withdraws only
     # offers whose channel is pull.
     channel: Mapped[OfferChannel] = mapped_column(enum_column_type(OfferChannel), default=OfferChannel.api)
     # Set while withdrawn: a carrier's own withdrawal is not undone by a pull or a push.

@@ -28,15 +28,12 @@ from broker.models import (
     Role,
 )
 from broker.models.market import WITHDRAWABLE_REQUEST_STATUSES
+from broker.publishing import IDENTITY, PUBLISHED_FIELDS, shrinks_below_promised
 from broker.resources import KINDS
 from broker.services import allocations
 from broker.services.accounts import STAFF_ROLES, require_role, require_verified_startup
 from broker.services.policy import current_policy
 from broker.services.subsidies import Quote, quote
-
-# Fields a carrier's upsert may change on an existing offer; kind and divisibility are the
-# lot's identity and may not change under allocations already made on it.
-_MUTABLE_OFFER_FIELDS = ("region", "attributes", "quantity", "window_start", "window_end", "list_price", "unit_price")
 
 
 @transaction
@@ -68,7 +65,7 @@ def upsert_offers(session: Session, actor: Account, records: list[dict[str, Any]
             if problem:
                 problems[i] = problem
                 continue
-            changed = offer.publish(OfferChannel.api, {f: record[f] for f in _MUTABLE_OFFER_FIELDS})
+            changed = offer.publish(OfferChannel.api, {f: record[f] for f in PUBLISHED_FIELDS})
             counts["updated" if changed else "unchanged"] += 1
         offers.append(offer)
     if problems:
@@ -76,12 +73,18 @@ def upsert_offers(session: Session, actor: Account, records: list[dict[str, Any]
     return {**counts, "offers": offers}
 
 
+# What each part of a lot's identity (broker.publishing.IDENTITY) says when an upsert would change it.
+_CANNOT_CHANGE = {
+    "kind": "Offer {offer.external_id} is a {offer.kind} lot; its kind",
+    "divisible": "Divisibility of an existing lot",
+}
+
+
 def _update_problem(offer: Offer, record: dict[str, Any]) -> dict[str, list[str]] | None:
-    if record["kind"] != offer.kind:
-        return {"kind": [f"Offer {offer.external_id} is a {offer.kind} lot; its kind cannot change."]}
-    if record["divisible"] != offer.divisible:
-        return {"divisible": ["Divisibility of an existing lot cannot change."]}
-    if record["quantity"] < offer.promised:
+    for name in IDENTITY:
+        if record[name] != getattr(offer, name):
+            return {name: [_CANNOT_CHANGE[name].format(offer=offer) + " cannot change."]}
+    if shrinks_below_promised(record["quantity"], offer.promised):
         return {"quantity": [f"{offer.promised} is already promised from this lot; it cannot shrink below that."]}
     return None
 

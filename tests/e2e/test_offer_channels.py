@@ -17,6 +17,7 @@ from adapters.simulators import telecom as telecom_sim
 from adapters.simulators import unicom as unicom_sim
 from adapters.simulators.common import SimOptions
 from broker.models import Carrier, CarrierSync, Offer, OfferStatus
+from broker.services import feed_writer
 from broker.services import sync as sync_service
 from tests.e2e.test_webhooks import SECRETS, carriers  # noqa: F401  (the fixture)
 from tests.integration.test_sync import simulate  # noqa: F401  (the fixture)
@@ -161,7 +162,7 @@ def test_an_upload_puts_back_what_the_carrier_withdrew(client, session, carriers
 def test_a_withdrawal_that_lands_while_a_pull_applies_is_kept(session, carriers, pull, monkeypatch):
     pull("telecom", 2)
     lot_id = _offers(session, "telecom")[telecom_sim.resource_id(0)].id
-    real_plan = sync_service._plan
+    real_plan = feed_writer._plan
 
     def plan_then_the_carrier_withdraws(*args):
         planned = real_plan(*args)
@@ -169,7 +170,7 @@ def test_a_withdrawal_that_lands_while_a_pull_applies_is_kept(session, carriers,
                         .values(status=OfferStatus.withdrawn, withdrawn_by="carrier", quantity=Offer.promised))
         return planned
 
-    monkeypatch.setattr(sync_service, "_plan", plan_then_the_carrier_withdraws)
+    monkeypatch.setattr(feed_writer, "_plan", plan_then_the_carrier_withdraws)
     # Both lots move to later months in the catalogue, so the plan means to update both.
     done = pull("telecom", 2, first_month=dt.date(2027, 9, 1))
     assert _state(session, "telecom")[telecom_sim.resource_id(0)][0::2] == ("withdrawn", "carrier")

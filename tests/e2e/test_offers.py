@@ -90,6 +90,17 @@ def test_an_offer_cannot_shrink_below_what_is_promised_and_the_batch_is_all_or_n
     assert quantities == {"a": Decimal("1000.000"), "b": Decimal("1000.000")}
 
 
+def test_an_upsert_cannot_change_a_lots_kind_or_divisibility(client, make_actor):
+    carrier = make_actor("carrier")
+    publish(client, carrier, gpu_offer("a"))
+    kind = publish(client, carrier, gpu_offer("a", kind="tokens", attributes={"model": "telechat-2"}))
+    assert kind.status_code == 422
+    assert kind.json["errors"]["json"]["offers"]["0"] == {"kind": ["Offer a is a gpu lot; its kind cannot change."]}
+    whole = publish(client, carrier, gpu_offer("a", divisible=False))
+    assert whole.status_code == 422
+    assert whole.json["errors"]["json"]["offers"]["0"] == {"divisible": ["Divisibility of an existing lot cannot change."]}
+
+
 def test_withdrawing_keeps_what_is_promised(client, session, make_actor):
     carrier, startup = make_actor("carrier"), make_actor("startup")
     offer_id = publish(client, carrier, gpu_offer("a")).json["offers"][0]["id"]

@@ -217,7 +217,7 @@ def test_receipts_outlive_the_signature_window_only(app, session, carriers):
 
 def test_a_push_from_an_adapter_that_names_none_is_still_applied_once(session, carriers):
     """An adapter that verifies a push but gives it no identity: its body's digest stands in."""
-    from adapters.registry import AdapterRegistry
+    from adapters.registry import AdapterRegistry, CarrierAdapters
     from adapters.telecom import TelecomAdapter
     from broker.errors import Conflict
     from broker.services import sync as sync_service
@@ -228,7 +228,7 @@ def test_a_push_from_an_adapter_that_names_none_is_still_applied_once(session, c
             result.push = None
             return result
 
-    configured = sync_service.CarrierAdapters(
+    configured = CarrierAdapters(
         AdapterRegistry({"telecom": Unnamed}),
         {"telecom": CarrierSettings("telecom", CarrierConfig("http://127.0.0.1:9", {"token": "T"}, **FAST),
                                     webhook_secret_variable="S")},

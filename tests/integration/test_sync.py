@@ -34,6 +34,7 @@ from broker.models import (
     SyncSource,
     SyncStatus,
 )
+from broker.services import feed_writer
 from broker.services import sync as sync_service
 
 NOW = dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.UTC)
@@ -242,7 +243,7 @@ def test_promised_capacity_is_never_taken_back_and_the_conflict_is_recorded(sess
 def test_the_shrink_guard_reads_promises_in_sql_not_from_the_earlier_read(session, carriers, monkeypatch):
     apply(session, feed(record("a")))
     offer_id = offers(session)["a"].id
-    real_plan = sync_service._plan
+    real_plan = feed_writer._plan
 
     def plan_then_a_promise_lands(*args: Any) -> Any:
         planned = real_plan(*args)  # planned from promised = 0
@@ -250,7 +251,7 @@ def test_the_shrink_guard_reads_promises_in_sql_not_from_the_earlier_read(sessio
         session.execute(sa.update(Offer).where(Offer.id == offer_id).values(promised=Decimal(70)))
         return planned
 
-    monkeypatch.setattr(sync_service, "_plan", plan_then_a_promise_lands)
+    monkeypatch.setattr(feed_writer, "_plan", plan_then_a_promise_lands)
     done = apply(session, feed(record("a", "30")))
     a = offers(session)["a"]
     assert (a.quantity, a.promised) == (Decimal(70), Decimal(70))
@@ -296,7 +297,7 @@ def test_a_sync_that_fails_halfway_leaves_nothing_behind(session, carriers, monk
         raise RuntimeError("the database went away")
 
     with monkeypatch.context() as patched:
-        patched.setattr(sync_service, "_upsert", broken)
+        patched.setattr(feed_writer, "_upsert", broken)
         with pytest.raises(RuntimeError):
             apply(session, feed(record("a", "50"), record("b")))
     assert set(offers(session)) == {"a"} and offers(session)["a"].quantity == Decimal(100)
@@ -369,3 +370,15 @@ def test_wrong_credentials_fail_without_echoing_them(session, carriers, simulate
     failed = sync_service.sync_carrier(session, "unicom", wrong, NOW)
     assert failed.status is SyncStatus.failed and "401" in failed.error
     assert "guessed-pass-123" not in failed.error and "the-real-password" not in failed.error
+
+
+def test_a_sync_is_stamped_with_its_use_cases_now_not_the_system_clock(session, carriers, simulate):
+    """A test or simulation clock far from the wall clock: every time a sync records is its `now`."""
+    long_ago = dt.datetime(2020, 1, 6, 1, 0, tzinfo=dt.UTC)
+    done = sync_service.apply_feed(session, "telecom", SyncSource.pull, feed(record("a")), long_ago, complete=True)
+    assert (done.started_at, done.finished_at) == (long_ago, long_ago)
+    assert offers(session)["a"].updated_at == long_ago
+
+    down, _ = simulate("mobile", offers=10, error_rate=1.0, config={"retries": 0})
+    failed = sync_service.sync_carrier(session, "mobile", down, long_ago)
+    assert failed.status is SyncStatus.failed and (failed.started_at, failed.finished_at) == (long_ago, long_ago)
