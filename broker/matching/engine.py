@@ -72,6 +72,14 @@ class _Solve:
     "skipped" and why) in `lp_stats`. Every request the answer leaves short leaves with its
     reason (`explain.reasons`, in `Result.unfilled`). All time comes from one `TimeBudget`."""
 
+    # Set by `build`, read by every phase after it.
+    problem: Problem
+    budget: TimeBudget
+    large: bool  # above `options.whole_lp_max_pairs`: the max flow and LP blocks path
+    bound: float
+    stats: dict
+    flow_stats: dict  # set by `max_flow` on the large path
+
     def __init__(self, instance: Instance, time_limit: float | None,
                  options: EngineOptions) -> None:
         self.started = time.perf_counter()
@@ -106,7 +114,7 @@ class _Solve:
         self.budget = TimeBudget(self.time_limit, self.problem.n_requests, started=self.started)
         self.large = self.problem.n_pairs > self.options.whole_lp_max_pairs
         self.bound = _trivial_bound(self.problem)
-        self.stats: dict = {"requests": self.problem.n_requests, "offers": self.problem.n_offers,
+        self.stats = {"requests": self.problem.n_requests, "offers": self.problem.n_offers,
                             "compatible_pairs": self.problem.n_pairs}
         self.stats["build_seconds"] = _since(self.started)
 
@@ -158,7 +166,7 @@ class _Solve:
         remaining = self._lp_seconds()
         answer = batched_flow(self.problem, self.options.flow_batches,
                               None if remaining is None else time.perf_counter() + remaining)
-        self.flow_stats: dict = {"batches": self.options.flow_batches,
+        self.flow_stats = {"batches": self.options.flow_batches,
                                  "complete": answer.complete, "seconds": _since(t)}
         return answer
 
