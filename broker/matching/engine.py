@@ -113,10 +113,10 @@ class _Solve:
         self.problem = build_problem(self.instance)
         self.budget = TimeBudget(self.time_limit, self.problem.n_requests, started=self.started)
         self.large = self.problem.n_pairs > self.options.whole_lp_max_pairs
-        self.bound = _trivial_bound(self.problem)
         self.stats = {"requests": self.problem.n_requests, "offers": self.problem.n_offers,
-                            "compatible_pairs": self.problem.n_pairs}
+                      "compatible_pairs": self.problem.n_pairs}
         self.stats["build_seconds"] = _since(self.started)
+        self.bound = _trivial_bound(self.problem)  # all-zero duals; each LP phase lowers it
 
     # 2 --------------------------------------------------------------------------------------
 
