@@ -79,7 +79,10 @@ class Offer:
     kind: str
     region: str
     available: float
-    unit_price: float  # what the startup pays per unit, after discount and known subsidy
+    # What the startup pays per unit after the carrier's discount, gross of subsidy: which
+    # program pays, and how much, is settled at approval (broker/services/cycles.py), so
+    # budgets are checked against the most the startup could pay.
+    unit_price: float
     window: Window
     attributes: Mapping[str, str | int] = field(default_factory=dict)
     divisible: bool = True

@@ -41,7 +41,8 @@ from .relaxation import column_costs
 _HALF = 0.5
 # Up to this many support columns the kinds' MIPs run one after the other (exact budgets);
 # above, on two threads (10k × 1k: ≈ 6.4k columns, 0.3 s; 100k × 10k: ≈ 86k, several seconds).
-_ONE_LANE_COLUMNS = 40_000
+# The default of `EngineOptions.polish_one_lane_columns`, which the engine passes in.
+ONE_LANE_COLUMNS = 40_000
 
 
 def polish(
@@ -50,6 +51,7 @@ def polish(
     order: list[int],
     time_limit: float | None,
     widen: bool = False,
+    one_lane_columns: int = ONE_LANE_COLUMNS,
 ) -> dict:
     """Improve `ledger` in place by MIPs over the pairs in `support` and those it uses.
 
@@ -68,14 +70,14 @@ def polish(
                    "kinds": {}}
     # One MIP per kind (kinds share no offer and no share cap): several small branch and
     # bounds are much faster than one big one (0.24 s against 0.75 s at 10k). Only budgets
-    # span kinds: up to `_ONE_LANE_COLUMNS` the kinds go one after the other, each over what
+    # span kinds: up to `one_lane_columns` the kinds go one after the other, each over what
     # the ones before it left; above, on two threads, each kind with what its requests spend
     # now plus a part of what the startup has left (`_spare_budget`).
     support_kind = problem.req_kind[problem.pair_req[support]]
     holding = np.array([bool(g) for g in ledger.grants], dtype=bool)
     kinds = sorted(set(support_kind.tolist()) | set(problem.req_kind[holding].tolist()))
     mine = {k: support[support_kind == k] for k in kinds}
-    if len(support) <= _ONE_LANE_COLUMNS:
+    if len(support) <= one_lane_columns:
         size_left = len(support) + len(kinds)
         for kind in kinds:
             share = None

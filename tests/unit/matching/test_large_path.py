@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from broker.matching import engine, greedy, solve
+from broker.matching import greedy, solve
 from broker.matching.generator import generate
 from broker.matching.grants import Ledger, cheapen, density_order, fill
+from broker.matching.options import EngineOptions
 from broker.matching.problem import build_problem
 from broker.matching.rounding import round_grants
 
@@ -18,43 +19,37 @@ from .checker import violations
 from .exact import optimum
 from .test_feasibility import instances
 
-
-@pytest.fixture
-def large_path(monkeypatch):
-    monkeypatch.setattr(engine, "_WHOLE_LP_MAX_PAIRS", -1)
-    monkeypatch.setattr(engine, "_MIN_BLOCK_SECONDS", 0.0)
+# Every instance takes the large path, per-kind blocks included.
+LARGE_PATH = EngineOptions(whole_lp_max_pairs=-1, min_block_seconds=0.0)
 
 
 @settings(max_examples=25, deadline=None)
 @given(instances())
 def test_large_path_is_feasible_bounded_and_above_the_baseline(inst):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(engine, "_WHOLE_LP_MAX_PAIRS", -1)
-        patch.setattr(engine, "_MIN_BLOCK_SECONDS", 0.0)
-        result = solve(inst)
+    result = solve(inst, options=LARGE_PATH)
     assert violations(inst, result) == []
     assert result.stats["bound"] >= optimum(inst) - 1e-6
     assert result.objective >= greedy(inst).objective - 1e-9
 
 
-def test_large_path_on_generated_instances(large_path):
+def test_large_path_on_generated_instances():
     for seed in range(3):
         inst = generate(60, 14, seed)
-        result = solve(inst)
+        result = solve(inst, options=LARGE_PATH)
         assert "flow" in result.stats["lp"]
         assert violations(inst, result) == []
         assert result.stats["bound"] >= optimum(inst) - 1e-6
 
 
-def test_large_path_under_a_time_limit_stays_feasible(large_path):
+def test_large_path_under_a_time_limit_stays_feasible():
     inst = generate(300, 40, 1)
     for limit in (1e-6, 0.05, 1.0):
-        assert violations(inst, solve(inst, time_limit=limit)) == []
+        assert violations(inst, solve(inst, time_limit=limit, options=LARGE_PATH)) == []
 
 
-def test_large_path_is_deterministic_without_a_time_limit(large_path):
+def test_large_path_is_deterministic_without_a_time_limit():
     inst = generate(200, 30, 2)
-    first, second = solve(inst), solve(inst)
+    first, second = solve(inst, options=LARGE_PATH), solve(inst, options=LARGE_PATH)
     assert first.allocations == second.allocations
     assert first.unfilled == second.unfilled
 

@@ -1,4 +1,4 @@
-"""The large path's LP in blocks of whole startups (`engine._market_blocks`) and the bound it
+"""The large path's LP in blocks of whole startups (`blocks.market_blocks`) and the bound it
 reports; the budget shortcut in `lagrangian_bound`."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from broker.matching import engine
+from broker.matching.blocks import market_blocks
 from broker.matching.flow import batched_flow, budget_dual_candidates
 from broker.matching.generator import generate
+from broker.matching.options import EngineOptions
 from broker.matching.problem import build_problem, restrict_to_requests
 from broker.matching.relaxation import _request_max, lagrangian_bound
 
@@ -44,13 +45,13 @@ def _lp_violations(problem, pairs, fraction, tol=1e-6):
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_market_blocks_are_lp_feasible_improve_each_round_and_bound_the_optimum(seed, monkeypatch):
-    monkeypatch.setattr(engine, "_BLOCK_PAIRS", 15)  # several blocks on a small instance
+def test_market_blocks_are_lp_feasible_improve_each_round_and_bound_the_optimum(seed):
     inst = generate(120, 20, seed)
     problem = build_problem(inst)
     flow = batched_flow(problem, 6)
-    market = engine._market_blocks(problem, flow.pairs, flow.amounts, flow.offer_price,
-                                   flow.group_price, None)
+    market = market_blocks(problem, flow.pairs, flow.amounts, flow.offer_price,
+                           flow.group_price, None,
+                           EngineOptions(block_pairs=15))  # several blocks on a small instance
     assert market.stats["blocks"] > 2
     assert _lp_violations(problem, market.columns, market.fraction) == []
     objectives = [r["objective"] for r in market.stats["rounds"]]
@@ -67,8 +68,8 @@ def test_market_blocks_out_of_time_keep_the_start():
     inst = generate(200, 30, 4)
     problem = build_problem(inst)
     flow = batched_flow(problem, 6)
-    market = engine._market_blocks(problem, flow.pairs, flow.amounts, flow.offer_price,
-                                   flow.group_price, deadline=time.perf_counter() - 1.0)
+    market = market_blocks(problem, flow.pairs, flow.amounts, flow.offer_price,
+                           flow.group_price, deadline=time.perf_counter() - 1.0)
     assert market.stats["rounds"] == []
     assert market.bound == np.inf
     assert _lp_violations(problem, market.columns, market.fraction) == []

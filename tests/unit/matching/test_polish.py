@@ -10,6 +10,7 @@ from broker.matching import Startup, solve
 from broker.matching import polish as polish_module
 from broker.matching.generator import generate
 from broker.matching.grants import Ledger, density_order, fill, priority_order
+from broker.matching.options import EngineOptions
 from broker.matching.problem import build_problem
 from broker.matching.rounding import round_grants
 
@@ -87,13 +88,12 @@ def test_never_lowers_the_answer_and_keeps_every_rule(inst):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_two_lanes_split_budgets_and_stay_feasible(seed, monkeypatch):
+def test_two_lanes_split_budgets_and_stay_feasible(seed):
     # Above the one-lane size the kinds run at once, each with a part of every budget left.
     inst = generate(300, 30, seed)
     assert any(s.budget is not None for s in inst.startups)
     one_lane = solve(inst)
-    monkeypatch.setattr(polish_module, "_ONE_LANE_COLUMNS", 0)
-    two_lanes = solve(inst)
+    two_lanes = solve(inst, options=EngineOptions(polish_one_lane_columns=0))
     assert violations(inst, two_lanes) == []
     assert two_lanes.stats["polish"]["after"] >= two_lanes.stats["polish"]["before"] - 1e-9
     # Splitting budgets can only cost a little.
