@@ -1,0 +1,1 @@
+"""marshmallow schemas: the only place request and response shapes are defined."""
