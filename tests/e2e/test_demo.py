@@ -54,6 +54,7 @@ def demo(tmp_path):
         process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_demo_serves_the_api_and_docs_with_the_printed_token(demo):
     base, token, output, instance = demo
     assert "上海硅巷资源撮合平台" in output and f"{base}/api/docs" in output
@@ -84,6 +85,7 @@ def test_demo_serves_the_api_and_docs_with_the_printed_token(demo):
     assert requests.get(f"{base}/api/openapi.json", timeout=5).json()["info"]["title"]
 
 
+@pytest.mark.slow
 def test_demo_runs_the_scheduler_embedded(demo):
     _, _, output, instance = demo
     assert "scheduler:  embedded" in output

@@ -25,6 +25,7 @@ def large_path(monkeypatch):
     monkeypatch.setattr(engine, "_MIN_BLOCK_SECONDS", 0.0)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(instances())
 def test_large_path_is_feasible_bounded_and_above_the_baseline(inst):
