@@ -1,4 +1,9 @@
-"""The Silicon Alley Resource Broker (上海硅巷资源撮合平台)."""
+"""The Silicon Alley Resource Broker (上海硅巷资源撮合平台).
+
+Importing the package loads nothing but the standard library, so the pure parts
+(`broker.matching`, `adapters`) import without Flask or SQLAlchemy: the app's
+imports happen inside `create_app`.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,18 @@ import logging
 import os
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
 __version__ = "0.1.0"
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from BROKER_* variables, or from `config` over the development defaults."""
+    from flask import Flask
+
     from config import check_settings, load_settings
 
     settings = load_settings() if config is None else {**load_settings({}), **config}

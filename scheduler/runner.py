@@ -124,7 +124,8 @@ class Runner:
                 self._retrying(lambda: job_function(job)(self.app, slot))
             except Exception as error:  # a job's failure is recorded and must not stop the scheduler
                 log.exception("job %s for %s failed", job, slot.isoformat())
-                self._retrying(lambda: self._finish(job, slot, "failed", f"{type(error).__name__}: {error}"))
+                reason = f"{type(error).__name__}: {error}"
+                self._retrying(lambda: self._finish(job, slot, "failed", reason))
                 return "failed"
             self._retrying(lambda: self._finish(job, slot, "ok", None))
             return "ran"

@@ -8,7 +8,8 @@ from flask import current_app, request
 from flask_smorest import Blueprint
 
 from adapters.base import UploadLimits
-from broker.api.common import BEARER, SelectPage, current_account, signature_headers
+from broker.api.common import BEARER, SelectPage, signature_headers
+from broker.auth import current_account
 from broker.clock import now
 from broker.db import get_session
 from broker.errors import InvalidInput

@@ -1,4 +1,4 @@
-"""What every blueprint shares: the Api with our error handling, the signed-in account, paging."""
+"""What every blueprint shares: the Api with our error handling, paging (the signed-in account: broker.auth)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from broker import inputs
-from broker.clock import now
+from broker.auth import request_header
 from broker.db import MAX_ID, TransientFailure, commits_made, get_session, is_transient, retry_transient
-from broker.errors import BadRequest, DomainError, NotAuthenticated, Unavailable
-from broker.models import Account
-from broker.models.audit import set_actor
-from broker.services import accounts
+from broker.errors import BadRequest, DomainError, Unavailable
 from broker.uniques import conflict_for
 
 log = logging.getLogger(__name__)
@@ -229,35 +226,12 @@ def no_store(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def request_header(name: str) -> str | None:
-    """A header the broker reads; one that isn't storable text (a NUL, a lone surrogate) is a 400 naming it."""
-    value = request.headers.get(name)
-    if value is not None:
-        problem = inputs.text_problem(value)
-        if problem:
-            raise BadRequest(f"The {name} header can't be read: {problem}", {name: [problem]}, location="headers")
-    return value
-
-
 def signature_headers() -> dict[str, str]:
     """The headers a carrier's webhook is checked with: every X-… one read by request_header."""
     for name in request.headers.keys():
         if name.lower().startswith("x-"):
             request_header(name)
     return dict(request.headers)
-
-
-def current_account() -> Account:
-    """The account whose bearer token came with this request; 401 without a valid one."""
-    if "account" not in g:
-        scheme, _, secret = (request_header("Authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise NotAuthenticated("Sign in: send Authorization: Bearer <token>.")
-        session = get_session()
-        token = accounts.authenticate(session, secret.strip(), now())
-        g.account = token.account
-        set_actor(session, token.account_id, token.acting_staff_id)  # the audit log's "who"
-    return g.account
 
 
 class SelectPage(Page):

@@ -7,7 +7,8 @@ from typing import Any
 from flask import current_app
 from flask_smorest import Blueprint
 
-from broker.api.common import BEARER, SelectPage, current_account, no_store
+from broker.api.common import BEARER, SelectPage, no_store
+from broker.auth import current_account
 from broker.clock import now
 from broker.db import get_session
 from broker.netguard import DestinationGuard

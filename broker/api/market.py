@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 from flask_smorest import Blueprint
 
-from broker.api.common import BEARER, SelectPage, current_account, request_header
+from broker.api.common import BEARER, SelectPage
+from broker.auth import current_account, request_header
 from broker.clock import now
 from broker.db import get_session
 from broker.errors import InvalidInput

@@ -6,7 +6,8 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from broker.api.common import BEARER, SelectPage, current_account
+from broker.api.common import BEARER, SelectPage
+from broker.auth import current_account
 from broker.db import get_session
 from broker.schemas.policy import (
     AuditEntrySchema,

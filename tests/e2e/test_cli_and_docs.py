@@ -93,6 +93,7 @@ def test_the_readme_lists_the_token_commands():
     assert "broker carriers token" in roles
 
 
+@pytest.mark.slow
 def test_db_upgrade_brings_an_empty_database_to_head(databases, tmp_path):
     url = databases.create()
     env = {"BROKER_DATABASE_URL": url, "BROKER_INSTANCE_PATH": str(tmp_path), "PATH": ""}
@@ -158,6 +159,7 @@ def elsewhere(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_the_instance_folder_does_not_depend_on_the_current_directory(tmp_path, elsewhere):
     # No BROKER_INSTANCE_PATH: the checkout's ./instance, from whichever folder the command runs in.
     result = _broker("db", "current", cwd=elsewhere)
@@ -176,6 +178,7 @@ def test_the_instance_folder_does_not_depend_on_the_current_directory(tmp_path, 
     assert not (other / "instance").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", DATABASE_COMMANDS, ids=lambda c: " ".join(c[:2]))
 def test_a_command_on_an_unmigrated_sqlite_file_says_so_in_one_line_and_creates_nothing(tmp_path, elsewhere,
                                                                                         command):
@@ -189,6 +192,7 @@ def test_a_command_on_an_unmigrated_sqlite_file_says_so_in_one_line_and_creates_
     assert not database.exists() and not instance.exists() and not (elsewhere / "instance").exists()
 
 
+@pytest.mark.slow
 def test_a_command_on_an_empty_or_unmigrated_database_says_so_in_one_line(databases, tmp_path, elsewhere):
     url = databases.create()  # an empty PostgreSQL database, or a SQLite file not made yet
     env = {"BROKER_DATABASE_URL": url, "BROKER_INSTANCE_PATH": str(tmp_path)}

@@ -1,12 +1,16 @@
 """`broker demo` as a newcomer runs it: a real process, a real port, the printed token."""
 
+import contextlib
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -20,6 +24,12 @@ def _free_port() -> int:
 
 @pytest.fixture
 def demo(tmp_path):
+    with _running_demo([sys.executable, "-m", "broker", "demo"], tmp_path) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _running_demo(command: list[str], tmp_path: Path) -> Iterator[tuple[str, str, str, Path]]:
     port = _free_port()
     env = {**os.environ, "BROKER_INSTANCE_PATH": str(tmp_path)}
     env.pop("BROKER_DATABASE_URL", None)
@@ -28,7 +38,7 @@ def demo(tmp_path):
     for code in ("TELECOM", "MOBILE", "UNICOM"):  # the carriers' simulators, on ports of their own
         env[f"BROKER_CARRIER_{code}_BASE_URL"] = f"http://127.0.0.1:{_free_port()}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "broker", "demo", "--port", str(port)],
+        [*command, "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     base = f"http://127.0.0.1:{port}"
@@ -54,6 +64,7 @@ def demo(tmp_path):
         process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_demo_serves_the_api_and_docs_with_the_printed_token(demo):
     base, token, output, instance = demo
     assert "上海硅巷资源撮合平台" in output and f"{base}/api/docs" in output
@@ -84,6 +95,7 @@ def test_demo_serves_the_api_and_docs_with_the_printed_token(demo):
     assert requests.get(f"{base}/api/openapi.json", timeout=5).json()["info"]["title"]
 
 
+@pytest.mark.slow
 def test_demo_runs_the_scheduler_embedded(demo):
     _, _, output, instance = demo
     assert "scheduler:  embedded" in output
@@ -95,3 +107,36 @@ def test_demo_runs_the_scheduler_embedded(demo):
         runs = database.execute("SELECT job, outcome FROM job_runs WHERE job = 'provision'").fetchall()
     database.close()
     assert runs and runs[0][1] in (None, "ok")  # provisioning fires every twenty seconds
+
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def _readme_command(marker: str) -> str:
+    after = (CHECKOUT / "README.md").read_text().split(f"<!-- {marker} -->", 1)[1]
+    return after.split("```sh\n", 1)[1].split("```", 1)[0].strip()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    bool(os.environ.get("BROKER_TEST_DATABASE_URL")),
+    reason="the demo keeps its own SQLite whatever the suite's database: one fresh install per CI run is enough",
+)
+def test_a_newcomer_installs_fresh_from_the_readme_and_the_demo_is_ready(tmp_path):
+    """The README's run command as a newcomer runs it, in a copy of the checkout, so its venv is a
+    fresh one (never the suite's): the install pieces verbatim, then its last piece, `broker demo`,
+    on a free port instead of 5000 (and the simulators on free ports) so it can't meet another."""
+    install, _, run = _readme_command("run-command").rpartition(" && ")
+    assert run == ".venv/bin/broker demo" and install.startswith("python3 -m venv .venv && ")
+    checkout = tmp_path / "checkout"
+    shutil.copytree(CHECKOUT, checkout, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "instance", "__pycache__", "*.egg-info", ".*_cache", ".hypothesis", "build", "dist",
+    ))
+    env = {name: value for name, value in os.environ.items() if name not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    installed = subprocess.run(["bash", "-c", install], cwd=checkout, env=env, capture_output=True, text=True, timeout=900)
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+    broker = checkout / ".venv" / "bin" / "broker"
+    assert broker.exists() and not broker.resolve().is_relative_to(Path(sys.prefix).resolve())
+    with _running_demo([str(broker), "demo"], tmp_path / "instance") as (base, _, output, _):
+        assert "上海硅巷资源撮合平台" in output
+        assert requests.get(f"{base}/readyz", timeout=5).json()["status"] == "ok"

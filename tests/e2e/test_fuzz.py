@@ -16,6 +16,7 @@ CHOSEN = {"not_a_server_error", "response_schema_conformance", "content_type_con
 EXAMPLES = int(os.environ.get("BROKER_FUZZ_EXAMPLES", "8"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("role", ["staff", "carrier", "startup"])
 def test_no_operation_fails_whatever_it_is_sent(app, make_actor, role):
     headers = make_actor(role).headers

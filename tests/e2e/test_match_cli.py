@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 # DESIGN.md's example instance, with a second request the offer cannot serve.
 INSTANCE = {
     "policy": {"share_cap": 0.5},
@@ -26,6 +28,7 @@ def _match(path, *args):
     )
 
 
+@pytest.mark.slow
 def test_broker_match_prints_json_alone_on_stdout(tmp_path):
     path = tmp_path / "instance.json"
     path.write_text(json.dumps(INSTANCE))
@@ -37,6 +40,7 @@ def test_broker_match_prints_json_alone_on_stdout(tmp_path):
     assert answer["objective"] == 1.5
 
 
+@pytest.mark.slow
 def test_broker_match_refuses_a_bad_instance_on_stderr_only(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({**INSTANCE, "requests": [{**INSTANCE["requests"][0], "quantity": -5}]}))

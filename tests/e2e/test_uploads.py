@@ -60,6 +60,7 @@ def test_a_csv_in_neither_encoding_is_refused_naming_both(client, session, carri
     assert "UnicodeDecodeError" not in refused.get_data(as_text=True)
 
 
+@pytest.mark.slow
 def test_an_xlsx_that_unpacks_past_the_limit_is_refused_before_it_is_parsed(client, session, carriers, app):
     bomb = _bomb(200 * 1024 * 1024)  # the file: well under the body limit, 200 MiB unpacked
     assert len(bomb) < app.config["MAX_CONTENT_LENGTH"]

@@ -155,6 +155,7 @@ def _lot_only_paid_offers_serve(session):
     )
 
 
+@pytest.mark.slow
 def test_a_week_runs_by_itself(week, simulators):
     app, clock = week
     session = get_db(app).sessionmaker()

@@ -6,7 +6,6 @@ approval overwritten by a withdrawal, the committed subsidy is what the live com
 and every offer's promised capacity is what its live allocations hold.
 """
 
-import datetime as dt
 import multiprocessing
 from collections import defaultdict
 from decimal import Decimal
@@ -22,7 +21,6 @@ from broker.models import (
     AuditEntry,
     Offer,
     ResourceRequest,
-    Role,
     SubsidyCommitment,
     SubsidyProgram,
 )

@@ -49,6 +49,7 @@ def _cli(url, tmp_path, *args, **env):
     return subprocess.run([sys.executable, "-m", "broker", *args], env=environment, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["cycle.after_holding_capacity", "cycle.before_commit"])
 def test_a_cycle_killed_midway_leaves_no_trace_and_a_rerun_works(district_app, tmp_path, point):
     url, app = district_app
@@ -73,6 +74,7 @@ def test_a_cycle_killed_midway_leaves_no_trace_and_a_rerun_works(district_app, t
     session.close()
 
 
+@pytest.mark.slow
 def test_dry_run_from_the_cli_holds_nothing(district_app, tmp_path):
     url, app = district_app
     preview = _cli(url, tmp_path, "cycle", "run", "--dry-run")
@@ -82,6 +84,7 @@ def test_dry_run_from_the_cli_holds_nothing(district_app, tmp_path):
     session.close()
 
 
+@pytest.mark.slow
 def test_concurrent_approvals_from_several_processes_never_oversell_or_overspend(district_app, tmp_path):
     url, app = district_app
     if not url.startswith("postgresql"):

@@ -124,6 +124,7 @@ def migrated_database(databases):
     return url
 
 
+@pytest.mark.slow
 def test_a_second_scheduler_on_sqlite_refuses_to_start(migrated_database, tmp_path):
     if not migrated_database.startswith("sqlite"):
         pytest.skip("the single-process rule is SQLite's; PostgreSQL runs many (next test)")
@@ -140,6 +141,7 @@ def test_a_second_scheduler_on_sqlite_refuses_to_start(migrated_database, tmp_pa
         first.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_two_schedulers_on_postgresql_run_each_firing_once(migrated_database, tmp_path):
     if not migrated_database.startswith("postgresql"):
         pytest.skip("several scheduler processes are a PostgreSQL deployment")

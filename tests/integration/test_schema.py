@@ -22,6 +22,7 @@ def test_migrated_schema_matches_the_models(session):
     assert _diff(session.connection()) == []
 
 
+@pytest.mark.slow
 def test_migrations_go_down_to_nothing_and_up_again(databases):
     engine = create_engine(databases.create())
     try:
@@ -160,6 +161,7 @@ def test_every_change_is_audited_and_the_log_is_append_only(session, carrier):
     session.rollback()
 
 
+@pytest.mark.slow
 def test_existing_offers_get_their_channel_and_withdrawer_from_the_audit_log(databases):
     """0006 backfills: the latest publication the audit log records, else the sync that ran when
     the offer was created (bulk inserts are not audited one by one), else pull."""
@@ -220,6 +222,7 @@ def test_existing_offers_get_their_channel_and_withdrawer_from_the_audit_log(dat
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_the_audit_log_stays_append_only_across_0007_up_and_down(databases):
     """0007 adds audit_log.acting_staff_id; SQLite's batch mode rebuilds the table, which drops triggers."""
     engine = create_engine(databases.create())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
@@ -18,6 +19,7 @@ def _hooks(factory) -> int:
         session.close()
 
 
+@pytest.mark.slow
 def test_each_new_factory_gets_the_hook_even_where_a_dead_one_lived():
     # A collected factory's Session class leaves SQLAlchemy's registry key (its id) behind; a
     # new class at the same address must not be taken for one already hooked.

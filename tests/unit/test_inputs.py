@@ -52,6 +52,7 @@ def _nest(value, levels: int):
     return value
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(_json, st.integers(0, 40), st.integers(0, 60))
 def test_the_lexical_reading_agrees_with_the_parsed_document(value, extra_levels, big_digits):

@@ -37,6 +37,7 @@ def test_mip_reference_is_skipped_above_its_size():
     assert mip_optimum(generate(60, 12, 0), 60, max_pairs=1) is None
 
 
+@pytest.mark.slow
 def test_bench_prints_a_row_per_method_with_the_references():
     lines: list[str] = []
     rows = run_benchmark([(80, 12)], seed=3, time_limit=None, reference=True, echo=lines.append)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 
 from broker.matching import solve
@@ -11,6 +12,7 @@ from .exact import optimum
 from .test_feasibility import instances
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(instances())
 def test_bound_is_above_and_answer_below_the_exact_optimum(inst):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import date
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -68,6 +69,7 @@ def instances(draw):
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(instances())
 def test_engine_answers_are_feasible_and_bounded(inst):
@@ -77,6 +79,7 @@ def test_engine_answers_are_feasible_and_bounded(inst):
     assert 0.0 <= result.stats["gap"] <= 1.0
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(instances())
 def test_engine_is_never_below_the_greedy_baseline(inst):
@@ -85,12 +88,14 @@ def test_engine_is_never_below_the_greedy_baseline(inst):
     assert solve(inst).objective >= baseline.objective - 1e-9
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(instances(), st.sampled_from([1e-6, 0.001, 0.05]))
 def test_answers_stay_feasible_under_any_time_limit(inst, time_limit):
     assert violations(inst, solve(inst, time_limit=time_limit)) == []
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(instances(), st.lists(st.sampled_from([0.0, 5.0, 60.0]), min_size=6, max_size=6))
 def test_held_capacity_changes_nothing_but_reasons_towards_capacity_held(inst, held):

@@ -23,6 +23,7 @@ from .test_feasibility import instances
 LARGE_PATH = EngineOptions(whole_lp_max_pairs=-1, min_block_seconds=0.0)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(instances())
 def test_large_path_is_feasible_bounded_and_above_the_baseline(inst):

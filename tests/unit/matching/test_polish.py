@@ -76,6 +76,7 @@ def test_a_served_minimum_stays_served():
     assert ledger.granted == [50.0, 0.0]
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(instances())
 def test_never_lowers_the_answer_and_keeps_every_rule(inst):
