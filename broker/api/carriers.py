@@ -7,7 +7,6 @@ from typing import Any
 from flask import current_app, request
 from flask_smorest import Blueprint
 
-from adapters.base import UploadLimits
 from broker.api.common import BEARER, SelectPage, signature_headers
 from broker.auth import current_account
 from broker.clock import now
@@ -82,9 +81,8 @@ def upload_catalog(files: dict[str, Any], carrier_code: str) -> Any:
             f"{' or '.join(_CATALOG_TYPES)}.",
             {"file": ["A CSV or XLSX catalog file is required."]},
         )
-    limits = UploadLimits.from_settings(current_app.config)
     return sync.upload_catalog(
-        get_session(), current_account(), carrier_code, _adapters(), content, filename, now(), limits
+        get_session(), current_account(), carrier_code, _adapters(), content, filename, now(), current_app.config
     )
 
 

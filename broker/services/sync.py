@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
@@ -32,6 +33,7 @@ from adapters.base import (
 )
 from adapters.registry import CarrierAdapters
 from adapters.signing import REPLAY_WINDOW_SECONDS
+from broker.db import unit_of_work
 from broker.errors import DomainError, Forbidden, InvalidInput, NotAuthenticated, NotFound, PayloadTooLarge
 from broker.models import (
     Account,
@@ -113,13 +115,15 @@ def upload_catalog(
     content: bytes,
     filename: str,
     now: dt.datetime,
-    limits: UploadLimits | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> CarrierSync:
     """A carrier uploads its catalog file; bad rows are quarantined, good ones upserted, none withdrawn.
 
-    A file over `limits` (what it unpacks to, its compression, its rows) is refused whole before
-    any row is parsed: 413 for a size, 422 for the rows; the refusal is recorded as a failed sync.
+    A file over the upload limits in `settings` (BROKER_UPLOAD_*: what it unpacks to, its
+    compression, its rows; None: the defaults) is refused whole before any row is parsed: 413 for
+    a size, 422 for the rows; the refusal is recorded as a failed sync.
     """
+    limits = UploadLimits() if settings is None else UploadLimits.from_settings(settings)
     require_role(actor, Role.carrier)
     carrier = _carrier(session, carrier_code)
     if carrier.id != actor.carrier_id:
@@ -153,14 +157,10 @@ def apply_feed(
     complete: bool,
 ) -> CarrierSync:
     """Apply a fetched, pushed or uploaded feed to the carrier's offers and record the sync; one commit."""
-    try:
+    with unit_of_work(session):
         # Locking the carrier row makes two syncs of one carrier (a pull and a push) take turns.
         carrier = _carrier(session, carrier_code, for_update=True)
         sync = write_feed(session, carrier, source, result, started, complete=complete)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return sync
 
 
@@ -270,13 +270,9 @@ def _record_failure(
     session: Session, carrier_code: str, source: SyncSource, started: dt.datetime, error: AdapterError
 ) -> CarrierSync:
     # The adapter has already scrubbed its credentials out of the message.
-    try:
+    with unit_of_work(session):
         carrier = _carrier(session, carrier_code)
         sync = CarrierSync(carrier_id=carrier.id, source=source, status=SyncStatus.running, complete=False, started_at=started)
         session.add(sync)
         sync.fail(str(error), started)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
     return sync

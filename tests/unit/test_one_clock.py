@@ -15,7 +15,6 @@ PACKAGES = ("broker", "adapters", "scheduler", "config")
 # Who may read the system clock besides broker/clock.py, and why. Durations (time.monotonic,
 # time.perf_counter) are not "now" and are not counted.
 ALLOWED_READS = {
-    "broker/services/sync.py": "being split on its own branch, which routes these reads through a `now` parameter",
     "broker/models/audit.py": "a storage stamp: the audit log's `at` records when the row was written",
     "adapters/mobile.py": "the request signature's timestamp is checked against the carrier's own wall clock",
     "adapters/simulators/common.py": "a simulator stands in for a carrier's own systems and their clock",

@@ -29,11 +29,8 @@ STATE_FIELDS = frozenset({"status", "outcome"})
 # where it stands, so the sync split can move it.
 SET_BASED_ALLOWED = {("status", "OfferStatus.withdrawn"): "withdrawn_by=WithdrawnBy.sync"}
 
-# Hand-written rollbacks still in broker/services/sync.py, which another branch of issue 10
-# splits into modules right now; that branch (or its merge) moves them to unit_of_work and
-# empties this set. By function name, so that the split's moves do not break the test.
-# broker.db.unit_of_work is the one place the pattern is written.
-HAND_WRITTEN_ROLLBACK_ALLOWED = frozenset({"unit_of_work", "apply_feed", "_record_failure"})
+# broker.db.unit_of_work is the one place the "rollback, then raise" pattern is written.
+HAND_WRITTEN_ROLLBACK_ALLOWED = frozenset({"unit_of_work"})
 
 
 def _sources(*, outside: tuple[Path, ...] = ()) -> list[tuple[str, str]]:
