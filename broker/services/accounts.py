@@ -14,6 +14,7 @@ from broker.db import transaction
 from broker.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from broker.models import TURNED_AWAY_STARTUP_STATUSES, Account, ApiToken, Carrier, Role, Startup
 from broker.models.parties import MAX_TOKEN_LIFETIME, hash_token
+from broker.services import allocations
 from broker.uniques import duplicate
 from config import DEFAULT_DISTRICT_CONTACT
 
@@ -182,8 +183,6 @@ def remove_startup(session: Session, actor: Account, startup_id: int, reason: st
 
 def _end_tokens_and_requests(session: Session, startup: Startup, why: str, now: dt.datetime) -> None:
     """What turning a startup away ends besides its status: every token, every live request."""
-    from broker.services.market import end_requests_of  # market builds on this module
-
     tokens = session.scalars(
         sa.select(ApiToken)
         .join(Account, ApiToken.account_id == Account.id)
@@ -192,7 +191,7 @@ def _end_tokens_and_requests(session: Session, startup: Startup, why: str, now: 
     )
     for token in tokens:
         token.revoke(now)
-    end_requests_of(session, startup.id, why, now)
+    allocations.end_requests_of(session, startup.id, why, now)
 
 
 def list_carriers(session: Session) -> list[Carrier]:

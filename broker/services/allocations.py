@@ -42,6 +42,7 @@ from broker.clock import local_date
 from broker.errors import Conflict, InvalidInput, NotFound
 from broker.faults import fault_point
 from broker.models import Account, Allocation, AllocationStatus, MatchingCycle, Offer, RequestStatus, ResourceRequest
+from broker.models.market import WITHDRAWABLE_REQUEST_STATUSES
 from broker.services import events, subsidies
 
 # How long one provisioning attempt may be in flight before it counts as lost and is tried
@@ -250,6 +251,28 @@ def withdraw(session: Session, request: ResourceRequest, why: str, now: dt.datet
     for allocation, type_ in ended:
         _record(session, type_, allocation, now)
     return pending
+
+
+def end_request(
+    session: Session, request: ResourceRequest, why: str, now: dt.datetime
+) -> list[PendingRelease]:
+    """Withdraw a request (locked by the caller) and end what it holds, giving capacity and subsidy
+    back; every withdrawal comes here. Returns what the carrier still has to take back."""
+    request.withdraw()
+    return withdraw(session, request, why, now)
+
+
+def end_requests_of(session: Session, startup_id: int, why: str, now: dt.datetime) -> None:
+    """Withdraw every request of a startup that is still live (staff removing the startup)."""
+    live = session.scalars(
+        sa.select(ResourceRequest)
+        .where(ResourceRequest.startup_id == startup_id, ResourceRequest.status.in_(WITHDRAWABLE_REQUEST_STATUSES))
+        .order_by(ResourceRequest.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    for request in live:
+        end_request(session, request, why, now)
 
 
 def cancel(session: Session, actor: Account, allocation: Allocation, reason: str, now: dt.datetime) -> Allocation:

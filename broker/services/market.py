@@ -27,7 +27,6 @@ from broker.models import (
     ResourceRequest,
     Role,
 )
-from broker.models.market import WITHDRAWABLE_REQUEST_STATUSES
 from broker.publishing import IDENTITY, PUBLISHED_FIELDS, shrinks_below_promised
 from broker.resources import KINDS
 from broker.services import allocations
@@ -274,30 +273,8 @@ def withdraw_request(
     request = _visible_request(session, actor, request_id, for_update=True)
     if actor.role is not Role.startup:
         raise Forbidden("Only the startup that made a request withdraws it.")
-    pending = end_request(session, request, "request withdrawn by the startup", now)
+    pending = allocations.end_request(session, request, "request withdrawn by the startup", now)
     return Withdrawal(request, [_release_notice(p, next_release_run) for p in pending])
-
-
-def end_request(
-    session: Session, request: ResourceRequest, why: str, now: dt.datetime
-) -> list[allocations.PendingRelease]:
-    """Withdraw a request (locked by the caller) and end what it holds, giving capacity and subsidy
-    back; every withdrawal comes here. Returns what the carrier still has to take back."""
-    request.withdraw()
-    return allocations.withdraw(session, request, why, now)
-
-
-def end_requests_of(session: Session, startup_id: int, why: str, now: dt.datetime) -> None:
-    """Withdraw every request of a startup that is still live (staff removing the startup)."""
-    live = session.scalars(
-        sa.select(ResourceRequest)
-        .where(ResourceRequest.startup_id == startup_id, ResourceRequest.status.in_(WITHDRAWABLE_REQUEST_STATUSES))
-        .order_by(ResourceRequest.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
-    for request in live:
-        end_request(session, request, why, now)
 
 
 def _release_notice(pending: allocations.PendingRelease, due: dt.datetime | None) -> PendingReleaseNotice:
