@@ -107,6 +107,20 @@ def _rolled_back(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
+def frozen_clock(app: Flask):
+    """Install a FrozenClock starting at the given moment as the app's clock; the system clock again after the test."""
+    from broker.clock import FrozenClock, install_clock
+
+    def install(start):
+        clock = FrozenClock(start)
+        install_clock(app, clock)
+        return clock
+
+    yield install
+    install_clock(app, None)
+
+
+@pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
 

@@ -7,18 +7,16 @@ one. Everything goes through the API on a real database, on a clock the test con
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
-from broker.clock import FrozenClock, install_clock
 from broker.models import Offer
+from tests.e2e.test_cycle_workflow import MONDAY_0900
 from tests.e2e.test_offers import gpu_offer, publish
 
-MONDAY_0900 = dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.timezone.utc)  # 09:00 in Shanghai
 
 
 def gpu(quantity: str, **overrides) -> dict:
@@ -140,11 +138,8 @@ CASES = {
 
 
 @pytest.fixture
-def clock(app):
-    clock = FrozenClock(MONDAY_0900)
-    install_clock(app, clock)
-    yield clock
-    install_clock(app, None)
+def clock(frozen_clock):
+    return frozen_clock(MONDAY_0900)
 
 
 def run_cycle(client, staff) -> dict:

@@ -6,7 +6,6 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from broker.clock import FrozenClock, install_clock
 from broker.models import Offer, SubsidyCommitment
 from tests.e2e.test_offers import gpu_offer, publish
 from tests.e2e.test_requests import ask
@@ -15,11 +14,8 @@ MONDAY_0900 = dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.timezone.utc)  # 09:00 i
 
 
 @pytest.fixture
-def clock(app):
-    clock = FrozenClock(MONDAY_0900)
-    install_clock(app, clock)
-    yield clock
-    install_clock(app, None)
+def clock(frozen_clock):
+    return frozen_clock(MONDAY_0900)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import io
 import pytest
 import sqlalchemy as sa
 
-from broker.clock import SHANGHAI, FrozenClock, install_clock
+from broker.clock import SHANGHAI
 from broker.models import ApiToken, AuditEntry
 from tests.conftest import startup_payload
 from tests.e2e.test_webhooks import _catalog, carriers  # noqa: F401  (the carriers fixture)
@@ -16,11 +16,8 @@ START = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
 @pytest.fixture
-def clock(app):
-    clock = FrozenClock(START)
-    install_clock(app, clock)
-    yield clock
-    install_clock(app, None)
+def clock(frozen_clock):
+    return frozen_clock(START)
 
 
 def _bearer(token: str) -> dict[str, str]:
