@@ -197,3 +197,25 @@ def race(pool, url: str, instance: str, hold: str, calls: list[tuple[str, str, d
         return pending.get(timeout=300)
     finally:
         engine.dispose()
+
+
+def synced_telecom(session: Session, make_actor, at: dt.datetime):
+    """The telecom simulator (20 lots from 2026-12) synced into the broker through the real adapter.
+
+    Returns the simulator (close it when done) and the adapter that speaks to it; the carrier
+    account `telecom` exists.
+    """
+    from adapters.base import CarrierConfig
+    from adapters.simulators import telecom as telecom_simulator
+    from adapters.telecom import TelecomAdapter
+    from broker.services.sync import sync_carrier
+    from tests.e2e.adapters.conftest import Simulator
+
+    simulator = Simulator(telecom_simulator.create_app(seed=3, offers=20, first_month=dt.date(2026, 12, 1)))
+    adapter = TelecomAdapter(
+        CarrierConfig(simulator.url, {"token": "T"}, retries=0, backoff_factor=0.0, breaker_fail_max=100),
+        environ={"T": telecom_simulator.DEFAULT_TOKEN},
+    )
+    make_actor("carrier", code="telecom")
+    assert sync_carrier(session, "telecom", adapter, at).error is None
+    return simulator, adapter

@@ -13,8 +13,6 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from adapters.base import CarrierConfig
-from adapters.simulators import telecom as telecom_simulator
 from adapters.telecom import TelecomAdapter
 from broker.clock import FrozenClock, install_clock
 from broker.models import (
@@ -27,8 +25,8 @@ from broker.models import (
     SubsidyProgram,
 )
 from broker.services.provisioning import MAX_PROVISION_ATTEMPTS, expire_finished, provision_due, pull_usage
-from broker.services.sync import sync_carrier
 from tests.e2e.adapters.conftest import Simulator
+from tests.world import synced_telecom
 
 MONDAY_0900 = dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.timezone.utc)  # 09:00 in Shanghai
 
@@ -93,14 +91,8 @@ class World:
 def world(app, client, session, make_actor):
     clock = FrozenClock(MONDAY_0900)
     install_clock(app, clock)
-    simulator = Simulator(telecom_simulator.create_app(seed=3, offers=20, first_month=dt.date(2026, 12, 1)))
-    adapter = TelecomAdapter(
-        CarrierConfig(simulator.url, {"token": "T"}, retries=0, backoff_factor=0.0, breaker_fail_max=100),
-        environ={"T": telecom_simulator.DEFAULT_TOKEN},
-    )
     staff, startup = make_actor("staff"), make_actor("startup")
-    make_actor("carrier", code="telecom")
-    assert sync_carrier(session, "telecom", adapter, MONDAY_0900).error is None
+    simulator, adapter = synced_telecom(session, make_actor, MONDAY_0900)
     offer = session.scalar(
         sa.select(Offer).where(Offer.divisible, Offer.unit_price > 0, Offer.quantity >= 100).order_by(Offer.id)
     )

@@ -6,15 +6,11 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from adapters.base import CarrierConfig
-from adapters.simulators import telecom as telecom_simulator
-from adapters.telecom import TelecomAdapter
 from broker.db import get_db
 from broker.models import Allocation, AllocationStatus, MatchingCycle, Offer, RequestStatus, ResourceRequest
 from broker.models.workflow import Event
 from broker.services.provisioning import MAX_PROVISION_ATTEMPTS, expire_finished, provision_due, retry_delay
-from broker.services.sync import sync_carrier
-from tests.e2e.adapters.conftest import Simulator
+from tests.world import synced_telecom
 
 NOW = dt.datetime(2026, 12, 7, 2, 0, tzinfo=dt.timezone.utc)
 
@@ -22,14 +18,8 @@ NOW = dt.datetime(2026, 12, 7, 2, 0, tzinfo=dt.timezone.utc)
 @pytest.fixture
 def granted(session, make_actor):
     """A telecom simulator synced into the broker, and one approved allocation on one of its lots."""
-    simulator = Simulator(telecom_simulator.create_app(seed=3, offers=20, first_month=dt.date(2026, 12, 1)))
-    adapter = TelecomAdapter(
-        CarrierConfig(simulator.url, {"token": "T"}, retries=0, backoff_factor=0.0, breaker_fail_max=100),
-        environ={"T": telecom_simulator.DEFAULT_TOKEN},
-    )
     staff, startup = make_actor("staff"), make_actor("startup")
-    make_actor("carrier", code="telecom")
-    assert sync_carrier(session, "telecom", adapter, NOW).error is None
+    simulator, adapter = synced_telecom(session, make_actor, NOW)
     offer = session.scalar(sa.select(Offer).where(Offer.divisible).order_by(Offer.id))
     request = ResourceRequest(startup_id=startup.startup_id, kind=offer.kind, quantity=Decimal(1),
                               window_start=offer.window_start, window_end=offer.window_end, status=RequestStatus.approved)
