@@ -199,7 +199,6 @@ def carriers_list() -> None:
 def carriers_sync(code: str) -> None:
     """Pull carrier CODE's whole catalogue through its adapter and apply it (exit 1 if it failed)."""
     from adapters.base import AdapterError
-    from broker.clock import now
     from broker.services.sync import adapter_for, sync_carrier
 
     session = get_session()

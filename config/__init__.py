@@ -43,7 +43,9 @@ VARIABLES: dict[str, str] = {
     "settings name; the default settings use BROKER_CARRIER_TELECOM_TOKEN, BROKER_CARRIER_MOBILE_APP_KEY / "
     "_APP_SECRET, BROKER_CARRIER_UNICOM_USERNAME / _PASSWORD and BROKER_CARRIER_<CODE>_WEBHOOK_SECRET",
     "BROKER_SCHEDULE_<JOB>": "cron (Asia/Shanghai; 5 fields, or 6 with seconds first) for a scheduled job, or 'off'; "
-    "jobs and defaults: " + ", ".join(f"{job.name.upper()} '{job.default_cron}'" for job in SCHEDULED_JOBS)
+    "jobs and defaults: " + ", ".join(
+        f"{job.name.upper()} '{job.default_cron}'" + (f" ({job.note})" if job.note else "") for job in SCHEDULED_JOBS
+    )
     + "; carriers' syncs follow their sync_schedule",
     "BROKER_MISFIRE_GRACE_SECONDS": "a firing missed while no scheduler ran is run once on start-up if younger than this; "
     "default 3600",

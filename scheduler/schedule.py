@@ -37,6 +37,7 @@ SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("deliver_webhooks", "deliver_webhooks", "* * * * *", "*/20 * * * * *"),
 )
 
+RELEASE_JOB = "expire"  # the run that releases at the carrier what a withdrawn request still holds
 SYNC_PREFIX = "sync:"  # one sync job per carrier, "sync:telecom", on the carrier's own schedule
 DEMO_SYNC_CRON = "*/10 * * * *"  # `broker demo` syncs every carrier this often
 

@@ -28,6 +28,7 @@ from broker.schemas.market import (
 )
 from broker.services import market
 from scheduler.runner import next_firing
+from scheduler.schedule import RELEASE_JOB
 
 blp = Blueprint("market", __name__, url_prefix="/api/v1", description="Offers, requests and allocations")
 
@@ -123,7 +124,7 @@ def get_request(request_id: int) -> Any:
 def withdraw_request(request_id: int) -> Any:
     """The startup withdraws its request; what a carrier set up for it is released there by the next release run."""
     at = now()
-    return market.withdraw_request(get_session(), current_account(), request_id, at, next_firing(current_app, "expire", at))
+    return market.withdraw_request(get_session(), current_account(), request_id, at, next_firing(current_app, RELEASE_JOB, at))
 
 
 @blp.route("/allocations", methods=["GET"])

@@ -16,7 +16,7 @@ import numpy as np
 from broker.resources import KIND_NAMES
 
 from .flow import budget_dual_candidates
-from .options import DEFAULT_OPTIONS, EngineOptions
+from .options import DEFAULT_OPTIONS, EngineOptions, seconds_since
 from .problem import Problem, restrict_to_kind, restrict_to_requests
 from .relaxation import (
     Holdings,
@@ -122,7 +122,7 @@ def relax_blocks(
         thread.start()
     for thread in threads:
         thread.join()
-    block_seconds = _since(started)
+    block_seconds = seconds_since(started)
 
     offer_dual = np.zeros(problem.n_offers)
     group_dual = np.zeros(len(problem.group_cap))
@@ -169,7 +169,7 @@ def relax_blocks(
     if left is not None and left < 0.05:
         statuses = {v["status"] for v in per_kind.values()}
         stats.update(status="Optimal" if statuses <= {"Optimal"} else "Stopped early",
-                     stage="blocks", seconds=_since(started))
+                     stage="blocks", seconds=seconds_since(started))
         return Relaxed(block_columns, block_fraction, block_bound, stats)
 
     used = block_fraction > 1e-12
@@ -188,7 +188,7 @@ def relax_blocks(
         columns=len(relaxation.columns),
         rounds=relaxation.rounds,
         simplex_iterations=relaxation.iterations,
-        seconds=_since(started),
+        seconds=seconds_since(started),
     )
     if joint_objective + 1e-9 < stats["block_objective"]:
         # Cut short before it caught up with its own start: the blocks' answer is better.
@@ -261,7 +261,7 @@ def market_blocks(
         pairs_now = columns[used]
         amounts_now = fraction[used] * problem.req_qty[problem.pair_req[pairs_now]]
         info["objective"] = round(primary_objective(problem, columns, fraction), 6)
-        info["seconds"] = _since(started)
+        info["seconds"] = seconds_since(started)
         rounds.append(info)
         if info["blocks_run"] < n_blocks:  # the clock stopped this round
             break
@@ -288,7 +288,7 @@ def market_blocks(
         pi = 0.2 * offer_price + 0.8 * np.median(offer_duals, axis=0)
         bounds.append(lagrangian_bound(problem, pi, group_dual, budget_choices))
     bound = min(bounds)
-    stats.update(bound=round(bound, 6), bound_seconds=_since(t), seconds=_since(started),
+    stats.update(bound=round(bound, 6), bound_seconds=seconds_since(t), seconds=seconds_since(started),
                  objective=rounds[-1]["objective"])
     return Relaxed(pairs_now, amounts_now / problem.req_qty[problem.pair_req[pairs_now]],
                     bound, stats)
@@ -408,7 +408,7 @@ def _solve_blocks(
         "statuses": sorted(set(statuses)),
         "blocks_run": sum(status != "Not run: time limit" for status in statuses),
         "blocks_kept_start": kept_start,
-        "block_seconds": _since(started),
+        "block_seconds": seconds_since(started),
     }
     return (np.concatenate(columns), np.concatenate(fractions),
             (offer_duals, group_dual, budget_dual), info)
@@ -432,10 +432,6 @@ def _split_budgets(problem: Problem, spend: np.ndarray | None = None) -> np.ndar
     finite = np.isfinite(budget)
     rest = np.maximum(np.where(finite, budget, 0.0) - spend.sum(axis=0, keepdims=True), 0.0)
     return np.where(finite, spend + share * rest, np.inf)
-
-
-def _since(t: float) -> float:
-    return round(time.perf_counter() - t, 3)
 
 
 __all__ = ["Relaxed", "market_blocks", "relax_blocks", "relax_whole"]

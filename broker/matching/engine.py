@@ -35,7 +35,7 @@ from .explain import reasons
 from .flow import FlowAnswer, batched_flow, budget_dual_candidates
 from .grants import Ledger, cheapen, density_order, fill, priority_order
 from .model import Allocation, Instance, Result
-from .options import DEFAULT_OPTIONS, EngineOptions, TimeBudget
+from .options import DEFAULT_OPTIONS, EngineOptions, TimeBudget, seconds_since
 from .polish import exact as exact_mip
 from .polish import polish
 from .problem import Problem, build_problem
@@ -115,7 +115,7 @@ class _Solve:
         self.large = self.problem.n_pairs > self.options.whole_lp_max_pairs
         self.stats = {"requests": self.problem.n_requests, "offers": self.problem.n_offers,
                       "compatible_pairs": self.problem.n_pairs}
-        self.stats["build_seconds"] = _since(self.started)
+        self.stats["build_seconds"] = seconds_since(self.started)
         self.bound = _trivial_bound(self.problem)  # all-zero duals; each LP phase lowers it
 
     # 2 --------------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ class _Solve:
             # The LP's starting point; on the large path under a time limit it is only needed
             # if the per-kind blocks run (rarely: ≈ 1 s at 100k better spent on the LP blocks).
             self._greedy_density()
-        self.stats["greedy_seconds"] = _since(t)
+        self.stats["greedy_seconds"] = seconds_since(t)
 
     def _greedy_density(self) -> Ledger:
         if "greedy_density" not in self.candidates:
@@ -167,7 +167,7 @@ class _Solve:
         answer = batched_flow(self.problem, self.options.flow_batches,
                               None if remaining is None else time.perf_counter() + remaining)
         self.flow_stats = {"batches": self.options.flow_batches,
-                                 "complete": answer.complete, "seconds": _since(t)}
+                                 "complete": answer.complete, "seconds": seconds_since(t)}
         return answer
 
     # 3b -------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ class _Solve:
         t = time.perf_counter()
         self.candidates["block_repair"] = _repair(problem, market.columns, market.fraction)
         self.supports.append(market.columns[market.fraction > 1e-9])
-        self.flow_stats["repair_seconds"] = _since(t)
+        self.flow_stats["repair_seconds"] = seconds_since(t)
 
     # 3c -------------------------------------------------------------------------------------
 
@@ -219,7 +219,7 @@ class _Solve:
         t = time.perf_counter()
         self.candidates["lp_repair"] = _repair(self.problem, self.relaxed.columns,
                                                self.relaxed.fraction)
-        self.lp_stats["repair_seconds"] = _since(t)
+        self.lp_stats["repair_seconds"] = seconds_since(t)
 
     # 5 --------------------------------------------------------------------------------------
 
@@ -252,7 +252,7 @@ class _Solve:
         result_stats = {
             **self.stats,
             "method": name,
-            "solve_seconds": _since(self.started),
+            "solve_seconds": seconds_since(self.started),
             "objective": objective,
             "bound": self.bound,
             "gap": _gap(objective, self.bound),
@@ -280,7 +280,7 @@ def lp_optimum(instance: Instance, plain: bool = False,
     if plain:
         problem = dataclasses.replace(problem, pair_viable=np.ones(problem.n_pairs, dtype=bool))
     if problem.n_pairs == 0:
-        return {"objective": 0.0, "bound": 0.0, "status": "Optimal", "seconds": _since(started)}
+        return {"objective": 0.0, "bound": 0.0, "status": "Optimal", "seconds": seconds_since(started)}
     if problem.n_pairs > options.whole_lp_max_pairs:
         flow = batched_flow(problem, options.flow_batches)
         market = market_blocks(problem, flow.pairs, flow.amounts, flow.offer_price,
@@ -298,7 +298,7 @@ def lp_optimum(instance: Instance, plain: bool = False,
         "objective": relaxation.lp_objective,
         "bound": min(dual_bound(problem, relaxation.duals), _trivial_bound(problem)),
         "status": relaxation.status,
-        "seconds": _since(started),
+        "seconds": seconds_since(started),
     }
 
 
@@ -324,7 +324,7 @@ def greedy(instance: Instance) -> Result:
         "offers": problem.n_offers,
         "compatible_pairs": problem.n_pairs,
         "method": "greedy_priority",
-        "solve_seconds": _since(started),
+        "solve_seconds": seconds_since(started),
         "objective": objective,
         "bound": bound,
         "gap": _gap(objective, bound),
@@ -411,10 +411,6 @@ def _gap(objective: float, bound: float) -> float:
     if bound <= 0:
         return 0.0
     return max(0.0, (bound - objective) / bound)
-
-
-def _since(t: float) -> float:
-    return round(time.perf_counter() - t, 3)
 
 
 def _result(ledger: Ledger, objective: float, stats: dict) -> Result:

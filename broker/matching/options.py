@@ -87,7 +87,12 @@ class TimeBudget:
 
     def elapsed(self) -> float:
         """Seconds since the solve started, to the millisecond (as the stats record them)."""
-        return round(time.perf_counter() - self.started, 3)
+        return seconds_since(self.started)
 
 
-__all__ = ["DEFAULT_OPTIONS", "EngineOptions", "Reserve", "TimeBudget"]
+def seconds_since(t: float) -> float:
+    """Seconds since the `time.perf_counter` moment `t`, to the millisecond, as the stats record them."""
+    return round(time.perf_counter() - t, 3)
+
+
+__all__ = ["DEFAULT_OPTIONS", "EngineOptions", "Reserve", "TimeBudget", "seconds_since"]

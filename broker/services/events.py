@@ -20,7 +20,6 @@ from broker.db import transaction
 from broker.errors import InvalidInput
 from broker.models import Account, Allocation, Role
 from broker.models.workflow import DeliveryStatus, Event, WebhookDelivery, WebhookSubscription
-from broker.netguard import DestinationGuard, RefusedDestination
 
 MAX_DELIVERY_ATTEMPTS = 8
 SIGNATURE_HEADER = "X-Broker-Signature"
@@ -99,14 +98,14 @@ def feed(session: Session, actor: Account, since_id: int | None = None) -> sa.Se
 
 
 @transaction
-def subscribe(session: Session, actor: Account, url: str, guard: DestinationGuard) -> tuple[WebhookSubscription, str]:
+def subscribe(session: Session, actor: Account, url: str, guard: netguard.DestinationGuard) -> tuple[WebhookSubscription, str]:
     """Set where the account's events are POSTed; returns the signing secret, shown once.
 
     The URL must pass `guard` now, and passes it again before every delivery.
     """
     try:
         guard.check(url)
-    except RefusedDestination as refused:
+    except netguard.RefusedDestination as refused:
         raise InvalidInput(f"The webhook URL is refused: {refused.reason}", {"url": [refused.reason]}) from None
     secret = "whsec_" + secrets.token_urlsafe(24)
     subscription = _subscription_of(session, actor)
@@ -137,7 +136,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def deliver_due(
-    session: Session, http: requests.Session, now: dt.datetime, *, guard: DestinationGuard, timeout: float = 5.0
+    session: Session, http: requests.Session, now: dt.datetime, *, guard: netguard.DestinationGuard, timeout: float = 5.0
 ) -> dict[str, int]:
     """POST every due delivery once; failures are retried with exponential back-off, then given up.
 
@@ -156,16 +155,16 @@ def deliver_due(
     outbox = [(d.id, d.subscription.url, d.subscription.secret, _body(d.event)) for d in due]
     session.commit()
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
-    checked: dict[str, netguard.Destination | RefusedDestination] = {}  # one resolution per URL and run
+    checked: dict[str, netguard.Destination | netguard.RefusedDestination] = {}  # one resolution per URL and run
     for delivery_id, url, secret, body in outbox:
         if url not in checked:
             try:
                 checked[url] = guard.check(url)
-            except RefusedDestination as refusal:
+            except netguard.RefusedDestination as refusal:
                 checked[url] = refusal
         destination = checked[url]
-        refused = isinstance(destination, RefusedDestination)
-        if isinstance(destination, RefusedDestination):
+        refused = isinstance(destination, netguard.RefusedDestination)
+        if refused:
             error: str | None = f"refused destination: {destination.reason}"  # never retried, never called
         else:
             error = _post(http, destination, secret, body, now, timeout)
