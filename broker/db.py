@@ -136,7 +136,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 # PostgreSQL's deadlock_detected and serialization_failure: the transaction was chosen to be
 # undone and would succeed if run again. SQLite says "database is locked" (or "busy") when
 # another writer held the database for longer than the busy timeout.
-_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+_TRANSIENT_SQLSTATES = {"40P01": "deadlock detected", "40001": "serialization failure"}
 _TRANSIENT_SQLITE_MESSAGES = ("database is locked", "database is busy", "database table is locked")
 
 
@@ -163,8 +163,7 @@ class TransientFailure(Exception):
 def describe_transient(error: BaseException) -> str:
     original = getattr(error, "orig", error)
     sqlstate = getattr(original, "sqlstate", None)
-    names = {"40P01": "deadlock detected", "40001": "serialization failure"}
-    return names.get(sqlstate, str(original).splitlines()[0] if str(original) else type(original).__name__)
+    return _TRANSIENT_SQLSTATES.get(sqlstate, str(original).splitlines()[0] if str(original) else type(original).__name__)
 
 
 def retry_transient(

@@ -10,6 +10,8 @@ say raises `duplicate()` from the same table, so both paths say the same thing.
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -63,9 +65,9 @@ def duplicate(constraint: str, **context: str) -> Conflict:
     return Conflict(message.format(**context) if context else message, {field: ["Already exists."]})
 
 
-def conflict_for(error: IntegrityError, metadata: sa.MetaData | None = None, **context: str) -> Conflict | None:
+def conflict_for(error: IntegrityError, **context: str) -> Conflict | None:
     """The 409 for a unique violation, or None if `error` is another integrity failure (a bug)."""
-    constraint = violated_constraint(error, metadata)
+    constraint = violated_constraint(error)
     if constraint is None:
         return None
     if constraint in UNIQUE_VIOLATIONS:
@@ -73,7 +75,7 @@ def conflict_for(error: IntegrityError, metadata: sa.MetaData | None = None, **c
     return Conflict("This already exists.", {constraint: ["Already exists."]})
 
 
-def violated_constraint(error: IntegrityError, metadata: sa.MetaData | None = None) -> str | None:
+def violated_constraint(error: IntegrityError) -> str | None:
     """The name of the unique constraint `error` broke, on PostgreSQL or SQLite; None if not a unique one."""
     original = error.orig
     if getattr(original, "sqlstate", None) is not None:  # psycopg
@@ -88,14 +90,15 @@ def violated_constraint(error: IntegrityError, metadata: sa.MetaData | None = No
     columns = [part.strip() for part in text[len(prefix):].split(",")]
     table = columns[0].partition(".")[0]
     names = tuple(column.partition(".")[2] for column in columns)
-    return _by_columns(metadata).get((table, names), "unique")
+    return _by_columns().get((table, names), "unique")
 
 
-def _by_columns(metadata: sa.MetaData | None) -> dict[tuple[str, tuple[str, ...]], str]:
-    if metadata is None:
-        from broker.db import Base
+@functools.cache
+def _by_columns() -> dict[tuple[str, tuple[str, ...]], str]:
+    """(table, unique columns) -> the unique constraint's name, over every model (built once)."""
+    from broker.db import Base
 
-        metadata = Base.metadata
+    metadata = Base.metadata
     found: dict[tuple[str, tuple[str, ...]], str] = {}
     for table in metadata.tables.values():
         uniques = [c for c in table.constraints if isinstance(c, sa.UniqueConstraint)]

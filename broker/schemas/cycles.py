@@ -45,7 +45,10 @@ class DecisionReasonSchema(BaseSchema):
 
 
 class RejectionSchema(BaseSchema):
-    reason = fields.String(required=True, validate=validate.Length(1, 2000))
+    # Blank is refused here as the services refuse it (reject, cancel): the rule stands in both.
+    reason = fields.String(
+        required=True, validate=[validate.Length(1, 2000), validate.Regexp(r"\S", error="Must not be blank.")]
+    )
 
 
 class DecisionSchema(BaseSchema):

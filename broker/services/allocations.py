@@ -199,11 +199,11 @@ def approve(session: Session, actor: Account, allocation: Allocation, reason: st
 
 def reject(session: Session, actor: Account, allocation: Allocation, reason: str | None, now: dt.datetime) -> Allocation:
     """Staff reject a proposal (locked by `lock_for`) with a reason; its capacity goes back."""
-    if not reason:
+    if not reason or not reason.strip():
         raise InvalidInput("A rejection needs a reason.", {"reason": ["Required when rejecting."]})
     _require_open_window(allocation, now)
     allocation.reject(actor.id, reason, now)
-    _give_back(session, [allocation], now)
+    _give_back_capacity(session, [allocation])  # a proposal has no subsidy commitment yet
     _record(session, "allocation.rejected", allocation, now)
     allocation.request.settle(local_date(now))
     return allocation
@@ -213,9 +213,8 @@ def lapse(session: Session, proposals: list[Allocation], now: dt.datetime) -> No
     """Proposals (locked by `lock_for`) undecided at their deadline lapse; their capacity goes back."""
     for allocation in proposals:
         allocation.lapse(now)
-    _give_back(session, proposals, now)
-    for allocation in proposals:
-        _record(session, "allocation.lapsed", allocation, now)
+    _give_back_capacity(session, proposals)  # proposals have no subsidy commitment yet
+    events.record_for_allocations(session, "allocation.lapsed", proposals, now)
     today = local_date(now)
     for request in sorted({a.request for a in proposals}, key=lambda r: r.id):
         request.settle(today)
@@ -248,8 +247,8 @@ def withdraw(session: Session, request: ResourceRequest, why: str, now: dt.datet
         elif allocation.status in (AllocationStatus.provisioning, AllocationStatus.active):
             pending.append(PendingRelease(allocation.id, allocation.status))
     _give_back(session, [a for a, _ in ended], now)
-    for allocation, type_ in ended:
-        _record(session, type_, allocation, now)
+    for type_ in ("allocation.withdrawn", "allocation.cancelled"):
+        events.record_for_allocations(session, type_, [a for a, t in ended if t == type_], now)
     return pending
 
 

@@ -61,6 +61,8 @@ def _allocation_payload(allocation: Allocation) -> dict[str, Any]:
 
 
 def _queue(session: Session, new_events: list[Event]) -> None:
+    if not new_events:
+        return
     session.add_all(new_events)
     session.flush()
     startups = {e.startup_id for e in new_events if e.startup_id is not None}

@@ -64,7 +64,7 @@ from broker.uniques import duplicate
 log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 1000  # rows per withdrawal or log statement: far under both backends' parameter limits
-MAX_EXTERNAL_ID = 128  # offers.external_id; adapters accept up to 200
+MAX_EXTERNAL_ID = Offer.__table__.c.external_id.type.length  # the column's; adapters accept up to 200
 # The published fields compared one by one; the quantity is compared, and set, guarded by the promises.
 _COMPARED = tuple(name for name in PUBLISHED_FIELDS if name != "quantity")
 
@@ -81,9 +81,9 @@ _COMPARED = tuple(name for name in PUBLISHED_FIELDS if name != "quantity")
 #   2. new and changed rows are upserted with INSERT … SELECT … ON CONFLICT DO UPDATE, the
 #      quantity guarded against the row's promises as the statement finds them; the changed
 #      ones come back through RETURNING, so a shrink stopped at the promises is seen;
-#   3. on a complete feed, the carrier's active offers missing from it (found before the upserts,
-#      and only looked for when the feed names fewer of them than there are) are withdrawn, down
-#      to what is promised, by id as before.
+#   3. on a complete feed, the active offers of the feed's own channel missing from it (found
+#      before the upserts, and only looked for when the feed names fewer of them than there are)
+#      are withdrawn, down to what is promised, by id.
 #
 # Both temporary tables are dropped before the sync commits (and ON COMMIT DROP on PostgreSQL),
 # so they also work inside a savepoint, where a "commit" is only a RELEASE.
@@ -93,7 +93,7 @@ _PLAN_TABLE = "sync_plan"
 _FEED_COLUMNS = ("ord", "external_id", "kind", "region", "attributes", "quantity", "window_start", "window_end",
                  "list_price", "unit_price", "divisible")
 _FEED_DDL = (
-    "ord INTEGER PRIMARY KEY, external_id VARCHAR(128) NOT NULL, kind VARCHAR(16) NOT NULL, "
+    f"ord INTEGER PRIMARY KEY, external_id VARCHAR({MAX_EXTERNAL_ID}) NOT NULL, kind VARCHAR(16) NOT NULL, "
     "region VARCHAR(64) NOT NULL, attributes TEXT NOT NULL, quantity BIGINT NOT NULL, window_start DATE NOT NULL, "
     "window_end DATE NOT NULL, list_price BIGINT NOT NULL, unit_price BIGINT NOT NULL, divisible BOOLEAN NOT NULL"
 )

@@ -115,15 +115,15 @@ def upload_catalog(
     content: bytes,
     filename: str,
     now: dt.datetime,
-    settings: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any],
 ) -> CarrierSync:
     """A carrier uploads its catalog file; bad rows are quarantined, good ones upserted, none withdrawn.
 
     A file over the upload limits in `settings` (BROKER_UPLOAD_*: what it unpacks to, its
-    compression, its rows; None: the defaults) is refused whole before any row is parsed: 413 for
+    compression, its rows) is refused whole before any row is parsed: 413 for
     a size, 422 for the rows; the refusal is recorded as a failed sync.
     """
-    limits = UploadLimits() if settings is None else UploadLimits.from_settings(settings)
+    limits = UploadLimits.from_settings(settings)
     require_role(actor, Role.carrier)
     carrier = _carrier(session, carrier_code)
     if carrier.id != actor.carrier_id:
