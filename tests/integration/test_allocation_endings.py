@@ -108,7 +108,7 @@ def world(app, client, session, make_actor):
     install_clock(app, None)
 
 
-def _assert_given_back(world: World, allocation_id: int, commitment: SubsidyCommitment, *, redeemed=Decimal(0)):
+def _assert_given_back(world: World, allocation_id: int, *, redeemed=Decimal(0)):
     """Nothing of the ended allocation stays promised: no capacity, no unused subsidy."""
     assert world.promised() == 0
     commitment = world.commitment(allocation_id)
@@ -131,7 +131,7 @@ def test_withdrawing_an_approved_grant_gives_its_subsidy_and_capacity_back(world
     withdrawn = world.withdraw(allocation["request_id"])
     assert withdrawn.json["allocations"][0]["status"] == "cancelled"
     assert withdrawn.json["pending_releases"] == []  # nothing was set up at the carrier
-    _assert_given_back(world, allocation["id"], commitment)
+    _assert_given_back(world, allocation["id"])
     feed = [e["type"] for e in world.client.get("/api/v1/events", headers=world.startup.headers).json]
     assert feed == ["allocation.proposed", "allocation.approved", "allocation.cancelled"]
     assert provision_due(world.session, world.adapter_for, world.clock())["provisioned"] == 0
@@ -162,7 +162,7 @@ def test_staff_cancel_an_approved_grant_before_it_is_sent(world):
     path = f"/api/v1/allocations/{allocation['id']}/cancel"
     proposed = world.client.post(path, json={"reason": "not yet approved"}, headers=world.staff.headers)
     assert proposed.status_code == 409 and "proposed" in proposed.json["message"]
-    commitment = world.approve(allocation)
+    world.approve(allocation)  # asserts a commitment was made
 
     assert world.client.post(path, json={"reason": "x"}, headers=world.startup.headers).status_code == 403
     missing = world.client.post(path, json={}, headers=world.staff.headers)
@@ -172,7 +172,7 @@ def test_staff_cancel_an_approved_grant_before_it_is_sent(world):
     cancelled = world.client.post(path, json={"reason": "企业已注销"}, headers=world.staff.headers)
     assert cancelled.status_code == 200, cancelled.json
     assert cancelled.json["status"] == "cancelled" and cancelled.json["decision_reason"] == "企业已注销"
-    _assert_given_back(world, allocation["id"], commitment)
+    _assert_given_back(world, allocation["id"])
     request = world.client.get(f"/api/v1/requests/{allocation['request_id']}", headers=world.startup.headers).json
     assert request["status"] == "submitted"  # nothing was granted: back in the queue
     again = world.client.post(path, json={"reason": "twice"}, headers=world.staff.headers)
@@ -181,7 +181,7 @@ def test_staff_cancel_an_approved_grant_before_it_is_sent(world):
 
 def test_provisioning_given_up_is_cancelled_by_staff_and_gives_everything_back(world):
     allocation = world.propose()
-    commitment = world.approve(allocation)
+    world.approve(allocation)  # asserts a commitment was made
     world.simulator.app.extensions["simulator"]["options"].error_rate = 1.0  # the carrier is down
     path = f"/api/v1/allocations/{allocation['id']}/cancel"
     now = world.clock()
@@ -198,7 +198,7 @@ def test_provisioning_given_up_is_cancelled_by_staff_and_gives_everything_back(w
     cancelled = world.client.post(path, json={"reason": "运营商无法开通"}, headers=world.staff.headers)
     assert cancelled.status_code == 200, cancelled.json
     assert cancelled.json["status"] == "cancelled"
-    _assert_given_back(world, allocation["id"], commitment)
+    _assert_given_back(world, allocation["id"])
     feed = [e["type"] for e in world.client.get("/api/v1/events", headers=world.startup.headers).json]
     assert feed[-2:] == ["allocation.provisioning_failed", "allocation.cancelled"]
     world.simulator.app.extensions["simulator"]["options"].error_rate = 0.0
@@ -229,7 +229,7 @@ def test_withdrawing_an_active_grant_says_when_it_is_released_and_gives_the_unus
     assert expire_finished(world.session, world.adapter_for, world.clock())["released"] == 1
     assert world.status(allocation["id"]) is AllocationStatus.released
     assert world.simulator.stats()["released"] == 1
-    _assert_given_back(world, allocation["id"], commitment, redeemed=redeemed)
+    _assert_given_back(world, allocation["id"], redeemed=redeemed)
 
 
 def test_rejected_and_lapsed_proposals_commit_nothing_and_give_capacity_back(world):

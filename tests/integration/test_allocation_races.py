@@ -29,7 +29,7 @@ from broker.clock import now
 from tests.races import post_in_lockstep
 from tests.world import build_district, committed_app, session_of
 
-pytestmark = pytest.mark.committing
+pytestmark = [pytest.mark.committing, pytest.mark.slow]
 
 LIVE = [AllocationStatus.proposed, AllocationStatus.approved, AllocationStatus.provisioning, AllocationStatus.active]
 PAIRS_PER_STEP = 2  # two approvers and two withdrawers: four processes

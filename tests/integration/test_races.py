@@ -32,7 +32,7 @@ from broker.services import accounts, cycles
 from tests.conftest import startup_payload
 from tests.world import build_district, committed_app, count, race, session_of
 
-pytestmark = pytest.mark.committing
+pytestmark = [pytest.mark.committing, pytest.mark.slow]
 
 RACERS = 8
 

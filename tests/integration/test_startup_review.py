@@ -80,6 +80,7 @@ def decide(url, instance, startup_ids, decision, barrier):
 
 
 @pytest.mark.committing
+@pytest.mark.slow
 def test_concurrent_decisions_on_one_registration_let_exactly_one_through(databases, tmp_path):
     url = databases.create()
     if not url.startswith("postgresql"):

@@ -11,7 +11,7 @@ from broker.services import accounts
 from tests.conftest import startup_payload
 from tests.world import committed_app, session_of
 
-pytestmark = pytest.mark.committing
+pytestmark = [pytest.mark.committing, pytest.mark.slow]
 
 PROCESSES = 6
 ROUNDS = 15  # one fresh account per round, subscribed by every process at once
