@@ -34,6 +34,15 @@ VARIABLES: dict[str, str] = {
     "BROKER_UPLOAD_MAX_COMPRESSION_RATIO": "most an uploaded XLSX may be compressed (unpacked : packed); default 100",
     "BROKER_UPLOAD_MAX_ROWS": "most data rows in one uploaded catalog; more refuses the file whole; default 10000",
     "BROKER_LOG_LEVEL": "logging level; default INFO",
+    "BROKER_EVIDENCE_STORE": "where subsidy evidence files are kept: local (default, a folder) or s3 "
+    "(an S3-compatible object store, the production option; needs the s3 extra)",
+    "BROKER_EVIDENCE_DIR": "local store only: the folder for evidence files; default: evidence/ in the instance folder",
+    "BROKER_EVIDENCE_MAX_BYTES": "largest evidence file accepted, in bytes; default 20971520 (20 MiB)",
+    "BROKER_S3_ENDPOINT_URL": "s3 store: the object store's URL, e.g. https://minio.internal:9000; default: AWS's",
+    "BROKER_S3_BUCKET": "s3 store: the bucket evidence files go in; required with BROKER_EVIDENCE_STORE=s3",
+    "BROKER_S3_ACCESS_KEY": "s3 store: the access key id; required with BROKER_EVIDENCE_STORE=s3",
+    "BROKER_S3_SECRET_KEY": "s3 store: the secret access key; required with BROKER_EVIDENCE_STORE=s3",
+    "BROKER_S3_REGION": "s3 store: the region requests are signed for; default us-east-1",
     "BROKER_TEST_DATABASE_URL": "tests only: a PostgreSQL server URL; the suite creates and drops its own database there",
     "BROKER_CARRIERS_FILE": "TOML or JSON file of per-carrier settings (base URL, credential variable names, "
     "timeouts, sync schedule, webhook secret variable); default outside production: the simulators on "
@@ -83,6 +92,14 @@ _DEFAULTS: dict[str, object] = {
     "SQLITE_BUSY_TIMEOUT": 30.0,
     "WEBHOOK_ALLOWED_HOSTS": (),
     "DISTRICT_CONTACT": DEFAULT_DISTRICT_CONTACT,
+    "EVIDENCE_STORE": "local",
+    "EVIDENCE_DIR": None,
+    "EVIDENCE_MAX_BYTES": 20 * 1024 * 1024,
+    "S3_ENDPOINT_URL": None,
+    "S3_BUCKET": None,
+    "S3_ACCESS_KEY": None,
+    "S3_SECRET_KEY": None,
+    "S3_REGION": None,
 }
 
 # Outside production, carriers default to their simulators (`broker simulate CODE --port N`).
@@ -201,6 +218,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
         settings["DISTRICT_CONTACT"] = env["BROKER_DISTRICT_CONTACT"].strip()
     if "BROKER_LOG_LEVEL" in env:
         settings["LOG_LEVEL"] = env["BROKER_LOG_LEVEL"].upper()
+    if env.get("BROKER_EVIDENCE_STORE", "").strip():
+        settings["EVIDENCE_STORE"] = env["BROKER_EVIDENCE_STORE"].strip().lower()
+    for key in ("EVIDENCE_DIR", "S3_ENDPOINT_URL", "S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_REGION"):
+        if env.get(f"BROKER_{key}", "").strip():
+            settings[key] = env[f"BROKER_{key}"].strip()
     if "BROKER_MAX_BODY_BYTES" in env:
         try:
             settings["MAX_CONTENT_LENGTH"] = int(env["BROKER_MAX_BODY_BYTES"])
@@ -220,6 +242,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
         ("BROKER_UPLOAD_MAX_UNCOMPRESSED_BYTES", "UPLOAD_MAX_UNCOMPRESSED_BYTES", int),
         ("BROKER_UPLOAD_MAX_COMPRESSION_RATIO", "UPLOAD_MAX_COMPRESSION_RATIO", float),
         ("BROKER_UPLOAD_MAX_ROWS", "UPLOAD_MAX_ROWS", int),
+        ("BROKER_EVIDENCE_MAX_BYTES", "EVIDENCE_MAX_BYTES", int),
     ):
         if name in env:
             try:
@@ -237,11 +260,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
 def check_settings(settings: Mapping[str, object]) -> None:
     """Refuse to run production on development defaults, naming every missing setting."""
     from broker.netguard import DestinationGuard
+    from broker.storage import store_settings_problems
 
     try:
         DestinationGuard.parse(settings.get("WEBHOOK_ALLOWED_HOSTS") or ())  # type: ignore[arg-type]
     except ValueError as error:
         raise ConfigurationError(f"BROKER_WEBHOOK_ALLOWED_HOSTS: {error}") from None
+    evidence_problems = store_settings_problems(settings)
+    if evidence_problems:
+        raise ConfigurationError("The evidence store can't be used: " + "; ".join(evidence_problems) + ".")
     if settings.get("BROKER_ENV") != "production":
         return
     missing = []
