@@ -292,6 +292,35 @@ def tokens_revoke(token_id: int) -> None:
     click.echo(f"Revoked token {token.id} ({token.prefix}…) of account {token.account_id}.")
 
 
+@main.group("ledger")
+def ledger_group() -> None:
+    """The subsidy ledger."""
+
+
+@ledger_group.command("reconcile")
+@with_migrated_database
+def ledger_reconcile() -> None:
+    """Recompute every balance from the ledger rows and compare the stored totals; exit 1 on any difference."""
+    from broker.services.ledger import reconcile
+
+    session = get_session()
+    try:
+        result = reconcile(session)
+    finally:
+        session.rollback()
+    click.echo(f"{'program':<28}{'budget':>16}{'committed':>16}{'redeemed':>16}{'written off':>16}{'remaining':>16}")
+    for program, balance in result.programs:
+        click.echo(f"{program.code:<28}{balance.budget:>16}{balance.committed:>16}{balance.redeemed:>16}"
+                   f"{balance.written_off:>16}{balance.remaining:>16}")
+    click.echo(f"{result.rows} ledger rows, {len(result.programs)} programs, {result.awards_checked} awards checked.")
+    if result.ok:
+        click.echo("Reconciled: every stored total is what the rows say.")
+        return
+    for d in result.differences:
+        click.echo(f"DIFFERENCE {d.what} {d.balance}: stored {d.stored}, from the rows {d.derived} ({d.detail})", err=True)
+    raise SystemExit(1)
+
+
 @main.group("bench")
 def bench_group() -> None:
     """Benchmarks: measure and print a table (not tests)."""

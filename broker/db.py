@@ -75,6 +75,11 @@ def Money() -> ScaledDecimal:
     return ScaledDecimal(MONEY_PLACES)
 
 
+def Ratio() -> ScaledDecimal:
+    """A share or weight, to four places (0.3 is 3000 in storage)."""
+    return ScaledDecimal(4)
+
+
 def UnitPrice() -> ScaledDecimal:
     return ScaledDecimal(UNIT_PRICE_PLACES)
 

@@ -21,8 +21,9 @@ from flask import Flask
 from broker.clock import local_date, now
 from broker.db import get_db
 from broker.migrations import upgrade
-from broker.models import Account, Carrier, Offer, ResourceRequest, Role, Sector, Startup, SubsidyProgram
+from broker.models import Account, Carrier, Claimant, Offer, ProgramMode, ResourceRequest, Role, Sector, Startup
 from broker.services import accounts, market
+from broker.services import policy as policy_service
 from broker.services.policy import default_policy
 from broker.uscc import CHARSET, check_character
 
@@ -190,32 +191,23 @@ def load_demo_data(session: sa.orm.Session) -> None:
     policy.created_by_id = admin.id
     session.add(policy)
     year_start, year_end = dt.date(today.year, 1, 1), dt.date(today.year + 1, 1, 1)
-    session.add_all(
-        [
-            SubsidyProgram(
-                code="tokens-2026",
-                name="Tokens 使用及 API 调用专项补贴",
-                kinds=["tokens"],
-                rate=Decimal("0.5"),
-                cap_per_startup=Decimal("200000"),
-                budget=Decimal("10000000"),
-                starts_on=year_start,
-                ends_on=year_end,
-            ),
-            SubsidyProgram(
-                code="compute-voucher-2026",
-                name="算力券",
-                kinds=["gpu", "cpu"],
-                rate=Decimal("0.3"),
-                cap_per_startup=Decimal("500000"),
-                budget=Decimal("20000000"),
-                max_company_age_years=5,
-                starts_on=year_start,
-                ends_on=year_end,
-            ),
-        ]
-    )
     session.commit()
+    document = "沪经信智〔2025〕489号"  # the city's notice on the compute and model-voucher subsidies
+    common = {"mode": ProgramMode.after, "claimant": Claimant.startup, "excluded_kinds": [], "supplier_carrier_ids": None,
+              "supplier_offer_ids": None, "rate_rules": [], "cap_per_allocation": None, "allotment_per_startup": None,
+              "stack_group": None, "eligible_sectors": None, "require_in_district": True, "max_company_age_years": None,
+              "max_headcount": None, "exclude_carrier_affiliates": True, "starts_on": year_start, "ends_on": year_end,
+              "funding_document": document}
+    policy_service.create_program(session, admin, {
+        **common, "code": f"tokens-{today.year}", "name": "Tokens 使用及 API 调用专项补贴", "kinds": ["tokens"],
+        "rate": Decimal("0.5"), "cap_per_startup": Decimal("200000"), "budget": Decimal("10000000")}, now())
+    policy_service.create_program(session, admin, {
+        **common, "code": f"compute-voucher-{today.year}", "name": "算力券", "kinds": ["gpu", "cpu"],
+        "rate": Decimal("0.3"), "cap_per_startup": Decimal("500000"), "budget": Decimal("20000000"),
+        "max_company_age_years": 5,
+        # Domestic accelerators earn a higher share, as the city's compute voucher rules say.
+        "rate_rules": [{"rate": "0.5", "attributes": {"gpu_model": ["910B"]}, "sectors": None, "max_company_age_years": None}]},
+        now())
 
     for code, name, adapter in CARRIERS:
         accounts.register_carrier(session, code, name, adapter, [adapter])

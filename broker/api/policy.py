@@ -8,7 +8,19 @@ from flask_smorest import Blueprint
 
 from broker.api.common import BEARER, SelectPage
 from broker.auth import current_account
+from broker.clock import now
 from broker.db import get_session
+from broker.schemas.ledger import (
+    AdjustmentInSchema,
+    AwardDetailSchema,
+    AwardQuerySchema,
+    AwardSchema,
+    BalanceQuerySchema,
+    BalanceSchema,
+    DepositInSchema,
+    LedgerEntrySchema,
+    LedgerQuerySchema,
+)
 from broker.schemas.policy import (
     AuditEntrySchema,
     AuditQuerySchema,
@@ -16,10 +28,13 @@ from broker.schemas.policy import (
     PolicySchema,
     ProgramInSchema,
     ProgramSchema,
+    ProgramTermsSchema,
+    StackGroupInSchema,
+    StackGroupSchema,
 )
-from broker.services import policy
+from broker.services import ledger, policy
 
-blp = Blueprint("policy", __name__, url_prefix="/api/v1", description="Policy, subsidies and the audit log")
+blp = Blueprint("policy", __name__, url_prefix="/api/v1", description="Policy, subsidy programs, the ledger and the audit log")
 
 
 @blp.route("/policy", methods=["GET"])
@@ -55,7 +70,106 @@ def list_programs() -> Any:
 @blp.doc(security=BEARER)
 def create_program(data: dict[str, Any]) -> Any:
     """Staff: open a subsidy program."""
-    return policy.create_program(get_session(), current_account(), data)
+    return policy.create_program(get_session(), current_account(), data, now())
+
+
+@blp.route("/subsidy-programs/<int:program_id>", methods=["PATCH"])
+@blp.arguments(ProgramTermsSchema)
+@blp.response(200, ProgramSchema)
+@blp.doc(security=BEARER)
+def update_program(data: dict[str, Any], program_id: int) -> Any:
+    """Staff: change a program's terms for awards made from now on (the budget moves by deposits and adjustments)."""
+    return policy.update_program(get_session(), current_account(), program_id, data)
+
+
+def _status_route(change: str, summary: str) -> None:
+    def view(program_id: int) -> Any:
+        return policy.change_program_status(get_session(), current_account(), program_id, change)
+
+    view.__name__ = f"{change}_program"
+    view.__doc__ = summary
+    blp.route(f"/subsidy-programs/<int:program_id>/{change}", methods=["POST"])(
+        blp.response(200, ProgramSchema)(blp.doc(security=BEARER)(view))
+    )
+
+
+_status_route("pause", "Staff: pause a program; it makes no new awards until reopened.")
+_status_route("reopen", "Staff: reopen a paused program.")
+_status_route("close", "Staff: close a program for good; its awards stay and are settled.")
+
+
+@blp.route("/subsidy-programs/<int:program_id>/deposits", methods=["POST"])
+@blp.arguments(DepositInSchema)
+@blp.response(201, LedgerEntrySchema)
+@blp.doc(security=BEARER)
+def deposit(data: dict[str, Any], program_id: int) -> Any:
+    """Staff: budget coming in, with its funding document number."""
+    return ledger.deposit(get_session(), current_account(), program_id, data, now())
+
+
+@blp.route("/subsidy-programs/<int:program_id>/adjustments", methods=["POST"])
+@blp.arguments(AdjustmentInSchema)
+@blp.response(201, LedgerEntrySchema)
+@blp.doc(security=BEARER)
+def adjust(data: dict[str, Any], program_id: int) -> Any:
+    """Staff: a signed correction of the budget or of one award, with a reason and a note."""
+    return ledger.adjust(get_session(), current_account(), program_id, data, now())
+
+
+@blp.route("/subsidy-stack-groups", methods=["GET"])
+@blp.response(200, StackGroupSchema(many=True))
+@blp.doc(security=BEARER)
+def list_stack_groups() -> Any:
+    """Groups of programs that may pay together (市区协同)."""
+    current_account()
+    return policy.list_stack_groups(get_session())
+
+
+@blp.route("/subsidy-stack-groups", methods=["POST"])
+@blp.arguments(StackGroupInSchema)
+@blp.response(201, StackGroupSchema)
+@blp.doc(security=BEARER)
+def create_stack_group(data: dict[str, Any]) -> Any:
+    """Staff: a group of programs that may pay together, within a combined share of the cost."""
+    return policy.create_stack_group(get_session(), current_account(), data, now())
+
+
+@blp.route("/ledger", methods=["GET"])
+@blp.arguments(LedgerQuerySchema, location="query")
+@blp.response(200, LedgerEntrySchema(many=True))
+@blp.paginate(SelectPage)
+@blp.doc(security=BEARER)
+def list_ledger(filters: dict[str, Any]) -> Any:
+    """Ledger rows, oldest first: staff see all, a startup its own, a carrier what it supplied."""
+    return ledger.list_entries(get_session(), current_account(), filters)
+
+
+@blp.route("/ledger/balances", methods=["GET"])
+@blp.arguments(BalanceQuerySchema, location="query")
+@blp.response(200, BalanceSchema(many=True))
+@blp.doc(security=BEARER)
+def balances(query: dict[str, Any]) -> Any:
+    """Balances derived from the ledger rows, grouped by program, startup and fiscal year."""
+    by = tuple(dict.fromkeys(query.pop("by").split(",")))
+    return ledger.visible_balances(get_session(), current_account(), by, query)
+
+
+@blp.route("/awards", methods=["GET"])
+@blp.arguments(AwardQuerySchema, location="query")
+@blp.response(200, AwardSchema(many=True))
+@blp.paginate(SelectPage)
+@blp.doc(security=BEARER)
+def list_awards(filters: dict[str, Any]) -> Any:
+    """Subsidy awards: staff see all, a startup its own, a carrier those on what it supplied."""
+    return ledger.list_awards(get_session(), current_account(), filters)
+
+
+@blp.route("/awards/<int:award_id>", methods=["GET"])
+@blp.response(200, AwardDetailSchema)
+@blp.doc(security=BEARER)
+def get_award(award_id: int) -> Any:
+    """One award with every ledger row from its commit on."""
+    return ledger.get_award(get_session(), current_account(), award_id)
 
 
 @blp.route("/subsidy-programs/<int:program_id>", methods=["GET"])

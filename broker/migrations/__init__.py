@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import sqlalchemy as sa
 from alembic import command
@@ -26,13 +27,37 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     path = sqlite_path(engine)
     if path is not None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-    with engine.begin() as connection:
+    with _migrating(engine) as connection:
         command.upgrade(alembic_config(connection), revision)
 
 
 def downgrade(engine: sa.Engine, revision: str) -> None:
-    with engine.begin() as connection:
+    with _migrating(engine) as connection:
         command.downgrade(alembic_config(connection), revision)
+
+
+@contextlib.contextmanager
+def _migrating(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """One transaction for the whole migration. On SQLite, foreign keys are off while it runs:
+    batch mode rebuilds a table (a copy, the old one dropped, the copy renamed), and dropping a
+    table other rows point at fails while they are on. SQLite ignores the switch inside a
+    transaction, so it is flipped on the raw connection before BEGIN, and every reference is
+    checked before the migration commits."""
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as connection:
+            yield connection
+        return
+    with engine.connect() as connection:
+        raw = connection.connection.driver_connection
+        raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                yield connection
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise RuntimeError(f"the migration left rows pointing at nothing: {broken[:5]}")
+        finally:
+            raw.execute("PRAGMA foreign_keys=ON")
 
 
 def current_revision(connection: sa.Connection) -> str | None:

@@ -17,9 +17,21 @@ from broker.models.enums import (
     StartupStatus,
     WithdrawnBy,
 )
+from broker.models.ledger import (
+    AdjustReason,
+    Award,
+    AwardStatus,
+    Claimant,
+    EvidenceType,
+    LedgerEntry,
+    LedgerKind,
+    NoticeState,
+    ProgramMode,
+    StackGroup,
+)
 from broker.models.market import Allocation, MatchingCycle, Offer, ResourceRequest
 from broker.models.parties import Account, ApiToken, Carrier, Startup
-from broker.models.policy import IdempotencyRecord, Policy, SubsidyCommitment, SubsidyProgram
+from broker.models.policy import IdempotencyRecord, Policy, SubsidyProgram
 from broker.models.sync import (
     CarrierSync,
     ConflictKind,
@@ -53,6 +65,16 @@ AUDITED_ENTITY_TYPES: tuple[str, ...] = tuple(sorted(set(_audited_tables(Audited
 
 __all__ = [
     "AUDITED_ENTITY_TYPES",
+    "AdjustReason",
+    "Award",
+    "AwardStatus",
+    "Claimant",
+    "EvidenceType",
+    "LedgerEntry",
+    "LedgerKind",
+    "NoticeState",
+    "ProgramMode",
+    "StackGroup",
     "Appeal",
     "AppealStatus",
     "DeliveryStatus",
@@ -88,7 +110,6 @@ __all__ = [
     "Sector",
     "Startup",
     "StartupStatus",
-    "SubsidyCommitment",
     "SubsidyProgram",
     "SyncConflict",
     "SyncSource",

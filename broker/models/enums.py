@@ -100,6 +100,7 @@ class AllocationStatus(enum.StrEnum):
 class ProgramStatus(enum.StrEnum):
     draft = "draft"
     open = "open"
+    paused = "paused"  # no new awards until reopened; existing awards go on
     closed = "closed"
 
 

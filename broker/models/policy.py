@@ -6,17 +6,14 @@ import datetime as dt
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from broker.db import Base, Money, ScaledDecimal, utcnow
+from broker.db import Base, Money, Quantity, Ratio, utcnow
 from broker.errors import Conflict
 from broker.models.audit import Audited
 from broker.models.enums import ProgramStatus, enum_column_type
+from broker.models.ledger import BALANCES, Claimant, ProgramMode, StackGroup
 from broker.resources import KINDS, QUANTITY_PLACES
-
-
-def Ratio() -> ScaledDecimal:
-    return ScaledDecimal(4)
 
 
 class Policy(Audited, Base):
@@ -54,99 +51,98 @@ class Policy(Audited, Base):
         return {kind: self.request_limit(kind) for kind in KINDS}
 
 
+_STATUS_CHANGES = {
+    "pause": ({ProgramStatus.open}, ProgramStatus.paused),
+    "reopen": ({ProgramStatus.paused, ProgramStatus.draft}, ProgramStatus.open),
+    "close": ({ProgramStatus.open, ProgramStatus.paused, ProgramStatus.draft}, ProgramStatus.closed),
+}
+
+
 class SubsidyProgram(Audited, Base):
-    """A subsidy (e.g. the Tokens/API special subsidy, a compute voucher 算力券) with its budget."""
+    """A subsidy (the Tokens/API special subsidy 模型券, a compute voucher 算力券) and its terms.
+
+    Terms apply to awards made after they change: an award keeps the rate it was made at.
+    `budget`, `committed`, `redeemed` and `written_off` are caches of the program's ledger rows.
+    """
 
     __tablename__ = "subsidy_programs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(sa.String(32), unique=True)
     name: Mapped[str] = mapped_column(sa.String(200))
-    kinds: Mapped[list] = mapped_column(sa.JSON)
+    mode: Mapped[ProgramMode] = mapped_column(enum_column_type(ProgramMode), default=ProgramMode.after)
+    claimant: Mapped[Claimant] = mapped_column(enum_column_type(Claimant), default=Claimant.startup)
+    kinds: Mapped[list | None] = mapped_column(sa.JSON)  # None: every kind
+    excluded_kinds: Mapped[list] = mapped_column(sa.JSON, default=list)
+    # Only what these carriers, or these offers, supply (None: any).
+    supplier_carrier_ids: Mapped[list | None] = mapped_column(sa.JSON)
+    supplier_offer_ids: Mapped[list | None] = mapped_column(sa.JSON)
     rate: Mapped[Decimal] = mapped_column(Ratio())
-    cap_per_startup: Mapped[Decimal] = mapped_column(Money())
-    cap_period_months: Mapped[int] = mapped_column(default=12)
-    budget: Mapped[Decimal] = mapped_column(Money())
+    # [{"rate": "0.5", "attributes": {"gpu_model": ["910B"]}, "max_company_age_years": 3,
+    #   "sectors": [...]}]: the highest rate among the rules that match, and `rate`, applies.
+    rate_rules: Mapped[list] = mapped_column(sa.JSON, default=list)
+    cap_per_startup: Mapped[Decimal] = mapped_column(Money())  # per fiscal year
+    cap_per_allocation: Mapped[Decimal | None] = mapped_column(Money())
+    # allotment: the units each startup may have free per fiscal year
+    allotment_per_startup: Mapped[Decimal | None] = mapped_column(Quantity())
+    # What must be uploaded and verified before redemptions are paid out (contract, invoice, payment,
+    # usage_statement); and whether awards go through a public notice (公示) before payment.
+    evidence_required: Mapped[list] = mapped_column(sa.JSON, default=list)
+    requires_notice: Mapped[bool] = mapped_column(default=True)
+    stack_group_id: Mapped[int | None] = mapped_column(sa.ForeignKey("subsidy_stack_groups.id"))
+    budget: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
     committed: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
     redeemed: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    written_off: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
     eligible_sectors: Mapped[list | None] = mapped_column(sa.JSON)  # None: every sector
     require_in_district: Mapped[bool] = mapped_column(default=True)
     max_company_age_years: Mapped[int | None]
     max_headcount: Mapped[int | None]
     exclude_carrier_affiliates: Mapped[bool] = mapped_column(default=True)
+    # The allocation's start date must fall in [starts_on, ends_on).
     starts_on: Mapped[dt.date]
     ends_on: Mapped[dt.date]
     status: Mapped[ProgramStatus] = mapped_column(enum_column_type(ProgramStatus), default=ProgramStatus.open)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
+    stack_group = relationship(StackGroup, lazy="joined")
+
     __table_args__ = (
         sa.CheckConstraint("rate > 0 AND rate <= 10000", name="rate_fraction"),
-        sa.CheckConstraint("budget > 0 AND cap_per_startup > 0", name="amounts_positive"),
+        sa.CheckConstraint("cap_per_startup > 0", name="cap_positive"),
+        sa.CheckConstraint("cap_per_allocation IS NULL OR cap_per_allocation > 0", name="allocation_cap_positive"),
+        sa.CheckConstraint("budget >= 0", name="budget_not_negative"),
         sa.CheckConstraint("committed >= 0 AND committed <= budget", name="committed_within_budget"),
         sa.CheckConstraint("redeemed >= 0 AND redeemed <= committed", name="redeemed_within_committed"),
+        sa.CheckConstraint("written_off >= 0", name="written_off_not_negative"),
         sa.CheckConstraint("starts_on < ends_on", name="period_ordered"),
-        sa.CheckConstraint("cap_period_months BETWEEN 1 AND 120", name="cap_period_range"),
-    )
-
-    def commit(self, amount: Decimal) -> None:
-        """Promise `amount` of the budget to one allocation (the caller holds this row's lock)."""
-        if self.committed + amount > self.budget:
-            raise Conflict(f"Subsidy program {self.code} has {self.budget - self.committed} left, not {amount}.")
-        self.audit_as("commit")
-        self.committed += amount
-
-    def give_back(self, amount: Decimal) -> None:
-        """An allocation ended before using `amount` of what was committed to it: the budget has it again."""
-        self.audit_as("give_back")
-        self.committed -= amount
-
-    def redeem(self, amount: Decimal) -> None:
-        """Usage turned `amount` of a commitment into money paid out."""
-        self.audit_as("redeem")
-        self.redeemed += amount
-
-
-class SubsidyCommitment(Audited, Base):
-    """What a program promised to pay for one approved allocation; unique, so never twice."""
-
-    __tablename__ = "subsidy_commitments"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    program_id: Mapped[int] = mapped_column(sa.ForeignKey("subsidy_programs.id"), index=True)
-    allocation_id: Mapped[int] = mapped_column(sa.ForeignKey("allocations.id"), unique=True)
-    startup_id: Mapped[int] = mapped_column(sa.ForeignKey("startups.id"), index=True)
-    amount: Mapped[Decimal] = mapped_column(Money())
-    redeemed: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
-    # What went back to the program's budget because the allocation ended before using it.
-    released: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
-    released_at: Mapped[dt.datetime | None]
-    written_off_at: Mapped[dt.datetime | None]
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-    __table_args__ = (
-        sa.CheckConstraint("amount > 0", name="amount_positive"),
-        sa.CheckConstraint("redeemed >= 0 AND redeemed <= amount", name="redeemed_within_amount"),
-        sa.CheckConstraint("released >= 0 AND redeemed + released <= amount", name="released_within_amount"),
+        sa.CheckConstraint("mode <> 'allotment' OR allotment_per_startup > 0", name="allotment_sized"),
     )
 
     @property
-    def unused(self) -> Decimal:
-        """What usage may still redeem: neither redeemed nor given back."""
-        return self.amount - self.redeemed - self.released
+    def remaining(self) -> Decimal:
+        return self.budget - self.committed
 
-    def redeem(self, amount: Decimal) -> None:
-        self.audit_as("redeem")
-        self.redeemed += amount
+    def change_status(self, change: str) -> None:
+        """pause (no new awards), reopen, or close for good; awards already made stay."""
+        allowed, new = _STATUS_CHANGES[change]
+        if self.status not in allowed:
+            raise Conflict(f"Subsidy program {self.code} is {self.status.value}: it cannot {change}.")
+        self.audit_as(change)
+        self.status = new
 
-    def release(self, now: dt.datetime) -> Decimal:
-        """The allocation ended: give back what was never used, and return how much that is."""
-        if self.released_at is not None:
-            raise Conflict(f"Subsidy commitment {self.id} was already released.")
-        unused = self.unused
-        self.audit_as("release")
-        self.released += unused
-        self.released_at = now
-        return unused
+    def move(self, changes: dict[str, Decimal], action: str) -> None:
+        """Move the cached balances as one ledger row does (the caller holds this row's lock)."""
+        self.audit_as(action)
+        after = {name: getattr(self, name) + changes.get(name, Decimal(0)) for name in BALANCES}
+        if after["committed"] > after["budget"]:
+            raise Conflict(f"Subsidy program {self.code} has {self.remaining} left, not {changes.get('committed')}.")
+        if after["budget"] < 0 or after["committed"] < 0 or after["redeemed"] < 0 or after["written_off"] < 0:
+            raise Conflict(f"Subsidy program {self.code} cannot go below zero: {changes}.")
+        if after["redeemed"] > after["committed"]:
+            raise Conflict(f"Subsidy program {self.code} would have redeemed more than it committed.")
+        for name, value in after.items():
+            setattr(self, name, value)
 
 
 class IdempotencyRecord(Base):

@@ -269,5 +269,13 @@ class QuoteSchema(BaseSchema):
     gross = fields.Function(lambda q: str(q.gross), metadata={"description": "yuan, before subsidy"})
     subsidy = fields.Function(lambda q: str(q.subsidy), metadata={"description": "yuan a program would pay today"})
     net = fields.Function(lambda q: str(q.net), metadata={"description": "yuan the startup would pay"})
-    program = fields.Function(lambda q: q.program.code if q.program else None)
-    not_eligible = fields.Dict(metadata={"description": "program code -> why it would not pay"})
+    paid_by = fields.Function(
+        lambda q: [{"program": line.program.code, "amount": str(line.pays)} for line in q.paid_by],
+        metadata={"description": "the program, or the stack of programs (市区协同), that pays the most (从优不重复)"},
+    )
+    programs = fields.Function(
+        lambda q: [{"program": line.program.code, "name": line.program.name, "pays": str(line.pays),
+                    "alone": None if line.alone is None else str(line.alone), "reason": line.reason} for line in q.lines],
+        metadata={"description": "every program: what it pays in the best choice, what it would pay alone, or why not"},
+    )
+    not_eligible = fields.Dict(metadata={"description": "program code -> why it does not pay"})

@@ -11,8 +11,9 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from broker.clock import SHANGHAI
 from broker.db import Base, UTCDateTime
 from broker.models import AUDITED_ENTITY_TYPES
+from broker.models import Claimant, EvidenceType, ProgramMode
 from broker.models.enums import ProgramStatus, Sector
-from broker.resources import KIND_NAMES, KINDS, MAX_MONEY, MONEY_PLACES
+from broker.resources import KINDS, MAX_MONEY, MONEY_PLACES
 from broker.schemas.common import BaseSchema, KindField, QuantityField
 from broker.schemas.fields import Exact, LocalDateTime, QueryId, StrictInt
 
@@ -31,6 +32,16 @@ def Fraction(**kwargs: Any) -> Exact:
 
 def Amount(**kwargs: Any) -> Exact:
     return Exact(MONEY_PLACES, Decimal(0), MAX_MONEY, exclusive_minimum=True, **kwargs)
+
+
+def Money(**kwargs: Any) -> Exact:
+    """A yuan amount out (any sign: a clawback can leave money to recover)."""
+    return Exact(MONEY_PLACES, -MAX_MONEY, MAX_MONEY, **kwargs)
+
+
+def FundingDocument(**kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Length(1, 100), metadata={
+        "description": "the funding document's number, e.g. 沪经信智〔2025〕489号"}, **kwargs)
 
 
 class PolicyInSchema(BaseSchema):
@@ -61,16 +72,76 @@ class PolicySchema(PolicyInSchema):
     created_at = LocalDateTime(allow_none=True)
 
 
-class ProgramInSchema(BaseSchema):
-    """A subsidy program (e.g. Tokens/API 专项补贴, 算力券)."""
+class RateRuleSchema(BaseSchema):
+    """A higher rate for what is supplied or who gets it (e.g. domestic accelerators such as 910B)."""
+
+    rate = Fraction(required=True)
+    attributes = fields.Dict(keys=fields.String(validate=validate.Length(1, 64)),
+                             values=fields.List(fields.String(validate=validate.Length(1, 200)), validate=validate.Length(1, 50)),
+                             load_default=dict, metadata={"description": "offer attribute -> values that earn this rate"})
+    sectors = fields.List(fields.Enum(Sector, by_value=True), load_default=None, allow_none=True)
+    max_company_age_years = StrictInt(1, 100, allow_none=True, load_default=None)
+
+
+class ProgramTermsSchema(BaseSchema):
+    """The terms staff may set on a program; each change applies to awards made after it."""
+
+    name = fields.String(validate=validate.Length(1, 200))
+    mode = fields.Enum(ProgramMode, by_value=True, metadata={
+        "description": "after: a share of the cost paid after usage (事后补贴); instant: deducted at approval, the "
+                       "startup pays the net price (即时抵扣); allotment: free units, no cash value"})
+    claimant = fields.Enum(Claimant, by_value=True, metadata={"description": "who claims settlement: the startup or the carrier"})
+    kinds = fields.List(KindField(), allow_none=True, validate=validate.Length(1), metadata={"description": "null: every kind"})
+    excluded_kinds = fields.List(KindField())
+    supplier_carrier_ids = fields.List(StrictInt(1, 2**31 - 1), allow_none=True, metadata={"description": "null: any carrier"})
+    supplier_offer_ids = fields.List(StrictInt(1, 2**31 - 1), allow_none=True, metadata={"description": "null: any offer"})
+    rate = Fraction(metadata={"description": "share of the startup's cost the program pays"})
+    rate_rules = fields.List(fields.Nested(RateRuleSchema), validate=validate.Length(0, 20))
+    cap_per_startup = Amount(metadata={"description": "yuan per startup per fiscal year"})
+    cap_per_allocation = Amount(allow_none=True)
+    allotment_per_startup = QuantityField(allow_none=True, metadata={"description": "allotment: free units per startup per fiscal year"})
+    stack_group = fields.String(allow_none=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,31}$"), metadata={
+        "description": "the code of the stack group (市区协同) whose programs may pay together"})
+    evidence_required = fields.List(fields.Enum(EvidenceType, by_value=True), metadata={
+        "description": "evidence that must be verified before redemptions are paid out"})
+    requires_notice = fields.Boolean(metadata={"description": "awards go through a public notice (公示) before payment"})
+    eligible_sectors = fields.List(fields.Enum(Sector, by_value=True), allow_none=True)
+    require_in_district = fields.Boolean()
+    max_company_age_years = StrictInt(1, 100, allow_none=True)
+    max_headcount = StrictInt(1, 1_000_000, allow_none=True)
+    exclude_carrier_affiliates = fields.Boolean()
+    starts_on = fields.Date(metadata={"description": "an allocation starting from this date is eligible"})
+    ends_on = fields.Date(metadata={"description": "...and before this one"})
+
+    @validates_schema(skip_on_field_errors=False)  # report cross-field problems with the rest
+    def _rules(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "starts_on" in data and "ends_on" in data and data["starts_on"] >= data["ends_on"]:
+            raise ValidationError("Must be after starts_on.", field_name="ends_on")
+        if data.get("mode") is ProgramMode.allotment and not data.get("allotment_per_startup"):
+            raise ValidationError("An allotment program names its free units per startup.", field_name="allotment_per_startup")
+
+
+class ProgramInSchema(ProgramTermsSchema):
+    """A new subsidy program (e.g. Tokens/API 专项补贴, 算力券) and its opening budget."""
 
     code = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,31}$"))
     name = fields.String(required=True, validate=validate.Length(1, 200))
-    kinds = fields.List(fields.String(validate=validate.OneOf(KIND_NAMES)), required=True, validate=validate.Length(1))
-    rate = Fraction(required=True, metadata={"description": "share of the startup's cost the program pays"})
+    mode = fields.Enum(ProgramMode, by_value=True, load_default=ProgramMode.after)
+    claimant = fields.Enum(Claimant, by_value=True, load_default=Claimant.startup)
+    kinds = fields.List(KindField(), required=True, allow_none=True, validate=validate.Length(1))
+    excluded_kinds = fields.List(KindField(), load_default=list)
+    supplier_carrier_ids = fields.List(StrictInt(1, 2**31 - 1), allow_none=True, load_default=None)
+    supplier_offer_ids = fields.List(StrictInt(1, 2**31 - 1), allow_none=True, load_default=None)
+    rate = Fraction(required=True)
+    rate_rules = fields.List(fields.Nested(RateRuleSchema), validate=validate.Length(0, 20), load_default=list)
     cap_per_startup = Amount(required=True)
-    cap_period_months = StrictInt(1, 120, load_default=12)
-    budget = Amount(required=True)
+    cap_per_allocation = Amount(allow_none=True, load_default=None)
+    allotment_per_startup = QuantityField(allow_none=True, load_default=None)
+    stack_group = fields.String(allow_none=True, load_default=None, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,31}$"))
+    budget = Amount(required=True, metadata={"description": "the opening deposit, in yuan"})
+    funding_document = FundingDocument(required=True)
+    evidence_required = fields.List(fields.Enum(EvidenceType, by_value=True), load_default=list)
+    requires_notice = fields.Boolean(load_default=True)
     eligible_sectors = fields.List(fields.Enum(Sector, by_value=True), allow_none=True, load_default=None)
     require_in_district = fields.Boolean(load_default=True)
     max_company_age_years = StrictInt(1, 100, allow_none=True, load_default=None)
@@ -79,22 +150,39 @@ class ProgramInSchema(BaseSchema):
     starts_on = fields.Date(required=True)
     ends_on = fields.Date(required=True)
 
-    @validates_schema(skip_on_field_errors=False)  # report cross-field problems with the rest
-    def _rules(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if "starts_on" in data and "ends_on" in data and data["starts_on"] >= data["ends_on"]:
-            raise ValidationError("Must be after starts_on.", field_name="ends_on")
+    @validates_schema(skip_on_field_errors=False)
+    def _caps(self, data: dict[str, Any], **kwargs: Any) -> None:
         if "cap_per_startup" in data and "budget" in data and data["cap_per_startup"] > data["budget"]:
             raise ValidationError("Must not exceed budget.", field_name="cap_per_startup")
 
 
 class ProgramSchema(ProgramInSchema):
     id = fields.Integer()
-    kinds = fields.List(fields.String())
+    kinds = fields.List(fields.String(), allow_none=True)
     eligible_sectors = fields.List(fields.String(), allow_none=True)
-    committed = Amount()
-    redeemed = Amount()
-    remaining = fields.Function(lambda p: str(p.budget - p.committed))
+    evidence_required = fields.List(fields.String())
+    stack_group = fields.Function(lambda p: p.stack_group.code if p.stack_group else None)
+    rate_rules = fields.List(fields.Dict())
+    funding_document = fields.Constant(None, dump_only=True, metadata={"description": "see the program's deposits in the ledger"})
+    budget = Money(metadata={"description": "yuan deposited, less budget cuts (from the ledger)"})
+    committed = Money(metadata={"description": "yuan promised to awards"})
+    redeemed = Money(metadata={"description": "yuan of awards that usage has turned into spend"})
+    written_off = Money(metadata={"description": "yuan settled and paid (核销)"})
+    remaining = Money()
     status = fields.Enum(ProgramStatus, by_value=True)
+    created_at = LocalDateTime()
+
+
+class StackGroupInSchema(BaseSchema):
+    """Programs that may pay together for one allocation (市区协同: a city and a district program)."""
+
+    code = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,31}$"))
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    combined_cap = Fraction(required=True, metadata={"description": "most of the cost the group's programs pay together (≤ 1)"})
+
+
+class StackGroupSchema(StackGroupInSchema):
+    id = fields.Integer()
     created_at = LocalDateTime()
 
 

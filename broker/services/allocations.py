@@ -13,13 +13,13 @@ The lock order
 Every use case that touches these rows takes its row locks in this one order, each kind
 in id order, and never reaches back for a row earlier in the order than one it holds:
 
-    matching cycles → startups → requests → allocations → offers → subsidy programs → commitments
+    matching cycles → startups → requests → allocations → offers → subsidy programs → awards
 
 (the matching-cycle advisory lock, or the cycle row whose approval window closes, comes
 first). Decisions lock the request, then the allocation, then its offer (`lock_for`); a
 withdrawal locks its request, its allocations, then gives capacity back offer by offer in id
 order; the cycle locks the queued requests before the offers; subsidies lock programs before
-commitments (`subsidies.commit_for`, `give_back_for`, `redeem_usage`). Each locked row is
+awards (`subsidies.award_for`, `give_back_for`, `redeem_usage`). Each locked row is
 re-read as it is now (populate_existing) and its status checked again under the lock.
 
 A deadlock or serialization failure that can still happen (a carrier sync's bulk upsert takes
@@ -185,13 +185,13 @@ def _require_open_window(allocation: Allocation, now: dt.datetime) -> None:
 
 def approve(session: Session, actor: Account, allocation: Allocation, reason: str | None, now: dt.datetime) -> Allocation:
     """Staff approve a proposal (locked by `lock_for`): its held capacity is promised for good, and
-    the first eligible program commits its share."""
+    the program (or allowed stack) that pays the startup the most commits its share."""
     _require_open_window(allocation, now)
     offer = allocation.offer
     if offer.promised > offer.quantity:  # pragma: no cover - the CHECK constraint forbids it
         raise Conflict(f"Offer {offer.id} is oversold.")
     allocation.approve(actor.id, reason, now)
-    subsidies.commit_for(session, allocation, allocation.request.startup, offer, now)
+    subsidies.award_for(session, allocation, allocation.request.startup, offer, now, actor.id)
     _record(session, "allocation.approved", allocation, now)
     allocation.request.settle(local_date(now))
     return allocation
@@ -203,7 +203,7 @@ def reject(session: Session, actor: Account, allocation: Allocation, reason: str
         raise InvalidInput("A rejection needs a reason.", {"reason": ["Required when rejecting."]})
     _require_open_window(allocation, now)
     allocation.reject(actor.id, reason, now)
-    _give_back_capacity(session, [allocation])  # a proposal has no subsidy commitment yet
+    _give_back_capacity(session, [allocation])  # a proposal has no subsidy award yet
     _record(session, "allocation.rejected", allocation, now)
     allocation.request.settle(local_date(now))
     return allocation
@@ -213,7 +213,7 @@ def lapse(session: Session, proposals: list[Allocation], now: dt.datetime) -> No
     """Proposals (locked by `lock_for`) undecided at their deadline lapse; their capacity goes back."""
     for allocation in proposals:
         allocation.lapse(now)
-    _give_back_capacity(session, proposals)  # proposals have no subsidy commitment yet
+    _give_back_capacity(session, proposals)  # proposals have no subsidy award yet
     events.record_for_allocations(session, "allocation.lapsed", proposals, now)
     today = local_date(now)
     for request in sorted({a.request for a in proposals}, key=lambda r: r.id):
@@ -316,7 +316,7 @@ def release(session: Session, allocation: Allocation, now: dt.datetime) -> None:
     A withdrawal ends the allocation before its window was used up, so whatever of its subsidy
     usage has not redeemed goes back to the program too (usage the carrier reports later for
     the time before the release is no longer subsidised). An allocation that ran its whole
-    window keeps its commitment: its last usage may still be reported.
+    window keeps its award: its last usage may still be reported.
     """
     withdrawn = allocation.request.status is RequestStatus.withdrawn
     allocation.release(now)

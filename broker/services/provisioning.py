@@ -114,7 +114,7 @@ def retry_provisioning(session: Session, actor: Account, allocation_id: int, now
 @transaction
 def cancel_allocation(session: Session, actor: Account, allocation_id: int, reason: str, now: dt.datetime) -> Allocation:
     """Staff end an allocation before use: approved but not yet sent, or whose provisioning retries ran
-    out. Its capacity and its subsidy commitment go back."""
+    out. Its capacity and its subsidy award go back."""
     require_role(actor, Role.staff, Role.admin)
     if not reason or not reason.strip():
         raise InvalidInput("A cancellation needs a reason.", {"reason": ["Required."]})
@@ -170,7 +170,7 @@ def expire_finished(session: Session, adapter_for: AdapterFor, now: dt.datetime)
 
 
 def pull_usage(session: Session, carrier: Carrier, adapter: CarrierAdapter, now: dt.datetime) -> dict[str, int]:
-    """Record a carrier's new usage lines once each, and redeem subsidy commitments against them."""
+    """Record a carrier's new usage lines once each, and redeem subsidy awards against them."""
     if not adapter.supports(Feature.USAGE):
         return {"recorded": 0, "skipped": 0}
     since = session.scalar(
@@ -187,11 +187,11 @@ def pull_usage(session: Session, carrier: Carrier, adapter: CarrierAdapter, now:
         if allocation is None or allocation.offer.carrier_id != carrier.id or known is not None:
             skipped += 1
             continue
-        session.add(
-            UsageReport(carrier_id=carrier.id, external_id=line.external_id, allocation_id=allocation.id,
-                        quantity=line.quantity, recorded_at=line.recorded_at)
-        )
-        subsidies.redeem_usage(session, allocation, line.quantity)
+        usage = UsageReport(carrier_id=carrier.id, external_id=line.external_id, allocation_id=allocation.id,
+                            quantity=line.quantity, recorded_at=line.recorded_at)
+        session.add(usage)
+        session.flush()
+        subsidies.redeem_usage(session, allocation, usage, now)
         recorded += 1
     session.commit()
     return {"recorded": recorded, "skipped": skipped}

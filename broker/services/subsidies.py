@@ -1,130 +1,340 @@
-"""Subsidy programs at work: who is eligible, what a program commits, and what usage redeems."""
+"""Subsidy programs at work: who is eligible, which program (or stack) pays the most, the awards
+approval makes, what usage redeems, and what goes back when an allocation ends before use.
+
+Every movement of money is a ledger row (`broker.services.ledger.post`). Locks: programs in id
+order, then awards in id order, after the caller's allocations and offers (the lock order in
+`broker.services.allocations`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from broker.clock import local_date
-from broker.db import Money
-from broker.models import Allocation, Offer, ProgramStatus, Startup, SubsidyCommitment, SubsidyProgram
+from broker.db import Money, Quantity
+from broker.models import (
+    Allocation,
+    Award,
+    AwardStatus,
+    LedgerKind,
+    Offer,
+    ProgramMode,
+    ProgramStatus,
+    Startup,
+    SubsidyProgram,
+    UsageReport,
+)
+from broker.services import ledger
 
 FEN = Decimal("0.01")
+ZERO = Decimal("0.00")
 
 
-def eligibility_problem(program: SubsidyProgram, startup: Startup, kind: str, carrier_id: int, today: dt.date) -> str | None:
-    """Why `startup` cannot have `program` pay for `kind` from this carrier today, or None."""
-    if program.status is not ProgramStatus.open or not program.starts_on <= today < program.ends_on:
-        return "program not running"
-    if kind not in program.kinds:
-        return f"program does not cover {kind}"
+def _fen(value: Decimal) -> Decimal:
+    return value.quantize(FEN, rounding=ROUND_DOWN)
+
+
+# -- the rules --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What eligibility needs to know beyond the program, the startup and the offer, read once per
+    startup and offer from the database (`facts_for`)."""
+
+    # Programs the startup is banned from after a clawback, and until when (exclusive).
+    banned_until: dict[int, dt.date] = field(default_factory=dict)
+    # Why the startup and the supplying carrier are related parties, if they are (None: not related).
+    related_party: str | None = None
+    # Other public subsidies the startup declared for the same contract (their levels/kinds).
+    other_subsidies: tuple[str, ...] = ()
+
+
+def facts_for(session: Session, startup: Startup, offer: Offer) -> Facts:
+    """The facts about `startup` and `offer` eligibility checks beyond the program's own terms."""
+    return Facts()
+
+
+def eligibility_problem(program: SubsidyProgram, startup: Startup, offer: Offer, starts_on: dt.date, today: dt.date,
+                        facts: Facts = Facts()) -> str | None:
+    """Why `program` would not pay for `offer` to `startup`, for an allocation starting on `starts_on`, or None."""
+    if program.status is not ProgramStatus.open:
+        return f"program {program.status.value}"
+    if not program.starts_on <= starts_on < program.ends_on:
+        return f"starts on {starts_on}, outside the program's period {program.starts_on} to {program.ends_on}"
+    if (program.kinds is not None and offer.kind not in program.kinds) or offer.kind in (program.excluded_kinds or []):
+        return f"program does not cover {offer.kind}"
+    if program.supplier_carrier_ids is not None and offer.carrier_id not in program.supplier_carrier_ids:
+        return "supplier not on the program's list"
+    if program.supplier_offer_ids is not None and offer.id not in program.supplier_offer_ids:
+        return "offer not on the program's list"
     if program.eligible_sectors is not None and startup.sector.value not in program.eligible_sectors:
         return "sector not eligible"
     if program.require_in_district and not startup.registered_in_district:
         return "not registered in the district"
-    if program.max_company_age_years is not None:
-        founded_limit = today.replace(year=today.year - program.max_company_age_years)
-        if startup.founded_on < founded_limit:
-            return f"founded more than {program.max_company_age_years} years ago"
+    if program.max_company_age_years is not None and _age_over(startup, program.max_company_age_years, today):
+        return f"founded more than {program.max_company_age_years} years ago"
     if program.max_headcount is not None and startup.headcount > program.max_headcount:
         return "headcount above the program's limit"
-    if program.exclude_carrier_affiliates and startup.affiliated_carrier_id == carrier_id:
+    if program.exclude_carrier_affiliates and startup.affiliated_carrier_id == offer.carrier_id:
         return "affiliated with the supplying carrier"
+    if program.id in facts.banned_until and today < facts.banned_until[program.id]:
+        return f"barred from this program until {facts.banned_until[program.id]} after a clawback"
+    if program.exclude_carrier_affiliates and facts.related_party:
+        return f"related party of the supplier: {facts.related_party}"
     return None
 
 
-def commit_for(session: Session, allocation: Allocation, startup: Startup, offer: Offer, now: dt.datetime) -> SubsidyCommitment | None:
-    """Commit the first eligible program's share of an approved allocation's cost, within every cap.
+def _age_over(startup: Startup, years: int, today: dt.date) -> bool:
+    try:
+        limit = today.replace(year=today.year - years)
+    except ValueError:  # 29 February
+        limit = today.replace(year=today.year - years, day=28)
+    return startup.founded_on < limit
 
-    Every open program's row is locked (in id order, the lock order's place for programs)
-    before any per-startup cap is summed or budget raised, so concurrent approvals can never
-    overspend, and a batch of approvals paid by different programs locks them alike.
+
+def rate_for(program: SubsidyProgram, startup: Startup, offer: Offer, today: dt.date) -> Decimal:
+    """The program's rate, or the highest of its rules that match what is supplied and who gets it."""
+    best = program.rate
+    for rule in program.rate_rules or []:
+        attributes = rule.get("attributes") or {}
+        if any(str(offer.attributes.get(name)) not in [str(v) for v in values] for name, values in attributes.items()):
+            continue
+        if rule.get("sectors") is not None and startup.sector.value not in rule["sectors"]:
+            continue
+        if rule.get("max_company_age_years") is not None and _age_over(startup, rule["max_company_age_years"], today):
+            continue
+        best = max(best, Decimal(rule["rate"]))
+    return best
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What one eligible program would pay alone, and the stack group it may pay with."""
+
+    program_id: int
+    most: Decimal
+    group_id: int | None = None
+    group_cap: Decimal | None = None
+
+
+def choose(candidates: Iterable[Candidate], cost: Decimal) -> list[tuple[int, Decimal]]:
+    """The single program, or the stack of one group's programs within the group's combined share
+    of `cost`, that pays the startup the most (从优不重复). Ties go to fewer programs, then to the
+    lower program ids, so the choice is the same every time. Returns (program id, amount) pairs."""
+    paying = [c for c in candidates if c.most > 0]
+    options = [[(c.program_id, c.most)] for c in paying]
+    groups: dict[int, list[Candidate]] = defaultdict(list)
+    for c in paying:
+        if c.group_id is not None:
+            groups[c.group_id].append(c)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        room = _fen(cost * members[0].group_cap)
+        stack = []
+        for c in sorted(members, key=lambda c: (-c.most, c.program_id)):
+            pay = min(c.most, room)
+            if pay > 0:
+                stack.append((c.program_id, pay))
+                room -= pay
+        options.append(sorted(stack))
+    if not options:
+        return []
+    return max(options, key=lambda o: (sum(a for _, a in o), -len(o), [-p for p, _ in o]))
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What one program would pay for one allocation, alone, and on which terms."""
+
+    amount: Decimal
+    rate: Decimal
+    units: Decimal  # the units it covers (an allotment may cover fewer than the allocation's)
+    limit: str | None = None  # what held it below its rate, in words
+
+
+def terms(session: Session, program: SubsidyProgram, startup: Startup, offer: Offer, quantity: Decimal, unit_price: Decimal,
+          today: dt.date, year: int) -> Terms:
+    """The most `program` would pay alone: its rate (or the allotment's free units), within the
+    allocation cap, the startup's cap left this fiscal year and the budget left."""
+    cost = quantity * unit_price
+    rate = rate_for(program, startup, offer, today)
+    units = quantity
+    if program.mode is ProgramMode.allotment:
+        rate = Decimal(1)
+        units = min(quantity, program.allotment_per_startup - _units_used(session, program, startup, year))
+        wanted = _fen(units * unit_price)
+    else:
+        wanted = _fen(cost * rate)
+    limits = [
+        (program.cap_per_allocation, "the cap per allocation"),
+        (program.cap_per_startup - _committed_to(session, program, startup, year), f"the startup's cap for {year}"),
+        (program.remaining, "the program's budget"),
+    ]
+    amount, limit = wanted, None
+    for ceiling, why in limits:
+        if ceiling is not None and ceiling < amount:
+            amount, limit = max(ceiling, ZERO), why
+    return Terms(amount, rate, max(units, Decimal(0)), limit)
+
+
+def _committed_to(session: Session, program: SubsidyProgram, startup: Startup, year: int) -> Decimal:
+    return session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(Award.committed), 0, type_=Money()))
+        .where(Award.program_id == program.id, Award.startup_id == startup.id, Award.fiscal_year == year)
+    )
+
+
+def _units_used(session: Session, program: SubsidyProgram, startup: Startup, year: int) -> Decimal:
+    # An award given back unused (committed nothing) no longer holds its units.
+    return session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(Award.quantity), 0, type_=Quantity()))
+        .where(Award.program_id == program.id, Award.startup_id == startup.id, Award.fiscal_year == year,
+               Award.committed > 0)
+    )
+
+
+def _candidates(session: Session, programs: Iterable[SubsidyProgram], startup: Startup, offer: Offer, quantity: Decimal,
+                unit_price: Decimal, starts_on: dt.date, now: dt.datetime) -> tuple[dict[int, Terms], dict[int, str]]:
+    today, year = local_date(now), ledger.fiscal_year(now)
+    facts = facts_for(session, startup, offer)
+    offered: dict[int, Terms] = {}
+    refused: dict[int, str] = {}
+    for program in programs:
+        problem = eligibility_problem(program, startup, offer, starts_on, today, facts)
+        if problem is None:
+            offered[program.id] = terms(session, program, startup, offer, quantity, unit_price, today, year)
+            if offered[program.id].amount <= 0:
+                refused[program.id] = f"{offered.pop(program.id).limit or 'its allotment'} is used up"
+        else:
+            refused[program.id] = problem
+    return offered, refused
+
+
+def _pick(programs: dict[int, SubsidyProgram], offered: dict[int, Terms], cost: Decimal) -> list[tuple[int, Decimal]]:
+    return choose(
+        [Candidate(pid, t.amount, programs[pid].stack_group_id,
+                   programs[pid].stack_group.combined_cap if programs[pid].stack_group else None)
+         for pid, t in offered.items()],
+        cost,
+    )
+
+
+# -- awards, redemption, give-back ------------------------------------------------------------
+
+
+def award_for(session: Session, allocation: Allocation, startup: Startup, offer: Offer, now: dt.datetime,
+              actor_id: int | None = None) -> list[Award]:
+    """Award an approved allocation the best program's share of its cost (or the best allowed stack).
+
+    Every open program's row is locked (in id order) before any cap is summed or budget
+    committed, so concurrent approvals can never overspend, and a batch of approvals locks
+    them alike. Each award is unique per allocation and program, and its commit row's
+    idempotency key is too: an award can never be written twice.
     """
-    today = local_date(now)
     cost = allocation.cost
     if cost <= 0:
-        return None
-    programs = session.scalars(
-        sa.select(SubsidyProgram)
-        .where(SubsidyProgram.status == ProgramStatus.open)
-        .order_by(SubsidyProgram.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        return []
+    programs = {
+        p.id: p for p in session.scalars(
+            sa.select(SubsidyProgram).where(SubsidyProgram.status == ProgramStatus.open)
+            .order_by(SubsidyProgram.id).with_for_update(of=SubsidyProgram).execution_options(populate_existing=True)
+        )
+    }
+    offered, _ = _candidates(session, programs.values(), startup, offer, allocation.quantity, allocation.unit_price,
+                             allocation.request.window_start, now)
+    awards = []
+    for program_id, amount in _pick(programs, offered, cost):
+        program, term = programs[program_id], offered[program_id]
+        award = Award(
+            program_id=program.id, allocation_id=allocation.id, startup_id=startup.id, carrier_id=offer.carrier_id,
+            fiscal_year=ledger.fiscal_year(now), mode=program.mode, claimant=program.claimant, rate=term.rate,
+            quantity=term.units, gross=cost, amount=amount, created_at=now,
+            evidence_complete=not program.evidence_required,
+        )
+        session.add(award)
+        session.flush()
+        ledger.post(session, program, LedgerKind.commit, amount, key=f"commit:allocation:{allocation.id}:program:{program.id}",
+                    award=award, now=now, actor_id=actor_id)
+        awards.append(award)
+    return awards
+
+
+def _lock(session: Session, award_filter: sa.ColumnElement[bool]) -> tuple[dict[int, SubsidyProgram], list[Award]]:
+    """The open awards matching `award_filter` and their programs, locked: programs, then awards, each in id order."""
+    program_ids = session.scalars(sa.select(Award.program_id).where(award_filter).distinct()).all()
+    if not program_ids:
+        return {}, []
+    programs = {
+        p.id: p for p in session.scalars(
+            sa.select(SubsidyProgram).where(SubsidyProgram.id.in_(program_ids)).order_by(SubsidyProgram.id)
+            .with_for_update(of=SubsidyProgram).execution_options(populate_existing=True)
+        )
+    }
+    awards = session.scalars(
+        sa.select(Award).where(award_filter, Award.status == AwardStatus.committed).order_by(Award.id)
+        .with_for_update(of=Award).execution_options(populate_existing=True)
     ).all()
-    for program in programs:
-        if eligibility_problem(program, startup, offer.kind, offer.carrier_id, today):
-            continue
-        amount = _share(session, program, startup, cost, now)
-        if amount <= 0:
-            continue
-        program.commit(amount)  # behind CHECK (committed <= budget) as well
-        commitment = SubsidyCommitment(program_id=program.id, allocation_id=allocation.id, startup_id=startup.id, amount=amount, created_at=now)
-        session.add(commitment)
-        return commitment
-    return None
+    return programs, list(awards)
+
+
+def release(session: Session, program: SubsidyProgram, award: Award, why: str, now: dt.datetime, *,
+            status: AwardStatus = AwardStatus.released, actor_id: int | None = None) -> Decimal:
+    """Close a (locked) award: what usage has not redeemed goes back to the budget by a reverse row
+    of its commit. Returns how much went back."""
+    unused = award.unused
+    if unused > 0:
+        commit = ledger.commit_row(session, award)
+        back = min(unused, commit.amount - ledger.reversed_amount(session, commit.id))
+        ledger.post(session, program, LedgerKind.reverse, back, key=f"release:award:{award.id}", reverses=commit,
+                    award=award, reason=why, now=now, actor_id=actor_id)
+    else:
+        back = ZERO
+    award.close(status, now)
+    return back
 
 
 def give_back_for(session: Session, allocation_ids: list[int], now: dt.datetime) -> Decimal:
-    """These allocations ended before use: their commitments give every unused fen back.
-
-    Locks the programs (id order), then the commitments (id order), after the caller's
-    allocations and offers, as the lock order says. Returns the total given back.
-    """
+    """These allocations ended before use: their awards give every unused fen back. Returns the total."""
     if not allocation_ids:
-        return Decimal(0)
-    program_ids = session.scalars(
-        sa.select(SubsidyCommitment.program_id).where(SubsidyCommitment.allocation_id.in_(allocation_ids)).distinct()
-    ).all()
-    if not program_ids:
-        return Decimal(0)
-    programs = {
-        p.id: p
-        for p in session.scalars(
-            sa.select(SubsidyProgram).where(SubsidyProgram.id.in_(program_ids)).order_by(SubsidyProgram.id)
-            .with_for_update().execution_options(populate_existing=True)
-        )
-    }
-    commitments = session.scalars(
-        sa.select(SubsidyCommitment)
-        .where(SubsidyCommitment.allocation_id.in_(allocation_ids), SubsidyCommitment.released_at.is_(None))
-        .order_by(SubsidyCommitment.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).all()
-    total = Decimal(0)
-    for commitment in commitments:
-        unused = commitment.release(now)
-        programs[commitment.program_id].give_back(unused)
-        total += unused
+        return ZERO
+    programs, awards = _lock(session, Award.allocation_id.in_(allocation_ids))
+    return sum((release(session, programs[a.program_id], a, "ended_before_use", now) for a in awards), ZERO)
+
+
+def redeem_usage(session: Session, allocation: Allocation, usage: UsageReport, now: dt.datetime) -> Decimal:
+    """Usage the carrier reported turns each award's pro-rata share of itself into money spent,
+    never more than the award has left (nothing, once it was closed). Returns the total redeemed."""
+    programs, awards = _lock(session, Award.allocation_id == allocation.id)
+    total = ZERO
+    for award in awards:
+        amount = min(_fen(award.amount * usage.quantity / award.quantity), award.unused)
+        if amount > 0:
+            ledger.post(session, programs[award.program_id], LedgerKind.redeem, amount, award=award, now=now,
+                        key=f"redeem:usage:{usage.id}:award:{award.id}", usage_report_id=usage.id)
+            total += amount
     return total
 
 
-def redeem_usage(session: Session, allocation: Allocation, used: Decimal) -> Decimal:
-    """Usage of `used` units of an allocation turns its share of the commitment into money paid.
+# -- quotes -----------------------------------------------------------------------------------
 
-    Program, then commitment, as the lock order says; never more than the commitment has
-    left unused (nothing, once it was given back).
-    """
-    program_id = session.scalar(sa.select(SubsidyCommitment.program_id).where(SubsidyCommitment.allocation_id == allocation.id))
-    if program_id is None:
-        return Decimal(0)
-    program = session.scalar(
-        sa.select(SubsidyProgram).where(SubsidyProgram.id == program_id).with_for_update().execution_options(populate_existing=True)
-    )
-    commitment = session.scalar(
-        sa.select(SubsidyCommitment).where(SubsidyCommitment.allocation_id == allocation.id)
-        .with_for_update().execution_options(populate_existing=True)
-    )
-    share = (used * allocation.unit_price * program.rate).quantize(FEN, rounding=ROUND_DOWN)
-    amount = min(share, commitment.unused)
-    if amount > 0:
-        commitment.redeem(amount)
-        program.redeem(amount)
-    return max(amount, Decimal(0))
+
+@dataclass
+class ProgramLine:
+    """One program in a quote: what it would pay (within the best choice), alone, or why not."""
+
+    program: SubsidyProgram
+    pays: Decimal
+    alone: Decimal | None
+    reason: str | None
 
 
 @dataclass
@@ -134,50 +344,39 @@ class Quote:
     offer: Offer
     quantity: Decimal
     gross: Decimal
-    subsidy: Decimal
-    program: SubsidyProgram | None
-    not_eligible: dict[str, str]
+    lines: list[ProgramLine]
+
+    @property
+    def subsidy(self) -> Decimal:
+        return sum((line.pays for line in self.lines), ZERO)
 
     @property
     def net(self) -> Decimal:
         return self.gross - self.subsidy
 
+    @property
+    def paid_by(self) -> list[ProgramLine]:
+        return [line for line in self.lines if line.pays > 0]
 
-def quote(session: Session, startup: Startup, offer: Offer, quantity: Decimal, now: dt.datetime) -> Quote:
-    """The price before and after subsidy, by the same rules approval applies (nothing is reserved)."""
-    gross = (quantity * offer.unit_price).quantize(FEN)
-    not_eligible: dict[str, str] = {}
-    for program in session.scalars(sa.select(SubsidyProgram).order_by(SubsidyProgram.id)):
-        problem = eligibility_problem(program, startup, offer.kind, offer.carrier_id, local_date(now))
-        if problem:
-            not_eligible[program.code] = problem
-            continue
-        amount = _share(session, program, startup, gross, now)
-        if amount > 0:
-            return Quote(offer, quantity, gross, amount, program, not_eligible)
-        not_eligible[program.code] = "cap or budget used up"
-    return Quote(offer, quantity, gross, Decimal("0.00"), None, not_eligible)
+    @property
+    def not_eligible(self) -> dict[str, str]:
+        return {line.program.code: line.reason for line in self.lines if line.reason}
 
 
-def _share(session: Session, program: SubsidyProgram, startup: Startup, cost: Decimal, now: dt.datetime) -> Decimal:
-    """What `program` would pay of `cost` for `startup` now: its rate, within the startup's cap and the budget."""
-    return min(
-        (cost * program.rate).quantize(FEN, rounding=ROUND_DOWN),
-        _cap_left(session, program, startup, now),
-        program.budget - program.committed,
-    )
-
-
-def _cap_left(session: Session, program: SubsidyProgram, startup: Startup, now: dt.datetime) -> Decimal:
-    period_start = now - dt.timedelta(days=30 * program.cap_period_months)
-    # What is still committed counts against the cap; what went back when an allocation
-    # ended before use does not.
-    still_committed = SubsidyCommitment.amount - SubsidyCommitment.released
-    used = session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(still_committed), Decimal(0), type_=Money())).where(
-            SubsidyCommitment.program_id == program.id,
-            SubsidyCommitment.startup_id == startup.id,
-            SubsidyCommitment.created_at >= period_start,
-        )
-    )
-    return program.cap_per_startup - used
+def quote(session: Session, startup: Startup, offer: Offer, quantity: Decimal, now: dt.datetime,
+          starts_on: dt.date | None = None) -> Quote:
+    """The price before and after subsidy by the rules approval applies, every program listed with
+    what it would pay or why it would not (nothing is reserved)."""
+    programs = {p.id: p for p in session.scalars(sa.select(SubsidyProgram).order_by(SubsidyProgram.id))}
+    starts_on = starts_on or max(offer.window_start, local_date(now))
+    offered, refused = _candidates(session, programs.values(), startup, offer, quantity, offer.unit_price, starts_on, now)
+    cost = quantity * offer.unit_price
+    chosen = dict(_pick(programs, offered, cost))
+    lines = []
+    for pid, program in programs.items():
+        alone = offered[pid].amount if pid in offered else None
+        reason = refused.get(pid)
+        if reason is None and pid not in chosen:
+            reason = "another program pays more (从优不重复)"
+        lines.append(ProgramLine(program, chosen.get(pid, ZERO), alone, reason))
+    return Quote(offer, quantity, (quantity * offer.unit_price).quantize(FEN), lines)

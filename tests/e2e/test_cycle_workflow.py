@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from broker.models import Offer, SubsidyCommitment
+from broker.models import Award, Offer
+from broker.services import ledger
 from tests.e2e.test_offers import gpu_offer, publish
 from tests.e2e.test_requests import ask
 
@@ -149,14 +150,19 @@ def test_approval_commits_subsidy_within_budget_and_caps(client, session, market
     program = client.post(
         "/api/v1/subsidy-programs",
         json={"code": "tok", "name": "Tokens 专项补贴", "kinds": ["tokens"], "rate": "0.5", "cap_per_startup": "3000",
-              "budget": "100000", "starts_on": "2026-01-01", "ends_on": "2027-01-01"},
+              "budget": "100000", "funding_document": "沪经信智〔2025〕489号", "starts_on": "2026-01-01",
+              "ends_on": "2027-01-01"},
         headers=staff.headers,
     ).json
     offer_id = client.get("/api/v1/offers?kind=tokens", headers=staff.headers).json[0]["id"]
     culture = market["culture"]
     quote = client.get(f"/api/v1/offers/{offer_id}/quote?quantity=5000", headers=culture.headers).json
     # The startup sees its price before it asks: ¥10,000, of which the program pays its cap.
-    assert (quote["gross"], quote["subsidy"], quote["net"], quote["program"]) == ("10000.00", "3000.00", "7000.00", "tok")
+    assert (quote["gross"], quote["subsidy"], quote["net"]) == ("10000.00", "3000.00", "7000.00")
+    assert quote["paid_by"] == [{"program": "tok", "amount": "3000.00"}]
+    assert quote["programs"] == [{"program": "tok", "name": "Tokens 专项补贴", "pays": "3000.00", "alone": "3000.00",
+                                  "reason": None}]
+    assert quote["not_eligible"] == {}
     assert client.get(f"/api/v1/offers/{offer_id}/quote?quantity=5000", headers=staff.headers).status_code == 403
     assert client.get(f"/api/v1/offers/{offer_id}/quote?quantity=-1", headers=culture.headers).status_code == 422
     cycle = run(client, staff)
@@ -165,9 +171,10 @@ def test_approval_commits_subsidy_within_budget_and_caps(client, session, market
         if a["kind"] == "tokens"
     )
     client.post(f"/api/v1/allocations/{tokens['id']}/approve", json={}, headers=staff.headers)
-    commitment = session.scalar(sa.select(SubsidyCommitment).where(SubsidyCommitment.allocation_id == tokens["id"]))
+    [award] = session.scalars(sa.select(Award).where(Award.allocation_id == tokens["id"])).all()
     # 5000 M tokens × ¥2 = ¥10,000; half is ¥5,000 but the per-startup cap is ¥3,000.
-    assert commitment.amount == Decimal("3000.00")
+    assert award.amount == award.committed == Decimal("3000.00") and award.program_id == program["id"]
+    assert ledger.reconcile(session).ok, ledger.reconcile(session).differences
     assert client.get(f"/api/v1/subsidy-programs/{program['id']}", headers=staff.headers).json["remaining"] == "97000.00"
 
 

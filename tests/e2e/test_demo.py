@@ -1,6 +1,7 @@
 """`broker demo` as a newcomer runs it: a real process, a real port, the printed token."""
 
 import contextlib
+import datetime as dt
 import os
 import re
 import shutil
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from broker.clock import SHANGHAI
 
 
 def _free_port() -> int:
@@ -83,6 +86,13 @@ def test_demo_serves_the_api_and_docs_with_the_printed_token(demo):
     startups = requests.get(f"{base}/api/v1/startups?page_size=100", headers=headers, timeout=5).json()
     assert len(startups) == 20
     assert {"smart_driving", "energy_management", "smart_healthcare"} <= {s["sector"] for s in startups}
+    # This year's two programs, each opened with its budget as a deposit that names its funding document.
+    year = dt.datetime.now(SHANGHAI).year
+    programs = requests.get(f"{base}/api/v1/subsidy-programs", headers=headers, timeout=5).json()
+    assert sorted(p["code"] for p in programs) == [f"compute-voucher-{year}", f"tokens-{year}"]
+    deposits = requests.get(f"{base}/api/v1/ledger?kind=deposit", headers=headers, timeout=5).json()
+    assert sorted((d["program_id"], d["amount"]) for d in deposits) == sorted((p["id"], p["budget"]) for p in programs)
+    assert {d["reference"] for d in deposits} == {"沪经信智〔2025〕489号"}
     requests_ = requests.get(f"{base}/api/v1/requests?status=submitted", headers=headers, timeout=5)
     assert int(requests_.headers["X-Pagination"].split('"total": ')[1].split(",")[0]) > 10
     # A webhook receiver on this machine is allowed in the demo; the metadata service never is.

@@ -18,6 +18,7 @@ PROGRAM = {
     "rate": "0.5",
     "cap_per_startup": "200000",
     "budget": "10000000",
+    "funding_document": "沪经信智〔2025〕489号",
     "eligible_sectors": ["smart_driving", "ai_models"],
     "max_company_age_years": 5,
     "starts_on": "2027-01-01",
@@ -66,6 +67,9 @@ def test_staff_open_a_subsidy_program_everyone_sees_its_budget(client, make_acto
     created = client.post("/api/v1/subsidy-programs", json=PROGRAM, headers=staff.headers)
     assert created.status_code == 201, created.json
     assert created.json["remaining"] == "10000000.00" and created.json["committed"] == "0.00"
+    # The opening budget is a deposit row that names its funding document.
+    [deposit] = client.get(f"/api/v1/ledger?program_id={created.json['id']}", headers=staff.headers).json
+    assert (deposit["kind"], deposit["amount"], deposit["reference"]) == ("deposit", "10000000.00", "沪经信智〔2025〕489号")
     listed = client.get("/api/v1/subsidy-programs", headers=startup.headers).json
     assert [p["code"] for p in listed] == ["tokens-2027"]
     assert client.post("/api/v1/subsidy-programs", json=PROGRAM, headers=staff.headers).status_code == 409
@@ -75,6 +79,9 @@ def test_staff_open_a_subsidy_program_everyone_sees_its_budget(client, make_acto
         headers=staff.headers,
     )
     assert bad.status_code == 422 and {"ends_on", "kinds"} <= set(bad.json["errors"]["json"])
+    undocumented = {k: v for k, v in PROGRAM.items() if k != "funding_document"} | {"code": "y"}
+    missing = client.post("/api/v1/subsidy-programs", json=undocumented, headers=staff.headers)
+    assert missing.status_code == 422 and "funding_document" in missing.json["errors"]["json"]
 
 
 def test_the_audit_log_records_who_changed_what(client, make_actor):

@@ -24,6 +24,7 @@ from broker.models import (
     Account,
     Allocation,
     AllocationStatus,
+    Award,
     CarrierSync,
     JobRun,
     Offer,
@@ -34,7 +35,8 @@ from broker.models import (
 )
 from broker.models.workflow import Event
 from broker.netguard import DestinationGuard
-from broker.services import accounts, cycles, events, market
+from broker.schemas.policy import ProgramInSchema
+from broker.services import accounts, cycles, events, ledger, market, policy
 from config import parse_carriers
 from scheduler.runner import Runner, enabled_jobs, run_due
 from tests.conftest import startup_payload
@@ -113,12 +115,10 @@ def _populate(session, receiver_url, guard):
     staff, _, _ = accounts.create_user(session, Role.staff, "科委审核员")
     for code in ("telecom", "mobile", "unicom"):
         accounts.register_carrier(session, code, code, code, [code])
-    session.add(
-        SubsidyProgram(code="tokens", name="Tokens 专项补贴", kinds=["tokens", "gpu", "cpu", "cloud_vm", "storage"],
-                       rate=Decimal("0.5"), cap_per_startup=Decimal(100000), budget=Decimal(1000000),
-                       starts_on=dt.date(2026, 1, 1), ends_on=dt.date(2027, 1, 1))
-    )
-    session.commit()
+    policy.create_program(session, staff, ProgramInSchema().load({
+        "code": "tokens", "name": "Tokens 专项补贴", "kinds": ["tokens", "gpu", "cpu", "cloud_vm", "storage"],
+        "rate": "0.5", "cap_per_startup": "100000", "budget": "1000000", "funding_document": "沪经信智〔2025〕489号",
+        "starts_on": "2026-01-01", "ends_on": "2027-01-01"}), SUNDAY)
     window = {"window_start": dt.date(2026, 12, 8), "window_end": dt.date(2026, 12, 10)}
     asks = [
         {"kind": "gpu", "quantity": Decimal(40), "min_quantity": Decimal(5)},
@@ -235,6 +235,12 @@ def test_a_week_runs_by_itself(week, simulators):
     assert session.scalar(sa.select(sa.func.sum(Offer.promised))) == 0
     program = session.scalar(sa.select(SubsidyProgram))
     assert Decimal(0) < program.redeemed <= program.committed
+    awards = session.scalars(sa.select(Award)).all()
+    assert {a.allocation_id for a in awards} <= {a.id for a in approved}
+    assert program.redeemed == sum((a.redeemed for a in awards), Decimal(0))
+    assert program.committed == sum((a.committed for a in awards), Decimal(0))
+    reconciliation = ledger.reconcile(session)
+    assert reconciliation.ok, reconciliation.differences
 
     # The watched startup's feed and its signed webhooks tell the same story.
     feed = [e.type for e in session.scalars(sa.select(Event).where(Event.startup_id == watched.startup_id).order_by(Event.id))]

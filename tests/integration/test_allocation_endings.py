@@ -19,11 +19,15 @@ from broker.models import (
     Allocation,
     AllocationStatus,
     AuditEntry,
+    Award,
+    AwardStatus,
     Carrier,
+    LedgerEntry,
+    LedgerKind,
     Offer,
-    SubsidyCommitment,
     SubsidyProgram,
 )
+from broker.services import ledger
 from broker.services.provisioning import MAX_PROVISION_ATTEMPTS, expire_finished, provision_due, pull_usage
 from tests.e2e.adapters.conftest import Simulator
 from tests.world import synced_telecom
@@ -54,9 +58,9 @@ class World:
         self.session.expire_all()
         return self.session.scalar(sa.select(sa.func.sum(Offer.promised)))
 
-    def commitment(self, allocation_id: int) -> SubsidyCommitment:
+    def award(self, allocation_id: int) -> Award:
         self.session.expire_all()
-        return self.session.scalar(sa.select(SubsidyCommitment).where(SubsidyCommitment.allocation_id == allocation_id))
+        return self.session.scalar(sa.select(Award).where(Award.allocation_id == allocation_id))
 
     def propose(self, quantity="10") -> dict:
         """The startup asks for `quantity` of the chosen lot's kind; a cycle proposes one allocation."""
@@ -70,12 +74,13 @@ class World:
         assert len(mine) == 1, mine
         return mine[0]
 
-    def approve(self, allocation: dict) -> SubsidyCommitment:
+    def approve(self, allocation: dict) -> Award:
         approved = self.client.post(f"/api/v1/allocations/{allocation['id']}/approve", json={}, headers=self.staff.headers)
         assert approved.status_code == 200, approved.json
-        commitment = self.commitment(allocation["id"])
-        assert commitment is not None and commitment.amount > 0
-        return commitment
+        award = self.award(allocation["id"])
+        assert award is not None and award.amount > 0 and award.committed == award.amount
+        assert award.status is AwardStatus.committed
+        return award
 
     def withdraw(self, request_id: int):
         response = self.client.post(f"/api/v1/requests/{request_id}/withdraw", headers=self.startup.headers)
@@ -99,7 +104,9 @@ def world(app, client, session, make_actor):
     program = client.post(
         "/api/v1/subsidy-programs",
         json={"code": "voucher", "name": "算力券", "kinds": [offer.kind], "rate": "0.5", "cap_per_startup": "100000",
-              "budget": "100000", "starts_on": "2026-01-01", "ends_on": "2027-01-01"},
+              "budget": "100000", "funding_document": "沪经信智〔2025〕489号",
+              # the program's period covers the allocations' start (the lot's window), which is what it checks
+              "starts_on": f"{offer.window_start.year}-01-01", "ends_on": f"{offer.window_start.year + 1}-01-01"},
         headers=staff.headers,
     )
     assert program.status_code == 201, program.json
@@ -111,22 +118,36 @@ def world(app, client, session, make_actor):
 def _assert_given_back(world: World, allocation_id: int, *, redeemed=Decimal(0)):
     """Nothing of the ended allocation stays promised: no capacity, no unused subsidy."""
     assert world.promised() == 0
-    commitment = world.commitment(allocation_id)
-    assert commitment.redeemed == redeemed
-    assert commitment.released == commitment.amount - redeemed and commitment.released_at is not None
+    award = world.award(allocation_id)
+    assert award.redeemed == redeemed
+    released = award.amount - award.committed
+    assert released == award.amount - redeemed
+    assert award.status is AwardStatus.released and award.closed_at is not None
     program = world.program()
     assert program.committed == redeemed
+    back = world.session.scalars(
+        sa.select(LedgerEntry).where(LedgerEntry.idempotency_key == f"release:award:{award.id}")
+    ).all()
+    if released:
+        [row] = back
+        assert row.kind is LedgerKind.reverse and row.amount == released and row.reason == "ended_before_use"
+        assert row.reverses_id == ledger.commit_row(world.session, award).id
+    else:
+        assert back == []
+    assert ledger.reconcile(world.session).ok, ledger.reconcile(world.session).differences
     audit = world.session.scalars(
-        sa.select(AuditEntry).where(AuditEntry.entity_type == "subsidy_commitments", AuditEntry.entity_id == commitment.id)
+        sa.select(AuditEntry).where(AuditEntry.entity_type == "subsidy_awards", AuditEntry.entity_id == award.id)
         .order_by(AuditEntry.id)
     ).all()
-    assert audit[-1].action == "release" and audit[-1].after["released"] == str(commitment.released)
+    assert audit[-1].action == "released" and audit[-1].after["status"] == "released"
+    if released:
+        assert audit[-2].action == "reverse" and audit[-2].after["committed"] == str(award.committed)
 
 
 def test_withdrawing_an_approved_grant_gives_its_subsidy_and_capacity_back(world):
     allocation = world.propose()
-    commitment = world.approve(allocation)
-    assert world.program().committed == commitment.amount
+    award = world.approve(allocation)
+    assert world.program().committed == award.amount
 
     withdrawn = world.withdraw(allocation["request_id"])
     assert withdrawn.json["allocations"][0]["status"] == "cancelled"
@@ -140,16 +161,17 @@ def test_withdrawing_an_approved_grant_gives_its_subsidy_and_capacity_back(world
 
 def test_the_approve_withdraw_loop_no_longer_drains_a_program(world):
     # The per-startup cap is exactly one round's share: had a withdrawn grant kept its
-    # commitment, the second round would get nothing and the program would run dry.
+    # award, the second round would get nothing and the program would run dry.
     first = None
     for _ in range(4):
         allocation = world.propose()
-        commitment = world.approve(allocation)
-        first = first or commitment.amount
-        assert commitment.amount == first
+        award = world.approve(allocation)
+        first = first or award.amount
+        assert award.amount == first
         world.withdraw(allocation["request_id"])
         program = world.program()
         assert program.committed == 0
+        assert ledger.reconcile(world.session).ok
         assert world.client.get(f"/api/v1/subsidy-programs/{world.program_id}", headers=world.staff.headers).json[
             "remaining"] == "100000.00"
         world.session.execute(sa.update(SubsidyProgram).values(cap_per_startup=first))
@@ -162,7 +184,7 @@ def test_staff_cancel_an_approved_grant_before_it_is_sent(world):
     path = f"/api/v1/allocations/{allocation['id']}/cancel"
     proposed = world.client.post(path, json={"reason": "not yet approved"}, headers=world.staff.headers)
     assert proposed.status_code == 409 and "proposed" in proposed.json["message"]
-    world.approve(allocation)  # asserts a commitment was made
+    world.approve(allocation)  # asserts an award was made
 
     assert world.client.post(path, json={"reason": "x"}, headers=world.startup.headers).status_code == 403
     missing = world.client.post(path, json={}, headers=world.staff.headers)
@@ -181,7 +203,7 @@ def test_staff_cancel_an_approved_grant_before_it_is_sent(world):
 
 def test_provisioning_given_up_is_cancelled_by_staff_and_gives_everything_back(world):
     allocation = world.propose()
-    world.approve(allocation)  # asserts a commitment was made
+    world.approve(allocation)  # asserts an award was made
     world.simulator.app.extensions["simulator"]["options"].error_rate = 1.0  # the carrier is down
     path = f"/api/v1/allocations/{allocation['id']}/cancel"
     now = world.clock()
@@ -207,12 +229,12 @@ def test_provisioning_given_up_is_cancelled_by_staff_and_gives_everything_back(w
 
 def test_withdrawing_an_active_grant_says_when_it_is_released_and_gives_the_unused_subsidy_back(world):
     allocation = world.propose()
-    commitment = world.approve(allocation)
+    award = world.approve(allocation)
     assert provision_due(world.session, world.adapter_for, world.clock())["provisioned"] == 1
     carrier = world.session.scalar(sa.select(Carrier).where(Carrier.code == "telecom"))
     assert pull_usage(world.session, carrier, world.adapter, world.clock())["recorded"] == 1
-    redeemed = world.commitment(allocation["id"]).redeemed
-    assert 0 < redeemed < commitment.amount  # the simulator reports a tenth as used
+    redeemed = world.award(allocation["id"]).redeemed
+    assert 0 < redeemed < award.amount  # the simulator reports a tenth as used
 
     world.clock.set(dt.datetime(2026, 11, 30, 1, 3, tzinfo=dt.timezone.utc))  # 09:03 in Shanghai
     withdrawn = world.withdraw(allocation["request_id"])
@@ -223,7 +245,7 @@ def test_withdrawing_an_active_grant_says_when_it_is_released_and_gives_the_unus
     assert pending["allocation_id"] == allocation["id"] and pending["status"] == "active"
     assert pending["release_due_at"] == "2026-11-30T09:10:00+08:00"
     assert "carrier" in pending["message"]
-    assert world.program().committed == commitment.amount  # still the carrier's until released
+    assert world.program().committed == award.amount  # still the carrier's until released
 
     world.clock.set(dt.datetime(2026, 11, 30, 1, 10, tzinfo=dt.timezone.utc))
     assert expire_finished(world.session, world.adapter_for, world.clock())["released"] == 1
@@ -244,4 +266,6 @@ def test_rejected_and_lapsed_proposals_commit_nothing_and_give_capacity_back(wor
     assert close_approval_windows(world.session, world.clock()) == 2
     assert world.promised() == 0
     assert world.program().committed == 0
-    assert world.session.scalar(sa.select(sa.func.count(SubsidyCommitment.id))) == 0
+    assert world.session.scalar(sa.select(sa.func.count(Award.id))) == 0
+    assert world.session.scalar(sa.select(sa.func.count(LedgerEntry.id)).where(LedgerEntry.kind != LedgerKind.deposit)) == 0
+    assert ledger.reconcile(world.session).ok

@@ -2,7 +2,7 @@
 
 Each step starts one approval and the withdrawal of the same allocation's request at the same
 moment (a barrier across the processes). Whatever the interleaving: never a 500, never an
-approval overwritten by a withdrawal, the committed subsidy is what the live commitments say,
+approval overwritten by a withdrawal, the committed subsidy is what the live awards say (and the ledger agrees),
 and every offer's promised capacity is what its live allocations hold.
 """
 
@@ -19,12 +19,13 @@ from broker.models import (
     Allocation,
     AllocationStatus,
     AuditEntry,
+    Award,
     Offer,
     ResourceRequest,
-    SubsidyCommitment,
     SubsidyProgram,
 )
-from broker.services import accounts, cycles
+from broker.schemas.policy import ProgramInSchema
+from broker.services import accounts, cycles, ledger, policy
 from broker.clock import now
 from tests.races import post_in_lockstep
 from tests.world import build_district, committed_app, session_of
@@ -43,13 +44,11 @@ def race(databases, tmp_path):
     app = committed_app(url, str(tmp_path))
     session = session_of(app)
     district = build_district(session, offers=12, offer_quantity=100, startups=24, ask=50)
-    today = now(app).date()
-    session.add(
-        SubsidyProgram(code="voucher", name="算力券", kinds=["gpu"], rate=Decimal("0.5"), cap_per_startup=Decimal(100000),
-                       budget=Decimal(1000000), starts_on=today.replace(month=1, day=1),
-                       ends_on=today.replace(year=today.year + 1, month=1, day=1))
-    )
-    session.commit()
+    year = session.scalar(sa.select(sa.func.min(ResourceRequest.window_start))).year  # the allocations start then
+    policy.create_program(session, session.get(Account, district.staff_id), ProgramInSchema().load({
+        "code": "voucher", "name": "算力券", "kinds": ["gpu"], "rate": "0.5", "cap_per_startup": "100000",
+        "budget": "1000000", "funding_document": "沪经信智〔2025〕489号", "starts_on": f"{year}-01-01",
+        "ends_on": f"{year + 1}-01-01"}), now(app))
     cycle = cycles.run_cycle(session, now(app)).cycle
     staff = session.get(Account, district.staff_id)
     staff_token = accounts.issue_token(session, staff, staff.id, now(app))[1]
@@ -105,10 +104,15 @@ def test_approve_and_withdraw_raced_never_lose_an_update_a_subsidy_or_a_unit(rac
             damage.append(f"allocation {allocation_id}: the API said {'approved' if allocation_id in approved_ok else 'refused'}, the audit log {trail}")
 
     program = session.scalar(sa.select(SubsidyProgram))
-    commitments = session.scalars(sa.select(SubsidyCommitment)).all()
-    live = sum((c.amount - c.released for c in commitments), Decimal(0))
+    awards = session.scalars(sa.select(Award)).all()
+    live = sum((a.committed for a in awards), Decimal(0))
     if program.committed != live:
-        damage.append(f"program committed {program.committed}, live commitments {live}")
+        damage.append(f"program committed {program.committed}, live awards {live}")
+    if approved_ok and not awards:
+        damage.append("approvals succeeded but no award was made")
+    damage += [f"award {a.id} is {a.status.value} with {a.committed} committed" for a in awards
+               if a.status.value != "released" or a.committed != a.redeemed]
+    damage += [f"ledger: {d}" for d in ledger.reconcile(session).differences]
     if live != 0:  # every request was withdrawn in the end
         damage.append(f"{live} still committed to allocations of withdrawn requests")
     for offer in session.scalars(sa.select(Offer)):

@@ -14,16 +14,19 @@ import sqlalchemy as sa
 from broker.clock import now
 from broker.db import Quantity
 from broker.models import (
+    Account,
     Allocation,
     AllocationStatus,
+    Award,
     MatchingCycle,
     Offer,
     RequestStatus,
     ResourceRequest,
-    SubsidyCommitment,
+    Role,
     SubsidyProgram,
 )
-from broker.services import cycles
+from broker.schemas.policy import ProgramInSchema
+from broker.services import cycles, ledger, policy
 from tests.world import build_district, committed_app, count, decide_worker, session_of
 
 pytestmark = pytest.mark.committing
@@ -90,12 +93,12 @@ def test_concurrent_approvals_from_several_processes_never_oversell_or_overspend
     if not url.startswith("postgresql"):
         pytest.skip("SQLite serialises writers; the race is a PostgreSQL one")
     session = session_of(app)
-    session.add(
-        SubsidyProgram(code="voucher", name="算力券", kinds=["gpu"], rate=Decimal("0.5"), cap_per_startup=Decimal(10000),
-                       budget=Decimal(700), starts_on=now(app).date().replace(month=1, day=1),
-                       ends_on=now(app).date().replace(year=now(app).year + 1, month=1, day=1))
-    )
-    session.commit()
+    staff = session.scalar(sa.select(Account).where(Account.role == Role.staff))
+    year = session.scalar(sa.select(sa.func.min(ResourceRequest.window_start))).year  # the allocations start then
+    policy.create_program(session, staff, ProgramInSchema().load({
+        "code": "voucher", "name": "算力券", "kinds": ["gpu"], "rate": "0.5", "cap_per_startup": "700",
+        "budget": "700", "funding_document": "沪经信智〔2025〕489号", "starts_on": f"{year}-01-01",
+        "ends_on": f"{year + 1}-01-01"}), now(app))
     outcome = cycles.run_cycle(session, now(app))
     proposals = [a.id for a in session.scalars(sa.select(Allocation).where(Allocation.cycle_id == outcome.cycle.id))]
     offers = [o.id for o in session.scalars(sa.select(Offer))]
@@ -130,9 +133,12 @@ def test_concurrent_approvals_from_several_processes_never_oversell_or_overspend
         assert offer.promised == holding
         assert offer.promised <= offer.quantity
     program = session.scalar(sa.select(SubsidyProgram))
-    commitments = session.scalars(sa.select(SubsidyCommitment)).all()
-    assert program.committed == sum((c.amount for c in commitments), Decimal(0)) <= program.budget
+    awards = session.scalars(sa.select(Award)).all()
+    assert program.committed == sum((a.amount for a in awards), Decimal(0)) <= program.budget
+    assert program.committed == sum((a.committed for a in awards), Decimal(0))
     assert program.committed == program.budget  # the budget was scarce, and fully used
+    reconciliation = ledger.reconcile(session)
+    assert reconciliation.ok, reconciliation.differences
     approved = {a.id for a in session.scalars(sa.select(Allocation).where(Allocation.status == AllocationStatus.approved))}
-    assert {c.allocation_id for c in commitments} <= approved
+    assert {a.allocation_id for a in awards} <= approved
     session.close()

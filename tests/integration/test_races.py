@@ -24,11 +24,13 @@ from broker.models import (
     Offer,
     Role,
     Startup,
+    LedgerEntry,
+    LedgerKind,
     StartupStatus,
     SubsidyProgram,
 )
 from broker.models.workflow import Appeal
-from broker.services import accounts, cycles
+from broker.services import accounts, cycles, ledger
 from tests.conftest import startup_payload
 from tests.world import build_district, committed_app, count, race, session_of
 
@@ -104,7 +106,8 @@ def test_concurrent_programs_with_one_code_make_one_program(pool, world):
     _, _, secret = accounts.create_user(session, Role.staff, "staff")
     session.close()
     program = {"code": "voucher-2027", "name": "算力券", "kinds": ["gpu"], "rate": "0.5", "cap_per_startup": "1000",
-               "budget": "100000", "starts_on": "2027-01-01", "ends_on": "2028-01-01"}
+               "budget": "100000", "funding_document": "沪经信智〔2025〕489号", "starts_on": "2027-01-01",
+               "ends_on": "2028-01-01"}
     results = race(pool, url, instance, "LOCK TABLE subsidy_programs IN SHARE ROW EXCLUSIVE MODE",
                    [("POST", "/api/v1/subsidy-programs", {"json": program, "headers": _bearer(secret)})] * RACERS)
     assert _statuses(results) == {201: 1, 409: RACERS - 1}, results
@@ -112,6 +115,8 @@ def test_concurrent_programs_with_one_code_make_one_program(pool, world):
         assert "subsidy program with this code" in body["message"] and "code" in body["errors"]["json"]
     session = session_of(app)
     assert count(session, SubsidyProgram) == 1
+    assert count(session, LedgerEntry, LedgerEntry.kind == LedgerKind.deposit) == 1  # one opening budget, not eight
+    assert ledger.reconcile(session).ok
     session.close()
 
 
