@@ -22,6 +22,7 @@ from broker.models.enums import (
     WithdrawnBy,
     enum_column_type,
 )
+from broker.models.ledger import Award
 from broker.models.parties import Account, Carrier, Startup
 from broker.resources import KIND_NAMES
 
@@ -301,6 +302,7 @@ class Allocation(Audited, Base):
     request: Mapped[ResourceRequest] = relationship(back_populates="allocations")
     offer: Mapped[Offer] = relationship()
     decided_by: Mapped[Account | None] = relationship()
+    awards: Mapped[list[Award]] = relationship(order_by="Award.id", viewonly=True)
 
     __table_args__ = (
         sa.CheckConstraint("quantity > 0", name="quantity_positive"),
@@ -325,6 +327,11 @@ class Allocation(Audited, Base):
     def cost(self) -> Decimal:
         """What the startup pays for it before any subsidy, to the fen."""
         return (self.quantity * self.unit_price).quantize(Decimal("0.01"))
+
+    @property
+    def subsidy(self) -> Decimal:
+        """What its awards promise now (an instant deduction is taken off the price at once)."""
+        return sum((a.committed for a in self.awards), Decimal("0.00"))
 
     def approve(self, by_id: int, reason: str | None, now: dt.datetime) -> None:
         """Staff approve the proposal; its capacity, already held, is now promised for good."""

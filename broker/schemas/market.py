@@ -243,6 +243,16 @@ class AllocationSchema(BaseSchema):
     kind = fields.Function(lambda a: a.offer.kind)
     quantity = QuantityField()
     unit_price = UnitPriceField()
+    gross = fields.Function(lambda a: str(a.cost), metadata={"description": "yuan, before subsidy"})
+    subsidy = fields.Function(lambda a: str(a.subsidy), metadata={"description": "yuan its subsidy awards promise"})
+    net = fields.Function(lambda a: str(a.cost - a.subsidy), metadata={"description": "yuan the startup pays after subsidy"})
+    awards = fields.Function(
+        lambda a: [{"id": w.id, "program": w.program.code, "mode": w.mode.value, "claimant": w.claimant.value,
+                    "amount": str(w.amount), "committed": str(w.committed), "redeemed": str(w.redeemed),
+                    "status": w.status.value} for w in a.awards],
+        metadata={"description": "the subsidy awards on it: mode instant is deducted at once, after is paid "
+                                 "after usage, allotment is free units"},
+    )
     status = fields.Enum(AllocationStatus)
     decision_reason = fields.String(allow_none=True)
     decided_at = LocalDateTime(allow_none=True)

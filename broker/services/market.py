@@ -303,7 +303,8 @@ def list_allocations(session: Session, actor: Account, filters: dict[str, Any]) 
         sa.select(Allocation)
         .join(Allocation.request)
         .join(Allocation.offer)
-        .options(selectinload(Allocation.request), selectinload(Allocation.offer).selectinload(Offer.carrier))
+        .options(selectinload(Allocation.request), selectinload(Allocation.offer).selectinload(Offer.carrier),
+                 selectinload(Allocation.awards))
         .order_by(Allocation.id)
     )
     if actor.role is Role.startup:

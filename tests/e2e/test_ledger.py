@@ -51,7 +51,7 @@ def approve_one(client, district, quantity="100", gpu_model=None):
     [allocation] = client.get(f"/api/v1/allocations?request_id={asked.json['id']}", headers=district["staff"].headers).json
     approved = client.post(f"/api/v1/allocations/{allocation['id']}/approve", json={}, headers=district["staff"].headers)
     assert approved.status_code == 200, approved.json
-    return allocation
+    return approved.json
 
 
 def awards_of(session, allocation_id):
@@ -64,6 +64,10 @@ def test_the_best_program_pays_not_the_oldest(client, session, district):
     open_program(client, staff, "old-voucher", rate="0.2")
     open_program(client, staff, "new-voucher", rate="0.4")
     allocation = approve_one(client, district)  # 100 GPU-hours at ¥10
+    assert (allocation["gross"], allocation["subsidy"], allocation["net"]) == ("1000.00", "400.00", "600.00")
+    assert [(a["program"], a["mode"], a["amount"]) for a in allocation["awards"]] == [("new-voucher", "after", "400.00")]
+    mine = client.get(f"/api/v1/allocations?request_id={allocation['request_id']}", headers=district["startup"].headers).json
+    assert mine[0]["net"] == "600.00"
     awards = awards_of(session, allocation["id"])
     assert set(awards) == {"new-voucher"}  # 从优不重复: one program, the one that gives the most
     assert awards["new-voucher"].amount == Decimal("400.00") == awards["new-voucher"].committed
