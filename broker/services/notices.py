@@ -280,11 +280,11 @@ def _finalise(session: Session, notice_id: int, now: dt.datetime) -> Notice:
     if still_open:
         raise Conflict(f"Notice {notice.id} has objections not answered yet: {', '.join(map(str, still_open))}.",
                        {"objections": [f"open: {', '.join(map(str, still_open))}"]})
-    session.expire(notice, ["items"])
-    if sorted(i.award_id for i in notice.items if i.removed_at is None) != [a.id for a in awards]:
-        raise Conflict(f"Notice {notice.id} changed while it was being finalised; try again.")
+    # An objection upheld while this waited for the locks took its award out (items never come
+    # back or join later): the awards, read under their locks, say what is still in the batch.
     for award in awards:
-        award.move_notice(NoticeState.final)
+        if award.notice_state is NoticeState.in_notice:
+            award.move_notice(NoticeState.final)
     notice.finalise(now)
     session.flush()
     return notice
