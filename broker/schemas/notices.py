@@ -100,6 +100,8 @@ class PublicNoticeSchema(BaseSchema):
     starts_on = fields.Date()
     working_days = fields.Integer()
     ends_on = fields.Date(metadata={"description": "the last working day of the notice, Asia/Shanghai"})
+    programs = fields.Function(lambda n: sorted({i.program_name for i in n.items}),
+                               metadata={"description": "the programs its awards come from"})
     timezone = fields.Constant("Asia/Shanghai")
     ends = fields.Function(_ends_note, metadata={"description": "when the notice ends, in words"})
     objections = fields.Function(_how_to_object, metadata={"description": "how, where and until when to object"})

@@ -99,6 +99,7 @@ def test_a_notice_over_national_day_with_an_upheld_objection(client, session, di
     assert public.status_code == 200, public.json
     body = public.json
     assert body["ends_on"] == ends_on.isoformat() and body["timezone"] == "Asia/Shanghai"
+    assert body["programs"] == ["模型券"]
     assert ends_on.isoformat() in body["ends"] and body["objections"]["until"] == ends_on.isoformat()
     assert body["objections"]["url"] == f"/api/v1/public/notices/{notice['id']}/objections"
     startups = [session.get(Startup, s.startup_id) for s in district["startups"]]
