@@ -84,7 +84,7 @@ def _register_api(app: Flask) -> None:
     from flask_smorest.spec.plugins import integerconverter2paramschema, unicodeconverter2paramschema
     from sqlalchemy.exc import IntegrityError
 
-    from broker.api import carriers, cycles, health, market, parties, policy
+    from broker.api import carriers, cycles, health, market, notices, parties, policy
     from broker.api.common import (
         Api,
         IdConverter,
@@ -102,12 +102,15 @@ def _register_api(app: Flask) -> None:
     api = Api(app)
     api.register_converter(IdConverter, integerconverter2paramschema)
     api.register_converter(TextConverter, unicodeconverter2paramschema)
-    blueprints = (parties.blp, market.blp, policy.blp, carriers.blp, cycles.blp)
+    blueprints = (parties.blp, market.blp, policy.blp, notices.blp, carriers.blp, cycles.blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     names = {blueprint.name for blueprint in blueprints}
     retry_transient_views(app, [endpoint for endpoint in app.view_functions if endpoint.split(".")[0] in names])
     app.register_blueprint(health.bp)
+    from broker.web import public
+
+    app.register_blueprint(public.bp)  # the public notice page (公示), no sign-in
     app.before_request(refuse_oversized_json)
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(IntegrityError, handle_integrity_error)

@@ -37,6 +37,7 @@ UNIQUE_VIOLATIONS: dict[str, tuple[str, str]] = {
     "uq_subsidy_stack_groups_code": ("code", "A stack group with this code already exists."),
     "uq_subsidy_awards_allocation_id_program_id": ("allocation_id", "This allocation already has an award from that program."),
     "uq_ledger_entries_idempotency_key": ("idempotency_key", "That ledger entry was already posted."),
+    "uq_subsidy_notice_items_award_id": ("award_ids", "That award is already in a public notice: an award is noticed once."),
     "uq_idempotency_records_account_id_key": (
         "Idempotency-Key",
         "A request with this Idempotency-Key is being made at the same time; retry it to get its result.",

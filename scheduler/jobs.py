@@ -100,6 +100,15 @@ def deliver_webhooks(app: Flask, at: dt.datetime) -> None:
         deliver_due(session, http, at, guard=DestinationGuard.from_config(app.config))
 
 
+def finalise_notices(app: Flask, at: dt.datetime) -> None:
+    from broker.services.notices import finalise_due
+
+    with _session(app) as session:
+        finalised = finalise_due(session, at)
+    if finalised:
+        log.info("public notices finalised: %s", finalised)
+
+
 # Each job of the table (scheduler/schedule.py) by name, to the function here that it names.
 JOBS: dict[str, Callable[[Flask, dt.datetime], None]] = {job.name: globals()[job.function] for job in SCHEDULED_JOBS}
 

@@ -35,6 +35,8 @@ SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
                  "windows that ended, and grants of withdrawn requests"),
     ScheduledJob("pull_usage", "pull_usage", "0 * * * *", "*/5 * * * *"),
     ScheduledJob("deliver_webhooks", "deliver_webhooks", "* * * * *", "*/20 * * * * *"),
+    ScheduledJob("finalise_notices", "finalise_notices", "30 0 * * *", "*/10 * * * *",
+                 "daily 00:30: public notices past their last working day with every objection answered"),
 )
 
 RELEASE_JOB = "expire"  # the run that releases at the carrier what a withdrawn request still holds

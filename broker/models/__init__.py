@@ -30,6 +30,7 @@ from broker.models.ledger import (
     StackGroup,
 )
 from broker.models.market import Allocation, MatchingCycle, Offer, ResourceRequest
+from broker.models.notices import Notice, NoticeItem, NoticeStatus, Objection, ObjectionStatus
 from broker.models.parties import Account, ApiToken, Carrier, Startup
 from broker.models.policy import IdempotencyRecord, Policy, SubsidyProgram
 from broker.models.sync import (
@@ -73,6 +74,11 @@ __all__ = [
     "LedgerEntry",
     "LedgerKind",
     "NoticeState",
+    "Notice",
+    "NoticeItem",
+    "NoticeStatus",
+    "Objection",
+    "ObjectionStatus",
     "ProgramMode",
     "StackGroup",
     "Appeal",

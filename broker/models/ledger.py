@@ -177,6 +177,14 @@ class Award(Audited, Base):
         self.status = status
         self.closed_at = now
 
+    def move_notice(self, state: NoticeState) -> None:
+        """Into a notice (from not_noticed), or out of one: final when it ended, removed by an upheld objection."""
+        allowed = {NoticeState.in_notice: NoticeState.not_noticed}.get(state, NoticeState.in_notice)
+        if self.notice_state is not allowed:
+            raise Conflict(f"Award {self.id} is {self.notice_state.value} in its public notice: it cannot become {state.value}.")
+        self.audit_as(f"notice_{state.value}")
+        self.notice_state = state
+
 
 class LedgerEntry(Base):
     """One movement of subsidy money. Written once; a database trigger refuses any change."""
