@@ -21,6 +21,8 @@ withdrawal locks its request, its allocations, then gives capacity back offer by
 order; the cycle locks the queued requests before the offers; subsidies lock programs before
 awards (`subsidies.award_for`, `give_back_for`, `redeem_usage`). Each locked row is
 re-read as it is now (populate_existing) and its status checked again under the lock.
+Evidence comes after awards: an upload or a review locks the award, then the piece
+(`evidence.upload`, `verify`, `reject`).
 
 A deadlock or serialization failure that can still happen (a carrier sync's bulk upsert takes
 offers in feed order, not id order, for one) is retried around the whole use case by
