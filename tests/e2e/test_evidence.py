@@ -238,3 +238,21 @@ def test_other_bad_input_changes_nothing(client, session, district, award, store
     assert (stored.status.value, stored.reason, stored.reviewed_at) == ("pending", None, None)
     assert complete(session, award.id) is False
     assert session.scalars(sa.select(Event).where(Event.type.like("evidence.%"))).all() == []
+
+
+class _Unreachable:
+    """A store whose every call fails, as an S3 endpoint that is down."""
+
+    def put(self, data, content_type):
+        from broker.storage import StorageError
+
+        raise StorageError("The evidence file could not be saved; nothing was stored.")
+
+    get = exists = put
+
+
+def test_a_store_that_fails_is_503_and_leaves_no_row(client, session, district, award, app, monkeypatch):
+    monkeypatch.setitem(app.extensions, "broker.evidence_store", _Unreachable())
+    refused = send(client, district["startup"], award.id, "contract", unique(CONTRACT, "store-down"))
+    assert refused.status_code == 503 and "nothing was stored" in refused.json["message"]
+    assert rows(session, award.id) == []
