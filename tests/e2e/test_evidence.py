@@ -4,14 +4,16 @@ only its own, and bad input leaves no row and no stored object."""
 
 import hashlib
 import io
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from broker.models import AuditEntry, Award, Event, Evidence
 from broker.services import ledger
-from broker.storage import ALLOWED_TYPES, key_for
+from broker.storage import ALLOWED_TYPES, S3Store, StorageError, key_for
 from tests.e2e.test_ledger import approve_one, awards_of, district, open_program  # noqa: F401
+from tests.integration.test_evidence_store_contract import s3_endpoint  # noqa: F401
 
 CONTRACT = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Title (GPU rental contract) >> endobj\n"
 INVOICE = b"%PDF-1.4\n1 0 obj << /Title (VAT invoice 00421) >> endobj\n"
@@ -244,11 +246,13 @@ class _Unreachable:
     """A store whose every call fails, as an S3 endpoint that is down."""
 
     def put(self, data, content_type):
-        from broker.storage import StorageError
-
         raise StorageError("The evidence file could not be saved; nothing was stored.")
 
-    get = exists = put
+    def get(self, key):
+        raise StorageError("The evidence file could not be read.")
+
+    def exists(self, key):
+        raise StorageError("The evidence store could not be read.")
 
 
 def test_a_store_that_fails_is_503_and_leaves_no_row(client, session, district, award, app, monkeypatch):
@@ -256,3 +260,27 @@ def test_a_store_that_fails_is_503_and_leaves_no_row(client, session, district, 
     refused = send(client, district["startup"], award.id, "contract", unique(CONTRACT, "store-down"))
     assert refused.status_code == 503 and "nothing was stored" in refused.json["message"]
     assert rows(session, award.id) == []
+
+
+def test_the_app_makes_its_store_once_from_the_settings(app, tmp_path):
+    from broker import create_app
+
+    assert app.extensions["broker.evidence_store"].root == Path(app.instance_path) / "evidence"
+    s3 = create_app({"BROKER_ENV": "test", "DATABASE_URL": "sqlite://", "SECRET_KEY": "x", "INSTANCE_PATH": str(tmp_path),
+                     "EVIDENCE_STORE": "s3", "S3_ENDPOINT_URL": "http://127.0.0.1:9", "S3_BUCKET": "evidence",
+                     "S3_ACCESS_KEY": "id", "S3_SECRET_KEY": "secret"})
+    store = s3.extensions["broker.evidence_store"]
+    assert isinstance(store, S3Store) and store.bucket == "evidence"  # made without a request
+
+
+def test_upload_and_download_through_an_s3_store(client, session, district, award, app, monkeypatch, s3_endpoint):
+    store = S3Store(s3_endpoint, "evidence-e2e", "test-access-key", "test-secret-key", "us-east-1")
+    store._client.create_bucket(Bucket="evidence-e2e")
+    monkeypatch.setitem(app.extensions, "broker.evidence_store", store)
+    contract = unique(CONTRACT, "s3")
+    first = send(client, district["startup"], award.id, "contract", contract)
+    same_bytes = send(client, district["carrier"], award.id, "payment", contract, name="payment.pdf")
+    assert (first.status_code, same_bytes.status_code) == (201, 201)
+    assert store._client.list_objects_v2(Bucket="evidence-e2e")["KeyCount"] == 1
+    got = client.get(f"/api/v1/evidence/{same_bytes.json['id']}/file", headers=district["staff"].headers)
+    assert got.status_code == 200 and got.data == contract and got.headers["Content-Type"] == "application/pdf"
