@@ -8,17 +8,31 @@ from typing import Any
 
 from flask import current_app, request, send_file
 from flask_smorest import Blueprint
+from webargs.flaskparser import FlaskParser
+from werkzeug.datastructures import CombinedMultiDict
 
 from broker.api.common import BEARER, SelectPage, limit_body
 from broker.auth import current_account
 from broker.clock import now
 from broker.db import get_session
 from broker.errors import InvalidInput
-from broker.schemas.evidence import EvidenceFileSchema, EvidenceFormSchema, EvidenceSchema, EvidenceRejectionSchema
+from broker.schemas.evidence import EvidenceRejectionSchema, EvidenceSchema, EvidenceUploadSchema
 from broker.services import evidence
 from broker.storage import EvidenceStore
 
-blp = Blueprint("evidence", __name__, url_prefix="/api/v1", description="Evidence per award: upload, review, download")
+class _MultipartParser(FlaskParser):
+    """Reads `files` as the whole multipart form, its files and its text fields, so that one schema
+    checks and documents an upload (flask-smorest documents one request body per view)."""
+
+    def load_files(self, req: Any, schema: Any) -> Any:
+        return self._makeproxy(CombinedMultiDict([req.files, req.form]), schema)
+
+
+class _Blueprint(Blueprint):
+    ARGUMENTS_PARSER = _MultipartParser()
+
+
+blp = _Blueprint("evidence", __name__, url_prefix="/api/v1", description="Evidence per award: upload, review, download")
 
 STORE = "broker.evidence_store"
 # A multipart body is the file plus its boundaries, headers and the `type` field: room for those,
@@ -42,21 +56,20 @@ def _room_for_an_evidence_file() -> None:
 
 
 @blp.route("/awards/<int:award_id>/evidence", methods=["POST"])
-@blp.arguments(EvidenceFormSchema, location="form")
-@blp.arguments(EvidenceFileSchema, location="files")
+@blp.arguments(EvidenceUploadSchema, location="files")
 @blp.response(201, EvidenceSchema)
 @blp.alt_response(200, schema=EvidenceSchema, description="The same file was already uploaded as this type: that piece")
 @blp.alt_response(413, description="The file is over BROKER_EVIDENCE_MAX_BYTES: nothing was stored")
 @blp.doc(security=BEARER)
-def upload_evidence(form: dict[str, Any], files: dict[str, Any], award_id: int) -> Any:
+def upload_evidence(data: dict[str, Any], award_id: int) -> Any:
     """The award's startup, or the carrier that supplied it, uploads a piece of evidence
     (multipart: `type` and `file`; PDF, PNG, JPEG, OFD, XLSX or CSV, judged by content)."""
-    upload = files["file"]
+    upload = data["file"]
     if not hasattr(upload, "read"):
         raise InvalidInput("Send the evidence as multipart/form-data field `file`.", {"file": ["Not a file."]},
                            location="files")
     piece, new = evidence.upload(
-        get_session(), current_account(), _store(), award_id, form["type"],
+        get_session(), current_account(), _store(), award_id, data["type"],
         evidence.Upload(upload.read(), upload.filename or "", upload.mimetype or ""), now(), max_bytes=_max_bytes(),
     )
     return piece, (201 if new else 200)

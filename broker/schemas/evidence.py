@@ -12,19 +12,11 @@ from broker.schemas.fields import LocalDateTime
 from broker.storage import ALLOWED_TYPES
 
 
-class EvidenceFormSchema(BaseSchema):
-    """The multipart form's text field: which kind of evidence the file is."""
+class EvidenceUploadSchema(BaseSchema):
+    """The multipart form of an upload: which kind of evidence, and the file."""
 
     type = fields.Enum(EvidenceType, by_value=True, required=True, metadata={
         "description": "contract, invoice, payment (proof of payment) or usage_statement"})
-
-
-class EvidenceFileSchema(BaseSchema):
-    """The multipart form's file."""
-
-    class Meta(BaseSchema.Meta):
-        unknown = "exclude"
-
     file = fields.Raw(required=True, metadata={
         "type": "string", "format": "binary",
         "description": f"the evidence file: {', '.join(ALLOWED_TYPES)}, judged by its content, not its name"})

@@ -221,7 +221,7 @@ def test_other_bad_input_changes_nothing(client, session, district, award, store
     startup, staff = district["startup"], district["staff"]
     data = unique(CONTRACT, "bad-input")
     unknown = send(client, startup, award.id, "receipt", data)
-    assert unknown.status_code == 422 and "type" in unknown.json["errors"]["form"]
+    assert unknown.status_code == 422 and list(unknown.json["errors"]["files"]) == ["type"]
     no_file = client.post(f"/api/v1/awards/{award.id}/evidence", data={"type": "contract"},
                           content_type="multipart/form-data", headers=startup.headers)
     assert no_file.status_code == 422 and "file" in no_file.json["errors"]["files"]
