@@ -56,6 +56,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     # Built lazily, one per carrier, and kept: each owns its carrier's circuit breaker.
     app.extensions["broker.carrier_adapters"] = CarrierAdapters(app.extensions["broker.adapters"], app.config["CARRIERS"])
+    from broker.storage import store_from_config
+
+    # One evidence store per app, from the settings (a folder, or an S3 bucket: no request until used).
+    app.extensions["broker.evidence_store"] = store_from_config(app.config, instance_path=app.instance_path)
     _register_api(app)
     return app
 
@@ -84,7 +88,7 @@ def _register_api(app: Flask) -> None:
     from flask_smorest.spec.plugins import integerconverter2paramschema, unicodeconverter2paramschema
     from sqlalchemy.exc import IntegrityError
 
-    from broker.api import carriers, cycles, health, market, notices, parties, policy
+    from broker.api import carriers, cycles, evidence, health, market, notices, parties, policy
     from broker.api.common import (
         Api,
         IdConverter,
@@ -102,7 +106,7 @@ def _register_api(app: Flask) -> None:
     api = Api(app)
     api.register_converter(IdConverter, integerconverter2paramschema)
     api.register_converter(TextConverter, unicodeconverter2paramschema)
-    blueprints = (parties.blp, market.blp, policy.blp, notices.blp, carriers.blp, cycles.blp)
+    blueprints = (parties.blp, market.blp, policy.blp, notices.blp, evidence.blp, carriers.blp, cycles.blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     names = {blueprint.name for blueprint in blueprints}

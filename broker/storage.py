@@ -348,14 +348,36 @@ def check_file(data: bytes, filename: str, declared_type: str, max_bytes: int = 
         problem = f"{name} is empty."
         raise InvalidInput(problem, {"file": [problem]}, location="files")
     kind = sniff(data)
+    declared = f" (sent as {_shown(declared_type)})" if _shown(declared_type) else ""
     if kind is None:
-        declared = f" (sent as {_shown(declared_type)})" if _shown(declared_type) else ""
         problem = (
             f"{name}{declared} is not a file type evidence may be: its content is not one of "
             f"{', '.join(ALLOWED_TYPES)}."
         )
         raise InvalidInput(problem, {"file": [problem]}, location="files")
+    claimed = _claimed_kind(filename, declared_type)
+    if kind == "CSV" and claimed not in (None, "CSV"):
+        # CSV is the one type without a signature: text is taken as CSV unless its name or type
+        # says it is a format that has one. A text file renamed .pdf lacks what a PDF must start with.
+        problem = (
+            f"{name}{declared} is not a file type evidence may be: it says it is {claimed}, but its content "
+            f"is plain text; it must be one of {', '.join(ALLOWED_TYPES)}."
+        )
+        raise InvalidInput(problem, {"file": [problem]}, location="files")
     return ALLOWED_TYPES[kind]
+
+
+# The file names and declared types that claim a format with a signature (everything but CSV).
+_EXTENSIONS = {"pdf": "PDF", "png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "ofd": "OFD", "xlsx": "XLSX"}
+_DECLARED = {content_type: kind for kind, content_type in ALLOWED_TYPES.items() if kind != "CSV"}
+
+
+def _claimed_kind(filename: str, declared_type: str) -> str | None:
+    """Which signed format of ALLOWED_TYPES the name's extension or the declared type claims, if any."""
+    name = str(filename or "").strip().lower()
+    extension = name.rsplit(".", 1)[1] if "." in name else ""
+    declared = str(declared_type or "").split(";", 1)[0].strip().lower()
+    return _EXTENSIONS.get(extension) or _DECLARED.get(declared)
 
 
 def sniff(data: bytes) -> str | None:

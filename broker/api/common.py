@@ -76,9 +76,21 @@ class Api(SmorestApi):
         merged.update(headers or {})
         if status == 500:
             payload["message"] = "Internal error; it has been logged."
+        if status == 413 and g.get("body_too_large"):
+            # A route that takes a bigger body (an evidence file) names its own limit and the field.
+            field, problem = g.body_too_large
+            payload["message"] = f"The request is too large. {problem}"
+            payload["errors"] = {"files": {field: [problem]}}
         # The README promises a message with every refusal; webargs and werkzeug give none.
         payload.setdefault("message", _http_message(error, payload.get("errors")))
         return payload, status, merged
+
+
+def limit_body(limit: int, problem: str, field: str = "file") -> None:
+    """Let this request's body be up to `limit` bytes instead of BROKER_MAX_BODY_BYTES (call it before
+    the body is read, from a before_request hook); a bigger one is a 413 saying `problem` about `field`."""
+    request.max_content_length = limit
+    g.body_too_large = (field, problem)
 
 
 def _http_message(error: HTTPException, errors: Any) -> str:

@@ -17,6 +17,7 @@ from broker.models.enums import (
     StartupStatus,
     WithdrawnBy,
 )
+from broker.models.evidence import Evidence, EvidenceSide, EvidenceStatus
 from broker.models.ledger import (
     AdjustReason,
     Award,
@@ -70,6 +71,9 @@ __all__ = [
     "Award",
     "AwardStatus",
     "Claimant",
+    "Evidence",
+    "EvidenceSide",
+    "EvidenceStatus",
     "EvidenceType",
     "LedgerEntry",
     "LedgerKind",

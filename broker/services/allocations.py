@@ -14,7 +14,7 @@ Every use case that touches these rows takes its row locks in this one order, ea
 in id order, and never reaches back for a row earlier in the order than one it holds:
 
     matching cycles → startups → requests → allocations → offers → subsidy programs → awards
-        → notices → objections
+        → evidence → notices → objections
 
 (the matching-cycle advisory lock, or the cycle row whose approval window closes, comes
 first). Decisions lock the request, then the allocation, then its offer (`lock_for`); a
@@ -22,8 +22,9 @@ withdrawal locks its request, its allocations, then gives capacity back offer by
 order; the cycle locks the queued requests before the offers; subsidies lock programs before
 awards (`subsidies.award_for`, `give_back_for`, `redeem_usage`); a public notice's use cases
 lock its awards before the notice, and an upheld objection its program, award, notice, then
-itself (`broker.services.notices`). Each locked row is
-re-read as it is now (populate_existing) and its status checked again under the lock.
+itself (`broker.services.notices`); an evidence upload or review locks the award, then the
+piece (`broker.services.evidence`). Each locked row is re-read as it is now
+(populate_existing) and its status checked again under the lock.
 
 A deadlock or serialization failure that can still happen (a carrier sync's bulk upsert takes
 offers in feed order, not id order, for one) is retried around the whole use case by

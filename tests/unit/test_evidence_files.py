@@ -93,6 +93,24 @@ def test_the_name_and_the_declared_type_are_not_trusted():
 
 
 @pytest.mark.parametrize(
+    ("name", "declared"),
+    [("notes.pdf", "application/pdf"), ("notes.pdf", "application/octet-stream"), ("scan.JPG", ""),
+     ("usage", "application/pdf"), ("book.xlsx", "text/plain")],
+)
+def test_text_is_not_taken_as_csv_when_it_claims_a_signed_format(name, declared):
+    # CSV has no signature, so plain text passes as CSV only when nothing says it is a PDF, an image,
+    # an OFD or a workbook: a text file renamed .pdf is refused, naming what is allowed.
+    with pytest.raises(InvalidInput) as raised:
+        check_file(b"this is not really a contract\n", name, declared, 1000)
+    problem = raised.value.errors["file"][0]
+    assert problem.startswith(f"{name}") and "plain text" in problem
+    for kind in ALLOWED_TYPES:
+        assert kind in problem
+    assert check_file(b"month,gpu_hours\n2026-11,120\n", "usage.csv", "text/csv", 1000) == "text/csv"
+    assert check_file(b"month,gpu_hours\n", "usage.txt", "text/plain", 1000) == "text/csv"
+
+
+@pytest.mark.parametrize(
     "data",
     [
         _zip({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<w/>"}),  # a DOCX
