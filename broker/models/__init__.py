@@ -32,6 +32,7 @@ from broker.models.ledger import (
 from broker.models.market import Allocation, MatchingCycle, Offer, ResourceRequest
 from broker.models.parties import Account, ApiToken, Carrier, Startup
 from broker.models.policy import IdempotencyRecord, Policy, SubsidyProgram
+from broker.models.settlement import ClawbackReason, SettlementLine, SettlementStatement, StatementStatus, SubsidyBan
 from broker.models.sync import (
     CarrierSync,
     ConflictKind,
@@ -75,6 +76,11 @@ __all__ = [
     "NoticeState",
     "ProgramMode",
     "StackGroup",
+    "ClawbackReason",
+    "SettlementLine",
+    "SettlementStatement",
+    "StatementStatus",
+    "SubsidyBan",
     "Appeal",
     "AppealStatus",
     "DeliveryStatus",
