@@ -287,6 +287,8 @@ class StatementView:
         return cls(statement, [line for line in statement.lines if actor is None or _payable_to(actor, line)])
 
     def __getattr__(self, name: str) -> Any:  # the statement's own fields: id, period, status, ...
+        if name == "statement":  # not set yet (a copy being made): never recurse
+            raise AttributeError(name)
         return getattr(self.statement, name)
 
     @property

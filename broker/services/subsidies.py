@@ -68,7 +68,7 @@ def facts_for(session: Session, startup: Startup, offer: Offer) -> Facts:
         sa.select(SubsidyBan.program_id, SubsidyBan.until, SubsidyBan.reason)
         .where(SubsidyBan.startup_id == startup.id).order_by(SubsidyBan.until, SubsidyBan.id)
     ):
-        banned_until[program_id], ban_reasons[program_id] = until, reason.value  # the latest ban wins
+        banned_until[program_id], ban_reasons[program_id] = until, reason.value  # the longest ban wins
     return Facts(banned_until=banned_until, ban_reasons=ban_reasons)
 
 

@@ -316,3 +316,42 @@ def test_the_carrier_is_the_payee_where_it_claims_and_held_evidence_is_named(cli
     assert len(seen) == 1 and len(seen[0]["lines"]) == 2
     assert client.get("/api/v1/settlements", headers=people["alpha"].headers).json == []
     assert reconciled(session)
+
+
+def test_an_award_changed_since_the_statement_was_built_stops_the_write_off(client, session, period):
+    people = period
+    allocations = approve_all(client, people, {"alpha": "100"})
+    use(session, allocations["alpha"], "100", at(dt.date(2026, 12, 9)), "u-1")
+    reviewed(session, allocations["alpha"])
+    period["clock"].set(at(dt.date(2027, 1, 5)))
+    unknown = client.post("/api/v1/settlements", json={"program": "nope", "period": "2026-12"}, headers=people["builder"].headers)
+    assert unknown.status_code == 422 and "program" in unknown.json["errors"]["json"]
+    early = client.post("/api/v1/settlements", json={"program": "voucher", "period": "2027-02"}, headers=people["builder"].headers)
+    assert early.status_code == 422 and "begins on 2027-02-01" in early.json["errors"]["json"]["period"][0]
+    built = client.post("/api/v1/settlements", json={"program": "voucher", "period": "2026-12"}, headers=people["builder"].headers)
+    assert built.json["total_payable"] == "12500.00"
+    award = award_of(session, allocations["alpha"])
+    award.notice_state = NoticeState.removed  # an objection upheld after the statement was built (the notice's branch)
+    session.commit()
+    before = snapshot(session)
+    refused = client.post(f"/api/v1/settlements/{built.json['id']}/approve", json={"disbursement_reference": "ICBC-9"},
+                          headers=people["first"].headers)
+    assert refused.status_code == 409 and f"Award {award.id} is no longer final" in refused.json["message"], refused.json
+    assert snapshot(session) == before
+    assert reconciled(session)
+
+
+def test_the_daily_job_releases_what_ended_unused_once_the_program_is_over(app, client, session, period):
+    from scheduler.jobs import release_unused
+
+    people = period
+    allocations = approve_all(client, people, {"alpha": "100"})
+    use(session, allocations["alpha"], "40", at(dt.date(2026, 12, 9)), "u-1")
+    release_unused(app, at(dt.date(2027, 1, 5), hour=2))  # the program runs to 2027-07-01: nothing yet
+    assert award_of(session, allocations["alpha"]).status.value == "committed"
+    release_unused(app, at(dt.date(2027, 7, 1), hour=2))
+    award = award_of(session, allocations["alpha"])
+    assert (award.status.value, award.committed, award.redeemed) == ("released", Decimal("5000.00"), Decimal("5000.00"))
+    release_unused(app, at(dt.date(2027, 7, 2), hour=2))  # again: nothing left to give back, no new row
+    assert [r.kind.value for r in rows_of(session, award.id)] == ["commit", "redeem", "reverse"]
+    assert reconciled(session)
