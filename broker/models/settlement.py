@@ -80,10 +80,13 @@ class SettlementStatement(Audited, Base):
             raise Conflict(f"You already approved statement {self.id}; over the four-eyes threshold a second, "
                            "different staff account must approve it.")
         self.audit_as("approve")
+        # The reference each approver gives is kept (so the audit log has the first one too);
+        # the final approval's is the one written on the write-off rows.
+        self.disbursement_reference = reference
         if self.approvals_needed == 2 and self.first_approved_by_id is None:
             self.first_approved_by_id, self.first_approved_at = actor_id, now
             return False
-        self.approved_by_id, self.approved_at, self.disbursement_reference = actor_id, now, reference
+        self.approved_by_id, self.approved_at = actor_id, now
         self.status = StatementStatus.written_off if self.total_payable > 0 else StatementStatus.approved
         return True
 
