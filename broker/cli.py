@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import sys
 from collections.abc import Callable
@@ -319,6 +320,71 @@ def ledger_reconcile() -> None:
     for d in result.differences:
         click.echo(f"DIFFERENCE {d.what} {d.balance}: stored {d.stored}, from the rows {d.derived} ({d.detail})", err=True)
     raise SystemExit(1)
+
+
+@ledger_group.command("statement")
+@click.option("--program", "program_code", required=True, help="the program's code")
+@click.option("--period", required=True, help="a quarter (2026-Q4) or a month (2026-11), Asia/Shanghai")
+@click.option("--xlsx", "xlsx_path", type=click.Path(dir_okay=False, writable=True), help="also write it to this .xlsx file")
+@with_migrated_database
+def ledger_statement(program_code: str, period: str, xlsx_path: str | None) -> None:
+    """Print a program's settlement statement for a period, building it if there is none yet."""
+    from decimal import Decimal
+
+    from broker.services import settlement
+
+    session = get_session()
+    try:
+        view = settlement.statement_for(session, program_code, period, now(),
+                                        Decimal(current_app.config["SETTLEMENT_FOUR_EYES_ABOVE"]))
+        documents = settlement.funding_documents(session, view.program_id)
+        click.echo("\n".join(statement_lines(view, documents)))
+        if xlsx_path:
+            settlement.write_xlsx(view, documents, xlsx_path)
+            click.echo(f"Written to {xlsx_path}.")
+    except DomainError as error:
+        _fail(error)
+    finally:
+        session.rollback()
+
+
+def _pad(text: str, width: int) -> str:
+    """`text` padded to `width` terminal columns: a Chinese character takes two."""
+    import unicodedata
+
+    used = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(width - used, 0)
+
+
+def statement_lines(view: Any, documents: list[str]) -> list[str]:
+    """A settlement statement as a table: a header naming the program, period and status, one row per
+    award, and the totals per payee."""
+    last_day = view.ends_at.astimezone(SHANGHAI).date() - dt.timedelta(days=1)
+    out = [
+        f"Settlement statement {view.id}: program {view.program_code} ({view.program.name}), period {view.period} "
+        f"({view.starts_at.astimezone(SHANGHAI).date()} to {last_day}, Asia/Shanghai)",
+        f"Status: {view.status.value}; approvals needed: {view.approvals_needed}"
+        + (f"; disbursement reference: {view.disbursement_reference}" if view.disbursement_reference else ""),
+        "Funding documents: " + ("; ".join(documents) or "none"),
+        "",
+        f"{'award':>6} {'payee':<28} {'committed':>12} {'used before':>12} {'used in':>12} {'written off':>12} "
+        f"{'outstanding':>12} {'evidence':<12} {'notice':<11} {'payable':>12}  held",
+    ]
+    for line in view.lines:
+        payee = _pad(f"{line.payee_kind.value}:{line.payee_name}", 28)
+        out.append(f"{line.award_id:>6} {payee} {line.committed:>12} {line.redeemed_before:>12} "
+                   f"{line.redeemed_in_period:>12} {line.written_off_before:>12} {line.outstanding:>12} "
+                   f"{line.evidence:<12} {line.notice_state.value:<11} {line.payable:>12}  {line.held or ''}")
+    out += ["", "Totals per payee:",
+            f"{'payee':<35} {'committed':>12} {'used in':>12} {'outstanding':>12} {'payable':>12}"]
+    for payee in view.payees:
+        name = _pad(f"{payee.payee_kind.value}:{payee.payee_name}", 35)
+        out.append(f"{name} {payee.committed:>12} {payee.redeemed_in_period:>12} {payee.outstanding:>12} "
+                   f"{payee.payable:>12}")
+    out.append(f"{'Total payable':<35} {'':>12} {'':>12} {'':>12} {view.total_payable:>12}")
+    out.append("used before / used in: redeemed by usage before / in the period; written off: before this statement; "
+               "outstanding: redeemed by the period's end, not written off; payable: what the approval writes off")
+    return out
 
 
 @main.group("bench")

@@ -38,6 +38,10 @@ UNIQUE_VIOLATIONS: dict[str, tuple[str, str]] = {
     "uq_subsidy_awards_allocation_id_program_id": ("allocation_id", "This allocation already has an award from that program."),
     "uq_ledger_entries_idempotency_key": ("idempotency_key", "That ledger entry was already posted."),
     "uq_subsidy_notice_items_award_id": ("award_ids", "That award is already in a public notice: an award is noticed once."),
+    "uq_settlement_statements_program_id_period": (
+        "period", "This program's statement for this period was built by another request at the same time."),
+    "uq_settlement_lines_statement_id_award_id": ("award_id", "This statement already has a line for that award."),
+    "uq_subsidy_bans_award_id": ("award_id", "This award was already clawed back."),
     "uq_idempotency_records_account_id_key": (
         "Idempotency-Key",
         "A request with this Idempotency-Key is being made at the same time; retry it to get its result.",

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import tomllib
+from decimal import Decimal, InvalidOperation
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -43,6 +44,8 @@ VARIABLES: dict[str, str] = {
     "BROKER_S3_ACCESS_KEY": "s3 store: the access key id; required with BROKER_EVIDENCE_STORE=s3",
     "BROKER_S3_SECRET_KEY": "s3 store: the secret access key; required with BROKER_EVIDENCE_STORE=s3",
     "BROKER_S3_REGION": "s3 store: the region requests are signed for; default us-east-1",
+    "BROKER_SETTLEMENT_FOUR_EYES_ABOVE": "yuan: a settlement statement paying more than this needs a second, different "
+    "staff account's approval (four eyes) before it is written off; default 100000",
     "BROKER_TEST_DATABASE_URL": "tests only: a PostgreSQL server URL; the suite creates and drops its own database there",
     "BROKER_CARRIERS_FILE": "TOML or JSON file of per-carrier settings (base URL, credential variable names, "
     "timeouts, sync schedule, webhook secret variable); default outside production: the simulators on "
@@ -100,6 +103,7 @@ _DEFAULTS: dict[str, object] = {
     "S3_ACCESS_KEY": None,
     "S3_SECRET_KEY": None,
     "S3_REGION": None,
+    "SETTLEMENT_FOUR_EYES_ABOVE": "100000",
 }
 
 # Outside production, carriers default to their simulators (`broker simulate CODE --port N`).
@@ -199,6 +203,17 @@ class ConfigurationError(RuntimeError):
     """The settings are not good enough to start in this environment."""
 
 
+def _yuan(name: str, text: str) -> str:
+    """A yuan amount of at most two decimal places, not negative, kept as its exact text."""
+    try:
+        amount = Decimal(text.strip())
+    except InvalidOperation:
+        raise ConfigurationError(f"{name} must be an amount in yuan, e.g. 100000") from None
+    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+        raise ConfigurationError(f"{name} must be an amount in yuan, not negative, at most two decimal places")
+    return str(amount)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]:
     """Build the app's settings from BROKER_* variables (os.environ by default)."""
     env = os.environ if environ is None else environ
@@ -249,6 +264,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
                 settings[key] = kind(env[name])
             except ValueError:
                 raise ConfigurationError(f"{name} must be a number") from None
+    if "BROKER_SETTLEMENT_FOUR_EYES_ABOVE" in env:
+        settings["SETTLEMENT_FOUR_EYES_ABOVE"] = _yuan("BROKER_SETTLEMENT_FOUR_EYES_ABOVE", env["BROKER_SETTLEMENT_FOUR_EYES_ABOVE"])
     if "BROKER_WEBHOOK_ALLOWED_HOSTS" in env:
         settings["WEBHOOK_ALLOWED_HOSTS"] = tuple(
             entry.strip() for entry in env["BROKER_WEBHOOK_ALLOWED_HOSTS"].split(",") if entry.strip()

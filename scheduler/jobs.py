@@ -92,6 +92,16 @@ def pull_usage(app: Flask, at: dt.datetime) -> None:
                 log.warning("usage of %s not pulled: %s", code, error)
 
 
+def release_unused(app: Flask, at: dt.datetime) -> None:
+    from broker.services.settlement import release_after_programs_end
+
+    with _session(app) as session:
+        for done in release_after_programs_end(session, at):
+            if done.award_ids:
+                log.info("program %s released %d awards, %s back to the budget", done.program_code,
+                         len(done.award_ids), done.returned)
+
+
 def deliver_webhooks(app: Flask, at: dt.datetime) -> None:
     from broker.netguard import DestinationGuard
     from broker.services.events import deliver_due

@@ -25,7 +25,7 @@ class ScheduledJob:
 
 # In the order a week flows, which is the order jobs sharing a slot run in: take in capacity
 # (the carriers' syncs, first), close the old window, match, provision, expire, account for
-# usage, tell people.
+# usage, give back what ended unused, tell people.
 SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("close_approvals", "close_approvals", "*/5 * * * *", "* * * * *"),
     ScheduledJob("run_cycle", "run_cycle", "0 9 * * mon", "*/10 * * * *",
@@ -34,6 +34,8 @@ SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("expire", "expire", "*/10 * * * *", "*/10 * * * *",
                  "windows that ended, and grants of withdrawn requests"),
     ScheduledJob("pull_usage", "pull_usage", "0 * * * *", "*/5 * * * *"),
+    ScheduledJob("release_unused", "release_unused", "30 2 * * *", "*/15 * * * *",
+                 "daily 02:30: programs past their ends_on give back what ended windows left unused"),
     ScheduledJob("deliver_webhooks", "deliver_webhooks", "* * * * *", "*/20 * * * * *"),
     ScheduledJob("finalise_notices", "finalise_notices", "30 0 * * *", "*/10 * * * *",
                  "daily 00:30: public notices past their last working day with every objection answered"),

@@ -34,6 +34,7 @@ from broker.models.market import Allocation, MatchingCycle, Offer, ResourceReque
 from broker.models.notices import Notice, NoticeItem, NoticeStatus, Objection, ObjectionStatus
 from broker.models.parties import Account, ApiToken, Carrier, Startup
 from broker.models.policy import IdempotencyRecord, Policy, SubsidyProgram
+from broker.models.settlement import ClawbackReason, SettlementLine, SettlementStatement, StatementStatus, SubsidyBan
 from broker.models.sync import (
     CarrierSync,
     ConflictKind,
@@ -85,6 +86,11 @@ __all__ = [
     "ObjectionStatus",
     "ProgramMode",
     "StackGroup",
+    "ClawbackReason",
+    "SettlementLine",
+    "SettlementStatement",
+    "StatementStatus",
+    "SubsidyBan",
     "Appeal",
     "AppealStatus",
     "DeliveryStatus",

@@ -171,7 +171,9 @@ class Award(Audited, Base):
         self.committed, self.redeemed, self.written_off = committed, redeemed, written_off
 
     def close(self, status: AwardStatus, now: dt.datetime) -> None:
-        if self.status is not AwardStatus.committed:
+        # A released award may still be clawed back (what it redeemed is taken back by an adjustment).
+        reopened = self.status is AwardStatus.released and status is AwardStatus.clawed_back
+        if self.status is not AwardStatus.committed and not reopened:
             raise Conflict(f"Award {self.id} is already {self.status.value}.")
         self.audit_as(status.value)
         self.status = status

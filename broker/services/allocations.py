@@ -14,7 +14,7 @@ Every use case that touches these rows takes its row locks in this one order, ea
 in id order, and never reaches back for a row earlier in the order than one it holds:
 
     matching cycles → startups → requests → allocations → offers → subsidy programs → awards
-        → evidence → notices → objections
+        → evidence → notices → objections → settlement statements
 
 (the matching-cycle advisory lock, or the cycle row whose approval window closes, comes
 first). Decisions lock the request, then the allocation, then its offer (`lock_for`); a
@@ -23,7 +23,8 @@ order; the cycle locks the queued requests before the offers; subsidies lock pro
 awards (`subsidies.award_for`, `give_back_for`, `redeem_usage`); a public notice's use cases
 lock its awards before the notice, and an upheld objection its program, award, notice, then
 itself (`broker.services.notices`); an evidence upload or review locks the award, then the
-piece (`broker.services.evidence`). Each locked row is re-read as it is now
+piece (`broker.services.evidence`); a settlement approval or a clawback locks programs, then
+awards, then the statement (`broker.services.settlement`). Each locked row is re-read as it is now
 (populate_existing) and its status checked again under the lock.
 
 A deadlock or serialization failure that can still happen (a carrier sync's bulk upsert takes

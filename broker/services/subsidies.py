@@ -28,6 +28,7 @@ from broker.models import (
     ProgramMode,
     ProgramStatus,
     Startup,
+    SubsidyBan,
     SubsidyProgram,
     UsageReport,
 )
@@ -55,11 +56,20 @@ class Facts:
     related_party: str | None = None
     # Other public subsidies the startup declared for the same contract (their levels/kinds).
     other_subsidies: tuple[str, ...] = ()
+    # Why each ban in `banned_until` was imposed (the clawback's reason).
+    ban_reasons: dict[int, str] = field(default_factory=dict)
 
 
 def facts_for(session: Session, startup: Startup, offer: Offer) -> Facts:
     """The facts about `startup` and `offer` eligibility checks beyond the program's own terms."""
-    return Facts()
+    banned_until: dict[int, dt.date] = {}
+    ban_reasons: dict[int, str] = {}
+    for program_id, until, reason in session.execute(
+        sa.select(SubsidyBan.program_id, SubsidyBan.until, SubsidyBan.reason)
+        .where(SubsidyBan.startup_id == startup.id).order_by(SubsidyBan.until, SubsidyBan.id)
+    ):
+        banned_until[program_id], ban_reasons[program_id] = until, reason.value  # the longest ban wins
+    return Facts(banned_until=banned_until, ban_reasons=ban_reasons)
 
 
 def eligibility_problem(program: SubsidyProgram, startup: Startup, offer: Offer, starts_on: dt.date, today: dt.date,
@@ -86,7 +96,8 @@ def eligibility_problem(program: SubsidyProgram, startup: Startup, offer: Offer,
     if program.exclude_carrier_affiliates and startup.affiliated_carrier_id == offer.carrier_id:
         return "affiliated with the supplying carrier"
     if program.id in facts.banned_until and today < facts.banned_until[program.id]:
-        return f"barred from this program until {facts.banned_until[program.id]} after a clawback"
+        why = facts.ban_reasons.get(program.id)
+        return f"barred from this program until {facts.banned_until[program.id]} after a clawback" + (f" ({why})" if why else "")
     if program.exclude_carrier_affiliates and facts.related_party:
         return f"related party of the supplier: {facts.related_party}"
     return None

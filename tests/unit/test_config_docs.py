@@ -18,3 +18,13 @@ def test_the_readme_names_every_scheduled_job_and_its_default():
     said = {job.name for job in SCHEDULED_JOBS
             if re.search(rf"`{job.name.upper()}` \((default )?`{re.escape(job.default_cron)}`", row)}
     assert said == {job.name for job in SCHEDULED_JOBS}
+
+
+def test_the_four_eyes_threshold_is_read_in_yuan_and_refused_when_it_is_not():
+    import pytest
+
+    assert config.load_settings({})["SETTLEMENT_FOUR_EYES_ABOVE"] == "100000"
+    assert config.load_settings({"BROKER_SETTLEMENT_FOUR_EYES_ABOVE": " 5000.5 "})["SETTLEMENT_FOUR_EYES_ABOVE"] == "5000.5"
+    for bad in ("-1", "lots", "1.005", "inf"):
+        with pytest.raises(config.ConfigurationError, match="BROKER_SETTLEMENT_FOUR_EYES_ABOVE"):
+            config.load_settings({"BROKER_SETTLEMENT_FOUR_EYES_ABOVE": bad})
