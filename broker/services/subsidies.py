@@ -335,14 +335,22 @@ def engine_prices(session: Session, wanted: Iterable[tuple[Startup, Offer, dt.da
         return {}
     today = local_date(now)
     declared = declarations_for(session, [s.id for s, _, _ in wanted], [o.carrier_id for _, o, _ in wanted])
+    # What an offer changes in the answer: its carrier and kind (supplier lists, related parties,
+    # other subsidies, covered kinds), its attributes (rate rules), and its id only where a
+    # program lists offers. A cycle's thousands of lots come in a few such shapes.
+    by_offer = any(p.supplier_offer_ids is not None for p in programs)
+    rate_of: dict[tuple, Decimal] = {}
     prices = {}
     for startup, offer, starts_on in wanted:
-        facts = facts_for(session, startup, offer, declared=declared)
-        rates = {p.id: rate_for(p, startup, offer, today) for p in programs
-                 if eligibility_problem(p, startup, offer, starts_on, today, facts) is None}
-        rate = best_rate(programs, rates)
-        if rate > 0:
-            prices[startup.id, offer.id] = offer.unit_price * (1 - rate)
+        shape = (startup.id, starts_on, offer.carrier_id, offer.kind, offer.id if by_offer else None,
+                 tuple(sorted((name, str(value)) for name, value in offer.attributes.items())))
+        if shape not in rate_of:
+            facts = facts_for(session, startup, offer, declared=declared)
+            rates = {p.id: rate_for(p, startup, offer, today) for p in programs
+                     if eligibility_problem(p, startup, offer, starts_on, today, facts) is None}
+            rate_of[shape] = best_rate(programs, rates)
+        if rate_of[shape] > 0:
+            prices[startup.id, offer.id] = offer.unit_price * (1 - rate_of[shape])
     return prices
 
 

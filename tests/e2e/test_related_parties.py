@@ -251,3 +251,17 @@ def test_the_cycle_checks_budgets_on_net_prices(client, session, district):
     assert client.post(f"/api/v1/allocations/{allocation['id']}/approve", json={}, headers=staff.headers).status_code == 200
     assert awards_of(session, allocation["id"])["voucher"].amount == Decimal("400.00")
     assert ledger.reconcile(session).ok
+
+
+def test_a_subsidy_declared_for_a_proposed_allocation_blocks_the_award_at_approval(client, session, district):
+    staff, startup = district["staff"], district["startup"]
+    open_program(client, staff, "no-other-city", rate="0.4", excludes_subsidy_levels=["city"])
+    asked = client.post("/api/v1/requests", json={"kind": "gpu", "quantity": "100", **WINDOW}, headers=startup.headers)
+    assert client.post("/api/v1/cycles", json={}, headers=staff.headers).status_code == 201
+    [allocation] = client.get(f"/api/v1/allocations?request_id={asked.json['id']}", headers=startup.headers).json
+    held = client.put("/api/v1/me/other-subsidies", json={"subsidies": [city_subsidy(None, kind=None, allocation_id=allocation["id"])]},
+                      headers=startup.headers)
+    assert held.status_code == 200, held.json
+    assert client.post(f"/api/v1/allocations/{allocation['id']}/approve", json={}, headers=staff.headers).status_code == 200
+    assert awards_of(session, allocation["id"]) == {}
+    assert ledger.reconcile(session).ok
