@@ -178,31 +178,46 @@ def build_problem(instance: Instance) -> Problem:
     )
 
 
-def _own_prices(instance: Instance) -> dict[int, dict[int, float]]:
-    """Startup index -> {offer index: the price it pays}, where that is not the offer's."""
+@dataclass(frozen=True)
+class OwnPrices:
+    """The prices startups pay other than the offers' (`Startup.prices`), keyed startup index ×
+    number of offers + offer index, sorted, so that any array of (startup, offer) looks up at once."""
+
+    keys: np.ndarray
+    prices: np.ndarray
+    n_offers: int
+
+    def __bool__(self) -> bool:
+        return len(self.keys) > 0
+
+    def lookup(self, startup: np.ndarray, offer: np.ndarray, default: np.ndarray) -> np.ndarray:
+        """What `startup[i]` pays per unit of `offer[i]` (broadcast), else `default`."""
+        if not self:
+            return default
+        keys = startup * self.n_offers + offer
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[at] == keys, self.prices[at], default)
+
+
+def _own_prices(instance: Instance) -> OwnPrices:
     offer_index = {o.id: i for i, o in enumerate(instance.offers)}
-    own: dict[int, dict[int, float]] = {}
-    for s, startup in enumerate(instance.startups):
-        prices = {offer_index[o]: float(p) for o, p in startup.prices.items()
-                  if o in offer_index and float(p) != instance.offers[offer_index[o]].unit_price}
-        if prices:
-            own[s] = prices
-    return own
+    n = len(instance.offers)
+    found = sorted(
+        (s * n + offer_index[o], float(p))
+        for s, startup in enumerate(instance.startups) for o, p in startup.prices.items()
+        if o in offer_index and float(p) != instance.offers[offer_index[o]].unit_price
+    )
+    return OwnPrices(np.array([k for k, _ in found], dtype=np.int64), np.array([p for _, p in found], dtype=float), n)
 
 
 def _pair_prices(pair_req: np.ndarray, pair_off: np.ndarray, off_price: np.ndarray, req_startup: np.ndarray,
-                 own_price: dict[int, dict[int, float]]) -> np.ndarray:
-    price = off_price[pair_off]
-    if own_price:
-        startup = req_startup[pair_req]
-        for i in np.flatnonzero(np.isin(startup, list(own_price))).tolist():
-            price[i] = own_price[int(startup[i])].get(int(pair_off[i]), price[i])
-    return price
+                 own_price: OwnPrices) -> np.ndarray:
+    return own_price.lookup(req_startup[pair_req], pair_off, off_price[pair_off])
 
 
 def _compatible_pairs(
     instance: Instance, req_kind: np.ndarray, off_kind: np.ndarray, off_price: np.ndarray,
-    req_startup: np.ndarray | None = None, own_price: dict[int, dict[int, float]] | None = None,
+    req_startup: np.ndarray | None = None, own_price: OwnPrices | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
     requests = instance.requests
     no_pair_reason: list[str | None] = [None] * len(requests)
@@ -217,7 +232,7 @@ def _compatible_pairs(
             for r in kind_requests:
                 no_pair_reason[r] = NO_COMPATIBLE_OFFER
             continue
-        check = _KindCheck(instance, kind_offers, req_startup, own_price or {})
+        check = _KindCheck(instance, kind_offers, req_startup, own_price)
         block = max(1, _BLOCK_CELLS // len(kind_offers))
         for start in range(0, len(kind_requests), block):
             rows = kind_requests[start : start + block]
@@ -240,18 +255,11 @@ class _KindCheck:
     """The offers of one kind, coded as small integers so that requests can be tested in bulk."""
 
     def __init__(self, instance: Instance, kind_offers: np.ndarray, req_startup: np.ndarray | None = None,
-                 own_price: dict[int, dict[int, float]] | None = None) -> None:
+                 own_price: OwnPrices | None = None) -> None:
         self.instance = instance
         self.offer_index = kind_offers
         self.req_startup = req_startup
-        # Startup index -> (positions in `offer_index`, the prices it pays there), for the
-        # startups that pay other than the offers' prices on some offer of this kind.
-        position = {int(o): i for i, o in enumerate(kind_offers)}
-        self.own: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for s, prices in (own_price or {}).items():
-            mine = [(position[o], p) for o, p in sorted(prices.items()) if o in position]
-            if mine:
-                self.own[s] = (np.array([m[0] for m in mine], dtype=np.int64), np.array([m[1] for m in mine]))
+        self.own = own_price
         offers = [instance.offers[o] for o in kind_offers]
         self.regions = sorted({o.region for o in offers})
         region_code = {name: i for i, name in enumerate(self.regions)}
@@ -333,17 +341,7 @@ class _KindCheck:
         if not self.own:
             return base
         startups = self.req_startup[rows[takers]]
-        mine = np.flatnonzero(np.isin(startups, list(self.own)))
-        if len(mine) == 0:
-            return base
-        price = np.repeat(base, len(takers), axis=0)
-        column = np.full(len(self.offer_index), -1, dtype=np.int64)
-        column[offers] = np.arange(len(offers))
-        for i in mine.tolist():
-            where, paid = self.own[int(startups[i])]
-            here = column[where] >= 0
-            price[i, column[where[here]]] = paid[here]
-        return price
+        return self.own.lookup(startups[:, None], self.offer_index[offers][None, :], base)
 
     def _attribute_accept(self, requests: list) -> dict[str, np.ndarray]:
         """Per attribute a request names: accept[i, c], request i takes value code c (column

@@ -103,13 +103,15 @@ def take_snapshot(session: Session, policy: Policy, today: dt.date, now: dt.date
     ).all()
     weights = {f"r{r.id}": request_weight(policy, r.startup, r.cycles_waited) for r in requests}
     startups = {r.startup for r in requests}
-    net = _net_prices(session, requests, offers, now)
+    net: dict[int, dict[str, float]] = defaultdict(dict)  # startup id -> {engine offer id: its price}
+    for (startup_id, offer_id), price in sorted(_net_prices(session, requests, offers, now).items()):
+        net[startup_id][f"o{offer_id}"] = float(price)
     instance = matching.Instance(
         policy=matching.Policy(share_cap=float(policy.share_cap)),
         startups=tuple(
             matching.Startup(
                 id=f"s{s.id}", budget=None if s.cycle_budget is None else float(s.cycle_budget),
-                prices={f"o{o}": float(price) for (startup, o), price in sorted(net.items()) if startup == s.id},
+                prices=net.get(s.id, {}),
             )
             for s in startups
         ),
