@@ -52,6 +52,9 @@ UNIQUE_VIOLATIONS: dict[str, tuple[str, str]] = {
         "This cycle already allocates this offer to this request.",
     ),
     "uq_appeals_one_open": ("allocation_id", "An appeal on this allocation is still waiting for an answer."),
+    # A list is replaced under its declarant's row lock, and the schema refuses a code listed twice.
+    "uq_related_parties_startup_uscc": ("uscc", "This startup already lists this unified social credit code."),
+    "uq_related_parties_carrier_uscc": ("uscc", "This carrier already lists this unified social credit code."),
     "uq_webhook_subscriptions_account_id": (
         "url",
         "This account's webhook was set by another request at the same time; send it again to replace it.",

@@ -20,13 +20,15 @@ from broker.schemas.market import (
     OfferSchema,
     OfferUpsertResultSchema,
     QuoteQuerySchema,
+    QuoteRequestSchema,
     QuoteSchema,
+    RequestQuoteSchema,
     RequestInSchema,
     RequestQuerySchema,
     RequestSchema,
     WithdrawnRequestSchema,
 )
-from broker.services import market
+from broker.services import market, quotes
 from scheduler.runner import next_firing
 from scheduler.schedule import RELEASE_JOB
 
@@ -69,6 +71,17 @@ def get_offer(offer_id: int) -> Any:
 def quote_offer(query: dict[str, Any], offer_id: int) -> Any:
     """A startup: what it would pay for a quantity of this offer, after the subsidy it would get today."""
     return market.quote_offer(get_session(), current_account(), offer_id, query["quantity"], now())
+
+
+@blp.route("/quotes", methods=["POST"])
+@blp.arguments(QuoteRequestSchema)
+@blp.response(200, RequestQuoteSchema)
+@blp.doc(security=BEARER)
+def quote_request(data: dict[str, Any]) -> Any:
+    """A startup: a request it is thinking of, quoted on every compatible active offer (gross, subsidy,
+    net and each program's line), cheapest net first; and how much the platform lists of the kind in
+    that window. Nothing is reserved."""
+    return quotes.quote_request(get_session(), current_account(), data, now())
 
 
 @blp.route("/offers/<int:offer_id>/withdraw", methods=["POST"])

@@ -25,7 +25,14 @@ from broker.schemas.parties import (
     TokenQuerySchema,
     TokenSchema,
 )
-from broker.services import accounts
+from broker.schemas.declarations import (
+    CarrierUsccSchema,
+    OtherSubsidiesInSchema,
+    OtherSubsidiesSchema,
+    RelatedPartiesInSchema,
+    RelatedPartiesSchema,
+)
+from broker.services import accounts, declarations
 
 blp = Blueprint("parties", __name__, url_prefix="/api/v1", description="Startups, carriers, accounts and tokens")
 
@@ -139,3 +146,72 @@ def issue_token(data: dict[str, Any], account_id: int) -> Any:
     audited as the account, acted for by you."""
     token, secret = accounts.issue_token(get_session(), current_account(), account_id, now(), **data)
     return {"token": secret, "token_id": token.id, "account_id": token.account_id, "expires_at": token.expires_at}
+
+
+@blp.route("/me/related-parties", methods=["GET"])
+@blp.response(200, RelatedPartiesSchema)
+@blp.doc(security=BEARER)
+def own_related_parties() -> Any:
+    """A startup or a carrier: the related parties it declared."""
+    return declarations.own_related_parties(get_session(), current_account())
+
+
+@blp.route("/me/related-parties", methods=["PUT"])
+@blp.arguments(RelatedPartiesInSchema)
+@blp.response(200, RelatedPartiesSchema)
+@blp.doc(security=BEARER)
+def replace_related_parties(data: dict[str, Any]) -> Any:
+    """A startup (its shareholders and affiliates) or a carrier (its affiliates): replace the whole
+    list, by unified social credit code. A match with the supplying carrier blocks subsidies."""
+    return declarations.replace_related_parties(get_session(), current_account(), data["parties"])
+
+
+@blp.route("/startups/<int:startup_id>/related-parties", methods=["GET"])
+@blp.response(200, RelatedPartiesSchema)
+@blp.doc(security=BEARER)
+def startup_related_parties(startup_id: int) -> Any:
+    """Staff, or the startup itself: the related parties a startup declared."""
+    return declarations.related_parties_of(get_session(), current_account(), startup_id=startup_id)
+
+
+@blp.route("/carriers/<int:carrier_id>/related-parties", methods=["GET"])
+@blp.response(200, RelatedPartiesSchema)
+@blp.doc(security=BEARER)
+def carrier_related_parties(carrier_id: int) -> Any:
+    """Staff, or the carrier itself: the affiliates a carrier declared."""
+    return declarations.related_parties_of(get_session(), current_account(), carrier_id=carrier_id)
+
+
+@blp.route("/carriers/<int:carrier_id>/uscc", methods=["PUT"])
+@blp.arguments(CarrierUsccSchema)
+@blp.response(200, CarrierSchema)
+@blp.doc(security=BEARER)
+def set_carrier_uscc(data: dict[str, Any], carrier_id: int) -> Any:
+    """Staff, or the carrier itself: the carrier's unified social credit code (null: unknown)."""
+    return declarations.set_carrier_uscc(get_session(), current_account(), carrier_id, data["uscc"])
+
+
+@blp.route("/me/other-subsidies", methods=["GET"])
+@blp.response(200, OtherSubsidiesSchema)
+@blp.doc(security=BEARER)
+def own_other_subsidies() -> Any:
+    """A startup: the other public subsidies it declared."""
+    return declarations.other_subsidies_of(get_session(), current_account())
+
+
+@blp.route("/me/other-subsidies", methods=["PUT"])
+@blp.arguments(OtherSubsidiesInSchema)
+@blp.response(200, OtherSubsidiesSchema)
+@blp.doc(security=BEARER)
+def replace_other_subsidies(data: dict[str, Any]) -> Any:
+    """A startup: replace the whole list of other public subsidies it holds, each for one contract
+    (an allocation, or a carrier and a kind). A program that excludes such a subsidy won't pay."""
+    return declarations.replace_other_subsidies(get_session(), current_account(), data["subsidies"])
+
+
+@blp.route("/startups/<int:startup_id>/other-subsidies", methods=["GET"])
+@blp.response(200, OtherSubsidiesSchema)
+@blp.doc(security=BEARER)
+def startup_other_subsidies(startup_id: int) -> Any:
+    """Staff, or the startup itself: the other public subsidies a startup declared."""
+    return declarations.other_subsidies_of(get_session(), current_account(), startup_id)

@@ -82,7 +82,7 @@ def relax_blocks(
     spend = np.zeros((n_kinds, len(problem.startup_budget)))
     start_req = problem.pair_req[pairs_of]
     np.add.at(spend, (problem.req_kind[start_req], problem.req_startup[start_req]),
-              amounts_of * problem.off_price[problem.pair_off[pairs_of]])
+              amounts_of * problem.pair_price[pairs_of])
     budget = _split_budgets(problem, spend)
 
     pair_kind = problem.req_kind[problem.pair_req]
@@ -423,7 +423,7 @@ def _split_budgets(problem: Problem, spend: np.ndarray | None = None) -> np.ndar
         spend = np.zeros((n_kinds, n_startups))
     has_pair = np.diff(problem.req_ptr) > 0
     cheapest = np.zeros(problem.n_requests)
-    cheapest[has_pair] = problem.off_price[problem.pair_off[problem.req_ptr[:-1][has_pair]]]
+    cheapest[has_pair] = problem.pair_price[problem.req_ptr[:-1][has_pair]]
     cost = np.zeros((n_kinds, n_startups))
     np.add.at(cost, (problem.req_kind, problem.req_startup), problem.req_qty * cheapest)
     total = cost.sum(axis=0)

@@ -115,7 +115,8 @@ def _contest_reason(ledger: Ledger, r: int, totals: _Totals) -> str:
         if ledger.group_left[ledger.group[r]] + EPS < least:
             return SHARE_CAP
         cap_left = ledger.cap_left
-        cheapest = next((ledger.price[o] for o in offers if cap_left[o] > EPS), None)
+        price = ledger.prices_of(r)
+        cheapest = next((price[o] for o in offers if cap_left[o] > EPS), None)
         if cheapest is not None and ledger.budget_left[ledger.startup[r]] + EPS < least * cheapest:
             return BUDGET
         return CAPACITY_TAKEN

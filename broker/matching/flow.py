@@ -51,13 +51,13 @@ def _budget_aware(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
     n = problem.n_requests
     viable = problem.pair_viable
     cheapest = np.full(n, np.inf)
-    np.minimum.at(cheapest, problem.pair_req[viable], problem.off_price[problem.pair_off[viable]])
+    np.minimum.at(cheapest, problem.pair_req[viable], problem.pair_price[viable])
     cheapest = np.where(np.isfinite(cheapest), cheapest, 0.0)
     binding = np.zeros(len(problem.startup_budget), dtype=bool)
     binding[binding_budgets(problem)] = True
     arcs = viable & (
         ~binding[problem.req_startup[problem.pair_req]]
-        | (problem.off_price[problem.pair_off] <= cheapest[problem.pair_req])
+        | (problem.pair_price <= cheapest[problem.pair_req])
     )
     rank = np.empty(n, dtype=np.int64)
     rank[np.lexsort((problem.req_seniority, -problem.req_value))] = np.arange(n)
@@ -201,9 +201,9 @@ def budget_dual_candidates(problem: Problem, steps: int = 24) -> np.ndarray:
     whichever candidate gives the lowest bound): 0 and a geometric grid up to the most any of
     its requests earns per unit of money."""
     viable = problem.pair_viable
-    req, off = problem.pair_req[viable], problem.pair_off[viable]
+    req = problem.pair_req[viable]
     per_money = np.zeros(len(problem.startup_budget))
-    price = problem.off_price[off]
+    price = problem.pair_price[viable]
     paid = price > 0
     np.maximum.at(per_money, problem.req_startup[req[paid]], problem.req_value[req[paid]] / price[paid])
     has_budget = np.isfinite(problem.startup_budget)

@@ -28,10 +28,17 @@ class Ledger:
         self.min_qty: list[float] = problem.req_min.tolist()
         self.group: list[int] = problem.req_group.tolist()
         self.startup: list[int] = problem.req_startup.tolist()
+        # What each offer costs per unit, and where a startup pays another price (its subsidy),
+        # per request its own offer -> price table; None: the offers' prices (see `prices_of`).
         self.price: list[float] = problem.off_price.tolist()
         self.divisible: list[bool] = problem.off_divisible.tolist()
         self.ptr: list[int] = problem.req_ptr.tolist()
         self.pair_off: list[int] = problem.pair_off.tolist()
+        self.own_price: list[dict[int, float] | None] = [None] * problem.n_requests
+        if problem.discounted:
+            for r in np.unique(problem.pair_req[problem.pair_price != problem.off_price[problem.pair_off]]).tolist():
+                lo, hi = self.ptr[r], self.ptr[r + 1]
+                self.own_price[r] = dict(zip(self.pair_off[lo:hi], problem.pair_price[lo:hi].tolist()))
         # whether request r has any indivisible compatible offer
         self.has_whole: list[bool] = (np.bincount(
             problem.pair_req[~problem.off_divisible[problem.pair_off]], minlength=problem.n_requests
@@ -42,6 +49,10 @@ class Ledger:
         self.grants: list[dict[int, float]] = [dict() for _ in range(problem.n_requests)]
 
     # -- reading -----------------------------------------------------------------------------
+
+    def prices_of(self, r: int) -> list[float] | dict[int, float]:
+        """What request r's startup pays per unit of each of its offers, indexed by offer."""
+        return self.own_price[r] or self.price
 
     def offers_of(self, r: int) -> list[int]:
         """Compatible offers of request r, cheapest first."""
@@ -54,7 +65,7 @@ class Ledger:
 
     def cost(self) -> float:
         """What the startups pay in total: the first tie-break among equal objectives."""
-        return sum(q * self.price[o] for grants in self.grants for o, q in grants.items())
+        return sum(q * self.prices_of(r)[o] for r, grants in enumerate(self.grants) for o, q in grants.items())
 
     def held(self) -> tuple[np.ndarray, np.ndarray]:
         """The pair indices every grant is on, and the quantity on each."""
@@ -73,10 +84,11 @@ class Ledger:
 
     def commit(self, r: int, plan: list[tuple[int, float]], whole: bool = False) -> None:
         s, g = self.startup[r], self.group[r]
+        price = self.prices_of(r)
         for o, q in plan:
             self.cap_left[o] -= q
             self.group_left[g] -= q
-            self.budget_left[s] -= q * self.price[o]
+            self.budget_left[s] -= q * price[o]
             self.grants[r][o] = self.grants[r].get(o, 0.0) + q
             self.granted[r] += q
         if whole:
@@ -85,10 +97,11 @@ class Ledger:
     def revoke(self, r: int) -> None:
         """Take back everything request r holds."""
         s, g = self.startup[r], self.group[r]
+        price = self.prices_of(r)
         for o, q in self.grants[r].items():
             self.cap_left[o] += q
             self.group_left[g] += q
-            self.budget_left[s] += q * self.price[o]
+            self.budget_left[s] += q * price[o]
         self.grants[r] = {}
         self.granted[r] = 0.0
         self.whole[r] = False
@@ -101,7 +114,7 @@ class Ledger:
         if (
             self.cap_left[o] + EPS < q
             or self.group_left[self.group[r]] + EPS < q
-            or self.budget_left[self.startup[r]] + EPS < q * self.price[o]
+            or self.budget_left[self.startup[r]] + EPS < q * self.prices_of(r)[o]
         ):
             return False
         self.commit(r, [(o, q)], whole=True)
@@ -117,11 +130,12 @@ class Ledger:
         budget = self.budget_left[s]
         plan = []
         total = 0.0
+        prices = self.prices_of(r)
         for o, want in offers:
             if room - total <= EPS:
                 break
             take = min(want, self.cap_left[o], room - total)
-            price = self.price[o]
+            price = prices[o]
             if price > 0:
                 take = min(take, budget / price)
             if take <= EPS:
@@ -151,9 +165,10 @@ class Ledger:
             return
         whole_offer = None
         q = self.qty[r]
+        price = self.prices_of(r)
         for o in offers:  # cheapest first, so the first that fits is the one to take
             if not self.divisible[o] and self.cap_left[o] + EPS >= q:
-                if self.budget_left[self.startup[r]] + EPS >= q * self.price[o]:
+                if self.budget_left[self.startup[r]] + EPS >= q * price[o]:
                     whole_offer = o
                     break
         if whole_offer is None or self.group_left[self.group[r]] + EPS < q:
@@ -164,8 +179,8 @@ class Ledger:
         before = self.granted[r]
         got = self.grant_divisible(r, divisible)
         if got > 0:
-            whole_cost = q * self.price[whole_offer]
-            split_cost = sum(q_ * self.price[o] for o, q_ in self.grants[r].items())
+            whole_cost = q * price[whole_offer]
+            split_cost = sum(q_ * price[o] for o, q_ in self.grants[r].items())
             if before + got + EPS >= q and split_cost < whole_cost - EPS:
                 return
             self.revoke(r)
@@ -182,11 +197,12 @@ def cheapen(ledger: Ledger, order: list[int]) -> None:
     this order: the startups pay less, and nothing else changes — every request keeps its
     total (so its minimum and fraction), every share cap its load, every budget only gains.
     Amounts moved are whole thousandths, the stored scale, so rounding can't undo a move."""
-    price, cap_left, divisible = ledger.price, ledger.cap_left, ledger.divisible
+    cap_left, divisible = ledger.cap_left, ledger.divisible
     for r in order:
         grants = ledger.grants[r]
         if not grants:
             continue
+        price = ledger.prices_of(r)
         s = ledger.startup[r]
         offers = ledger.offers_of(r)  # cheapest first
         if ledger.whole[r]:

@@ -34,6 +34,11 @@ def load_instance(data: Any) -> Instance:
     startup_ids = {s.id for s in loaded_startups}
     loaded_offers = [_offer(item, f"offers[{i}]") for i, item in enumerate(offers)]
     _unique_ids(loaded_offers, "offers")
+    offer_ids = {o.id for o in loaded_offers}
+    for i, startup in enumerate(loaded_startups):
+        unknown = sorted(set(startup.prices) - offer_ids)
+        if unknown:
+            raise InstanceError(f"startups[{i}].prices.{unknown[0]}", "no offer has this id")
     loaded_requests = [
         _request(item, f"requests[{i}]", startup_ids) for i, item in enumerate(requests)
     ]
@@ -45,7 +50,10 @@ def instance_to_json(instance: Instance) -> dict[str, Any]:
     """The instance as a JSON-ready document that `load_instance` reads back unchanged."""
     return {
         "policy": {"share_cap": instance.policy.share_cap},
-        "startups": [{"id": s.id, "budget": s.budget} for s in instance.startups],
+        # `prices` is optional, and left out when the startup pays the offers' prices: files
+        # without it stay as they were.
+        "startups": [{"id": s.id, "budget": s.budget, **({"prices": dict(sorted(s.prices.items()))} if s.prices else {})}
+                     for s in instance.startups],
         "offers": [
             {
                 "id": o.id,
@@ -117,9 +125,16 @@ def _policy(value: Any, path: str) -> Policy:
 
 def _startup(item: Any, path: str) -> Startup:
     _object(item, path)
-    _no_unknown_keys(item, path, {"id", "budget"})
+    _no_unknown_keys(item, path, {"id", "budget", "prices"})
     budget = _optional_number(item, "budget", path, minimum=0.0, maximum=_MAX_MONEY)
-    return Startup(id=_id(item, path), budget=budget)
+    prices = item.get("prices")
+    if prices is None:
+        prices = {}
+    if not isinstance(prices, dict):
+        raise InstanceError(f"{path}.prices", "must be an object of offer id -> unit price")
+    loaded = {offer: _required_number(prices, offer, f"{path}.prices", minimum=0.0, maximum=_MAX_UNIT_PRICE)
+              for offer in prices}
+    return Startup(id=_id(item, path), budget=budget, prices=loaded)
 
 
 def _offer(item: Any, path: str) -> Offer:

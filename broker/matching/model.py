@@ -70,6 +70,17 @@ class Policy:
 class Startup:
     id: str
     budget: float | None = None  # the most it may spend this cycle; None means no limit
+    # What this startup pays per unit of these offers (offer id -> price) where that is not
+    # the offer's `unit_price`: the price after the subsidy it would get. Its budget and its
+    # requests' price ceilings are checked on these prices. Empty: every offer at its price.
+    prices: Mapping[str, float] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prices", dict(self.prices))
+
+    def price_of(self, offer: Offer) -> float:
+        """What this startup pays per unit of `offer`."""
+        return self.prices.get(offer.id, offer.unit_price)
 
 
 @dataclass(frozen=True)
@@ -79,9 +90,8 @@ class Offer:
     kind: str
     region: str
     available: float
-    # What the startup pays per unit after the carrier's discount, gross of subsidy: which
-    # program pays, and how much, is settled at approval (broker/services/cycles.py), so
-    # budgets are checked against the most the startup could pay.
+    # What a startup pays per unit after the carrier's discount, gross of subsidy; a startup
+    # that would get a subsidy on it pays its own price instead (`Startup.prices`).
     unit_price: float
     window: Window
     attributes: Mapping[str, str | int] = field(default_factory=dict)

@@ -138,7 +138,7 @@ def _spare_budget(ledger: Ledger, kinds: list[int]) -> np.ndarray:
     n_kinds, n_startups = len(KIND_NAMES), len(problem.startup_budget)
     has_pair = np.diff(problem.req_ptr) > 0
     cheapest = np.zeros(problem.n_requests)
-    cheapest[has_pair] = problem.off_price[problem.pair_off[problem.req_ptr[:-1][has_pair]]]
+    cheapest[has_pair] = problem.pair_price[problem.req_ptr[:-1][has_pair]]
     lacking = np.maximum(problem.req_qty - np.array(ledger.granted), 0.0) * cheapest
     need = np.zeros((n_kinds, n_startups))
     np.add.at(need, (problem.req_kind, problem.req_startup), lacking)
@@ -257,7 +257,7 @@ class _Model:
         self.group_left = np.array(ledger.group_left) + np.bincount(
             problem.req_group[held_req], weights=held_qty, minlength=len(problem.group_cap))
         self.budget_left = spare + np.bincount(
-            problem.req_startup[held_req], weights=held_qty * problem.off_price[held_off],
+            problem.req_startup[held_req], weights=held_qty * problem.pair_price[held_pairs],
             minlength=len(problem.startup_budget))
         self.start = np.zeros(self.n_columns)
         at = np.searchsorted(columns, held_pairs)
@@ -333,7 +333,7 @@ class _Model:
                   np.zeros(0))
 
         unit = self.unit
-        price = p.off_price[off]
+        price = p.pair_price[self.columns]
         rows = np.stack([offer_row[off], group_row[p.req_group[req]],
                          budget_row[p.req_startup[req]], request_row[req], min_row[req]], axis=1)
         vals = np.stack([unit, unit, unit * price, unit, unit], axis=1)

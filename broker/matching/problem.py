@@ -50,6 +50,9 @@ class Problem:
     no_pair_reason: list[str | None]
     # per pair: False where no feasible answer can ever use it (see `viable_pairs`)
     pair_viable: np.ndarray | None = None
+    # per pair: what the request's startup pays per unit of the offer (its own price where it
+    # has one, `Startup.prices`; else the offer's). None: the offers' prices.
+    pair_price: np.ndarray | None = None
     # Only for the reasons, never in the LP or any answer: per offer, what is held outside
     # the instance (`Offer.held`), and per request its compatible offers with nothing
     # available, `spent_off[spent_ptr[i]:spent_ptr[i + 1]]`. None: nothing held, none spent.
@@ -58,6 +61,8 @@ class Problem:
     spent_ptr: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.pair_price is None:
+            self.pair_price = self.off_price[self.pair_off]
         if self.pair_viable is None:
             self.pair_viable = viable_pairs(self)
         if self.off_held is None:
@@ -77,6 +82,11 @@ class Problem:
     @property
     def n_pairs(self) -> int:
         return len(self.pair_req)
+
+    @property
+    def discounted(self) -> bool:
+        """Whether some startup pays other than the offer's price on some pair."""
+        return bool(np.any(self.pair_price != self.off_price[self.pair_off]))
 
     def pair_index(self, req: np.ndarray, off: np.ndarray) -> np.ndarray:
         """Indices of the given compatible (request, offer) pairs."""
@@ -128,7 +138,8 @@ def build_problem(instance: Instance) -> Problem:
         else share_cap * supply[group_kind]
     )
 
-    pair_req, pair_off, no_pair_reason = _compatible_pairs(instance, req_kind, off_kind, off_price)
+    own_price = _own_prices(instance)
+    pair_req, pair_off, no_pair_reason = _compatible_pairs(instance, req_kind, off_kind, off_price, req_startup, own_price)
     # Offers with nothing available are tested like the others, so that a request they alone
     # would serve is told its capacity is held (not that no offer fits), but their pairs stay
     # out of the LP, the bound and every answer.
@@ -138,6 +149,7 @@ def build_problem(instance: Instance) -> Problem:
         spent_off = pair_off[spent]
         spent_ptr = np.searchsorted(pair_req[spent], np.arange(len(requests) + 1)).astype(np.int64)
         pair_req, pair_off = pair_req[~spent], pair_off[~spent]
+    pair_price = _pair_prices(pair_req, pair_off, off_price, req_startup, own_price)
     req_ptr = np.searchsorted(pair_req, np.arange(len(requests) + 1)).astype(np.int64)
     return Problem(
         instance=instance,
@@ -159,14 +171,53 @@ def build_problem(instance: Instance) -> Problem:
         pair_off=pair_off,
         req_ptr=req_ptr,
         no_pair_reason=no_pair_reason,
+        pair_price=pair_price,
         off_held=np.array([o.held for o in offers], dtype=float),
         spent_off=spent_off,
         spent_ptr=spent_ptr,
     )
 
 
+@dataclass(frozen=True)
+class OwnPrices:
+    """The prices startups pay other than the offers' (`Startup.prices`), keyed startup index ×
+    number of offers + offer index, sorted, so that any array of (startup, offer) looks up at once."""
+
+    keys: np.ndarray
+    prices: np.ndarray
+    n_offers: int
+
+    def __bool__(self) -> bool:
+        return len(self.keys) > 0
+
+    def lookup(self, startup: np.ndarray, offer: np.ndarray, default: np.ndarray) -> np.ndarray:
+        """What `startup[i]` pays per unit of `offer[i]` (broadcast), else `default`."""
+        if not self:
+            return default
+        keys = startup * self.n_offers + offer
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[at] == keys, self.prices[at], default)
+
+
+def _own_prices(instance: Instance) -> OwnPrices:
+    offer_index = {o.id: i for i, o in enumerate(instance.offers)}
+    n = len(instance.offers)
+    found = sorted(
+        (s * n + offer_index[o], float(p))
+        for s, startup in enumerate(instance.startups) for o, p in startup.prices.items()
+        if o in offer_index and float(p) != instance.offers[offer_index[o]].unit_price
+    )
+    return OwnPrices(np.array([k for k, _ in found], dtype=np.int64), np.array([p for _, p in found], dtype=float), n)
+
+
+def _pair_prices(pair_req: np.ndarray, pair_off: np.ndarray, off_price: np.ndarray, req_startup: np.ndarray,
+                 own_price: OwnPrices) -> np.ndarray:
+    return own_price.lookup(req_startup[pair_req], pair_off, off_price[pair_off])
+
+
 def _compatible_pairs(
-    instance: Instance, req_kind: np.ndarray, off_kind: np.ndarray, off_price: np.ndarray
+    instance: Instance, req_kind: np.ndarray, off_kind: np.ndarray, off_price: np.ndarray,
+    req_startup: np.ndarray | None = None, own_price: OwnPrices | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
     requests = instance.requests
     no_pair_reason: list[str | None] = [None] * len(requests)
@@ -181,7 +232,7 @@ def _compatible_pairs(
             for r in kind_requests:
                 no_pair_reason[r] = NO_COMPATIBLE_OFFER
             continue
-        check = _KindCheck(instance, kind_offers)
+        check = _KindCheck(instance, kind_offers, req_startup, own_price)
         block = max(1, _BLOCK_CELLS // len(kind_offers))
         for start in range(0, len(kind_requests), block):
             rows = kind_requests[start : start + block]
@@ -193,18 +244,22 @@ def _compatible_pairs(
         return empty, empty, no_pair_reason
     pair_req = np.concatenate(chunks_req)
     pair_off = np.concatenate(chunks_off)
-    # Each request's offers cheapest first, offer id breaking ties: the order every greedy
-    # step walks them in.
-    order = np.lexsort((pair_off, off_price[pair_off], pair_req))
+    # Each request's offers cheapest first (for its startup), offer id breaking ties: the
+    # order every greedy step walks them in.
+    price = off_price[pair_off] if not own_price else _pair_prices(pair_req, pair_off, off_price, req_startup, own_price)
+    order = np.lexsort((pair_off, price, pair_req))
     return pair_req[order], pair_off[order], no_pair_reason
 
 
 class _KindCheck:
     """The offers of one kind, coded as small integers so that requests can be tested in bulk."""
 
-    def __init__(self, instance: Instance, kind_offers: np.ndarray) -> None:
+    def __init__(self, instance: Instance, kind_offers: np.ndarray, req_startup: np.ndarray | None = None,
+                 own_price: OwnPrices | None = None) -> None:
         self.instance = instance
         self.offer_index = kind_offers
+        self.req_startup = req_startup
+        self.own = own_price
         offers = [instance.offers[o] for o in kind_offers]
         self.regions = sorted({o.region for o in offers})
         region_code = {name: i for i, name in enumerate(self.regions)}
@@ -251,7 +306,7 @@ class _KindCheck:
                 continue
             ok = self._attributes_ok(accept, takers, offers)
             ok &= self._window_ok(window, takers, offers)
-            ok &= self.off_price[offers][None, :] <= ceiling[takers][:, None]
+            ok &= self._prices(rows, takers, offers) <= ceiling[takers][:, None]
             local_req, local_off = np.nonzero(ok)
             found_req.append(takers[local_req])
             found_off.append(offers[local_off])
@@ -269,7 +324,7 @@ class _KindCheck:
             masks = (
                 (region_accept[lost][:, self.off_region], REGION),
                 (self._window_ok(window, lost, every), WINDOW),
-                (self.off_price[None, :] <= ceiling[lost][:, None], PRICE_CEILING),
+                (self._prices(rows, lost, every) <= ceiling[lost][:, None], PRICE_CEILING),
             )
             for mask, reason in masks:
                 staged = staged & mask
@@ -278,6 +333,15 @@ class _KindCheck:
                     no_pair_reason[rows[i]] = reason
                 has_any = still
         return rows[local_req], self.offer_index[local_off]
+
+    def _prices(self, rows: np.ndarray, takers: np.ndarray, offers: np.ndarray) -> np.ndarray:
+        """price[i, j]: what request rows[takers[i]]'s startup pays per unit of offer offers[j]
+        (positions in `offer_index`)."""
+        base = self.off_price[offers][None, :]
+        if not self.own:
+            return base
+        startups = self.req_startup[rows[takers]]
+        return self.own.lookup(startups[:, None], self.offer_index[offers][None, :], base)
 
     def _attribute_accept(self, requests: list) -> dict[str, np.ndarray]:
         """Per attribute a request names: accept[i, c], request i takes value code c (column
@@ -352,7 +416,7 @@ def viable_pairs(problem: Problem) -> np.ndarray:
     q = problem.req_qty[req]
     group_cap = problem.group_cap[problem.req_group[req]]
     budget = problem.startup_budget[problem.req_startup[req]]
-    price = problem.off_price[off]
+    price = problem.pair_price
     divisible = problem.off_divisible[off]
     whole_ok = (
         (q <= problem.off_cap[off] * (1 + tol) + tol)
@@ -416,5 +480,6 @@ def restrict_to_requests(
         req_ptr=np.searchsorted(pair_req, np.arange(len(requests) + 1)).astype(np.int64),
         no_pair_reason=[problem.no_pair_reason[r] for r in requests.tolist()],
         pair_viable=problem.pair_viable[pairs],
+        pair_price=problem.pair_price[pairs],
     )
     return sub, pairs

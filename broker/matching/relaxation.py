@@ -73,7 +73,7 @@ def binding_budgets(problem: Problem) -> np.ndarray:
     if problem.n_pairs == 0:
         return np.zeros(0, dtype=np.int64)
     dearest = np.zeros(problem.n_requests)
-    np.maximum.at(dearest, problem.pair_req, problem.off_price[problem.pair_off])
+    np.maximum.at(dearest, problem.pair_req, problem.pair_price)
     spend = np.bincount(
         problem.req_startup, weights=problem.req_qty * dearest, minlength=n_startups
     )
@@ -83,11 +83,10 @@ def binding_budgets(problem: Problem) -> np.ndarray:
 def column_costs(problem: Problem, pairs: np.ndarray) -> np.ndarray:
     """Objective coefficient per column (to maximise): weight plus the tie-break nudges."""
     req = problem.pair_req[pairs]
-    off = problem.pair_off[pairs]
     w_min = float(problem.req_weight.min()) if problem.n_requests else 1.0
     price_scale = float(problem.off_price.max()) if problem.n_offers else 0.0
     price_term = (
-        _PRICE_TIE * w_min * problem.off_price[off] / price_scale if price_scale > 0 else 0.0
+        _PRICE_TIE * w_min * problem.pair_price[pairs] / price_scale if price_scale > 0 else 0.0
     )
     n = max(problem.n_requests, 1)
     seniority_term = _SENIORITY_TIE * w_min * (1.0 - problem.req_seniority[req] / n)
@@ -103,7 +102,7 @@ def dual_bound(problem: Problem, duals: Duals) -> float:
     req, off = problem.pair_req[viable], problem.pair_off[viable]
     q = problem.req_qty[req]
     reduced = problem.req_weight[req] - q * (
-        pi[off] + sigma[problem.req_group[req]] + lam[problem.req_startup[req]] * problem.off_price[off]
+        pi[off] + sigma[problem.req_group[req]] + lam[problem.req_startup[req]] * problem.pair_price[viable]
     )
     mu = _request_max(req, reduced, problem.n_requests)
     group_cap = np.where(np.isfinite(problem.group_cap), problem.group_cap, 0.0)
@@ -124,7 +123,7 @@ def reduced_costs(problem: Problem, duals: Duals, request_dual: np.ndarray) -> n
     return column_costs(problem, np.arange(problem.n_pairs)) - request_dual[req] - q * (
         duals.offer[off]
         + duals.group[problem.req_group[req]]
-        + duals.budget[problem.req_startup[req]] * problem.off_price[off]
+        + duals.budget[problem.req_startup[req]] * problem.pair_price
     )
 
 
@@ -213,7 +212,7 @@ class RelaxationModel:
              self.budget_row[p.req_startup[req]]],
             axis=1,
         )
-        entries_vals = np.stack([np.ones(len(pairs)), q, q, q * p.off_price[off]], axis=1)
+        entries_vals = np.stack([np.ones(len(pairs)), q, q, q * p.pair_price[pairs]], axis=1)
         keep = entries_rows >= 0
         keep[:, 3] &= entries_vals[:, 3] > 0  # a free offer puts no load on the budget
         counts = keep.sum(axis=1)
@@ -301,7 +300,7 @@ class Holdings:
             offer=np.bincount(off, weights=amounts, minlength=problem.n_offers),
             group=np.bincount(problem.req_group[req], weights=amounts, minlength=len(problem.group_cap)),
             budget=np.bincount(
-                problem.req_startup[req], weights=amounts * problem.off_price[off],
+                problem.req_startup[req], weights=amounts * problem.pair_price[pairs],
                 minlength=len(problem.startup_budget),
             ),
         )
@@ -374,7 +373,7 @@ def solve_relaxation(
             held_q * (
                 duals.offer[held_off]
                 + duals.group[problem.req_group[held_req]]
-                + duals.budget[problem.req_startup[held_req]] * problem.off_price[held_off]
+                + duals.budget[problem.req_startup[held_req]] * problem.pair_price[model.held.pairs]
             ) > noise
         )
         released = np.unique(held_req[priced])
@@ -449,7 +448,7 @@ def lagrangian_bound(
     req, off = problem.pair_req[viable], problem.pair_off[viable]
     q = problem.req_qty[req]
     base = problem.req_weight[req] - q * (pi[off] + sigma[problem.req_group[req]])
-    load = q * problem.off_price[off]
+    load = q * problem.pair_price[viable]
     has_budget = np.isfinite(problem.startup_budget)
     budget = np.where(has_budget, problem.startup_budget, 0.0)
     n_startups = len(problem.startup_budget)

@@ -55,7 +55,8 @@ def _lift_to_minimum(ledger: Ledger, r: int, rounded: dict[int, float]) -> dict[
     grants = ledger.grants[r]
     lifted = dict(rounded)
     total = sum(lifted.values())
-    for o in sorted(lifted, key=lambda o: (ledger.price[o], o)):
+    price = ledger.prices_of(r)
+    for o in sorted(lifted, key=lambda o: (price[o], o)):
         if total + 1e-9 >= ledger.min_qty[r]:
             break
         up = (round(lifted[o] * _SCALE) + 1) / _SCALE
@@ -69,7 +70,7 @@ def _lift_to_minimum(ledger: Ledger, r: int, rounded: dict[int, float]) -> dict[
         return rounded
     # What the flooring saved elsewhere pays for the lifts, in units and in money.
     extra_units = sum(q - grants[o] for o, q in lifted.items())
-    extra_spend = sum((q - grants[o]) * ledger.price[o] for o, q in lifted.items())
+    extra_spend = sum((q - grants[o]) * price[o] for o, q in lifted.items())
     # (Sums within 1e-9 of zero are round-off; the exact check that follows settles them.)
     if (extra_units > 1e-9 and ledger.group_left[ledger.group[r]] - extra_units < 1e-9) or (
         extra_spend > 1e-9 and ledger.budget_left[ledger.startup[r]] - extra_spend < 1e-9
@@ -176,19 +177,19 @@ def _first_violation(ledger: Ledger, instance, taken: set[int]) -> list[int] | N
                 if exact > _dec(share_cap) * supply[kind]:
                     return holders
 
-    spend = np.bincount(problem.req_startup[req], weights=qty * problem.off_price[off],
+    spend = np.bincount(problem.req_startup[req], weights=qty * problem.pair_price[problem.pair_index(req, off)],
                         minlength=len(problem.startup_budget))
     keyed = []
     for s in near(spend, problem.startup_budget).tolist():
         holders = sorted(set(req[problem.req_startup[req] == s].tolist()))
         keyed.append((instance.startups[s].id, s, holders))
     for _, s, holders in sorted(keyed):
-        budget = instance.startups[s].budget
+        startup = instance.startups[s]
         exact = sum(
-            (_dec(q) * _dec(offers[o].unit_price) for r in holders
+            (_dec(q) * _dec(startup.price_of(offers[o])) for r in holders
              for o, q in ledger.grants[r].items()),
             Decimal(0),
         )
-        if budget is not None and exact > _dec(budget):
+        if startup.budget is not None and exact > _dec(startup.budget):
             return holders
     return None

@@ -17,6 +17,7 @@ from broker.models.enums import (
     StartupStatus,
     WithdrawnBy,
 )
+from broker.models.declarations import OtherSubsidy, RelatedParty, Relation, SubsidyLevel
 from broker.models.evidence import Evidence, EvidenceSide, EvidenceStatus
 from broker.models.ledger import (
     AdjustReason,
@@ -67,6 +68,10 @@ def _audited_tables(cls: type) -> Iterator[str]:
 AUDITED_ENTITY_TYPES: tuple[str, ...] = tuple(sorted(set(_audited_tables(Audited))))
 
 __all__ = [
+    "OtherSubsidy",
+    "RelatedParty",
+    "Relation",
+    "SubsidyLevel",
     "AUDITED_ENTITY_TYPES",
     "AdjustReason",
     "Award",

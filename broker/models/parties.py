@@ -27,9 +27,14 @@ class Carrier(Audited, Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     adapter: Mapped[str] = mapped_column(sa.String(64))
     active: Mapped[bool] = mapped_column(default=True)
+    # 统一社会信用代码, set by staff or the carrier: what a startup's related parties are matched against.
+    uscc: Mapped[str | None] = mapped_column(sa.String(18))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (sa.CheckConstraint("code <> ''", name="code_not_empty"),)
+    __table_args__ = (
+        sa.CheckConstraint("code <> ''", name="code_not_empty"),
+        sa.CheckConstraint("uscc IS NULL OR length(uscc) = 18", name="uscc_length"),
+    )
 
 
 _TURNED_AWAY_SQL = ", ".join(f"'{s.value}'" for s in sorted(TURNED_AWAY_STARTUP_STATUSES))

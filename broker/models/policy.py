@@ -99,6 +99,11 @@ class SubsidyProgram(Audited, Base):
     max_company_age_years: Mapped[int | None]
     max_headcount: Mapped[int | None]
     exclude_carrier_affiliates: Mapped[bool] = mapped_column(default=True)
+    # The exclusion rule for other public subsidies (e.g. 未获得其他市级算力补贴): a subsidy the
+    # startup declared for the same contract at one of these levels blocks the program, if it
+    # is for one of these kinds (None: whatever the kind).
+    excludes_subsidy_levels: Mapped[list] = mapped_column(sa.JSON, default=list)
+    excludes_subsidy_kinds: Mapped[list | None] = mapped_column(sa.JSON)
     # The allocation's start date must fall in [starts_on, ends_on).
     starts_on: Mapped[dt.date]
     ends_on: Mapped[dt.date]

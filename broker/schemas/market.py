@@ -289,3 +289,40 @@ class QuoteSchema(BaseSchema):
         metadata={"description": "every program: what it pays in the best choice, what it would pay alone, or why not"},
     )
     not_eligible = fields.Dict(metadata={"description": "program code -> why it does not pay"})
+
+
+class QuoteRequestSchema(RequestInSchema):
+    """A request a startup is thinking of: quoted on every offer that could serve it."""
+
+    class Meta(RequestInSchema.Meta):
+        exclude = ("purpose",)
+
+
+class OfferQuoteSchema(QuoteSchema):
+    carrier = fields.Function(lambda q: q.offer.carrier.code)
+    region = fields.Function(lambda q: q.offer.region)
+    attributes = fields.Function(lambda q: q.offer.attributes)
+    window_start = fields.Function(lambda q: q.offer.window_start.isoformat())
+    window_end = fields.Function(lambda q: q.offer.window_end.isoformat())
+    available = fields.Function(lambda q: str(q.offer.available), metadata={"description": "units not yet promised"})
+    unit_price = UnitPriceField(attribute="offer.unit_price", metadata={"description": "yuan per unit, before subsidy"})
+    engine_unit_price = UnitPriceField(metadata={
+        "description": "yuan per unit after the best program's rate: what the matching cycle checks budgets and "
+                       "price ceilings on (caps and budgets are settled at approval)"})
+
+
+class RequestQuoteSchema(BaseSchema):
+    kind = fields.Function(lambda q: q.data["kind"])
+    quantity = fields.Function(lambda q: str(q.data["quantity"]))
+    window_start = fields.Function(lambda q: q.data["window_start"].isoformat())
+    window_end = fields.Function(lambda q: q.data["window_end"].isoformat())
+    offers = fields.Function(
+        lambda q: OfferQuoteSchema(many=True).dump(q.offers),
+        metadata={"description": "every compatible active offer, cheapest net first (offer id breaks ties)"})
+    compatible_available = fields.Function(lambda q: str(q.compatible_available), metadata={
+        "description": "units the compatible offers have not yet promised"})
+    listed_available = fields.Function(lambda q: str(q.listed), metadata={
+        "description": "the most the platform lists of this kind in this window: units not yet promised on every "
+                       "active offer of the kind whose window holds the request's, whatever its region, attributes or price"})
+    listed_offers = fields.Integer(metadata={"description": "how many offers those are"})
+

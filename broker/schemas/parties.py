@@ -116,6 +116,7 @@ class CarrierSchema(BaseSchema):
     name = fields.String()
     adapter = fields.String()
     active = fields.Boolean()
+    uscc = fields.String(allow_none=True, metadata={"description": "unified social credit code, if known"})
 
 
 class AccountSchema(BaseSchema):

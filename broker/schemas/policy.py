@@ -11,7 +11,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from broker.clock import SHANGHAI
 from broker.db import Base, UTCDateTime
 from broker.models import AUDITED_ENTITY_TYPES
-from broker.models import Claimant, EvidenceType, ProgramMode
+from broker.models import Claimant, EvidenceType, ProgramMode, SubsidyLevel
 from broker.models.enums import ProgramStatus, Sector
 from broker.resources import KINDS, MAX_MONEY, MONEY_PLACES
 from broker.schemas.common import BaseSchema, KindField, QuantityField
@@ -110,6 +110,11 @@ class ProgramTermsSchema(BaseSchema):
     max_company_age_years = StrictInt(1, 100, allow_none=True)
     max_headcount = StrictInt(1, 1_000_000, allow_none=True)
     exclude_carrier_affiliates = fields.Boolean()
+    excludes_subsidy_levels = fields.List(fields.Enum(SubsidyLevel, by_value=True), metadata={
+        "description": "the exclusion rule for other public subsidies (e.g. 未获得其他市级算力补贴): a subsidy the startup "
+                       "declared for the same contract at one of these levels (national, city, district) blocks the program"})
+    excludes_subsidy_kinds = fields.List(KindField(), allow_none=True, validate=validate.Length(1), metadata={
+        "description": "...when the contract is for one of these kinds (null: whatever the kind)"})
     starts_on = fields.Date(metadata={"description": "an allocation starting from this date is eligible"})
     ends_on = fields.Date(metadata={"description": "...and before this one"})
 
@@ -147,6 +152,8 @@ class ProgramInSchema(ProgramTermsSchema):
     max_company_age_years = StrictInt(1, 100, allow_none=True, load_default=None)
     max_headcount = StrictInt(1, 1_000_000, allow_none=True, load_default=None)
     exclude_carrier_affiliates = fields.Boolean(load_default=True)
+    excludes_subsidy_levels = fields.List(fields.Enum(SubsidyLevel, by_value=True), load_default=list)
+    excludes_subsidy_kinds = fields.List(KindField(), allow_none=True, load_default=None, validate=validate.Length(1))
     starts_on = fields.Date(required=True)
     ends_on = fields.Date(required=True)
 
@@ -161,6 +168,7 @@ class ProgramSchema(ProgramInSchema):
     kinds = fields.List(fields.String(), allow_none=True)
     eligible_sectors = fields.List(fields.String(), allow_none=True)
     evidence_required = fields.List(fields.String())
+    excludes_subsidy_levels = fields.List(fields.String())
     stack_group = fields.Function(lambda p: p.stack_group.code if p.stack_group else None)
     rate_rules = fields.List(fields.Dict())
     funding_document = fields.Constant(None, dump_only=True, metadata={"description": "see the program's deposits in the ledger"})

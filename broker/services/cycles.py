@@ -40,7 +40,7 @@ from broker.models import (
     StartupStatus,
 )
 from broker.resources import QUANTITY_PLACES
-from broker.services import allocations
+from broker.services import allocations, subsidies
 from broker.services.accounts import require_role
 from broker.services.policy import current_policy
 
@@ -66,9 +66,10 @@ class Snapshot:
     weights: dict[str, Decimal] = field(default_factory=dict)
 
 
-def take_snapshot(session: Session, policy: Policy, today: dt.date) -> Snapshot:
+def take_snapshot(session: Session, policy: Policy, today: dt.date, now: dt.datetime | None = None) -> Snapshot:
     """The verified startups' queued requests (locked first), every offer with capacity left
-    (locked), and the fully held offers, for the reasons only."""
+    (locked), and the fully held offers, for the reasons only; and what each startup pays per
+    unit of each offer after the subsidy it would get (`subsidies.engine_prices`)."""
     # Locked so that a withdrawal waits for the cycle, or the cycle for the withdrawal, and a
     # request withdrawn meanwhile is not proposed: the WHERE is checked again under the lock.
     requests = session.scalars(
@@ -102,10 +103,16 @@ def take_snapshot(session: Session, policy: Policy, today: dt.date) -> Snapshot:
     ).all()
     weights = {f"r{r.id}": request_weight(policy, r.startup, r.cycles_waited) for r in requests}
     startups = {r.startup for r in requests}
+    net: dict[int, dict[str, float]] = defaultdict(dict)  # startup id -> {engine offer id: its price}
+    for (startup_id, offer_id), price in sorted(_net_prices(session, requests, offers, now).items()):
+        net[startup_id][f"o{offer_id}"] = float(price)
     instance = matching.Instance(
         policy=matching.Policy(share_cap=float(policy.share_cap)),
         startups=tuple(
-            matching.Startup(id=f"s{s.id}", budget=None if s.cycle_budget is None else float(s.cycle_budget))
+            matching.Startup(
+                id=f"s{s.id}", budget=None if s.cycle_budget is None else float(s.cycle_budget),
+                prices=net.get(s.id, {}),
+            )
             for s in startups
         ),
         offers=tuple(
@@ -115,8 +122,7 @@ def take_snapshot(session: Session, policy: Policy, today: dt.date) -> Snapshot:
                 kind=o.kind,
                 region=o.region,
                 available=float(o.available),
-                # Gross of subsidy: which program pays, and how much, is settled at approval,
-                # so budgets are checked against the most the startup could pay.
+                # Gross of subsidy; each startup's own price after its subsidy is in its `prices`.
                 unit_price=float(o.unit_price),
                 window=(o.window_start, o.window_end),
                 attributes=o.attributes,
@@ -145,6 +151,25 @@ def take_snapshot(session: Session, policy: Policy, today: dt.date) -> Snapshot:
     return Snapshot(instance, {f"r{r.id}": r for r in requests}, {f"o{o.id}": o for o in offers}, weights)
 
 
+def _net_prices(session: Session, requests: list[ResourceRequest], offers: list[Offer],
+                now: dt.datetime | None) -> dict[tuple[int, int], Decimal]:
+    """Per (startup, offer of a kind it asks for): its price after the best program's rate, where
+    one would pay. The program's dates are checked against the startup's earliest request of the
+    kind (no allocation starts before it: an offer's window must hold the request's)."""
+    if now is None:
+        return {}
+    earliest: dict[tuple[int, str], dt.date] = {}
+    for r in requests:
+        key = (r.startup_id, r.kind)
+        earliest[key] = min(earliest.get(key, r.window_start), r.window_start)
+    by_kind: dict[str, list[Offer]] = defaultdict(list)
+    for o in offers:
+        by_kind[o.kind].append(o)
+    startups = {r.startup_id: r.startup for r in requests}
+    wanted = [(startups[s], o, starts_on) for (s, kind), starts_on in sorted(earliest.items()) for o in by_kind[kind]]
+    return subsidies.engine_prices(session, wanted, now)
+
+
 @dataclass
 class CycleOutcome:
     cycle: MatchingCycle | None  # None for a dry run
@@ -168,7 +193,7 @@ def run_cycle(
         raise Conflict("A matching cycle is already running.")
     policy = current_policy(session)
     today = local_date(now)
-    snapshot = take_snapshot(session, policy, today)
+    snapshot = take_snapshot(session, policy, today, now)
     result = matching.solve(snapshot.instance, time_limit=time_limit)
     stats = cycle_stats(snapshot, result)
     proposals = [

@@ -75,6 +75,10 @@ def _terms(session: Session, data: dict[str, Any]) -> dict[str, Any]:
     terms = dict(data)
     if terms.get("eligible_sectors") is not None:
         terms["eligible_sectors"] = sorted(s.value for s in terms["eligible_sectors"])
+    if terms.get("excludes_subsidy_levels") is not None:
+        terms["excludes_subsidy_levels"] = sorted({level.value for level in terms["excludes_subsidy_levels"]})
+    if terms.get("excludes_subsidy_kinds") is not None:
+        terms["excludes_subsidy_kinds"] = sorted(set(terms["excludes_subsidy_kinds"]))
     if terms.get("evidence_required") is not None:
         terms["evidence_required"] = sorted({t.value for t in terms["evidence_required"]})
     for rule in terms.get("rate_rules") or []:

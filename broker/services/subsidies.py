@@ -23,10 +23,13 @@ from broker.models import (
     Allocation,
     Award,
     AwardStatus,
+    Carrier,
     LedgerKind,
     Offer,
+    OtherSubsidy,
     ProgramMode,
     ProgramStatus,
+    RelatedParty,
     Startup,
     SubsidyBan,
     SubsidyProgram,
@@ -46,6 +49,15 @@ def _fen(value: Decimal) -> Decimal:
 
 
 @dataclass(frozen=True)
+class HeldSubsidy:
+    """Another public subsidy the startup declared for the contract in question."""
+
+    level: str  # national, city, district
+    name: str
+    granting_body: str
+
+
+@dataclass(frozen=True)
 class Facts:
     """What eligibility needs to know beyond the program, the startup and the offer, read once per
     startup and offer from the database (`facts_for`)."""
@@ -54,22 +66,79 @@ class Facts:
     banned_until: dict[int, dt.date] = field(default_factory=dict)
     # Why the startup and the supplying carrier are related parties, if they are (None: not related).
     related_party: str | None = None
-    # Other public subsidies the startup declared for the same contract (their levels/kinds).
-    other_subsidies: tuple[str, ...] = ()
+    # Other public subsidies the startup declared for the same contract.
+    other_subsidies: tuple[HeldSubsidy, ...] = ()
     # Why each ban in `banned_until` was imposed (the clawback's reason).
     ban_reasons: dict[int, str] = field(default_factory=dict)
 
 
-def facts_for(session: Session, startup: Startup, offer: Offer) -> Facts:
-    """The facts about `startup` and `offer` eligibility checks beyond the program's own terms."""
-    banned_until: dict[int, dt.date] = {}
-    ban_reasons: dict[int, str] = {}
-    for program_id, until, reason in session.execute(
-        sa.select(SubsidyBan.program_id, SubsidyBan.until, SubsidyBan.reason)
-        .where(SubsidyBan.startup_id == startup.id).order_by(SubsidyBan.until, SubsidyBan.id)
-    ):
-        banned_until[program_id], ban_reasons[program_id] = until, reason.value  # the longest ban wins
-    return Facts(banned_until=banned_until, ban_reasons=ban_reasons)
+@dataclass
+class Declarations:
+    """What startups and carriers declared (related parties, other subsidies) and the carriers'
+    own codes, read at once for many eligibility checks (a cycle's every startup and offer)."""
+
+    parties: dict[int, list[RelatedParty]]  # startup id -> its declared parties
+    affiliates: dict[int, list[RelatedParty]]  # carrier id -> its declared affiliates
+    carriers: dict[int, Carrier]
+    subsidies: dict[int, list[OtherSubsidy]]  # startup id -> other subsidies it holds
+    bans: dict[int, list[SubsidyBan]] = field(default_factory=lambda: defaultdict(list))  # startup id -> its bans
+
+
+def declarations_for(session: Session, startup_ids: Iterable[int], carrier_ids: Iterable[int]) -> Declarations:
+    """The declarations of these startups and carriers, in four queries."""
+    startup_ids, carrier_ids = sorted(set(startup_ids)), sorted(set(carrier_ids))
+    declared = Declarations(defaultdict(list), defaultdict(list), {}, defaultdict(list))
+    for party in session.scalars(sa.select(RelatedParty).where(sa.or_(
+            RelatedParty.startup_id.in_(startup_ids), RelatedParty.carrier_id.in_(carrier_ids))).order_by(RelatedParty.uscc)):
+        if party.startup_id is not None:
+            declared.parties[party.startup_id].append(party)
+        else:
+            declared.affiliates[party.carrier_id].append(party)
+    declared.carriers = {c.id: c for c in session.scalars(sa.select(Carrier).where(Carrier.id.in_(carrier_ids)))}
+    for held in session.scalars(sa.select(OtherSubsidy).where(OtherSubsidy.startup_id.in_(startup_ids)).order_by(OtherSubsidy.id)):
+        declared.subsidies[held.startup_id].append(held)
+    for ban in session.scalars(sa.select(SubsidyBan).where(SubsidyBan.startup_id.in_(startup_ids))
+                               .order_by(SubsidyBan.until, SubsidyBan.id)):
+        declared.bans[ban.startup_id].append(ban)
+    return declared
+
+
+def facts_for(session: Session, startup: Startup, offer: Offer, allocation_id: int | None = None,
+              declared: Declarations | None = None) -> Facts:
+    """The facts about `startup` and `offer` (for allocation `allocation_id`, if it exists yet)
+    eligibility checks beyond the program's own terms. `declared`: read beforehand, for many."""
+    if declared is None:
+        declared = declarations_for(session, [startup.id], [offer.carrier_id])
+    bans = declared.bans.get(startup.id, [])  # in order of their end: the longest ban wins
+    return Facts(
+        banned_until={ban.program_id: ban.until for ban in bans},
+        ban_reasons={ban.program_id: ban.reason.value for ban in bans},
+        related_party=_related_party(startup, declared.parties.get(startup.id, []),
+                                     declared.carriers.get(offer.carrier_id), declared.affiliates.get(offer.carrier_id, [])),
+        other_subsidies=tuple(
+            HeldSubsidy(held.level.value, held.name, held.granting_body)
+            for held in declared.subsidies.get(startup.id, [])
+            if (allocation_id is not None and held.allocation_id == allocation_id)
+            or (held.carrier_id == offer.carrier_id and held.kind == offer.kind)
+        ),
+    )
+
+
+def _related_party(startup: Startup, parties: list[RelatedParty], carrier: Carrier | None,
+                   affiliates: list[RelatedParty]) -> str | None:
+    """Why the startup and the supplying carrier are related, in words, or None: a code on the
+    startup's side (its own, or a party it declared) that is on the carrier's side too (its own,
+    or an affiliate it declared). The lowest such code is named, so the reason is always the same."""
+    if carrier is None:
+        return None
+    mine = {party.uscc: f"the startup's declared {party.relation.value} {party.name}" for party in parties}
+    mine[startup.uscc] = "the startup's own code"
+    theirs = {party.uscc: f"the {party.relation.value} {party.name} that carrier {carrier.code} declared" for party in affiliates}
+    if carrier.uscc is not None:
+        theirs[carrier.uscc] = f"the code of the supplying carrier {carrier.code}"
+    for code in sorted(set(mine) & set(theirs)):
+        return f"{code} is {mine[code]} and {theirs[code]}"
+    return None
 
 
 def eligibility_problem(program: SubsidyProgram, startup: Startup, offer: Offer, starts_on: dt.date, today: dt.date,
@@ -100,7 +169,22 @@ def eligibility_problem(program: SubsidyProgram, startup: Startup, offer: Offer,
         return f"barred from this program until {facts.banned_until[program.id]} after a clawback" + (f" ({why})" if why else "")
     if program.exclude_carrier_affiliates and facts.related_party:
         return f"related party of the supplier: {facts.related_party}"
+    held = _excluded_subsidy(program, offer, facts)
+    if held is not None:
+        kinds = "" if program.excludes_subsidy_kinds is None else f" for {', '.join(program.excludes_subsidy_kinds)}"
+        return (f"the startup holds another {held.level}-level public subsidy for this contract ({held.name}, "
+                f"granted by {held.granting_body}); the program excludes {', '.join(program.excludes_subsidy_levels)}"
+                f"-level subsidies{kinds}")
     return None
+
+
+def _excluded_subsidy(program: SubsidyProgram, offer: Offer, facts: Facts) -> HeldSubsidy | None:
+    """The first subsidy the startup holds for this contract that the program's exclusion rule names."""
+    if not program.excludes_subsidy_levels:
+        return None
+    if program.excludes_subsidy_kinds is not None and offer.kind not in program.excludes_subsidy_kinds:
+        return None
+    return next((held for held in facts.other_subsidies if held.level in program.excludes_subsidy_levels), None)
 
 
 def _age_over(startup: Startup, years: int, today: dt.date) -> bool:
@@ -214,9 +298,10 @@ def _units_used(session: Session, program: SubsidyProgram, startup: Startup, yea
 
 
 def _candidates(session: Session, programs: Iterable[SubsidyProgram], startup: Startup, offer: Offer, quantity: Decimal,
-                unit_price: Decimal, starts_on: dt.date, now: dt.datetime) -> tuple[dict[int, Terms], dict[int, str]]:
+                unit_price: Decimal, starts_on: dt.date, now: dt.datetime,
+                allocation_id: int | None = None) -> tuple[dict[int, Terms], dict[int, str]]:
     today, year = local_date(now), ledger.fiscal_year(now)
-    facts = facts_for(session, startup, offer)
+    facts = facts_for(session, startup, offer, allocation_id)
     offered: dict[int, Terms] = {}
     refused: dict[int, str] = {}
     for program in programs:
@@ -237,6 +322,61 @@ def _pick(programs: dict[int, SubsidyProgram], offered: dict[int, Terms], cost: 
          for pid, t in offered.items()],
         cost,
     )
+
+
+# -- the price the matching engine sees ------------------------------------------------------
+
+
+def engine_prices(session: Session, wanted: Iterable[tuple[Startup, Offer, dt.date]], now: dt.datetime) -> dict[tuple[int, int], Decimal]:
+    """Per (startup id, offer id) of `wanted` (with the date its allocation would start), the unit
+    price after the rate of the best program that would pay (or of the best allowed stack, within
+    its combined share), where one would: what the engine checks budgets and price ceilings on.
+
+    The rate only: caps, allotments and what is left of each program's budget are settled at
+    approval (`award_for`), so the startup may end up paying more than this if a cap binds.
+    Allotment programs (free units, no rate) and programs with nothing left are not counted.
+    """
+    wanted = list(wanted)
+    if not wanted:
+        return {}
+    programs = [p for p in session.scalars(
+        sa.select(SubsidyProgram).where(SubsidyProgram.status == ProgramStatus.open).order_by(SubsidyProgram.id))
+        if p.mode is not ProgramMode.allotment and p.remaining > 0]
+    if not programs:
+        return {}
+    today = local_date(now)
+    declared = declarations_for(session, [s.id for s, _, _ in wanted], [o.carrier_id for _, o, _ in wanted])
+    # What an offer changes in the answer: its carrier and kind (supplier lists, related parties,
+    # other subsidies, covered kinds), its attributes (rate rules), and its id only where a
+    # program lists offers. A cycle's thousands of lots come in a few such shapes.
+    by_offer = any(p.supplier_offer_ids is not None for p in programs)
+    rate_of: dict[tuple, Decimal] = {}
+    prices = {}
+    for startup, offer, starts_on in wanted:
+        shape = (startup.id, starts_on, offer.carrier_id, offer.kind, offer.id if by_offer else None,
+                 tuple(sorted((name, str(value)) for name, value in offer.attributes.items())))
+        if shape not in rate_of:
+            facts = facts_for(session, startup, offer, declared=declared)
+            rates = {p.id: rate_for(p, startup, offer, today) for p in programs
+                     if eligibility_problem(p, startup, offer, starts_on, today, facts) is None}
+            rate_of[shape] = best_rate(programs, rates)
+        if rate_of[shape] > 0:
+            prices[startup.id, offer.id] = offer.unit_price * (1 - rate_of[shape])
+    return prices
+
+
+def best_rate(programs: Iterable[SubsidyProgram], rates: dict[int, Decimal]) -> Decimal:
+    """The highest share of the cost the eligible programs (`rates`: program id -> its rate) pay,
+    alone or stacked within one group's combined share: `choose`'s rule, on rates alone."""
+    best = max(rates.values(), default=ZERO)
+    groups: dict[int, list[SubsidyProgram]] = defaultdict(list)
+    for program in programs:
+        if program.id in rates and program.stack_group is not None:
+            groups[program.stack_group_id].append(program)
+    for members in groups.values():
+        if len(members) > 1:
+            best = max(best, min(sum(rates[p.id] for p in members), members[0].stack_group.combined_cap))
+    return min(best, Decimal(1))
 
 
 # -- awards, redemption, give-back ------------------------------------------------------------
@@ -261,7 +401,7 @@ def award_for(session: Session, allocation: Allocation, startup: Startup, offer:
         )
     }
     offered, _ = _candidates(session, programs.values(), startup, offer, allocation.quantity, allocation.unit_price,
-                             allocation.request.window_start, now)
+                             allocation.request.window_start, now, allocation.id)
     awards = []
     for program_id, amount in _pick(programs, offered, cost):
         program, term = programs[program_id], offered[program_id]

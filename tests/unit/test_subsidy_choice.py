@@ -5,9 +5,9 @@ from decimal import Decimal
 import pytest
 
 from broker.errors import Conflict
-from broker.models import LedgerKind
+from broker.models import LedgerKind, StackGroup, SubsidyProgram
 from broker.models.ledger import moves
-from broker.services.subsidies import Candidate, choose
+from broker.services.subsidies import Candidate, best_rate, choose
 
 D = Decimal
 
@@ -29,6 +29,20 @@ def test_a_stack_pays_within_its_combined_cap_and_beats_a_single_only_when_it_pa
 
 def test_programs_of_different_groups_never_stack():
     assert choose([Candidate(1, D("300"), 1, D("1")), Candidate(2, D("500"), 2, D("1"))], D("1000")) == [(2, D("500"))]
+
+
+def _program(pid, group=None):
+    return SubsidyProgram(id=pid, code=f"p{pid}", stack_group=group, stack_group_id=None if group is None else group.id)
+
+
+def test_the_rate_the_engine_sees_is_the_best_single_rate_or_a_stack_within_its_cap():
+    group = StackGroup(id=7, code="city-district", name="市区协同", combined_cap=D("0.6"))
+    city, district, solo = _program(1, group), _program(2, group), _program(3)
+    programs = [city, district, solo]
+    assert best_rate(programs, {1: D("0.3"), 2: D("0.5"), 3: D("0.55")}) == D("0.6")  # the stack, at its cap
+    assert best_rate(programs, {1: D("0.3"), 3: D("0.55")}) == D("0.55")  # one member alone is no stack
+    assert best_rate(programs, {1: D("0.1"), 2: D("0.2"), 3: D("0.55")}) == D("0.55")
+    assert best_rate(programs, {}) == D("0")
 
 
 def test_nothing_to_pay_is_no_award():

@@ -17,7 +17,9 @@ def d(x: float) -> Decimal:
     return Decimal(repr(float(x)))
 
 
-def compatible(request, offer) -> bool:
+def compatible(request, offer, price: float | None = None) -> bool:
+    """Whether `offer` may serve `request`, whose startup pays `price` per unit (default: the offer's)."""
+    price = offer.unit_price if price is None else price
     if request.kind != offer.kind:
         return False
     if request.regions is not None and offer.region not in request.regions:
@@ -27,7 +29,7 @@ def compatible(request, offer) -> bool:
             return False
     if not (offer.window[0] <= request.window[0] and offer.window[1] >= request.window[1]):
         return False
-    if request.max_unit_price is not None and offer.unit_price > request.max_unit_price:
+    if request.max_unit_price is not None and price > request.max_unit_price:
         return False
     return True
 
@@ -38,6 +40,7 @@ def violations(instance: Instance, result: Result) -> list[str]:
     requests = {r.id: r for r in instance.requests}
     offers = {o.id: o for o in instance.offers}
     budgets = {s.id: s.budget for s in instance.startups}
+    startups = {s.id: s for s in instance.startups}
     seen_pairs = set()
     per_request: dict[str, list] = {}
     for a in result.allocations:
@@ -49,7 +52,8 @@ def violations(instance: Instance, result: Result) -> list[str]:
         seen_pairs.add((a.request, a.offer))
         if not a.quantity > 0:
             problems.append(f"non-positive quantity {a}")
-        if not compatible(requests[a.request], offers[a.offer]):
+        offer = offers[a.offer]
+        if not compatible(requests[a.request], offer, startups[requests[a.request].startup].price_of(offer)):
             problems.append(f"incompatible pair {a.request}/{a.offer}")
         per_request.setdefault(a.request, []).append(a)
 
@@ -83,7 +87,8 @@ def violations(instance: Instance, result: Result) -> list[str]:
         request, offer = requests[a.request], offers[a.offer]
         key = (request.startup, request.kind)
         taken[key] = taken.get(key, Decimal(0)) + d(a.quantity)
-        spent[request.startup] = spent.get(request.startup, Decimal(0)) + d(a.quantity) * d(offer.unit_price)
+        price = startups[request.startup].price_of(offer)  # what this startup pays: its own price, if any
+        spent[request.startup] = spent.get(request.startup, Decimal(0)) + d(a.quantity) * d(price)
     cap = instance.policy.share_cap
     if cap is not None:
         for (startup, kind), amount in taken.items():

@@ -18,7 +18,8 @@ def optimum(inst) -> float:
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 1e-9)
     offers = list(inst.offers)
-    pairs = [(r, o) for r in inst.requests for o in offers if compatible(r, o)]
+    startups = {s.id: s for s in inst.startups}
+    pairs = [(r, o) for r in inst.requests for o in offers if compatible(r, o, startups[r.startup].price_of(o))]
     x = {(r.id, o.id): h.addVariable(lb=0.0) for r, o in pairs}
     z = {(r.id, o.id): h.addBinary() for r, o in pairs if not _divisible(o)}
     served = {r.id: h.addBinary() for r in inst.requests}
@@ -54,9 +55,9 @@ def optimum(inst) -> float:
                 if mine:
                     h.addConstr(sum(mine) <= inst.policy.share_cap * supply[kind])
     for s in inst.startups:
-        mine = [(r, o) for r, o in pairs if r.startup == s.id and o.unit_price > 0]
+        mine = [(r, o) for r, o in pairs if r.startup == s.id and s.price_of(o) > 0]
         if s.budget is not None and mine:
-            h.addConstr(sum(o.unit_price * x[r.id, o.id] for r, o in mine) <= s.budget)
+            h.addConstr(sum(s.price_of(o) * x[r.id, o.id] for r, o in mine) <= s.budget)
     if not pairs:
         return 0.0
     h.maximize(objective)

@@ -63,6 +63,14 @@ def instances(draw):
             minutes=draw(st.integers(0, 3)),
         ))
     share_cap = draw(st.none() | st.sampled_from([0.1, 0.3, 0.6, 1.0]))
+    # Some startups pay less than the offers' prices on some offers (the subsidy they'd get).
+    startups = [
+        dataclasses.replace(s, prices={
+            o.id: round(o.unit_price * draw(st.sampled_from([0.0, 0.5, 0.7])), 4)
+            for o in offers if draw(st.integers(0, 3)) == 0
+        })
+        for s in startups
+    ]
     return instance(offers, requests, startups, share_cap=share_cap)
 
 
