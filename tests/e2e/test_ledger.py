@@ -197,3 +197,22 @@ def test_each_side_sees_only_its_own_money(client, session, district, make_actor
     assert client.get("/api/v1/ledger/balances", headers=stranger.headers).json == []
     staff_view = client.get("/api/v1/ledger?kind=deposit", headers=district["staff"].headers).json
     assert [r["reference"] for r in staff_view] == [DOCUMENT]
+
+
+def test_a_free_allotment_covers_its_units_once_a_year(client, session, district):
+    staff = district["staff"]
+    # 150 free GPU-hours of listed models per startup per year, no cash value: the carrier claims it.
+    open_program(client, staff, "free-hours", mode="allotment", claimant="carrier", rate="1", allotment_per_startup="150",
+                 rate_rules=[], supplier_offer_ids=None)
+    first = approve_one(client, district, quantity="100")  # all 100 hours free: ¥1,000 at the offer's price
+    second = approve_one(client, district, quantity="100")  # only the 50 hours left this year
+    awards = [awards_of(session, a["id"])["free-hours"] for a in (first, second)]
+    assert [(a.quantity, a.amount, a.rate, a.claimant.value) for a in awards] == [
+        (Decimal("100.000"), Decimal("1000.00"), Decimal("1"), "carrier"), (Decimal("50.000"), Decimal("500.00"), Decimal("1"), "carrier")]
+    assert (second["gross"], second["subsidy"], second["net"]) == ("1000.00", "500.00", "500.00")
+    third = approve_one(client, district, quantity="100")
+    assert awards_of(session, third["id"]) == {}  # the year's allotment is used up
+    offer_id = client.get("/api/v1/offers?kind=gpu", headers=staff.headers).json[0]["id"]
+    quote = client.get(f"/api/v1/offers/{offer_id}/quote?quantity=10", headers=district["startup"].headers).json
+    assert quote["not_eligible"]["free-hours"] == "its allotment is used up"
+    assert ledger.reconcile(session).ok
