@@ -250,7 +250,8 @@ def _remove(session: Session, program: SubsidyProgram, award: Award, item: Notic
             actor: Account, now: dt.datetime) -> None:
     back = Decimal("0.00")
     if award.status is AwardStatus.committed:
-        back = subsidies.release(session, program, award, UPHELD_REASON, now, status=AwardStatus.released, actor_id=actor.id)
+        # Upheld: the award is void before it is paid, redemptions included (a notice precedes payment).
+        back = subsidies.revoke(session, program, award, UPHELD_REASON, now, actor_id=actor.id)
     award.move_notice(NoticeState.removed)
     item.remove(now)
     events.record(session, "subsidy.award_removed", None, award.startup_id, None, now, award_id=award.id,

@@ -24,6 +24,7 @@ from broker.models import (
     Award,
     AwardStatus,
     Carrier,
+    LedgerEntry,
     LedgerKind,
     Offer,
     OtherSubsidy,
@@ -451,6 +452,24 @@ def release(session: Session, program: SubsidyProgram, award: Award, why: str, n
         back = ZERO
     award.close(status, now)
     return back
+
+
+def revoke(session: Session, program: SubsidyProgram, award: Award, why: str, now: dt.datetime, *,
+           actor_id: int | None = None) -> Decimal:
+    """Take a (locked) award back whole before it is paid: every redemption not yet written off is
+    reversed, then its commit, so nothing of it stays spent or promised. Returns how much went back
+    to the budget."""
+    if award.written_off == 0:
+        redeems = session.scalars(
+            sa.select(LedgerEntry).where(LedgerEntry.award_id == award.id, LedgerEntry.kind == LedgerKind.redeem)
+            .order_by(LedgerEntry.id)
+        ).all()
+        for redeem in redeems:
+            left = redeem.amount - ledger.reversed_amount(session, redeem.id)
+            if left > 0:
+                ledger.post(session, program, LedgerKind.reverse, left, key=f"revoke:redeem:{redeem.id}", reverses=redeem,
+                            award=award, reason=why, now=now, actor_id=actor_id)
+    return release(session, program, award, why, now, actor_id=actor_id)
 
 
 def give_back_for(session: Session, allocation_ids: list[int], now: dt.datetime) -> Decimal:

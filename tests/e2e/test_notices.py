@@ -295,3 +295,35 @@ def test_the_daily_job_finalises_ended_notices_with_every_objection_answered(app
     statuses = {n["id"]: n["status"] for n in client.get("/api/v1/public/notices").json}
     assert statuses == {quiet["id"]: "final", contested["id"]: "open"}
     assert ledger.reconcile(session).ok
+
+
+def test_an_upheld_objection_voids_the_award_whole_usage_redeemed_so_far_included(client, session, district, awards):
+    from broker.models import Allocation, UsageReport
+    from broker.services import subsidies
+
+    staff, clock = district["staff"], district["clock"]
+    target = awards[1]  # ¥600 on 200 GPU-hours
+    allocation = session.get(Allocation, target.allocation_id)
+    usage = UsageReport(carrier_id=allocation.offer.carrier_id, external_id="u-early", allocation_id=allocation.id,
+                        quantity=Decimal(50), recorded_at=clock())
+    session.add(usage)
+    session.flush()
+    assert subsidies.redeem_usage(session, allocation, usage, clock()) == Decimal("150.00")  # a quarter used
+    notice = freeze(client, staff, [target.id]).json
+    clock.set(at(START))
+    item = client.get(f"/api/v1/public/notices/{notice['id']}").json["items"][0]
+    lodged = objection(client, notice["id"], item_id=item["id"])
+    assert lodged.status_code == 201, lodged.json
+    upheld = client.post(f"/api/v1/objections/{lodged.json['id']}/answer",
+                         json={"decision": "upheld", "answer": "经核实，移出名单。"}, headers=staff.headers)
+    assert upheld.status_code == 200, upheld.json
+    session.expire_all()
+    voided = session.get(Award, target.id)
+    assert (voided.committed, voided.redeemed, voided.status) == (Decimal("0.00"), Decimal("0.00"), AwardStatus.released)
+    rows = session.scalars(sa.select(LedgerEntry).where(LedgerEntry.award_id == target.id).order_by(LedgerEntry.id)).all()
+    assert [(r.kind, r.amount, r.reason) for r in rows] == [
+        (LedgerKind.commit, Decimal("600.00"), None), (LedgerKind.redeem, Decimal("150.00"), None),
+        (LedgerKind.reverse, Decimal("150.00"), "objection_upheld"), (LedgerKind.reverse, Decimal("600.00"), "objection_upheld")]
+    feed = client.get("/api/v1/events", headers=district["startups"][1].headers).json
+    assert [e["payload"]["given_back"] for e in feed if e["type"] == "subsidy.award_removed"] == ["600.00"]
+    assert ledger.reconcile(session).ok
