@@ -87,6 +87,9 @@ def test_a_real_deadlock_is_retried_and_the_approval_goes_through(databases, tmp
 def _wait_until_another_backend_waits_for_a_lock(connection, timeout=20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        # pg_stat_activity is read once per transaction and kept; this connection holds its
+        # transaction open (it holds the lock), so drop the copy before each look.
+        connection.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
         waiting = connection.scalar(sa.text(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
