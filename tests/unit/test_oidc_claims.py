@@ -1,4 +1,4 @@
-"""The mapping from a verified ID token's claims to who signed in, and the client's import purity."""
+"""The mapping from a verified ID token's claims to who signed in, the OIDC settings, and the client's import purity."""
 
 from __future__ import annotations
 
@@ -75,3 +75,25 @@ def test_the_client_imports_without_the_web_stack():
     done = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True)
     loaded = {name.split(".")[0] for name in json.loads(done.stdout.strip().splitlines()[-1])}
     assert [name for name in ("flask", "werkzeug", "sqlalchemy") if name in loaded] == []
+
+
+def test_the_oidc_settings_are_read_from_broker_variables_and_checked():
+    import config
+
+    assert config.load_settings({})["OIDC_DISCOVERY_URL"] is None  # off unless configured
+    local = "http://127.0.0.1:8004/.well-known/openid-configuration"
+    settings = config.load_settings({"BROKER_OIDC_DISCOVERY_URL": local, "BROKER_OIDC_CLIENT_ID": "broker-console",
+                                     "BROKER_OIDC_CLIENT_SECRET": "s"})
+    assert OidcSettings.from_config(settings) == OidcSettings(local, "broker-console", "s", production=False)
+    with pytest.raises(config.ConfigurationError, match="BROKER_OIDC_CLIENT_ID and BROKER_OIDC_CLIENT_SECRET"):
+        config.load_settings({"BROKER_OIDC_DISCOVERY_URL": local})
+    with pytest.raises(config.ConfigurationError, match="only to 127.0.0.1 or localhost"):
+        config.load_settings({"BROKER_OIDC_DISCOVERY_URL": "http://login.example.gov.cn/.well-known/openid-configuration",
+                              "BROKER_OIDC_CLIENT_ID": "c", "BROKER_OIDC_CLIENT_SECRET": "s"})
+    production = {"BROKER_ENV": "production", "BROKER_SECRET_KEY": "k",
+                  "BROKER_DATABASE_URL": "postgresql+psycopg://db/broker",
+                  "BROKER_OIDC_CLIENT_ID": "c", "BROKER_OIDC_CLIENT_SECRET": "s"}
+    with pytest.raises(config.ConfigurationError, match="BROKER_OIDC_DISCOVERY_URL must use https in production"):
+        config.load_settings({**production, "BROKER_OIDC_DISCOVERY_URL": local})
+    secure = "https://login.example.gov.cn/.well-known/openid-configuration"
+    assert config.load_settings({**production, "BROKER_OIDC_DISCOVERY_URL": secure})["OIDC_DISCOVERY_URL"] == secure
