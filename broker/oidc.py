@@ -47,7 +47,9 @@ class SignInRefused(NotAuthenticated):
 
 
 class ProviderMisconfigured(SignInRefused):
-    """The discovery URL or what it serves is unusable: an operator's problem, not the person's."""
+    """The discovery URL or what it serves is unusable: an operator's problem, not the person's (503)."""
+
+    status_code = 503
 
 
 @dataclass(frozen=True)

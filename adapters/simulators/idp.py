@@ -301,8 +301,7 @@ def create_app(
             grant = server.get_consent_grant(end_user=user)
         except OAuth2Error as error:
             return _error_page(error)
-        if user is None:  # "deny": the client hears access_denied
-            return server.create_authorization_response(grant_user=None, grant=grant)
+        # No user chosen is a refusal: the client is sent back with error=access_denied.
         return server.create_authorization_response(grant_user=user, grant=grant)
 
     @app.post("/token")

@@ -110,6 +110,21 @@ def test_a_district_person_signs_in_with_a_district_role(client, idp_url):
     assert claims.is_district
 
 
+def test_a_provider_that_restarted_with_a_new_key_is_still_trusted_after_its_keys_are_fetched_again():
+    # The simulator makes a key each time it starts; a client that cached the old key set
+    # meets an unknown key id and fetches the set again, once.
+    apps = [idp.create_app(clients=[CLIENT]), idp.create_app(clients=[CLIENT])]
+
+    def current(environ, start_response):
+        return apps[0](environ, start_response)
+
+    for url in serve(current):
+        client = client_for(url)
+        assert client.complete(*sign_in(client, url)).subject == "demo-staff"
+        apps.pop(0)  # "restarted": same address, new key
+        assert client.complete(*sign_in(client, url)).subject == "demo-staff"
+
+
 def test_an_answer_for_another_sign_in_is_refused(client, idp_url):
     pending, callback = sign_in(client, idp_url)
     with pytest.raises(SignInRefused, match="state mismatch"):

@@ -50,8 +50,11 @@ def test_claims_that_name_no_person_or_no_side_are_refused(changes, reason):
         claims_from_id_token({**COMPANY, **changes})
 
 
-def test_the_refusal_is_a_401_domain_error():
+def test_a_refused_sign_in_is_a_401_and_a_misconfigured_provider_a_503():
+    from broker.oidc import ProviderMisconfigured
+
     assert SignInRefused("x").status_code == 401
+    assert ProviderMisconfigured("x").status_code == 503 and isinstance(ProviderMisconfigured("x"), SignInRefused)
 
 
 def test_settings_come_from_the_app_config_and_are_absent_until_configured():
