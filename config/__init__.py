@@ -67,6 +67,12 @@ VARIABLES: dict[str, str] = {
     "BROKER_SQLITE_BUSY_TIMEOUT": "SQLite only: seconds to wait for another writer before a try counts as failed; default 30",
     "BROKER_WEBHOOK_ALLOWED_HOSTS": "comma-separated host names, IP addresses or CIDR networks that webhooks may reach "
     "although they are not public (matched against the URL's host as written); default: none (`broker demo`: 127.0.0.1)",
+    "BROKER_OIDC_DISCOVERY_URL": "sign-in through OpenID Connect (the city's unified login, 一网通办): the identity "
+    "provider's discovery URL, https (plain http only to 127.0.0.1/localhost outside production); default: none, "
+    "no OIDC sign-in (the local simulator, `broker simulate idp`: http://127.0.0.1:8004/.well-known/openid-configuration)",
+    "BROKER_OIDC_CLIENT_ID": "the broker's client id at the identity provider; required with BROKER_OIDC_DISCOVERY_URL",
+    "BROKER_OIDC_CLIENT_SECRET": "the broker's client secret at the identity provider; required with "
+    "BROKER_OIDC_DISCOVERY_URL",
     "BROKER_DISTRICT_CONTACT": "whom a company reaches about its registration (named in the 409 on a credit code "
     "that is already registered); default: the district science commission's office, from its published replies",
 }
@@ -104,6 +110,9 @@ _DEFAULTS: dict[str, object] = {
     "S3_SECRET_KEY": None,
     "S3_REGION": None,
     "SETTLEMENT_FOUR_EYES_ABOVE": "100000",
+    "OIDC_DISCOVERY_URL": None,
+    "OIDC_CLIENT_ID": None,
+    "OIDC_CLIENT_SECRET": None,
 }
 
 # Outside production, carriers default to their simulators (`broker simulate CODE --port N`).
@@ -235,7 +244,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
         settings["LOG_LEVEL"] = env["BROKER_LOG_LEVEL"].upper()
     if env.get("BROKER_EVIDENCE_STORE", "").strip():
         settings["EVIDENCE_STORE"] = env["BROKER_EVIDENCE_STORE"].strip().lower()
-    for key in ("EVIDENCE_DIR", "S3_ENDPOINT_URL", "S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_REGION"):
+    for key in ("EVIDENCE_DIR", "S3_ENDPOINT_URL", "S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_REGION",
+                "OIDC_DISCOVERY_URL", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"):
         if env.get(f"BROKER_{key}", "").strip():
             settings[key] = env[f"BROKER_{key}"].strip()
     if "BROKER_MAX_BODY_BYTES" in env:
@@ -274,6 +284,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
     return settings
 
 
+def _oidc_settings_problem(settings: Mapping[str, object]) -> str | None:
+    """Why the OpenID Connect settings can't be used, or None (also when sign-in through OIDC is off)."""
+    url = settings.get("OIDC_DISCOVERY_URL")
+    if not url:
+        return None
+    from broker.oidc import SignInRefused, check_provider_url
+
+    try:
+        check_provider_url(str(url), production=settings.get("BROKER_ENV") == "production",
+                           what="BROKER_OIDC_DISCOVERY_URL")
+    except SignInRefused as error:
+        return error.message
+    missing = [name for name in ("OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET") if not settings.get(name)]
+    if missing:
+        return "BROKER_OIDC_DISCOVERY_URL is set, so " + " and ".join(f"BROKER_{name}" for name in missing) + " must be too."
+    return None
+
+
 def check_settings(settings: Mapping[str, object]) -> None:
     """Refuse to run production on development defaults, naming every missing setting."""
     from broker.netguard import DestinationGuard
@@ -283,6 +311,9 @@ def check_settings(settings: Mapping[str, object]) -> None:
         DestinationGuard.parse(settings.get("WEBHOOK_ALLOWED_HOSTS") or ())  # type: ignore[arg-type]
     except ValueError as error:
         raise ConfigurationError(f"BROKER_WEBHOOK_ALLOWED_HOSTS: {error}") from None
+    oidc_problem = _oidc_settings_problem(settings)
+    if oidc_problem:
+        raise ConfigurationError(oidc_problem)
     evidence_problems = store_settings_problems(settings)
     if evidence_problems:
         raise ConfigurationError("The evidence store can't be used: " + "; ".join(evidence_problems) + ".")

@@ -19,6 +19,8 @@ ALLOWED_READS = {
     "adapters/mobile.py": "the request signature's timestamp is checked against the carrier's own wall clock",
     "adapters/simulators/common.py": "a simulator stands in for a carrier's own systems and their clock",
     "adapters/simulators/mobile.py": "a simulator stands in for a carrier's own systems and their clock",
+    "adapters/simulators/idp.py": "the identity provider simulator stands in for the city's login and its clock "
+    "(it stamps the ID tokens' iat and exp)",
 }
 
 

@@ -154,4 +154,4 @@ def test_simulate_command_lists_valid_carriers() -> None:
 
     result = CliRunner().invoke(simulate_command, ["nokia"])
     assert result.exit_code == 2
-    assert "no simulator for 'nokia'; valid: mobile, telecom, unicom" in result.output
+    assert "no simulator for 'nokia'; valid: idp, mobile, telecom, unicom" in result.output
