@@ -24,6 +24,7 @@ from email.utils import format_datetime, make_msgid
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from broker.db import unit_of_work
 from broker.models.outbox import EmailStatus, OutboxEmail
 
 log = logging.getLogger(__name__)
@@ -98,38 +99,24 @@ def deliver_pending(session: Session, settings: MailSettings, now: dt.datetime) 
     ids = list(session.scalars(due))
     session.rollback()
     for email_id in ids:
-        try:
+        with unit_of_work(session):
             email = session.scalar(
                 sa.select(OutboxEmail).where(OutboxEmail.id == email_id, OutboxEmail.status == EmailStatus.pending)
                 .with_for_update(skip_locked=True).execution_options(populate_existing=True)
             )
             if email is None:  # sent by another runner meanwhile
-                session.rollback()
                 continue
             try:
                 _send(settings, email, now)
             except (OSError, smtplib.SMTPException) as error:
-                email.attempts += 1
-                email.last_error = f"{type(error).__name__}: {error}"[:2000]
-                if email.attempts >= MAX_ATTEMPTS:
-                    email.status = EmailStatus.failed
-                    report.failed.append(email.id)
-                    log.error("email %d to %s failed for good: %s", email.id, email.to_address, email.last_error)
-                else:
-                    email.next_attempt_at = now + retry_delay(email.attempts)
-                    report.retrying.append(email.id)
-                    log.warning("email %d to %s failed, retrying at %s: %s", email.id, email.to_address,
-                                email.next_attempt_at.isoformat(), email.last_error)
+                give_up = email.attempts + 1 >= MAX_ATTEMPTS
+                email.attempt_failed(f"{type(error).__name__}: {error}", None if give_up else now + retry_delay(email.attempts + 1))
+                (report.failed if give_up else report.retrying).append(email.id)
+                log.warning("email %d to %s not delivered (attempt %d%s): %s", email.id, email.to_address, email.attempts,
+                            ", giving up" if give_up else f", retrying at {email.next_attempt_at.isoformat()}", email.last_error)
             else:
-                email.attempts += 1
-                email.status = EmailStatus.sent
-                email.sent_at = now
-                email.body = None
+                email.sent(now)
                 report.sent.append(email.id)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
     return report
 
 

@@ -37,3 +37,19 @@ class OutboxEmail(Base):
         sa.Index("ix_outbox_emails_due", "status", "next_attempt_at"),
         sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
     )
+
+    def sent(self, now: dt.datetime) -> None:
+        """Delivered: the body is cleared, since it may hold a link's secret."""
+        self.attempts += 1
+        self.status = EmailStatus.sent
+        self.sent_at = now
+        self.body = None
+
+    def attempt_failed(self, error: str, retry_at: dt.datetime | None) -> None:
+        """Not delivered: try again at `retry_at`, or (None) give up."""
+        self.attempts += 1
+        self.last_error = error[:2000]
+        if retry_at is None:
+            self.status = EmailStatus.failed
+        else:
+            self.next_attempt_at = retry_at

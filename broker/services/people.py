@@ -40,6 +40,7 @@ from broker.models.people import (
 )
 from broker.services import accounts
 from broker.services.passwords import check_password, hash_password, needs_rehash, spend_a_verification, verify_password
+from broker.uniques import duplicate
 
 LOCK_AFTER = 5  # failures in a row before a lockout
 FIRST_LOCKOUT = dt.timedelta(minutes=1)  # then doubling with each further failure
@@ -257,7 +258,7 @@ def _new_person(
 ) -> Person:
     key = normalise_email(email)
     if session.scalar(sa.select(Person.id).where(Person.email_key == key)) is not None:
-        raise Conflict("A person with this email already exists.", {"email": ["Already in use."]})
+        raise duplicate("uq_people_email_key")
     account_role = role if side is Side.district else Role(side.value)
     account = Account(role=account_role, name=name, startup_id=startup_id, carrier_id=carrier_id)
     session.add(account)
@@ -362,7 +363,7 @@ def invite(
     if "@" not in email or len(email) > 254:
         raise InvalidInput("An email address is needed.", {"email": ["Not a valid email address."]})
     if session.scalar(sa.select(Person.id).where(Person.email_key == normalise_email(email))) is not None:
-        raise Conflict("A person with this email already exists.", {"email": ["Already in use."]})
+        raise duplicate("uq_people_email_key")
     if company_role is None:
         side, role = _district_invitation(actor, role)
         company_id = None
@@ -461,7 +462,7 @@ def invite_at_console(session: Session, email: str, name: str, role: Role, now: 
     if "@" not in email:
         raise InvalidInput("An email address is needed.", {"email": ["Not a valid email address."]})
     if session.scalar(sa.select(Person.id).where(Person.email_key == normalise_email(email))) is not None:
-        raise Conflict("A person with this email already exists.", {"email": ["Already in use."]})
+        raise duplicate("uq_people_email_key")
     secret = secrets.token_urlsafe(32)
     invitation = Invitation(
         email=email, name=name.strip() or None, side=Side.district, role=role, token_hash=hash_token(secret),
@@ -638,14 +639,16 @@ def create_own_token(
     return accounts.issue_for(session, person.account, issued_by=person.account, expires_at=expires_at)
 
 
+@transaction
 def revoke_own_token(session: Session, person: Person, token_id: int, now: dt.datetime) -> ApiToken:
     """Revoke one of the person's own tokens; another's token does not exist for them (NotFound)."""
     set_actor(session, person.account_id)
-    owner = session.scalar(sa.select(ApiToken.account_id).where(ApiToken.id == token_id))
-    session.rollback()  # end the read: revoke_token is its own transaction
-    if owner != person.account_id:
+    token = session.get(ApiToken, token_id)
+    if token is None or token.account_id != person.account_id:
         raise NotFound("No such token.")
-    return accounts.revoke_token(session, person.account, token_id, now)
+    session.refresh(token, with_for_update=True)  # a concurrent revoke waits, then finds it revoked (409)
+    token.revoke(now)
+    return token
 
 
 # --- emails --------------------------------------------------------------------------------
