@@ -132,6 +132,7 @@ class SignInAttempt(Audited, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime]
     email: Mapped[str] = mapped_column(sa.String(254))
+    email_key: Mapped[str] = mapped_column(sa.String(254), index=True)  # normalise_email(email)
     person_id: Mapped[int | None] = mapped_column(sa.ForeignKey("people.id"), index=True)
     outcome: Mapped[SignInOutcome] = mapped_column(enum_column_type(SignInOutcome))
     source: Mapped[str] = mapped_column(sa.String(64))  # "password", "oidc", and where from (an IP address)

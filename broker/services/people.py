@@ -45,6 +45,7 @@ from broker.uniques import duplicate
 LOCK_AFTER = 5  # failures in a row before a lockout
 FIRST_LOCKOUT = dt.timedelta(minutes=1)  # then doubling with each further failure
 LONGEST_LOCKOUT = dt.timedelta(hours=1)
+UNKNOWN_EMAIL_MEMORY = dt.timedelta(days=1)  # how far back an unknown email's failures count
 INVITATION_LIFETIME = dt.timedelta(hours=72)
 RESET_LIFETIME = dt.timedelta(hours=1)
 MAX_AGENT_TERM = dt.timedelta(days=366)
@@ -104,8 +105,7 @@ def _check_password_sign_in(
 ) -> Exception | None:
     if person is None:
         spend_a_verification(password)
-        _record(session, email, None, SignInOutcome.unknown_email, source, now)
-        return NotAuthenticated(WRONG_CREDENTIALS)
+        return _unknown_email(session, email, source, now)
     if person.locked_until is not None and now < person.locked_until:
         spend_a_verification(password)
         _record(session, email, person, SignInOutcome.locked, source, now)
@@ -126,6 +126,24 @@ def _check_password_sign_in(
         person.password_hash = hash_password(password)
     _succeed(session, person, email, source, now)
     return None
+
+
+def _unknown_email(session: Session, email: str, source: str, now: dt.datetime) -> Exception:
+    """An email no person has is locked out exactly as a person would be, counted from its
+    recorded failures (of the last UNKNOWN_EMAIL_MEMORY), so a lockout tells nothing either."""
+    failures, last = session.execute(
+        sa.select(sa.func.count(SignInAttempt.id), sa.func.max(SignInAttempt.at)).where(
+            SignInAttempt.email_key == normalise_email(email), SignInAttempt.outcome == SignInOutcome.unknown_email,
+            SignInAttempt.at > now - UNKNOWN_EMAIL_MEMORY,
+        )
+    ).one()
+    lockout = lockout_for(failures)
+    if lockout is not None and last is not None and now < last + lockout:
+        _record(session, email, None, SignInOutcome.locked, source, now)
+        return _locked(last + lockout)
+    _record(session, email, None, SignInOutcome.unknown_email, source, now)
+    lockout = lockout_for(failures + 1)
+    return _locked(now + lockout) if lockout is not None else NotAuthenticated(WRONG_CREDENTIALS)
 
 
 def _locked(until: dt.datetime) -> TooManyAttempts:
@@ -156,7 +174,7 @@ def _record(
     session: Session, email: str, person: Person | None, outcome: SignInOutcome, source: str, now: dt.datetime
 ) -> None:
     attempt = SignInAttempt(
-        at=now, email=email.strip()[:254], person_id=person.id if person else None, outcome=outcome, source=source[:64]
+        at=now, email=email.strip()[:254], email_key=normalise_email(email)[:254], person_id=person.id if person else None, outcome=outcome, source=source[:64]
     )
     attempt.audit_as("sign_in" if outcome is SignInOutcome.success else "sign_in_failed")
     session.add(attempt)

@@ -145,6 +145,32 @@ def test_five_failures_lock_the_person_out_with_a_doubling_back_off_even_for_the
             people.sign_in(session, staff.email, "wrong wrong wrong", clock())
 
 
+def test_an_unknown_email_is_locked_out_as_a_person_would_be_so_a_lockout_tells_nothing(session, staff, frozen_clock):
+    clock = frozen_clock(NOW)
+
+    def answers(email):
+        said = []
+        for step in range(7):
+            try:
+                people.sign_in(session, email, "wrong wrong wrong", clock())
+            except TooManyAttempts as locked:
+                said.append(("locked", locked.retry_at - clock()))
+            except NotAuthenticated as refused:
+                said.append(("wrong", refused.message))
+            clock.advance(dt.timedelta(seconds=30))
+        clock.set(NOW)
+        return said
+
+    known, unknown = answers(staff.email), answers("Nobody@Example.cn")
+    assert known == unknown, (known, unknown)
+    assert [kind for kind, _ in known] == ["wrong"] * 4 + ["locked"] * 3
+    outcomes = session.scalars(sa.select(SignInAttempt.outcome).where(SignInAttempt.email_key == "nobody@example.cn")
+                               .order_by(SignInAttempt.id)).all()
+    # The fifth failure locks for a minute; at the minute a sixth counts and locks for two.
+    assert outcomes == [SignInOutcome.unknown_email] * 5 + [SignInOutcome.locked, SignInOutcome.unknown_email]
+    assert [wait for _, wait in known[4:]] == [dt.timedelta(minutes=1), dt.timedelta(seconds=30), dt.timedelta(minutes=2)]
+
+
 def test_the_back_off_doubles_up_to_an_hour():
     assert [people.lockout_for(n) for n in (1, 4)] == [None, None]
     assert [people.lockout_for(n).total_seconds() / 60 for n in (5, 6, 7, 8, 9, 10, 11, 12, 30)] == [

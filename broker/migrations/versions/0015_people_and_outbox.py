@@ -106,6 +106,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('at', sa.DateTime(), nullable=False),
     sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('email_key', sa.String(length=254), nullable=False),
     sa.Column('person_id', sa.Integer(), nullable=True),
     sa.Column('outcome', sa.Enum('success', 'wrong_password', 'unknown_email', 'locked', 'deactivated', 'agent_expired', name='signinoutcome', native_enum=False, create_constraint=True, length=14), nullable=False),
     sa.Column('source', sa.String(length=64), nullable=False),
@@ -113,9 +114,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sign_in_attempts'))
     )
     op.create_index(op.f('ix_sign_in_attempts_person_id'), 'sign_in_attempts', ['person_id'], unique=False)
+    op.create_index(op.f('ix_sign_in_attempts_email_key'), 'sign_in_attempts', ['email_key'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_sign_in_attempts_email_key'), table_name='sign_in_attempts')
     op.drop_index(op.f('ix_sign_in_attempts_person_id'), table_name='sign_in_attempts')
     op.drop_table('sign_in_attempts')
     op.drop_index(op.f('ix_password_resets_person_id'), table_name='password_resets')
