@@ -76,6 +76,8 @@ class Person(Audited, Base):
     email: Mapped[str] = mapped_column(sa.String(254))
     email_key: Mapped[str] = mapped_column(sa.String(254), unique=True)  # normalise_email(email)
     password_hash: Mapped[str | None] = mapped_column(sa.String(255))  # argon2id; None: OIDC only
+    # When the password was last set (not rehashed): what the audit log shows of a password change.
+    password_changed_at: Mapped[dt.datetime | None]
     account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"), unique=True)
     side: Mapped[Side] = mapped_column(enum_column_type(Side))
     company_role: Mapped[CompanyRole | None] = mapped_column(enum_column_type(CompanyRole))

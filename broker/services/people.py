@@ -621,6 +621,7 @@ def reset_password(session: Session, token: str, password: str, now: dt.datetime
     set_actor(session, person.account_id)
     person.audit_as("reset_password")
     person.password_hash = hash_password(password)
+    person.password_changed_at = now
     person.failed_sign_ins = 0
     person.locked_until = None
     reset.use(now)
@@ -629,6 +630,21 @@ def reset_password(session: Session, token: str, password: str, now: dt.datetime
                                        PasswordReset.id != reset.id)
     ):
         other.use(now)  # one reset ends every other link sent before it
+    return person
+
+
+@transaction
+def change_password(session: Session, person: Person, current: str, new: str, now: dt.datetime) -> Person:
+    """A signed-in person changes their password, giving the current one (a person with none,
+    linked through OIDC, sets a first one through "forgot password")."""
+    _require_active(person)
+    set_actor(session, person.account_id)
+    if not verify_password(person.password_hash, current):
+        raise InvalidInput("The current password is wrong.", {"current_password": ["Wrong password."]})
+    check_password(new)
+    person.audit_as("change_password")
+    person.password_hash = hash_password(new)
+    person.password_changed_at = now
     return person
 
 

@@ -410,6 +410,9 @@ def test_a_reset_link_sets_a_new_password_once_within_the_hour_and_ends_the_lock
     with pytest.raises(PasswordRefused):
         people.reset_password(session, token, "password", NOW)
     people.reset_password(session, token, "a brand new passphrase", NOW + dt.timedelta(minutes=59))
+    reset_entry = session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "reset_password"))
+    assert reset_entry.actor_id == staff.account_id and "password_hash" not in reset_entry.after
+    assert reset_entry.after["password_changed_at"] and reset_entry.after["failed_sign_ins"] == 0
     assert people.sign_in(session, staff.email, "a brand new passphrase", NOW + dt.timedelta(minutes=59)).id == staff.id
     with pytest.raises(NotFound):
         people.reset_password(session, token, "another new passphrase", NOW)
@@ -418,6 +421,17 @@ def test_a_reset_link_sets_a_new_password_once_within_the_hour_and_ends_the_lock
     late = _token_of(next(line for line in body.splitlines() if line.startswith(BASE)), people.RESET_PATH)
     with pytest.raises(NotFound):
         people.reset_password(session, late, "another new passphrase", NOW + dt.timedelta(hours=1))
+
+
+def test_a_person_changes_their_password_giving_the_current_one(session, staff):
+    with pytest.raises(InvalidInput) as refused:
+        people.change_password(session, staff, "not my password at all", "the next long passphrase", NOW)
+    assert "current_password" in refused.value.errors
+    with pytest.raises(PasswordRefused):
+        people.change_password(session, staff, PASSWORD, "qwerty123456", NOW)
+    people.change_password(session, staff, PASSWORD, "the next long passphrase", NOW)
+    assert people.sign_in(session, staff.email, "the next long passphrase", NOW).id == staff.id
+    assert session.scalar(sa.select(AuditEntry.actor_id).where(AuditEntry.action == "change_password")) == staff.account_id
 
 
 # --- own tokens ----------------------------------------------------------------------------

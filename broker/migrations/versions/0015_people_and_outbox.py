@@ -39,6 +39,7 @@ def upgrade() -> None:
     sa.Column('email', sa.String(length=254), nullable=False),
     sa.Column('email_key', sa.String(length=254), nullable=False),
     sa.Column('password_hash', sa.String(length=255), nullable=True),
+    sa.Column('password_changed_at', sa.DateTime(), nullable=True),
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('side', sa.Enum('district', 'startup', 'carrier', name='side', native_enum=False, create_constraint=True, length=8), nullable=False),
     sa.Column('company_role', sa.Enum('legal_representative', 'administrator', 'agent', name='companyrole', native_enum=False, create_constraint=True, length=20), nullable=True),
