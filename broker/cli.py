@@ -141,6 +141,31 @@ def users_create(role: str, name: str) -> None:
     click.echo(f"Token (shown once, store it now): {secret}")
 
 
+@main.group("people")
+def people_group() -> None:
+    """People who sign in to the console."""
+
+
+@people_group.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice([Role.staff.value, Role.admin.value]), required=True)
+@click.option("--base-url", default="http://127.0.0.1:5000", show_default=True, help="the console's address, for the link")
+@with_migrated_database
+def people_create(email: str, name: str, role: str, base_url: str) -> None:
+    """Invite a district person (e.g. the first staff member) and print their one-time invitation link."""
+    from broker.services.people import INVITATION_LIFETIME, invite_at_console
+
+    try:
+        invitation, link = invite_at_console(get_session(), email, name, Role(role), now(), base_url)
+    except DomainError as error:
+        _fail(error)
+    expires = invitation.expires_at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    click.echo(f"Invited {email} as {role}. The link works once, until {expires} (Asia/Shanghai), "
+               f"{int(INVITATION_LIFETIME.total_seconds() // 3600)} h:")
+    click.echo(link)
+
+
 @main.group("carriers")
 def carriers_group() -> None:
     """Carriers and their adapters."""

@@ -22,7 +22,8 @@ from broker.clock import local_date, now
 from broker.db import get_db
 from broker.migrations import upgrade
 from broker.models import Account, Carrier, Claimant, Offer, ProgramMode, ResourceRequest, Role, Sector, Startup
-from broker.services import accounts, market
+from broker.models.people import Person, normalise_email
+from broker.services import accounts, market, people
 from broker.services import policy as policy_service
 from broker.services.policy import default_policy
 from broker.uscc import CHARSET, check_character
@@ -57,6 +58,11 @@ STARTUPS = [
     ("长宁航空数据科技有限公司", Sector.other, 14, 2024, False, False),
 ]
 
+# The demo's staff person for the console: a known password, printed by `broker demo` (never in production data).
+DEMO_STAFF_EMAIL = "staff@demo.broker.local"
+DEMO_STAFF_PASSWORD = "changning-demo-2026"
+DEMO_STAFF_NAME = "演示：区科委工作人员 (demo staff)"
+
 CONTACTS = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨帆", "赵磊", "黄敏", "周杰", "吴婷"]
 
 
@@ -85,6 +91,7 @@ class DemoSummary:
             f"  OpenAPI:    {base_url}/api/openapi.json",
             f"  health:     {base_url}/healthz  {base_url}/readyz",
             f"  staff token (shown once): {self.staff_token}",
+            f"  staff sign-in (console): {DEMO_STAFF_EMAIL} / {DEMO_STAFF_PASSWORD}",
             "  a carrier's or a startup's token: broker carriers token "
             + "|".join(code for code, _, _ in CARRIERS) + ", broker startups token ID",
             f"  try:        curl -H 'Authorization: Bearer {self.staff_token}' '{base_url}/api/v1/offers?kind=gpu'",
@@ -106,6 +113,8 @@ def prepare_demo(app: Flask) -> DemoSummary:
             if created:
                 _load_demo_requests(session)
             _, _, staff_token = accounts.create_user(session, Role.staff, "演示：区科委工作人员 (demo staff)")
+            if session.scalar(sa.select(Person.id).where(Person.email_key == normalise_email(DEMO_STAFF_EMAIL))) is None:
+                people.create_district_person(session, DEMO_STAFF_EMAIL, DEMO_STAFF_NAME, Role.staff, DEMO_STAFF_PASSWORD)
             counts = {
                 "carriers": _count(session, Carrier),
                 "startups": _count(session, Startup),

@@ -59,3 +59,13 @@ class Unavailable(DomainError):
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooManyAttempts(DomainError):
+    """Sign-in is locked out after repeated failures until `retry_at` (even the right password waits)."""
+
+    status_code = 429
+
+    def __init__(self, message: str, retry_at: object) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at

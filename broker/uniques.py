@@ -63,6 +63,11 @@ UNIQUE_VIOLATIONS: dict[str, tuple[str, str]] = {
     "uq_usage_reports_carrier_id_external_id": ("external_id", "This usage record was already received."),
     "uq_job_runs_job_slot": ("slot", "This job has already run for this slot."),
     "uq_push_receipts_carrier_id_push_id": ("body", "This push was already received; a replayed push is refused."),
+    # Emails are compared case-insensitively: the key is the email lower-cased.
+    "uq_people_email_key": ("email", "A person with this email already exists."),
+    "uq_people_account_id": ("account_id", "This account already belongs to a person."),
+    "uq_invitations_token_hash": ("token", "An invitation with this secret already exists; invite again."),
+    "uq_password_resets_token_hash": ("token", "A reset link with this secret already exists; ask again."),
 }
 
 

@@ -73,6 +73,13 @@ VARIABLES: dict[str, str] = {
     "BROKER_OIDC_CLIENT_ID": "the broker's client id at the identity provider; required with BROKER_OIDC_DISCOVERY_URL",
     "BROKER_OIDC_CLIENT_SECRET": "the broker's client secret at the identity provider; required with "
     "BROKER_OIDC_DISCOVERY_URL",
+    "BROKER_SMTP_HOST": "the SMTP server the email outbox sends through; unset (development): each email is written "
+    "as an .eml file to outbox/ in the instance folder instead",
+    "BROKER_SMTP_PORT": "the SMTP server's port; default 587",
+    "BROKER_SMTP_USER": "the SMTP login's user name; unset: no login",
+    "BROKER_SMTP_PASSWORD": "the SMTP login's password",
+    "BROKER_SMTP_STARTTLS": "whether to upgrade the SMTP connection with STARTTLS (true or false); default true",
+    "BROKER_MAIL_FROM": "the From address of the broker's emails; default 硅巷资源撮合平台 <noreply@broker.localhost>",
     "BROKER_DISTRICT_CONTACT": "whom a company reaches about its registration (named in the 409 on a credit code "
     "that is already registered); default: the district science commission's office, from its published replies",
 }
@@ -113,6 +120,12 @@ _DEFAULTS: dict[str, object] = {
     "OIDC_DISCOVERY_URL": None,
     "OIDC_CLIENT_ID": None,
     "OIDC_CLIENT_SECRET": None,
+    "SMTP_HOST": None,
+    "SMTP_PORT": 587,
+    "SMTP_USER": None,
+    "SMTP_PASSWORD": None,
+    "SMTP_STARTTLS": True,
+    "MAIL_FROM": None,
 }
 
 # Outside production, carriers default to their simulators (`broker simulate CODE --port N`).
@@ -244,6 +257,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
         settings["LOG_LEVEL"] = env["BROKER_LOG_LEVEL"].upper()
     if env.get("BROKER_EVIDENCE_STORE", "").strip():
         settings["EVIDENCE_STORE"] = env["BROKER_EVIDENCE_STORE"].strip().lower()
+    for key in ("SMTP_HOST", "SMTP_USER", "SMTP_PASSWORD", "MAIL_FROM"):
+        if env.get(f"BROKER_{key}", "").strip():
+            settings[key] = env[f"BROKER_{key}"].strip()
+    if env.get("BROKER_SMTP_STARTTLS", "").strip():
+        flag = env["BROKER_SMTP_STARTTLS"].strip().lower()
+        if flag not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigurationError("BROKER_SMTP_STARTTLS must be true or false")
+        settings["SMTP_STARTTLS"] = flag in ("true", "1", "yes")
     for key in ("EVIDENCE_DIR", "S3_ENDPOINT_URL", "S3_BUCKET", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_REGION",
                 "OIDC_DISCOVERY_URL", "OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET"):
         if env.get(f"BROKER_{key}", "").strip():
@@ -268,6 +289,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
         ("BROKER_UPLOAD_MAX_COMPRESSION_RATIO", "UPLOAD_MAX_COMPRESSION_RATIO", float),
         ("BROKER_UPLOAD_MAX_ROWS", "UPLOAD_MAX_ROWS", int),
         ("BROKER_EVIDENCE_MAX_BYTES", "EVIDENCE_MAX_BYTES", int),
+        ("BROKER_SMTP_PORT", "SMTP_PORT", int),
     ):
         if name in env:
             try:

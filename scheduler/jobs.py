@@ -110,6 +110,14 @@ def deliver_webhooks(app: Flask, at: dt.datetime) -> None:
         deliver_due(session, http, at, guard=DestinationGuard.from_config(app.config))
 
 
+def deliver_email(app: Flask, at: dt.datetime) -> None:
+    """Send the email outbox's due rows (SMTP, or .eml files in development)."""
+    from broker.outbox import MailSettings, deliver_pending
+
+    with _session(app) as session:
+        deliver_pending(session, MailSettings.from_config(app.config, app.instance_path), at)
+
+
 def finalise_notices(app: Flask, at: dt.datetime) -> None:
     from broker.services.notices import finalise_due
 

@@ -39,6 +39,7 @@ SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("deliver_webhooks", "deliver_webhooks", "* * * * *", "*/20 * * * * *"),
     ScheduledJob("finalise_notices", "finalise_notices", "30 0 * * *", "*/10 * * * *",
                  "daily 00:30: public notices past their last working day with every objection answered"),
+    ScheduledJob("deliver_email", "deliver_email", "* * * * *", "*/20 * * * * *", "the email outbox"),
 )
 
 RELEASE_JOB = "expire"  # the run that releases at the carrier what a withdrawn request still holds

@@ -24,3 +24,28 @@ def post_in_lockstep(url: str, instance: str, calls: list[tuple[str, str]], barr
     finally:
         get_db(app).engine.dispose()
     return answers
+
+
+def accept_invitation_in_lockstep(url: str, instance: str, token: str, name: str, barrier: Any) -> str:
+    """Accept an invitation through the service, meeting the other process at `barrier` first.
+
+    Returns "accepted" or the refusal's message.
+    """
+    from argon2 import PasswordHasher
+
+    from broker.clock import utcnow
+    from broker.errors import DomainError
+    from broker.services import passwords, people
+
+    passwords.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    app = committed_app(url, instance)
+    session = get_db(app).sessionmaker()
+    try:
+        barrier.wait(timeout=60)
+        people.accept_invitation(session, token, name, "a long and unusual passphrase", utcnow())
+        return "accepted"
+    except DomainError as error:
+        return error.message
+    finally:
+        session.close()
+        get_db(app).engine.dispose()

@@ -33,7 +33,19 @@ from broker.models.ledger import (
 )
 from broker.models.market import Allocation, MatchingCycle, Offer, ResourceRequest
 from broker.models.notices import Notice, NoticeItem, NoticeStatus, Objection, ObjectionStatus
+from broker.models.outbox import EmailStatus, OutboxEmail
 from broker.models.parties import Account, ApiToken, Carrier, Startup
+from broker.models.people import (
+    AgentScope,
+    CompanyRole,
+    Invitation,
+    PasswordReset,
+    Person,
+    PersonStatus,
+    Side,
+    SignInAttempt,
+    SignInOutcome,
+)
 from broker.models.policy import IdempotencyRecord, Policy, SubsidyProgram
 from broker.models.settlement import ClawbackReason, SettlementLine, SettlementStatement, StatementStatus, SubsidyBan
 from broker.models.sync import (
@@ -68,6 +80,17 @@ def _audited_tables(cls: type) -> Iterator[str]:
 AUDITED_ENTITY_TYPES: tuple[str, ...] = tuple(sorted(set(_audited_tables(Audited))))
 
 __all__ = [
+    "AgentScope",
+    "CompanyRole",
+    "EmailStatus",
+    "Invitation",
+    "OutboxEmail",
+    "PasswordReset",
+    "Person",
+    "PersonStatus",
+    "Side",
+    "SignInAttempt",
+    "SignInOutcome",
     "OtherSubsidy",
     "RelatedParty",
     "Relation",

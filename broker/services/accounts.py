@@ -56,6 +56,13 @@ def _issue(
     return token, secret
 
 
+def issue_for(
+    session: Session, account: Account, *, issued_by: Account | None = None, expires_at: dt.datetime | None = None
+) -> tuple[ApiToken, str]:
+    """A new token for `account` inside the caller's transaction (a person's own tokens)."""
+    return _issue(session, account, issued_by=issued_by, expires_at=expires_at)
+
+
 @transaction
 def create_user(session: Session, role: Role, name: str) -> tuple[Account, ApiToken, str]:
     """A new staff or admin account with its first token."""

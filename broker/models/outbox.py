@@ -1,0 +1,55 @@
+"""The email outbox: a use case that sends email writes a row here in its own transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from broker.db import Base, utcnow
+from broker.models.enums import enum_column_type
+
+
+class EmailStatus(enum.StrEnum):
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"  # gave up after the last retry
+
+
+class OutboxEmail(Base):
+    __tablename__ = "outbox_emails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    to_address: Mapped[str] = mapped_column(sa.String(254))
+    subject: Mapped[str] = mapped_column(sa.String(300))
+    # Holds a link's secret until it is delivered, then is cleared (the link's hash stays elsewhere).
+    body: Mapped[str | None] = mapped_column(sa.Text)
+    status: Mapped[EmailStatus] = mapped_column(enum_column_type(EmailStatus), default=EmailStatus.pending)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime]
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    sent_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        sa.Index("ix_outbox_emails_due", "status", "next_attempt_at"),
+        sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+    )
+
+    def sent(self, now: dt.datetime) -> None:
+        """Delivered: the body is cleared, since it may hold a link's secret."""
+        self.attempts += 1
+        self.status = EmailStatus.sent
+        self.sent_at = now
+        self.body = None
+
+    def attempt_failed(self, error: str, retry_at: dt.datetime | None) -> None:
+        """Not delivered: try again at `retry_at`, or (None) give up."""
+        self.attempts += 1
+        self.last_error = error[:2000]
+        if retry_at is None:
+            self.status = EmailStatus.failed
+        else:
+            self.next_attempt_at = retry_at

@@ -1,0 +1,730 @@
+"""People: sign-in (password and OIDC), invitations, deactivation, password reset, own API tokens.
+
+A person acts through their own `Account`: pass `person.account` as the actor to every other
+service. Each use case here names the acting person's account in the audit log (`set_actor`).
+
+Error messages are English; what the console shows is chosen by the web layer: password
+refusals carry a key (`PasswordRefused.key`, see broker/services/passwords.py), the others are
+the module constants below (`WRONG_CREDENTIALS`...), which the catalogues translate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from broker import outbox
+from broker.clock import SHANGHAI
+from broker.db import transaction, unit_of_work
+from broker.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
+from broker.models import TURNED_AWAY_STARTUP_STATUSES, Account, ApiToken, Carrier, Role, Startup
+from broker.models.audit import set_actor
+from broker.models.parties import MAX_TOKEN_LIFETIME, hash_token
+from broker.models.people import (
+    MAX_ADMINISTRATORS,
+    AgentScope,
+    CompanyRole,
+    Invitation,
+    PasswordReset,
+    Person,
+    PersonStatus,
+    Side,
+    SignInAttempt,
+    SignInOutcome,
+    normalise_email,
+)
+from broker.services import accounts
+from broker.services.passwords import check_password, hash_password, needs_rehash, spend_a_verification, verify_password
+from broker.uniques import duplicate
+
+LOCK_AFTER = 5  # failures in a row before a lockout
+FIRST_LOCKOUT = dt.timedelta(minutes=1)  # then doubling with each further failure
+LONGEST_LOCKOUT = dt.timedelta(hours=1)
+UNKNOWN_EMAIL_MEMORY = dt.timedelta(days=1)  # how far back an unknown email's failures count
+INVITATION_LIFETIME = dt.timedelta(hours=72)
+RESET_LIFETIME = dt.timedelta(hours=1)
+MAX_AGENT_TERM = dt.timedelta(days=366)
+# Where the console serves the links sent by email (the web layer routes these paths).
+INVITATION_PATH = "/invitations/"
+RESET_PATH = "/password-reset/"
+
+WRONG_CREDENTIALS = "The email or the password is wrong."
+DEACTIVATED = "This person has been deactivated: ask your administrator or district staff."
+AGENT_EXPIRED = "Your authority as the company's agent has expired: ask your administrator to renew it."
+BAD_LINK = "This link is not valid: it has been used, it has expired, or it never existed."
+
+DISTRICT_ROLES = frozenset({Role.staff, Role.admin})
+ROLE_NAMES = {  # (zh_CN, en), for emails
+    Role.staff: ("区科委工作人员", "district staff"),
+    Role.admin: ("平台管理员", "administrator of the broker"),
+    CompanyRole.legal_representative: ("法定代表人", "legal representative"),
+    CompanyRole.administrator: ("管理员", "administrator"),
+    CompanyRole.agent: ("经办人", "agent"),
+}
+
+
+# --- sign-in -------------------------------------------------------------------------------
+
+
+def lockout_for(failures: int) -> dt.timedelta | None:
+    """How long `failures` failures in a row lock a person out: none before LOCK_AFTER, then
+    1 minute, doubling with each further failure, at most an hour."""
+    if failures < LOCK_AFTER:
+        return None
+    return min(LONGEST_LOCKOUT, FIRST_LOCKOUT * 2 ** (failures - LOCK_AFTER))
+
+
+def sign_in(session: Session, email: str, password: str, now: dt.datetime, source: str = "password") -> Person:
+    """The person with this email and password, signed in; every try is recorded and audited.
+
+    An unknown email and a wrong password get the same NotAuthenticated and take about the same
+    time (a dummy hash is checked). After LOCK_AFTER failures in a row the person is locked out
+    (TooManyAttempts with `retry_at`), even the right password, for `lockout_for(failures)`.
+    Success resets the count and rehashes the password if the hasher's parameters changed.
+    The attempt is committed before any refusal is raised, so failures count.
+    """
+    with unit_of_work(session):
+        person = session.scalar(
+            sa.select(Person).where(Person.email_key == normalise_email(email))
+            .with_for_update().execution_options(populate_existing=True)
+        )
+        refusal = _check_password_sign_in(session, person, email, password, now, source)
+    if refusal is not None:
+        raise refusal
+    assert person is not None
+    return person
+
+
+def _check_password_sign_in(
+    session: Session, person: Person | None, email: str, password: str, now: dt.datetime, source: str
+) -> Exception | None:
+    if person is None:
+        spend_a_verification(password)
+        return _unknown_email(session, email, source, now)
+    if person.locked_until is not None and now < person.locked_until:
+        spend_a_verification(password)
+        _record(session, email, person, SignInOutcome.locked, source, now)
+        return _locked(person.locked_until)
+    if not verify_password(person.password_hash, password):
+        person.audit_as("sign_in_failed")
+        person.failed_sign_ins += 1
+        lockout = lockout_for(person.failed_sign_ins)
+        if lockout is not None:
+            person.locked_until = now + lockout
+        _record(session, email, person, SignInOutcome.wrong_password, source, now)
+        return _locked(person.locked_until) if lockout is not None else NotAuthenticated(WRONG_CREDENTIALS)
+    refusal = _refuse_inactive(session, person, email, source, now)
+    if refusal is not None:
+        return refusal
+    assert person.password_hash is not None
+    if needs_rehash(person.password_hash):
+        person.password_hash = hash_password(password)
+    _succeed(session, person, email, source, now)
+    return None
+
+
+def _unknown_email(session: Session, email: str, source: str, now: dt.datetime) -> Exception:
+    """An email no person has is locked out exactly as a person would be, counted from its
+    recorded failures (of the last UNKNOWN_EMAIL_MEMORY), so a lockout tells nothing either."""
+    failures, last = session.execute(
+        sa.select(sa.func.count(SignInAttempt.id), sa.func.max(SignInAttempt.at)).where(
+            SignInAttempt.email_key == normalise_email(email), SignInAttempt.outcome == SignInOutcome.unknown_email,
+            SignInAttempt.at > now - UNKNOWN_EMAIL_MEMORY,
+        )
+    ).one()
+    lockout = lockout_for(failures)
+    if lockout is not None and last is not None and now < last + lockout:
+        _record(session, email, None, SignInOutcome.locked, source, now)
+        return _locked(last + lockout)
+    _record(session, email, None, SignInOutcome.unknown_email, source, now)
+    lockout = lockout_for(failures + 1)
+    return _locked(now + lockout) if lockout is not None else NotAuthenticated(WRONG_CREDENTIALS)
+
+
+def _locked(until: dt.datetime) -> TooManyAttempts:
+    local = until.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    return TooManyAttempts(f"Too many failed sign-ins: try again after {local} (Asia/Shanghai).", until)
+
+
+def _refuse_inactive(session: Session, person: Person, email: str, source: str, now: dt.datetime) -> Exception | None:
+    if not person.is_active:
+        _record(session, email, person, SignInOutcome.deactivated, source, now)
+        return NotAuthenticated(DEACTIVATED)
+    if person.agent_has_expired(now):
+        _record(session, email, person, SignInOutcome.agent_expired, source, now)
+        return NotAuthenticated(AGENT_EXPIRED)
+    return None
+
+
+def _succeed(session: Session, person: Person, email: str, source: str, now: dt.datetime) -> None:
+    set_actor(session, person.account_id)
+    person.audit_as("sign_in")
+    person.failed_sign_ins = 0
+    person.locked_until = None
+    person.last_sign_in_at = now
+    _record(session, email, person, SignInOutcome.success, source, now)
+
+
+def _record(
+    session: Session, email: str, person: Person | None, outcome: SignInOutcome, source: str, now: dt.datetime
+) -> None:
+    attempt = SignInAttempt(
+        at=now, email=email.strip()[:254], email_key=normalise_email(email)[:254], person_id=person.id if person else None, outcome=outcome, source=source[:64]
+    )
+    attempt.audit_as("sign_in" if outcome is SignInOutcome.success else "sign_in_failed")
+    session.add(attempt)
+
+
+def sign_in_verified(session: Session, person: Person, now: dt.datetime, source: str = "oidc") -> Person:
+    """Sign in a person whose identity something else verified (the OIDC callback): refused if
+    deactivated or an expired agent; recorded and audited like a password sign-in. It ends a
+    password lockout too, as a successful sign-in does."""
+    with unit_of_work(session):
+        current = session.scalar(
+            sa.select(Person).where(Person.id == person.id).with_for_update().execution_options(populate_existing=True)
+        )
+        if current is None:
+            raise NotFound("No such person.")
+        refusal = _refuse_inactive(session, current, current.email, source, now)
+        if refusal is None:
+            _succeed(session, current, current.email, source, now)
+    if refusal is not None:
+        raise refusal
+    return current
+
+
+@transaction
+def find_or_link(session: Session, uscc: str, email: str, name: str, role: str | CompanyRole | None, now: dt.datetime) -> Person:
+    """The person an identity provider vouches for: a company's person by its credit code and email.
+
+    - No startup (one holding the code: not rejected or removed) or carrier with `uscc`: NotFound.
+    - A person with `email` of that company: returned, and on their first OIDC sign-in
+      `oidc_linked_at` is set (audited as link_oidc). Their role is not changed by the claim.
+    - A person with `email` of another company or the district: Forbidden.
+    - No person with `email`: if `role` is legal_representative, they are created as the
+      company's legal representative (no password; OIDC only until they reset one), unless the
+      company already has an active one (Conflict: staff deactivate the old one first).
+      Any other role: NotFound, telling them to ask the company's administrator for an invitation.
+    The caller then calls `sign_in_verified` (this does not sign in).
+    """
+    side, company_id = _company_by_uscc(session, uscc)
+    person = session.scalar(
+        sa.select(Person).where(Person.email_key == normalise_email(email)).execution_options(populate_existing=True)
+    )
+    if person is not None:
+        if person.side is not side or person.company_id != company_id:
+            raise Forbidden("This email belongs to a person of another organisation on the broker.")
+        if person.oidc_linked_at is None:
+            set_actor(session, person.account_id)
+            person.audit_as("link_oidc")
+            person.oidc_linked_at = now
+        return person
+    if role != CompanyRole.legal_representative.value:
+        raise NotFound("You have no access to this company on the broker yet: ask its administrator for an invitation.")
+    _lock_company(session, side, company_id)
+    if _count_active(session, side, company_id, CompanyRole.legal_representative):
+        raise Conflict("The company already has a legal representative on the broker: district staff deactivate them first.")
+    person = _new_person(
+        session, email=email, name=name or email, password_hash=None, side=side,
+        startup_id=company_id if side is Side.startup else None, carrier_id=company_id if side is Side.carrier else None,
+        company_role=CompanyRole.legal_representative,
+    )
+    set_actor(session, person.account_id)
+    person.audit_as("link_oidc")
+    person.oidc_linked_at = now
+    return person
+
+
+def _company_by_uscc(session: Session, uscc: str) -> tuple[Side, int]:
+    code = uscc.strip().upper()
+    startup_id = session.scalar(
+        sa.select(Startup.id).where(Startup.uscc == code, Startup.status.not_in(TURNED_AWAY_STARTUP_STATUSES))
+    )
+    if startup_id is not None:
+        return Side.startup, startup_id
+    carrier_id = session.scalar(sa.select(Carrier.id).where(Carrier.uscc == code).order_by(Carrier.id))
+    if carrier_id is not None:
+        return Side.carrier, carrier_id
+    raise NotFound("No company with this unified social credit code is registered on the broker.")
+
+
+def get_active_person(session: Session, person_id: int, now: dt.datetime) -> Person | None:
+    """The person a browser session names, if they may still act (active, not an expired agent)."""
+    person = session.get(Person, person_id)
+    if person is None or not person.is_active or person.agent_has_expired(now):
+        return None
+    return person
+
+
+def person_for_account(session: Session, account_id: int) -> Person | None:
+    return session.scalar(sa.select(Person).where(Person.account_id == account_id))
+
+
+# --- people and their companies ------------------------------------------------------------
+
+
+def _new_person(
+    session: Session, *, email: str, name: str, password_hash: str | None, side: Side,
+    role: Role | None = None, startup_id: int | None = None, carrier_id: int | None = None,
+    company_role: CompanyRole | None = None, scopes: list[str] | None = None,
+    agent_expires_at: dt.datetime | None = None,
+) -> Person:
+    key = normalise_email(email)
+    if session.scalar(sa.select(Person.id).where(Person.email_key == key)) is not None:
+        raise duplicate("uq_people_email_key")
+    account_role = role if side is Side.district else Role(side.value)
+    account = Account(role=account_role, name=name, startup_id=startup_id, carrier_id=carrier_id)
+    session.add(account)
+    session.flush()
+    person = Person(
+        name=name, email=email.strip(), email_key=key, password_hash=password_hash, account=account, side=side,
+        company_role=company_role, scopes=scopes, agent_expires_at=agent_expires_at, status=PersonStatus.active,
+        failed_sign_ins=0,
+    )
+    session.add(person)
+    session.flush()
+    return person
+
+
+def _lock_company(session: Session, side: Side, company_id: int) -> None:
+    """Lock the company's row: of two changes to its people at once, the second sees the first."""
+    model: Any = Startup if side is Side.startup else Carrier
+    found = session.scalar(sa.select(model.id).where(model.id == company_id).with_for_update())
+    if found is None:
+        raise NotFound("No such company.")
+
+
+def _count_active(session: Session, side: Side, company_id: int, company_role: CompanyRole) -> int:
+    column = Account.startup_id if side is Side.startup else Account.carrier_id
+    return session.scalar(
+        sa.select(sa.func.count(Person.id)).join(Account, Person.account_id == Account.id).where(
+            Person.side == side, column == company_id, Person.company_role == company_role,
+            Person.status == PersonStatus.active,
+        )
+    ) or 0
+
+
+def _refuse_sixth_administrator(session: Session, side: Side, company_id: int) -> None:
+    _lock_company(session, side, company_id)
+    if _count_active(session, side, company_id, CompanyRole.administrator) >= MAX_ADMINISTRATORS:
+        raise Conflict(
+            f"A company has at most {MAX_ADMINISTRATORS} administrators: deactivate one first.",
+            {"company_role": [f"At most {MAX_ADMINISTRATORS} administrators."]},
+        )
+
+
+def _require_active(actor: Person) -> None:
+    if not actor.is_active:
+        raise Forbidden(DEACTIVATED)
+
+
+@transaction
+def create_district_person(session: Session, email: str, name: str, role: Role, password: str) -> Person:
+    """A staff or admin person with a password, made at the server (the demo's staff person)."""
+    if role not in DISTRICT_ROLES:
+        raise InvalidInput("District people are staff or admins.", {"role": ["Must be staff or admin."]})
+    check_password(password)
+    return _new_person(session, email=email, name=name.strip(), password_hash=hash_password(password),
+                       side=Side.district, role=role)
+
+
+def list_people(session: Session, actor: Person) -> list[Person]:
+    """District staff see everyone; a company's legal representative and administrators see its people."""
+    query = sa.select(Person).join(Account, Person.account_id == Account.id).order_by(Person.id)
+    if actor.side is Side.district:
+        return list(session.scalars(query))
+    if not actor.is_company_manager():
+        raise Forbidden("Only the company's legal representative and administrators manage its people.")
+    column = Account.startup_id if actor.side is Side.startup else Account.carrier_id
+    return list(session.scalars(query.where(Person.side == actor.side, column == actor.company_id)))
+
+
+def list_invitations(session: Session, actor: Person, now: dt.datetime) -> list[Invitation]:
+    """The invitations not yet accepted nor expired that `actor` may see (as `list_people`)."""
+    query = sa.select(Invitation).where(Invitation.accepted_at.is_(None), Invitation.expires_at > now).order_by(Invitation.id)
+    if actor.side is not Side.district:
+        if not actor.is_company_manager():
+            raise Forbidden("Only the company's legal representative and administrators manage its people.")
+        column = Invitation.startup_id if actor.side is Side.startup else Invitation.carrier_id
+        query = query.where(Invitation.side == actor.side, column == actor.company_id)
+    return list(session.scalars(query))
+
+
+# --- invitations ---------------------------------------------------------------------------
+
+
+@transaction
+def invite(
+    session: Session, actor: Person, email: str, now: dt.datetime, base_url: str, *,
+    name: str | None = None, role: Role | None = None, startup_id: int | None = None, carrier_id: int | None = None,
+    company_role: CompanyRole | None = None, scopes: Iterable[str] | None = None,
+    agent_expires_at: dt.datetime | None = None,
+) -> tuple[Invitation, str]:
+    """Invite someone by email: returns the invitation and its link (also emailed, via the outbox).
+
+    - District people (`role` staff or admin): invited by district staff; admins only by an admin.
+    - A company's person (`company_role` administrator or agent): invited by the company's legal
+      representative or an administrator, for their own company. District staff invite a
+      company's first administrator (`startup_id` or `carrier_id`, while it has no active one).
+    - An agent needs `scopes` (AgentScope values) and `agent_expires_at` (within a year).
+    - At most MAX_ADMINISTRATORS active administrators (checked here, and again on acceptance).
+    The link is single-use and expires after INVITATION_LIFETIME; only its hash is stored.
+    """
+    _require_active(actor)
+    set_actor(session, actor.account_id)
+    email = email.strip()
+    if "@" not in email or len(email) > 254:
+        raise InvalidInput("An email address is needed.", {"email": ["Not a valid email address."]})
+    if session.scalar(sa.select(Person.id).where(Person.email_key == normalise_email(email))) is not None:
+        raise duplicate("uq_people_email_key")
+    if company_role is None:
+        side, role = _district_invitation(actor, role)
+        company_id = None
+    else:
+        company_role = CompanyRole(company_role)
+        side, company_id = _company_invitation(session, actor, company_role, startup_id, carrier_id)
+        role = Role(side.value)
+    agent_scopes, expires = _agent_terms(company_role, scopes, agent_expires_at, now)
+    if company_role is CompanyRole.administrator:
+        assert company_id is not None
+        _refuse_sixth_administrator(session, side, company_id)
+    secret = secrets.token_urlsafe(32)
+    invitation = Invitation(
+        email=email, name=(name or "").strip() or None, side=side, role=role,
+        startup_id=company_id if side is Side.startup else None, carrier_id=company_id if side is Side.carrier else None,
+        company_role=company_role, scopes=agent_scopes, agent_expires_at=expires, token_hash=hash_token(secret),
+        expires_at=now + INVITATION_LIFETIME, invited_by_id=actor.account_id,
+    )
+    session.add(invitation)
+    session.flush()
+    link = _link(base_url, INVITATION_PATH, secret)
+    _email_invitation(session, invitation, link, actor.name, _company_name(session, invitation), now)
+    return invitation, link
+
+
+def _district_invitation(actor: Person, role: Role | None) -> tuple[Side, Role]:
+    if role not in DISTRICT_ROLES:
+        raise InvalidInput("Invite district people as staff or admin, or a company's person with a company role.",
+                           {"role": ["Must be staff or admin."]})
+    if actor.side is not Side.district:
+        raise Forbidden("Only district staff invite district people.")
+    if role is Role.admin and actor.role is not Role.admin:
+        raise Forbidden("Only an admin invites an admin.")
+    return Side.district, role
+
+
+def _company_invitation(
+    session: Session, actor: Person, company_role: CompanyRole, startup_id: int | None, carrier_id: int | None
+) -> tuple[Side, int]:
+    if company_role is CompanyRole.legal_representative:
+        raise InvalidInput("The legal representative comes from the identity provider, not by invitation.",
+                           {"company_role": ["Must be administrator or agent."]})
+    if actor.side is Side.district:
+        if (startup_id is None) == (carrier_id is None):
+            raise InvalidInput("Name one startup or one carrier.", {"startup_id": ["Give startup_id or carrier_id."]})
+        side, company_id = (Side.startup, startup_id) if startup_id is not None else (Side.carrier, carrier_id)
+        assert company_id is not None
+        if company_role is not CompanyRole.administrator:
+            raise Forbidden("District staff invite a company's first administrator; it invites its own people.")
+        _lock_company(session, side, company_id)
+        if _count_active(session, side, company_id, CompanyRole.administrator):
+            raise Forbidden("The company has an administrator already: its administrators invite its people.")
+        if side is Side.startup:
+            startup = session.get(Startup, company_id)
+            if startup is not None and startup.is_turned_away:
+                raise Conflict(f"Startup {company_id} was {startup.status.value}: it gets no new people.")
+        return side, company_id
+    if not actor.is_company_manager():
+        raise Forbidden("Only the company's legal representative and administrators invite its people.")
+    if startup_id not in (None, actor.company_id) or carrier_id not in (None, actor.company_id) or (
+        (startup_id is not None and actor.side is not Side.startup) or (carrier_id is not None and actor.side is not Side.carrier)
+    ):
+        raise NotFound("No such company.")
+    assert actor.company_id is not None
+    return actor.side, actor.company_id
+
+
+def _agent_terms(
+    company_role: CompanyRole | None, scopes: Iterable[str] | None, expires_at: dt.datetime | None, now: dt.datetime
+) -> tuple[list[str] | None, dt.datetime | None]:
+    if company_role is not CompanyRole.agent:
+        if scopes or expires_at is not None:
+            raise InvalidInput("Only an agent has scopes and an expiry.", {"scopes": ["Only for agents."]})
+        return None, None
+    known = {scope.value for scope in AgentScope}
+    chosen = sorted(set(scopes or ()))
+    unknown = [scope for scope in chosen if scope not in known]
+    if not chosen or unknown:
+        raise InvalidInput(
+            f"An agent needs one or more scopes of: {', '.join(sorted(known))}.",
+            {"scopes": [f"Unknown scope: {', '.join(unknown)}." if unknown else "Choose at least one."]},
+        )
+    if expires_at is None or not now < expires_at <= now + MAX_AGENT_TERM:
+        raise InvalidInput("An agent's authority ends in the future, within a year.",
+                           {"agent_expires_at": [f"Must be after now and at most {MAX_AGENT_TERM.days} days from now."]})
+    return chosen, expires_at
+
+
+@transaction
+def invite_at_console(session: Session, email: str, name: str, role: Role, now: dt.datetime, base_url: str) -> tuple[Invitation, str]:
+    """The operator, at the server's console, invites a district person (the first staff member
+    of a fresh install): the link is printed, not emailed."""
+    if role not in DISTRICT_ROLES:
+        raise InvalidInput("District people are staff or admins.", {"role": ["Must be staff or admin."]})
+    email = email.strip()
+    if "@" not in email:
+        raise InvalidInput("An email address is needed.", {"email": ["Not a valid email address."]})
+    if session.scalar(sa.select(Person.id).where(Person.email_key == normalise_email(email))) is not None:
+        raise duplicate("uq_people_email_key")
+    secret = secrets.token_urlsafe(32)
+    invitation = Invitation(
+        email=email, name=name.strip() or None, side=Side.district, role=role, token_hash=hash_token(secret),
+        expires_at=now + INVITATION_LIFETIME, invited_by_id=None,
+    )
+    invitation.audit_as("invite_at_console")
+    session.add(invitation)
+    return invitation, _link(base_url, INVITATION_PATH, secret)
+
+
+def find_invitation(session: Session, token: str, now: dt.datetime) -> Invitation:
+    """The usable invitation behind a link (for the page that asks for a name and password)."""
+    invitation = session.scalar(sa.select(Invitation).where(Invitation.token_hash == hash_token(token)))
+    if invitation is None or not invitation.usable(now):
+        raise NotFound(BAD_LINK)
+    return invitation
+
+
+@transaction
+def accept_invitation(session: Session, token: str, name: str, password: str, now: dt.datetime) -> Person:
+    """Become the invited person: once per link, before it expires. The person signs in next."""
+    invitation = session.scalar(
+        sa.select(Invitation).where(Invitation.token_hash == hash_token(token))
+        .with_for_update().execution_options(populate_existing=True)
+    )
+    if invitation is None or not invitation.usable(now):
+        raise NotFound(BAD_LINK)
+    name = name.strip() or (invitation.name or "")
+    if not name:
+        raise InvalidInput("A name is needed.", {"name": ["Must not be empty."]})
+    check_password(password)
+    if invitation.agent_expires_at is not None and invitation.agent_expires_at <= now:
+        raise Conflict("The agent's term this invitation offered has already ended: ask for a new invitation.")
+    company_id = invitation.startup_id or invitation.carrier_id
+    if company_id is not None:
+        if invitation.company_role is CompanyRole.administrator:
+            _refuse_sixth_administrator(session, invitation.side, company_id)
+        else:
+            _lock_company(session, invitation.side, company_id)
+        if invitation.startup_id is not None:
+            startup = session.get(Startup, invitation.startup_id)
+            if startup is not None and startup.is_turned_away:
+                raise Conflict(f"Startup {startup.id} was {startup.status.value}: it gets no new people.")
+    if invitation.invited_by_id is not None:
+        set_actor(session, invitation.invited_by_id)
+    person = _new_person(
+        session, email=invitation.email, name=name, password_hash=hash_password(password), side=invitation.side,
+        role=invitation.role, startup_id=invitation.startup_id, carrier_id=invitation.carrier_id,
+        company_role=invitation.company_role, scopes=invitation.scopes, agent_expires_at=invitation.agent_expires_at,
+    )
+    set_actor(session, person.account_id)
+    invitation.accept(person, now)
+    return person
+
+
+# --- deactivation --------------------------------------------------------------------------
+
+
+@transaction
+def deactivate_person(session: Session, actor: Person, person_id: int, now: dt.datetime) -> Person:
+    """Deactivate a person: district staff anyone (an admin only by an admin), a company's legal
+    representative or administrator anyone of their company but its legal representative; never
+    a company's last active administrator. Their API tokens are revoked."""
+    _require_active(actor)
+    set_actor(session, actor.account_id)
+    person = session.scalar(
+        sa.select(Person).where(Person.id == person_id).with_for_update().execution_options(populate_existing=True)
+    )
+    if person is None:
+        raise NotFound("No such person.")
+    if actor.side is Side.district:
+        if person.role is Role.admin and actor.role is not Role.admin:
+            raise Forbidden("Only an admin deactivates an admin.")
+    else:
+        if person.side is not actor.side or person.company_id != actor.company_id:
+            raise NotFound("No such person.")
+        if not actor.is_company_manager():
+            raise Forbidden("Only the company's legal representative and administrators manage its people.")
+        if person.company_role is CompanyRole.legal_representative and person.id != actor.id:
+            raise Forbidden("District staff deactivate a company's legal representative.")
+    if not person.is_active:
+        raise Conflict("This person is already deactivated.")
+    if person.company_role is CompanyRole.administrator:
+        assert person.company_id is not None
+        _lock_company(session, person.side, person.company_id)
+        if _count_active(session, person.side, person.company_id, CompanyRole.administrator) <= 1:
+            raise Conflict("This is the company's last administrator: invite another before deactivating them.")
+    person.deactivate(now)
+    for token in session.scalars(
+        sa.select(ApiToken).where(ApiToken.account_id == person.account_id, ApiToken.revoked_at.is_(None))
+    ):
+        token.revoke(now)
+    return person
+
+
+# --- password reset ------------------------------------------------------------------------
+
+
+@transaction
+def request_password_reset(session: Session, email: str, now: dt.datetime, base_url: str) -> None:
+    """"Forgot password": email an active person a single-use link (RESET_LIFETIME). Returns
+    nothing and raises nothing about the email, so the answer is the same whether it exists."""
+    person = session.scalar(sa.select(Person).where(Person.email_key == normalise_email(email)))
+    if person is None or not person.is_active:
+        return
+    secret = secrets.token_urlsafe(32)
+    reset = PasswordReset(person_id=person.id, token_hash=hash_token(secret), expires_at=now + RESET_LIFETIME)
+    session.add(reset)
+    link = _link(base_url, RESET_PATH, secret)
+    expires = _local(reset.expires_at)
+    outbox.enqueue(
+        session, person.email, "重置您的密码 / Reset your password",
+        f"{person.name}，您好：\n\n"
+        f"有人请求重置您在上海硅巷资源撮合平台的密码。请在 {expires}（北京时间）之前打开以下链接设置新密码：\n\n"
+        f"{link}\n\n"
+        "此链接只能使用一次。如果不是您本人操作，请忽略这封邮件，您的密码不会改变。\n\n"
+        "----\n\n"
+        f"Hello {person.name},\n\n"
+        f"Someone asked to reset your password on the Silicon Alley Resource Broker. Open this link before "
+        f"{expires} (Asia/Shanghai) to set a new one:\n\n"
+        f"{link}\n\n"
+        "The link works once. If it was not you, ignore this email: your password stays as it is.\n",
+        now,
+    )
+
+
+@transaction
+def reset_password(session: Session, token: str, password: str, now: dt.datetime) -> Person:
+    """Set a new password through a reset link (once, within the hour); it ends a lockout too."""
+    reset = session.scalar(
+        sa.select(PasswordReset).where(PasswordReset.token_hash == hash_token(token))
+        .with_for_update().execution_options(populate_existing=True)
+    )
+    if reset is None or not reset.usable(now) or not reset.person.is_active:
+        raise NotFound(BAD_LINK)
+    check_password(password)
+    person = reset.person
+    set_actor(session, person.account_id)
+    person.audit_as("reset_password")
+    person.password_hash = hash_password(password)
+    person.password_changed_at = now
+    person.failed_sign_ins = 0
+    person.locked_until = None
+    reset.use(now)
+    for other in session.scalars(
+        sa.select(PasswordReset).where(PasswordReset.person_id == person.id, PasswordReset.used_at.is_(None),
+                                       PasswordReset.id != reset.id)
+    ):
+        other.use(now)  # one reset ends every other link sent before it
+    return person
+
+
+@transaction
+def change_password(session: Session, person: Person, current: str, new: str, now: dt.datetime) -> Person:
+    """A signed-in person changes their password, giving the current one (a person with none,
+    linked through OIDC, sets a first one through "forgot password")."""
+    _require_active(person)
+    set_actor(session, person.account_id)
+    if not verify_password(person.password_hash, current):
+        raise InvalidInput("The current password is wrong.", {"current_password": ["Wrong password."]})
+    check_password(new)
+    person.audit_as("change_password")
+    person.password_hash = hash_password(new)
+    person.password_changed_at = now
+    return person
+
+
+# --- one's own API tokens ------------------------------------------------------------------
+
+
+def list_own_tokens(session: Session, person: Person, now: dt.datetime) -> list[ApiToken]:
+    """The person's own tokens (never their secrets), newest first."""
+    query = accounts.list_tokens(session, person.account, {"account_id": person.account_id}, now)
+    return list(session.scalars(query.order_by(None).order_by(ApiToken.id.desc())))
+
+
+@transaction
+def create_own_token(
+    session: Session, person: Person, now: dt.datetime, *, expires_in_days: int | None = None
+) -> tuple[ApiToken, str]:
+    """A new API token for the person's own account; the secret is returned once and never stored."""
+    _require_active(person)
+    set_actor(session, person.account_id)
+    expires_at = None
+    if expires_in_days is not None:
+        expires_at = now + dt.timedelta(days=expires_in_days)
+        if not now < expires_at <= now + MAX_TOKEN_LIFETIME:
+            raise InvalidInput(f"A token expires in 1 to {MAX_TOKEN_LIFETIME.days} days.",
+                               {"expires_in_days": [f"Must be 1 to {MAX_TOKEN_LIFETIME.days}."]})
+    return accounts.issue_for(session, person.account, issued_by=person.account, expires_at=expires_at)
+
+
+@transaction
+def revoke_own_token(session: Session, person: Person, token_id: int, now: dt.datetime) -> ApiToken:
+    """Revoke one of the person's own tokens; another's token does not exist for them (NotFound)."""
+    set_actor(session, person.account_id)
+    token = session.get(ApiToken, token_id)
+    if token is None or token.account_id != person.account_id:
+        raise NotFound("No such token.")
+    session.refresh(token, with_for_update=True)  # a concurrent revoke waits, then finds it revoked (409)
+    token.revoke(now)
+    return token
+
+
+# --- emails --------------------------------------------------------------------------------
+
+
+def _link(base_url: str, path: str, secret: str) -> str:
+    return f"{base_url.rstrip('/')}{path}{secret}"
+
+
+def _local(moment: dt.datetime) -> str:
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+
+
+def _company_name(session: Session, invitation: Invitation) -> str | None:
+    if invitation.startup_id is not None:
+        return session.get(Startup, invitation.startup_id).name  # type: ignore[union-attr]
+    if invitation.carrier_id is not None:
+        return session.get(Carrier, invitation.carrier_id).name  # type: ignore[union-attr]
+    return None
+
+
+def _email_invitation(
+    session: Session, invitation: Invitation, link: str, inviter: str, company: str | None, now: dt.datetime
+) -> None:
+    zh_role, en_role = ROLE_NAMES[invitation.company_role or invitation.role]
+    expires = _local(invitation.expires_at)
+    zh_company = f"，代表“{company}”" if company else ""
+    en_company = f" for {company}" if company else ""
+    greeting_zh = f"{invitation.name}，您好：" if invitation.name else "您好："
+    greeting_en = f"Hello {invitation.name}," if invitation.name else "Hello,"
+    outbox.enqueue(
+        session, invitation.email, "邀请您加入上海硅巷资源撮合平台 / Invitation to the Silicon Alley Resource Broker",
+        f"{greeting_zh}\n\n"
+        f"{inviter} 邀请您以“{zh_role}”身份加入上海硅巷资源撮合平台{zh_company}。"
+        f"请在 {expires}（北京时间）之前打开以下链接，设置您的姓名和密码：\n\n"
+        f"{link}\n\n"
+        "此链接只能使用一次。如果您没有预期收到这封邮件，请忽略它。\n\n"
+        "----\n\n"
+        f"{greeting_en}\n\n"
+        f"{inviter} has invited you to the Silicon Alley Resource Broker as {en_role}{en_company}. "
+        f"Open this link before {expires} (Asia/Shanghai) to set your name and password:\n\n"
+        f"{link}\n\n"
+        "The link works once. If you did not expect this email, ignore it.\n",
+        now,
+    )
