@@ -67,6 +67,8 @@ VARIABLES: dict[str, str] = {
     "BROKER_SQLITE_BUSY_TIMEOUT": "SQLite only: seconds to wait for another writer before a try counts as failed; default 30",
     "BROKER_WEBHOOK_ALLOWED_HOSTS": "comma-separated host names, IP addresses or CIDR networks that webhooks may reach "
     "although they are not public (matched against the URL's host as written); default: none (`broker demo`: 127.0.0.1)",
+    "BROKER_SESSION_IDLE_MINUTES": "console only: minutes without a request after which a signed-in person's session "
+    "ends and they sign in again; default 30",
     "BROKER_DISTRICT_CONTACT": "whom a company reaches about its registration (named in the 409 on a credit code "
     "that is already registered); default: the district science commission's office, from its published replies",
 }
@@ -104,6 +106,7 @@ _DEFAULTS: dict[str, object] = {
     "S3_SECRET_KEY": None,
     "S3_REGION": None,
     "SETTLEMENT_FOUR_EYES_ABOVE": "100000",
+    "SESSION_IDLE_MINUTES": 30,
 }
 
 # Outside production, carriers default to their simulators (`broker simulate CODE --port N`).
@@ -258,6 +261,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
         ("BROKER_UPLOAD_MAX_COMPRESSION_RATIO", "UPLOAD_MAX_COMPRESSION_RATIO", float),
         ("BROKER_UPLOAD_MAX_ROWS", "UPLOAD_MAX_ROWS", int),
         ("BROKER_EVIDENCE_MAX_BYTES", "EVIDENCE_MAX_BYTES", int),
+        ("BROKER_SESSION_IDLE_MINUTES", "SESSION_IDLE_MINUTES", int),
     ):
         if name in env:
             try:
@@ -286,6 +290,9 @@ def check_settings(settings: Mapping[str, object]) -> None:
     evidence_problems = store_settings_problems(settings)
     if evidence_problems:
         raise ConfigurationError("The evidence store can't be used: " + "; ".join(evidence_problems) + ".")
+    idle = settings.get("SESSION_IDLE_MINUTES", 30)
+    if not isinstance(idle, int) or isinstance(idle, bool) or idle < 1:
+        raise ConfigurationError("BROKER_SESSION_IDLE_MINUTES must be a whole number of minutes, at least 1")
     if settings.get("BROKER_ENV") != "production":
         return
     missing = []
