@@ -3,7 +3,7 @@
 The browser is another client of the app, in another thread, so nothing here runs in the
 suite's rolled-back transaction: these tests have their own `app` (the same backend as the rest
 of the suite, SQLite or PostgreSQL, on a database of their own that they commit to), and every
-test in this folder is marked `committing`. Chromium is Debian's (`apt-get install chromium`;
+test in this folder is marked `committing` (and `slow`: chromium is another process). Chromium is Debian's (`apt-get install chromium`;
 `.ci/run` installs it); Playwright never downloads a browser. Without /usr/bin/chromium these
 tests are skipped on a workstation and FAIL with CI=true, as an unreachable PostgreSQL does.
 """
@@ -31,6 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.committing)
+            item.add_marker(pytest.mark.slow)  # each starts a browser page in another process: a second or so
 
 
 @pytest.fixture(scope="session")
