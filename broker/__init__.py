@@ -32,7 +32,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # <prefix>/var/broker-instance when the broker is installed into an environment.
     # Nothing is created here: `broker db upgrade` (and `broker demo`) make the folder and the file.
     instance_path = settings.get("INSTANCE_PATH")
-    app = Flask("broker", instance_path=os.path.abspath(str(instance_path)) if instance_path else None)
+    # static_folder=None: /static is the console's (broker/web/static, served by its blueprint).
+    app = Flask("broker", instance_path=os.path.abspath(str(instance_path)) if instance_path else None,
+                static_folder=None)
     app.config.update(settings)
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "broker.sqlite3")
@@ -61,6 +63,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # One evidence store per app, from the settings (a folder, or an S3 bucket: no request until used).
     app.extensions["broker.evidence_store"] = store_from_config(app.config, instance_path=app.instance_path)
     _register_api(app)
+    from broker.web import init_console
+
+    # After the API: the console wraps its error handlers, so pages get pages and the API keeps JSON.
+    init_console(app)
     return app
 
 
@@ -112,9 +118,6 @@ def _register_api(app: Flask) -> None:
     names = {blueprint.name for blueprint in blueprints}
     retry_transient_views(app, [endpoint for endpoint in app.view_functions if endpoint.split(".")[0] in names])
     app.register_blueprint(health.bp)
-    from broker.web import public
-
-    app.register_blueprint(public.bp)  # the public notice page (公示), no sign-in
     app.before_request(refuse_oversized_json)
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(IntegrityError, handle_integrity_error)

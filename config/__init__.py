@@ -80,6 +80,8 @@ VARIABLES: dict[str, str] = {
     "BROKER_SMTP_PASSWORD": "the SMTP login's password",
     "BROKER_SMTP_STARTTLS": "whether to upgrade the SMTP connection with STARTTLS (true or false); default true",
     "BROKER_MAIL_FROM": "the From address of the broker's emails; default 硅巷资源撮合平台 <noreply@broker.localhost>",
+    "BROKER_SESSION_IDLE_MINUTES": "console only: minutes without a request after which a signed-in person's session "
+    "ends and they sign in again; default 30",
     "BROKER_DISTRICT_CONTACT": "whom a company reaches about its registration (named in the 409 on a credit code "
     "that is already registered); default: the district science commission's office, from its published replies",
 }
@@ -126,6 +128,7 @@ _DEFAULTS: dict[str, object] = {
     "SMTP_PASSWORD": None,
     "SMTP_STARTTLS": True,
     "MAIL_FROM": None,
+    "SESSION_IDLE_MINUTES": 30,
 }
 
 # Outside production, carriers default to their simulators (`broker simulate CODE --port N`).
@@ -290,6 +293,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
         ("BROKER_UPLOAD_MAX_ROWS", "UPLOAD_MAX_ROWS", int),
         ("BROKER_EVIDENCE_MAX_BYTES", "EVIDENCE_MAX_BYTES", int),
         ("BROKER_SMTP_PORT", "SMTP_PORT", int),
+        ("BROKER_SESSION_IDLE_MINUTES", "SESSION_IDLE_MINUTES", int),
     ):
         if name in env:
             try:
@@ -339,6 +343,9 @@ def check_settings(settings: Mapping[str, object]) -> None:
     evidence_problems = store_settings_problems(settings)
     if evidence_problems:
         raise ConfigurationError("The evidence store can't be used: " + "; ".join(evidence_problems) + ".")
+    idle = settings.get("SESSION_IDLE_MINUTES", 30)
+    if not isinstance(idle, int) or isinstance(idle, bool) or idle < 1:
+        raise ConfigurationError("BROKER_SESSION_IDLE_MINUTES must be a whole number of minutes, at least 1")
     if settings.get("BROKER_ENV") != "production":
         return
     missing = []

@@ -1,2 +1,82 @@
-"""The console (coming): views over the services and broker.auth, never broker.api (an import
-contract in pyproject.toml checks that)."""
+"""The console: server-rendered pages over the services and broker.auth, never broker.api (an
+import contract in pyproject.toml checks that).
+
+`init_console(app)` sets up what every console page shares: the languages (Flask-Babel,
+Chinese first), the session cookie and its idle expiry, CSRF on every form, the base layout's
+helpers, the error pages, and the blueprints. Anything under /api (and the health checks) keeps
+answering JSON, with bearer tokens and no CSRF.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_wtf.csrf import CSRFProtect
+
+from broker.web import errors, formatting, home, i18n, public, session
+
+# Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
+# health checks. Everything else is a console page.
+NOT_CONSOLE = ("/api/", "/healthz", "/readyz")
+
+
+def is_console_request() -> bool:
+    path = request.path
+    return not (path == "/api" or path.startswith(NOT_CONSOLE))
+
+
+def init_console(app: Flask) -> None:
+    """Register the console on `app` (after the API, whose error handlers it wraps)."""
+    _configure_cookies(app)
+    i18n.init_babel(app)
+    csrf = CSRFProtect()
+    # Checked by our own hook below, only on console requests: the API authenticates by bearer
+    # token, which a cross-site form cannot send, so it needs no CSRF token.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
+    csrf.init_app(app)
+    app.extensions["broker.csrf"] = csrf
+
+    @app.before_request
+    def _console_request() -> None:
+        if not is_console_request() or request.endpoint == "console.static":
+            return
+        session.expire_idle()
+        csrf.protect()
+
+    _register_template_helpers(app)
+    app.register_blueprint(home.bp)
+    app.register_blueprint(public.bp)  # the public notice page (公示), no sign-in
+    errors.init_errors(app, is_console_request)
+
+
+def _configure_cookies(app: Flask) -> None:
+    # Secure everywhere but development and test, which serve plain http on 127.0.0.1 (the demo,
+    # the browser tests); a production deployment is behind HTTPS and the cookie never leaves it.
+    secure = app.config.get("BROKER_ENV") == "production"
+    app.config.update(
+        SESSION_COOKIE_NAME="broker_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure,
+    )
+
+
+def _register_template_helpers(app: Flask) -> None:
+    app.jinja_env.filters.update(
+        money=formatting.money,
+        wan=lambda amount: formatting.wan(amount, i18n.current_language()),
+        local_datetime=lambda moment: formatting.datetime(moment, i18n.current_language()),
+        local_date=lambda day: formatting.date(day, i18n.current_language()),
+    )
+
+    @app.context_processor
+    def _console_context() -> dict[str, object]:
+        if not is_console_request():
+            return {}
+        return {
+            "languages": i18n.LANGUAGES,
+            "current_language": i18n.current_language(),
+            "html_lang": i18n.html_lang(),
+            "signed_in_person_id": session.current_person_id(),
+            "session_expired": session.expired(),
+        }
