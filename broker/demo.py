@@ -86,6 +86,7 @@ class DemoSummary:
             "Silicon Alley Resource Broker (上海硅巷资源撮合平台) — demo",
             f"  database:   {self.database} ({'demo data loaded' if self.created else 'existing demo data kept'})",
             "  contents:   " + ", ".join(f"{n} {k}" for k, n in self.counts.items()),
+            f"  console:    {base_url}/  (中文; English by the switch in the header)",
             f"  API:        {base_url}/api/v1/",
             f"  API docs:   {base_url}/api/docs",
             f"  OpenAPI:    {base_url}/api/openapi.json",

@@ -261,6 +261,16 @@ def get_active_person(session: Session, person_id: int, now: dt.datetime) -> Per
     return person
 
 
+def district_person_by_email(session: Session, email: str) -> Person:
+    """The district person (staff or admin) the identity provider vouches for by email; district
+    people are never created at sign-in, only invited, so an unknown one is refused as a wrong
+    sign-in is."""
+    person = session.scalar(sa.select(Person).where(Person.email_key == normalise_email(email)))
+    if person is None or person.side is not Side.district:
+        raise NotAuthenticated(WRONG_CREDENTIALS)
+    return person
+
+
 def person_for_account(session: Session, account_id: int) -> Person | None:
     return session.scalar(sa.select(Person).where(Person.account_id == account_id))
 
