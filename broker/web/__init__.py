@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 
-from broker.web import auth, errors, formatting, home, i18n, public, session
+from broker.web import auth, errors, guards, formatting, home, i18n, public, session
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
 # health checks. Everything else is a console page.
@@ -64,6 +64,7 @@ def _configure_cookies(app: Flask) -> None:
 
 
 def _register_template_helpers(app: Flask) -> None:
+    app.jinja_env.globals["staff_nav"] = guards.staff_nav
     app.jinja_env.filters.update(
         money=formatting.money,
         wan=lambda amount: formatting.wan(amount, i18n.current_language()),

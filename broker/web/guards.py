@@ -1,0 +1,62 @@
+"""Who may open a console page: anyone signed in, or district staff only.
+
+A person not signed in goes to the sign-in page (and comes back after); a signed-in person of
+the wrong side gets 403. The checks read the person once per request (`auth.current_person`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import abort, current_app, redirect, request, url_for
+
+from broker.models import Role
+from broker.web.auth import current_person
+
+STAFF_ROLES = frozenset({Role.staff, Role.admin})
+
+# The staff workbench's screens, in the nav's order: (endpoint, label). A screen appears in the
+# nav once its blueprint is registered, so the nav never links to a page that does not exist.
+def N_(text: str) -> str:
+    """Mark `text` for the catalogue; it is translated when shown."""
+    return text
+
+
+STAFF_SCREENS: tuple[tuple[str, str], ...] = (
+    ("staff_dashboard.dashboard", N_("工作台")),
+    ("staff_review.queue", N_("审批队列")),
+    ("staff_cycles.cycles", N_("撮合报告")),
+    ("staff_startups.startups", N_("企业")),
+    ("staff_carriers.carriers", N_("运营商")),
+    ("staff_appeals.appeals", N_("诉求")),
+    ("staff_programs.programs", N_("补贴项目")),
+    ("staff_policy.policy", N_("撮合政策")),
+    ("staff_audit.audit", N_("审计日志")),
+    ("staff_people.people", N_("人员")),
+)
+
+
+def staff_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A staff workbench page: district staff and admins; a company's person gets 403."""
+
+    @wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        person = current_person()
+        if person is None:
+            return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
+        if person.role not in STAFF_ROLES:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return checked
+
+
+def staff_nav() -> list[tuple[str, str, bool]]:
+    """(url, label endpoint, is this page) for each staff screen the app has."""
+    from flask_babel import gettext
+
+    here = request.endpoint
+    return [(url_for(endpoint), gettext(label), endpoint == here)
+            for endpoint, label in STAFF_SCREENS if endpoint in current_app.view_functions]
