@@ -114,7 +114,8 @@ def cycle_report(cycle_id: int) -> tuple[str, int] | str:
                  sorted(stats.get("fulfilment_by_sector", {}), key=lambda c: (c not in {s.value for s in LIGHTHOUSE_SECTORS}, c))]
     chart = {"labels": [(_(SECTOR_NAMES.get(c, c)) + (" ★" if c in {s.value for s in LIGHTHOUSE_SECTORS} else "")) for c, _v in by_sector],
              "values": [round(v * 100, 1) for _c, v in by_sector], "name": _("满足率（%）")}
-    return render_template("staff/cycle_report.html", report=report, stats=stats, by_sector=by_sector, chart=chart, **_names())
+    return render_template("staff/cycle_report.html", report=report, stats=stats, by_sector=by_sector, chart=chart,
+                           kinds=KINDS, **_names())
 
 
 # -- 8. the policy ------------------------------------------------------------------------------
