@@ -63,6 +63,8 @@ def build_district(session: Session, n: int = 0, *, startups: int = 6) -> dict:
                               approval_deadline=NOW + dt.timedelta(days=3 - days // 7), stats=stats)
         session.add(cycle)
         cycles.append(cycle)
+    session.add(MatchingCycle(status=CycleStatus.failed, scheduled_for=NOW, started_at=NOW, finished_at=NOW,
+                              error="求解器超时", stats={}))  # the latest, failed: no point on the trend
     session.flush()
     made = []
     for i in range(startups):

@@ -6,7 +6,7 @@ changes anything.
 
 - Supply vs demand by kind: what active offers can still promise (quantity − promised) against
   what open requests (submitted or proposed) ask for — the position the next cycle starts from.
-- The trend: each of the last cycles' fulfilment by kind (the share of asked quantity granted,
+- The trend: each of the last finished (not failed) cycles' fulfilment by kind (the share of asked quantity granted,
   per request, averaged — `cycles.cycle_stats`), oldest first.
 - Fulfilment by Lighthouse (灯塔) sectors vs the others: requests granted (approved, active,
   completed) out of requests decided (granted, rejected or expired).
@@ -32,6 +32,7 @@ from broker.models import (
     Allocation,
     AllocationStatus,
     Carrier,
+    CycleStatus,
     MatchingCycle,
     Offer,
     OfferStatus,
@@ -150,7 +151,7 @@ def _kinds(session: Session) -> list[KindBalance]:
 def _trend(session: Session) -> list[CyclePoint]:
     rows = session.execute(
         sa.select(MatchingCycle.id, MatchingCycle.finished_at, MatchingCycle.stats)
-        .where(MatchingCycle.finished_at.is_not(None))
+        .where(MatchingCycle.status.in_((CycleStatus.proposed, CycleStatus.closed)))  # a failed one matched nothing
         .order_by(MatchingCycle.id.desc()).limit(TREND_CYCLES)
     ).all()
     points = []
