@@ -34,9 +34,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)  # each starts a browser page in another process: a second or so
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def app(databases, tmp_path_factory: pytest.TempPathFactory) -> Flask:
-    """The browser tests' own app: a fresh, migrated database on the suite's backend, committed to for real."""
+    """The browser tests' own app: a fresh, migrated database on the suite's backend, committed to
+    for real. One per test module, so one screen's data never changes what another's test sees."""
     url = databases.create()
     app = create_app(
         {
@@ -51,7 +52,7 @@ def app(databases, tmp_path_factory: pytest.TempPathFactory) -> Flask:
     return app
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_server(app: Flask) -> Iterator[str]:
     """The app on 127.0.0.1 on a free port, in a thread; yields its base URL."""
     from werkzeug.serving import make_server
