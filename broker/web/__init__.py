@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 
-from broker.web import auth, errors, guards, formatting, home, i18n, public, session
+from broker.web import auth, errors, guards, formatting, home, i18n, public, session, staff_review
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
 # health checks. Everything else is a console page.
@@ -47,6 +47,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(home.bp)
     app.register_blueprint(public.bp)  # the public notice page (公示), no sign-in
     app.register_blueprint(auth.bp)  # signing in and out, invitations, passwords, one's own tokens
+    app.register_blueprint(staff_review.bp)  # the review queue (审批队列) and its bulk decisions
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 
