@@ -137,3 +137,12 @@ def cycle_now(app):
 
     with app.app_context():
         return now()
+
+
+def test_the_queue_in_english(client, session, market):  # noqa: F811
+    cycle = run(client, market["staff"])
+    staff_signed_in(client, session)
+    client.set_cookie("broker_lang", "en")
+    page = client.get("/staff/review").get_data(as_text=True)
+    assert f"Matching cycle {cycle['id']}" in page and "2026-12-02 18:00" in page and "(57 h 0 min left)" in page
+    assert "The company pays" in page and "short of it because of: the cap on one company" in page, page[page.find("Weight"):][:400]
