@@ -324,6 +324,74 @@ def decide_many(session: Session, actor: Account, cycle_id: int, decisions: list
     return decided
 
 
+@dataclass
+class ItemResult:
+    """One item of `decide_each`: decided, or refused with why (`code` names the case for a page
+    to put in its own words; `message` is the domain error's)."""
+
+    allocation_id: int
+    decision: str
+    decided: bool
+    code: str | None = None
+    message: str | None = None
+    allocation: Allocation | None = None
+
+
+def _refusal(allocation: Allocation | None, cycle_id: int, decision: str, reason: str | None,
+             now: dt.datetime) -> tuple[str, str] | None:
+    """The reason an item is refused before anything is tried, as (code, message), or None."""
+    if decision not in ("approve", "reject"):
+        return "bad_decision", f"Unknown decision {decision!r}."
+    if allocation is None:
+        return "not_found", "No such allocation."
+    if allocation.cycle_id != cycle_id:
+        return "other_cycle", f"Allocation {allocation.id} belongs to cycle {allocation.cycle_id}."
+    if allocation.status is not AllocationStatus.proposed:
+        return f"already_{allocation.status.value}", f"Allocation {allocation.id} is {allocation.status.value}, not proposed."
+    if not allocation.cycle.accepts_decisions(now):
+        return "window_closed", f"The approval window of cycle {cycle_id} has closed."
+    if decision == "reject" and not (reason or "").strip():
+        return "reason_required", "A rejection needs a reason."
+    return None
+
+
+@transaction
+def decide_each(session: Session, actor: Account, cycle_id: int, decisions: list[dict[str, Any]],
+                now: dt.datetime) -> list[ItemResult]:
+    """Staff decide many proposals of one cycle, each on its own: every item that can be decided
+    is, every other one is refused with why, and the successes commit together.
+
+    Unlike `decide_many` (all or none, for the API), each item runs in its own savepoint, so a
+    refused one undoes only itself. The batch's requests, allocations and offers are locked up
+    front in the one order (`allocations.lock_for`), and the items are decided in allocation id
+    order. Results come back in the order of `decisions`.
+    """
+    require_role(actor, Role.staff, Role.admin)
+    get_cycle(session, actor, cycle_id)
+    locked = allocations.lock_for(session, [item["allocation_id"] for item in decisions])
+    decide = {"approve": allocations.approve, "reject": allocations.reject}
+    results: dict[int, ItemResult] = {}
+    seen: set[int] = set()
+    for i, item in sorted(enumerate(decisions), key=lambda pair: pair[1]["allocation_id"]):
+        allocation_id, decision, reason = item["allocation_id"], item.get("decision", ""), item.get("reason")
+        allocation = locked.get(allocation_id)
+        refused = ("duplicate", f"Allocation {allocation_id} is listed twice.") if allocation_id in seen else None
+        seen.add(allocation_id)
+        refused = refused or _refusal(allocation, cycle_id, decision, reason, now)
+        if refused is not None:
+            results[i] = ItemResult(allocation_id, decision, False, *refused)
+            continue
+        try:
+            with session.begin_nested():
+                decided = decide[decision](session, actor, allocation, reason, now)
+                session.flush()
+        except (Conflict, InvalidInput, NotFound) as error:
+            results[i] = ItemResult(allocation_id, decision, False, "refused", error.message)
+            continue
+        results[i] = ItemResult(allocation_id, decision, True, allocation=decided)
+    return [results[i] for i in range(len(decisions))]
+
+
 @transaction
 def close_approval_windows(session: Session, now: dt.datetime) -> int:
     """Lapse every undecided proposal past its deadline and give its capacity back; close those cycles."""

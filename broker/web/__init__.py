@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 
-from broker.web import auth, errors, guards, formatting, home, i18n, public, reports, session
+from broker.web import auth, errors, guards, formatting, home, i18n, public, reports, session, staff_review
 from broker.web.staff_dashboard import bp as staff_dashboard_bp
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
@@ -49,6 +49,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(public.bp)  # the public notice page (公示), no sign-in
     app.register_blueprint(auth.bp)  # signing in and out, invitations, passwords, one's own tokens
     app.register_blueprint(staff_dashboard_bp)  # the staff dashboard (工作台, /staff)
+    app.register_blueprint(staff_review.bp)  # the review queue (审批队列) and its bulk decisions
     app.register_blueprint(reports.cycles_bp)  # staff: cycle reports in plain words
     app.register_blueprint(reports.policy_bp)  # staff: the matching policy and its versions
     app.register_blueprint(reports.audit_bp)  # staff: the audit log searched
