@@ -57,6 +57,8 @@ WRONG_CREDENTIALS = "The email or the password is wrong."
 DEACTIVATED = "This person has been deactivated: ask your administrator or district staff."
 AGENT_EXPIRED = "Your authority as the company's agent has expired: ask your administrator to renew it."
 BAD_LINK = "This link is not valid: it has been used, it has expired, or it never existed."
+NOT_REGISTERED = "This identity is not registered on the platform: ask district staff or your administrator for an invitation."
+UNVERIFIED = "(no verified identity)"  # the email recorded for a unified-login answer that did not hold
 
 DISTRICT_ROLES = frozenset({Role.staff, Role.admin})
 ROLE_NAMES = {  # (zh_CN, en), for emails
@@ -267,8 +269,15 @@ def district_person_by_email(session: Session, email: str) -> Person:
     sign-in is."""
     person = session.scalar(sa.select(Person).where(Person.email_key == normalise_email(email)))
     if person is None or person.side is not Side.district:
-        raise NotAuthenticated(WRONG_CREDENTIALS)
+        raise NotAuthenticated(NOT_REGISTERED)
     return person
+
+
+@transaction
+def record_refused_sign_in(session: Session, email: str | None, source: str, now: dt.datetime) -> None:
+    """A sign-in refused before any person was found (the unified login vouched for nobody the
+    platform knows, or its answer did not hold): recorded and audited like an unknown email."""
+    _record(session, email or UNVERIFIED, None, SignInOutcome.unknown_email, source, now)
 
 
 def person_for_account(session: Session, account_id: int) -> Person | None:

@@ -42,6 +42,7 @@ def _messages() -> dict[str, str]:
         people.DEACTIVATED: _("该账号已停用，请联系本单位管理员或区科委工作人员。"),
         people.AGENT_EXPIRED: _("您作为企业经办人的授权已过期，请联系本单位管理员续期。"),
         people.BAD_LINK: _("该链接无效：已使用、已过期或不存在。"),
+        people.NOT_REGISTERED: _("该身份尚未在平台登记，请向区科委工作人员或本单位管理员申请邀请。"),
     }
 
 
@@ -154,11 +155,15 @@ def oidc_callback() -> Any:
         abort(404)
     stored = session.pop(OIDC_PENDING, None) or {}
     target = stored.pop("next", "")
+    claims = person = None
     try:
         claims = client.complete(PendingSignIn.from_dict(stored) if stored else None, request.args)
         person = _person_for(claims)
-        people.sign_in_verified(get_session(), person, now())
+        people.sign_in_verified(get_session(), person, now())  # records and audits its own refusals
     except DomainError as refused:  # SignInRefused is one: the provider's answer did not hold
+        if person is None:  # refused before anyone was found: recorded and audited here
+            get_session().rollback()
+            people.record_refused_sign_in(get_session(), claims.email if claims else None, "oidc", now())
         error = (_("统一身份认证登录未成功：%(why)s", why=refused.message) if isinstance(refused, SignInRefused)
                  else shown(refused))
         return render_template("auth/sign_in.html", error=error, email="", oidc=True, next=target), 401

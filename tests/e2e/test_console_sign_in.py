@@ -14,11 +14,13 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 import requests
+import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from adapters.simulators import idp
 from broker import outbox
-from broker.models import Role
+from broker.models import AuditEntry, Role
+from broker.models.people import SignInAttempt
 from broker.oidc import OidcClient, OidcSettings
 from broker.services import people
 from broker.web.auth import OIDC_EXTENSION
@@ -163,15 +165,23 @@ def test_a_district_person_signs_in_through_the_unified_login(client, staff_pers
     assert "沈慧" in client.get("/me").get_data(as_text=True)
 
 
-def test_the_unified_login_of_someone_the_district_never_invited_is_refused(client, staff_person, idp_url):
+def test_the_unified_login_of_someone_the_district_never_invited_is_refused_and_recorded(client, session, staff_person, idp_url):
     back = unified_login(client, idp_url, "stranger")
-    assert back.status_code == 401 and "邮箱或密码不正确" in back.get_data(as_text=True)
+    assert back.status_code == 401 and "该身份尚未在平台登记" in back.get_data(as_text=True)
     assert client.get("/me").status_code == 302
+    attempt = session.scalars(sa.select(SignInAttempt).order_by(SignInAttempt.id.desc())).first()
+    assert (attempt.email, attempt.source, attempt.outcome.value, attempt.person_id) == (
+        "lu.ren@example.cn", "oidc", "unknown_email", None)
+    audited = session.scalars(sa.select(AuditEntry).where(AuditEntry.entity_type == "sign_in_attempts",
+                                                          AuditEntry.entity_id == attempt.id)).one()
+    assert audited.action == "sign_in_failed"
 
 
-def test_a_forged_callback_is_refused(client, staff_person, idp_url):
+def test_a_forged_callback_is_refused_and_recorded(client, session, staff_person, idp_url):
     forged = client.get("/oidc/callback?code=made-up&state=made-up")
     assert forged.status_code == 401 and "统一身份认证登录未成功" in forged.get_data(as_text=True)
+    attempt = session.scalars(sa.select(SignInAttempt).order_by(SignInAttempt.id.desc())).first()
+    assert (attempt.email, attempt.source, attempt.outcome.value) == (people.UNVERIFIED, "oidc", "unknown_email")
 
 
 def test_the_unified_login_is_not_offered_when_no_provider_is_configured(client):
