@@ -164,6 +164,19 @@ def http_call(
         get_db(app).engine.dispose()  # the next race is on another database
 
 
+def racer_pool(databases, racers: int):
+    """A module's pool of `racers` spawned processes for PostgreSQL races (skipped on SQLite, which
+    serialises writers)."""
+    import multiprocessing
+
+    import pytest
+
+    if databases.server_url is None:
+        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE); these races are PostgreSQL ones")
+    with multiprocessing.get_context("spawn").Pool(racers) as pool:
+        yield pool
+
+
 def race(pool, url: str, instance: str, hold: str, calls: list[tuple[str, str, dict]],
          environ: dict[str, str] | None = None) -> list[tuple[int, dict | None]]:
     """Send `calls` at once, one per process of `pool` (spawned), on PostgreSQL.

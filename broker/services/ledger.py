@@ -206,12 +206,11 @@ def reconcile(session: Session) -> Reconciliation:
                                                  "redeemed more than it committed"))
     for award_id in per_award:
         result.differences.append(Difference(f"award {award_id}", "rows", None, None, "rows name an award that does not exist"))
-    over = sa.select(LedgerEntry.reverses_id).where(LedgerEntry.kind == LedgerKind.reverse).group_by(LedgerEntry.reverses_id)
     target = aliased(LedgerEntry)
     for row_id, reversed_total, amount in session.execute(
         sa.select(LedgerEntry.reverses_id, sa.func.sum(LedgerEntry.amount, type_=Money()), target.amount)
         .join(target, target.id == LedgerEntry.reverses_id)
-        .where(LedgerEntry.reverses_id.in_(over))
+        .where(LedgerEntry.kind == LedgerKind.reverse)
         .group_by(LedgerEntry.reverses_id, target.amount)
     ):
         if reversed_total > amount:

@@ -92,7 +92,7 @@ def sign_in(session: Session, email: str, password: str, now: dt.datetime, sourc
     """
     with unit_of_work(session):
         person = session.scalar(
-            sa.select(Person).where(Person.email_key == normalise_email(email))
+            _person_with_email(email)
             .with_for_update().execution_options(populate_existing=True)
         )
         refusal = _check_password_sign_in(session, person, email, password, now, source)
@@ -216,7 +216,7 @@ def find_or_link(session: Session, uscc: str, email: str, name: str, role: str |
     """
     side, company_id = _company_by_uscc(session, uscc)
     person = session.scalar(
-        sa.select(Person).where(Person.email_key == normalise_email(email)).execution_options(populate_existing=True)
+        _person_with_email(email).execution_options(populate_existing=True)
     )
     if person is not None:
         if person.side is not side or person.company_id != company_id:
@@ -263,11 +263,15 @@ def get_active_person(session: Session, person_id: int, now: dt.datetime) -> Per
     return person
 
 
+def _person_with_email(email: str) -> sa.Select:
+    return sa.select(Person).where(Person.email_key == normalise_email(email))
+
+
 def district_person_by_email(session: Session, email: str) -> Person:
     """The district person (staff or admin) the identity provider vouches for by email; district
     people are never created at sign-in, only invited, so an unknown one is refused as a wrong
     sign-in is."""
-    person = session.scalar(sa.select(Person).where(Person.email_key == normalise_email(email)))
+    person = session.scalar(_person_with_email(email))
     if person is None or person.side is not Side.district:
         raise NotAuthenticated(NOT_REGISTERED)
     return person
@@ -602,7 +606,7 @@ def deactivate_person(session: Session, actor: Person, person_id: int, now: dt.d
 def request_password_reset(session: Session, email: str, now: dt.datetime, base_url: str) -> None:
     """"Forgot password": email an active person a single-use link (RESET_LIFETIME). Returns
     nothing and raises nothing about the email, so the answer is the same whether it exists."""
-    person = session.scalar(sa.select(Person).where(Person.email_key == normalise_email(email)))
+    person = session.scalar(_person_with_email(email))
     if person is None or not person.is_active:
         return
     secret = secrets.token_urlsafe(32)

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 from broker import outbox
 from broker.clock import now
 from broker.db import get_session
-from broker.errors import DomainError, NotAuthenticated, TooManyAttempts
+from broker.errors import DomainError, TooManyAttempts
 from broker.models.people import Person
 from broker.services import people
 from broker.services.passwords import PASSWORD_MESSAGES
@@ -105,7 +105,7 @@ def sign_in() -> Any:
         email = request.form.get("email", "").strip()
         try:
             person = people.sign_in(get_session(), email, request.form.get("password", ""), now())
-        except (NotAuthenticated, TooManyAttempts, DomainError) as refused:
+        except DomainError as refused:  # a wrong password, a lockout, a deactivated person
             error = shown(refused)
         else:
             console_session.start(person.id)

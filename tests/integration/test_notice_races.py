@@ -11,7 +11,6 @@ the outcome, not the order.)
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing
 from collections import Counter
 from decimal import Decimal
 
@@ -21,7 +20,7 @@ import sqlalchemy as sa
 from broker.db import get_db
 from broker.models import Account, Allocation, Award, AwardStatus, Notice, NoticeState, NoticeStatus, Objection, Role
 from broker.services import accounts, cycles, ledger, notices, policy
-from tests.world import build_district, committed_app, race, session_of
+from tests.world import racer_pool, build_district, committed_app, race, session_of
 
 pytestmark = [pytest.mark.committing, pytest.mark.slow]
 
@@ -34,11 +33,7 @@ MADE = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.timezone.utc)  # Monday 09:00 in
 
 @pytest.fixture(scope="module")
 def pool(databases):
-    if databases.server_url is None:
-        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE); these races are PostgreSQL ones")
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(RACERS) as racers:
-        yield racers
+    yield from racer_pool(databases, RACERS)
 
 
 @pytest.fixture

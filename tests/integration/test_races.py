@@ -8,7 +8,6 @@ decide, and every loser must get a 409 that says what already exists, never a 50
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing
 from collections import Counter
 
 import pytest
@@ -32,7 +31,7 @@ from broker.models import (
 from broker.models.workflow import Appeal
 from broker.services import accounts, cycles, ledger
 from tests.conftest import startup_payload
-from tests.world import build_district, committed_app, count, race, session_of
+from tests.world import racer_pool, build_district, committed_app, count, race, session_of
 
 pytestmark = [pytest.mark.committing, pytest.mark.slow]
 
@@ -41,11 +40,7 @@ RACERS = 8
 
 @pytest.fixture(scope="module")
 def pool(databases):
-    if databases.server_url is None:
-        pytest.skip("SQLite serialises writers (BEGIN IMMEDIATE); these races are PostgreSQL ones")
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(RACERS) as racers:
-        yield racers
+    yield from racer_pool(databases, RACERS)
 
 
 @pytest.fixture
