@@ -14,12 +14,13 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
-from broker.clock import SHANGHAI
+from broker.clock import SHANGHAI, now
 from broker.db import get_session
-from broker.errors import NotFound
+from broker.errors import Conflict, NotFound
 from broker.models import AUDITED_ENTITY_TYPES, LIGHTHOUSE_SECTORS, Sector
 from broker.resources import KINDS
 from broker.schemas.policy import PolicyInSchema
+from broker.services import cycles
 from broker.services import policy as policy_service
 from broker.services import reports
 from broker.web.auth import current_person
@@ -97,7 +98,19 @@ def _names() -> dict[str, Any]:
 def cycle_list() -> str:
     """Every cycle, newest first: status, when, proposals and gap."""
     found = reports.list_cycles(get_session(), current_person().account, limit=100)
-    return render_template("staff/cycles.html", cycles=found, **_names())
+    return render_template("staff/cycles.html", cycles=found, refused=session.pop("cycle_refused", None), **_names())
+
+
+@cycles_bp.route("/staff/cycles", methods=["POST"])
+@staff_only
+def run_now() -> Any:
+    """Run a matching cycle now (the scheduler runs them weekly): to its review queue, or back with why not."""
+    try:
+        outcome = cycles.run_cycle(get_session(), now(), current_person().account)
+    except Conflict:
+        session["cycle_refused"] = _("已有一轮撮合正在运行，请稍后再试。")
+        return redirect(url_for("staff_cycles.cycles"), code=303)
+    return redirect(url_for("staff_review.cycle_queue", cycle_id=outcome.cycle.id), code=303)
 
 
 @cycles_bp.route("/staff/cycles/<int:cycle_id>", methods=["GET"])

@@ -12,7 +12,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from broker.models import AuditEntry, Policy, Role
+from broker.models import AuditEntry, MatchingCycle, Policy, Role
 from broker.services import people
 from broker.web import formatting
 from tests.e2e.test_console_sign_in import PASSWORD, sign_in, token_of
@@ -154,3 +154,31 @@ def test_a_startups_person_gets_403_and_nobody_signed_in_goes_to_sign_in(client,
         refused = client.post(path, data={"csrf_token": token_of(client, "/me"), "share_cap": "1"})
         assert refused.status_code == 403
         assert session.scalar(sa.select(sa.func.count()).select_from(Policy)) == before
+    if path == "/staff/cycles":
+        before = session.scalar(sa.select(sa.func.count()).select_from(MatchingCycle))
+        refused = client.post(path, data={"csrf_token": token_of(client, "/me")})
+        assert refused.status_code == 403
+        assert session.scalar(sa.select(sa.func.count()).select_from(MatchingCycle)) == before
+
+
+def test_staff_run_a_cycle_now_and_land_on_its_review_queue(signed_in, session, market):  # noqa: F811
+    before = set(session.scalars(sa.select(MatchingCycle.id)))
+    ran = signed_in.post("/staff/cycles", data={"csrf_token": token_of(signed_in, "/staff/cycles")})
+    assert ran.status_code == 303
+    (cycle_id,) = set(session.scalars(sa.select(MatchingCycle.id))) - before
+    assert ran.headers["Location"] == f"/staff/cycles/{cycle_id}/review"
+    assert session.get(MatchingCycle, cycle_id).status.value == "proposed"
+    assert "审批队列" in text(signed_in.get(ran.headers["Location"]))
+
+
+def test_a_cycle_already_running_is_said_in_words_and_no_second_one_starts(signed_in, session, market, clock):  # noqa: F811
+    running = MatchingCycle(scheduled_for=clock())
+    session.add(running)
+    session.flush()
+    running.start(clock())
+    session.flush()
+    before = session.scalar(sa.select(sa.func.count()).select_from(MatchingCycle))
+    refused = signed_in.post("/staff/cycles", data={"csrf_token": token_of(signed_in, "/staff/cycles")})
+    assert refused.status_code == 303 and refused.headers["Location"] == "/staff/cycles"
+    assert "已有一轮撮合正在运行" in text(signed_in.get("/staff/cycles"))
+    assert session.scalar(sa.select(sa.func.count()).select_from(MatchingCycle)) == before
