@@ -252,6 +252,11 @@ def test_build_a_statement_and_approve_it_with_four_eyes(app, client, session, p
     assert award_of(session, beta).written_off == 0
     assert reconciled(session)
 
+    second.set_cookie("broker_lang", "en")
+    english = text(second.get(path))
+    assert "approved and written off" in english and "Total payable" in english and "notice not final (on notice)" in english
+    second.delete_cookie("broker_lang")
+
     sheet = second.get(f"/staff/statements/{statement_id}.xlsx")
     assert sheet.status_code == 200 and sheet.mimetype.endswith("spreadsheetml.sheet")
     rows = list(openpyxl.load_workbook(io.BytesIO(sheet.data)).active.values)
