@@ -100,7 +100,8 @@ def _schema_errors(error: ValidationError, messages: dict[str, str]) -> dict[str
 def _notice_refusal(error: InvalidInput) -> dict[str, str]:
     """The service's refusal of a batch, per field, in words."""
     fields = error.errors if isinstance(error.errors, dict) else {}
-    if isinstance(error, workdays.CalendarUnknown) or error.message.startswith("The notice's end can't be counted"):
+    # notices.period words this refusal so; the calendar's known years make the Chinese of it.
+    if error.message.startswith("The notice's end can't be counted"):
         first, last = workdays.known_years()
         words = _("平台的工作日历只收录了 %(first)s–%(last)s 年的节假日安排，无法推算这个公示期的结束日：请选择在 %(last)s 年 12 月 31 日前结束的公示期。",
                   first=first, last=last)
