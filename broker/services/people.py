@@ -13,10 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from broker import outbox
 from broker.clock import SHANGHAI
@@ -57,6 +58,12 @@ WRONG_CREDENTIALS = "The email or the password is wrong."
 DEACTIVATED = "This person has been deactivated: ask your administrator or district staff."
 AGENT_EXPIRED = "Your authority as the company's agent has expired: ask your administrator to renew it."
 BAD_LINK = "This link is not valid: it has been used, it has expired, or it never existed."
+ONLY_ADMIN_INVITES_ADMIN = "Only an admin invites an admin, or withdraws an admin's invitation."
+ONLY_ADMIN_DEACTIVATES_ADMIN = "Only an admin deactivates an admin."
+ALREADY_DEACTIVATED = "This person is already deactivated."
+INVITATION_GONE = "This invitation has already been accepted, withdrawn or has expired."
+NOT_YOURSELF = "You cannot deactivate yourself: another staff member or admin does."
+LAST_ADMIN = "This is the last active admin of the platform: invite another admin before deactivating them."
 NOT_REGISTERED = "This identity is not registered on the platform: ask district staff or your administrator for an invitation."
 UNVERIFIED = "(no verified identity)"  # the email recorded for a unified-login answer that did not hold
 
@@ -378,6 +385,65 @@ def list_invitations(session: Session, actor: Person, now: dt.datetime) -> list[
     return list(session.scalars(query))
 
 
+@dataclass(frozen=True)
+class DistrictPeople:
+    """One page of the district's people (staff and admins), and how many match in all."""
+
+    people: list[Person]
+    total: int
+
+
+@dataclass(frozen=True)
+class PendingInvitation:
+    invitation: Invitation
+    invited_by: str | None  # the inviter's name; None: invited at the server's console
+
+
+def district_people(session: Session, actor: Person, *, search: str = "", offset: int = 0, limit: int = 50) -> DistrictPeople:
+    """The district's staff and admins, for district people only: active first, then in the order
+    they joined; `search` matches a part of the name or email. Paged in SQL, counted in SQL."""
+    _require_district(actor)
+    where = [Person.side == Side.district]
+    term = search.strip().lower()
+    if term:
+        pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(sa.or_(sa.func.lower(Person.name).like(pattern, escape="\\"),
+                            Person.email_key.like(pattern, escape="\\")))
+    total = session.scalar(sa.select(sa.func.count(Person.id)).where(*where)) or 0
+    rows = session.scalars(
+        sa.select(Person).join(Person.account).options(contains_eager(Person.account)).where(*where)
+        .order_by(sa.case((Person.status == PersonStatus.active, 0), else_=1), Person.id)
+        .offset(offset).limit(limit)
+    )
+    return DistrictPeople(list(rows), total)
+
+
+def district_person(session: Session, actor: Person, person_id: int) -> Person:
+    """One district person, for district people only (a company's person is not found here)."""
+    _require_district(actor)
+    person = session.get(Person, person_id)
+    if person is None or person.side is not Side.district:
+        raise NotFound("No such person.")
+    return person
+
+
+def pending_district_invitations(session: Session, actor: Person, now: dt.datetime, limit: int = 100) -> list[PendingInvitation]:
+    """The district invitations not yet accepted nor expired, soonest to expire first, with who
+    sent each (one query; they live 72 hours, so there are few)."""
+    _require_district(actor)
+    rows = session.execute(
+        sa.select(Invitation, Account.name).outerjoin(Account, Invitation.invited_by_id == Account.id)
+        .where(Invitation.side == Side.district, Invitation.accepted_at.is_(None), Invitation.expires_at > now)
+        .order_by(Invitation.expires_at, Invitation.id).limit(limit)
+    )
+    return [PendingInvitation(invitation, inviter) for invitation, inviter in rows]
+
+
+def _require_district(actor: Person) -> None:
+    if actor.side is not Side.district:
+        raise Forbidden("Only district staff manage the district's people.")
+
+
 # --- invitations ---------------------------------------------------------------------------
 
 
@@ -437,7 +503,7 @@ def _district_invitation(actor: Person, role: Role | None) -> tuple[Side, Role]:
     if actor.side is not Side.district:
         raise Forbidden("Only district staff invite district people.")
     if role is Role.admin and actor.role is not Role.admin:
-        raise Forbidden("Only an admin invites an admin.")
+        raise Forbidden(ONLY_ADMIN_INVITES_ADMIN)
     return Side.district, role
 
 
@@ -514,6 +580,34 @@ def invite_at_console(session: Session, email: str, name: str, role: Role, now: 
     return invitation, _link(base_url, INVITATION_PATH, secret)
 
 
+@transaction
+def revoke_invitation(session: Session, actor: Person, invitation_id: int, now: dt.datetime) -> Invitation:
+    """Withdraw a pending invitation so its link stops working: as `invite` allows, district
+    staff a district person's (an admin's only by an admin), a company's legal representative or
+    administrators their company's. Audited as revoke; one already accepted or expired: Conflict."""
+    _require_active(actor)
+    set_actor(session, actor.account_id)
+    invitation = session.scalar(
+        sa.select(Invitation).where(Invitation.id == invitation_id)
+        .with_for_update().execution_options(populate_existing=True)
+    )
+    if invitation is None:
+        raise NotFound("No such invitation.")
+    if actor.side is Side.district:
+        if invitation.role is Role.admin and actor.role is not Role.admin:
+            raise Forbidden(ONLY_ADMIN_INVITES_ADMIN)
+    else:
+        company_id = invitation.startup_id if actor.side is Side.startup else invitation.carrier_id
+        if invitation.side is not actor.side or company_id != actor.company_id:
+            raise NotFound("No such invitation.")
+        if not actor.is_company_manager():
+            raise Forbidden("Only the company's legal representative and administrators manage its people.")
+    if not invitation.usable(now):
+        raise Conflict(INVITATION_GONE)
+    invitation.revoke(now)
+    return invitation
+
+
 def find_invitation(session: Session, token: str, now: dt.datetime) -> Invitation:
     """The usable invitation behind a link (for the page that asks for a name and password)."""
     invitation = session.scalar(sa.select(Invitation).where(Invitation.token_hash == hash_token(token)))
@@ -564,9 +658,11 @@ def accept_invitation(session: Session, token: str, name: str, password: str, no
 
 @transaction
 def deactivate_person(session: Session, actor: Person, person_id: int, now: dt.datetime) -> Person:
-    """Deactivate a person: district staff anyone (an admin only by an admin), a company's legal
-    representative or administrator anyone of their company but its legal representative; never
-    a company's last active administrator. Their API tokens are revoked."""
+    """Deactivate a person: district staff anyone but themselves (an admin only by an admin), a
+    company's legal representative or administrator anyone of their company but its legal
+    representative; never the platform's last active admin nor a company's last active
+    administrator. Their API tokens are revoked, and their console sessions end at their next
+    request (`get_active_person` no longer finds them)."""
     _require_active(actor)
     set_actor(session, actor.account_id)
     person = session.scalar(
@@ -576,7 +672,7 @@ def deactivate_person(session: Session, actor: Person, person_id: int, now: dt.d
         raise NotFound("No such person.")
     if actor.side is Side.district:
         if person.role is Role.admin and actor.role is not Role.admin:
-            raise Forbidden("Only an admin deactivates an admin.")
+            raise Forbidden(ONLY_ADMIN_DEACTIVATES_ADMIN)
     else:
         if person.side is not actor.side or person.company_id != actor.company_id:
             raise NotFound("No such person.")
@@ -585,7 +681,11 @@ def deactivate_person(session: Session, actor: Person, person_id: int, now: dt.d
         if person.company_role is CompanyRole.legal_representative and person.id != actor.id:
             raise Forbidden("District staff deactivate a company's legal representative.")
     if not person.is_active:
-        raise Conflict("This person is already deactivated.")
+        raise Conflict(ALREADY_DEACTIVATED)
+    if person.role is Role.admin:
+        _refuse_last_admin(session)
+    if person.side is Side.district and person.id == actor.id:
+        raise Forbidden(NOT_YOURSELF)
     if person.company_role is CompanyRole.administrator:
         assert person.company_id is not None
         _lock_company(session, person.side, person.company_id)
@@ -597,6 +697,18 @@ def deactivate_person(session: Session, actor: Person, person_id: int, now: dt.d
     ):
         token.revoke(now)
     return person
+
+
+def _refuse_last_admin(session: Session) -> None:
+    """The platform always keeps an active admin. The active admins' rows are locked in id order,
+    so of two admins deactivating each other at once the second sees the first's change."""
+    admins = session.scalars(
+        sa.select(Person.id).join(Account, Person.account_id == Account.id)
+        .where(Account.role == Role.admin, Person.side == Side.district, Person.status == PersonStatus.active)
+        .order_by(Person.id).with_for_update(of=Person)
+    ).all()
+    if len(admins) <= 1:
+        raise Conflict(LAST_ADMIN)
 
 
 # --- password reset ------------------------------------------------------------------------
