@@ -665,6 +665,11 @@ def deactivate_person(session: Session, actor: Person, person_id: int, now: dt.d
     request (`get_active_person` no longer finds them)."""
     _require_active(actor)
     set_actor(session, actor.account_id)
+    role = session.scalar(sa.select(Account.role).join(Person, Person.account_id == Account.id).where(Person.id == person_id))
+    # An admin's deactivation first locks every active admin's row in id order (its own among
+    # them): two admins deactivating each other at once wait for each other, never deadlock, and
+    # the second counts what the first left.
+    active_admins = _lock_active_admins(session) if role is Role.admin else []
     person = session.scalar(
         sa.select(Person).where(Person.id == person_id).with_for_update().execution_options(populate_existing=True)
     )
@@ -682,8 +687,8 @@ def deactivate_person(session: Session, actor: Person, person_id: int, now: dt.d
             raise Forbidden("District staff deactivate a company's legal representative.")
     if not person.is_active:
         raise Conflict(ALREADY_DEACTIVATED)
-    if person.role is Role.admin:
-        _refuse_last_admin(session)
+    if person.role is Role.admin and len(active_admins) <= 1:
+        raise Conflict(LAST_ADMIN)  # the platform always keeps an active admin
     if person.side is Side.district and person.id == actor.id:
         raise Forbidden(NOT_YOURSELF)
     if person.company_role is CompanyRole.administrator:
@@ -699,16 +704,13 @@ def deactivate_person(session: Session, actor: Person, person_id: int, now: dt.d
     return person
 
 
-def _refuse_last_admin(session: Session) -> None:
-    """The platform always keeps an active admin. The active admins' rows are locked in id order,
-    so of two admins deactivating each other at once the second sees the first's change."""
-    admins = session.scalars(
+def _lock_active_admins(session: Session) -> list[int]:
+    """The active admins' ids, their rows locked in id order."""
+    return list(session.scalars(
         sa.select(Person.id).join(Account, Person.account_id == Account.id)
         .where(Account.role == Role.admin, Person.side == Side.district, Person.status == PersonStatus.active)
         .order_by(Person.id).with_for_update(of=Person)
-    ).all()
-    if len(admins) <= 1:
-        raise Conflict(LAST_ADMIN)
+    ))
 
 
 # --- password reset ------------------------------------------------------------------------
