@@ -386,22 +386,27 @@ def list_invitations(session: Session, actor: Person, now: dt.datetime) -> list[
 
 
 @dataclass(frozen=True)
-class DistrictPeople:
-    """One page of the district's people (staff and admins), and how many match in all."""
-
-    people: list[Person]
-    total: int
-
-
-@dataclass(frozen=True)
 class PendingInvitation:
     invitation: Invitation
     invited_by: str | None  # the inviter's name; None: invited at the server's console
 
 
-def district_people(session: Session, actor: Person, *, search: str = "", offset: int = 0, limit: int = 50) -> DistrictPeople:
+@dataclass(frozen=True)
+class DistrictPeople:
+    """One page of the district's people (staff and admins), how many match in all, and the
+    district invitations still pending."""
+
+    people: list[Person]
+    total: int
+    invitations: list[PendingInvitation]
+
+
+def district_people(
+    session: Session, actor: Person, now: dt.datetime, *, search: str = "", offset: int = 0, limit: int = 50
+) -> DistrictPeople:
     """The district's staff and admins, for district people only: active first, then in the order
-    they joined; `search` matches a part of the name or email. Paged in SQL, counted in SQL."""
+    they joined; `search` matches a part of the name or email. Paged and counted in SQL (three
+    queries whatever the district's size), with the pending invitations."""
     _require_district(actor)
     where = [Person.side == Side.district]
     term = search.strip().lower()
@@ -415,7 +420,7 @@ def district_people(session: Session, actor: Person, *, search: str = "", offset
         .order_by(sa.case((Person.status == PersonStatus.active, 0), else_=1), Person.id)
         .offset(offset).limit(limit)
     )
-    return DistrictPeople(list(rows), total)
+    return DistrictPeople(list(rows), total, _pending_district_invitations(session, now))
 
 
 def district_person(session: Session, actor: Person, person_id: int) -> Person:
@@ -427,10 +432,9 @@ def district_person(session: Session, actor: Person, person_id: int) -> Person:
     return person
 
 
-def pending_district_invitations(session: Session, actor: Person, now: dt.datetime, limit: int = 100) -> list[PendingInvitation]:
+def _pending_district_invitations(session: Session, now: dt.datetime, limit: int = 100) -> list[PendingInvitation]:
     """The district invitations not yet accepted nor expired, soonest to expire first, with who
     sent each (one query; they live 72 hours, so there are few)."""
-    _require_district(actor)
     rows = session.execute(
         sa.select(Invitation, Account.name).outerjoin(Account, Invitation.invited_by_id == Account.id)
         .where(Invitation.side == Side.district, Invitation.accepted_at.is_(None), Invitation.expires_at > now)
@@ -466,11 +470,7 @@ def invite(
     """
     _require_active(actor)
     set_actor(session, actor.account_id)
-    email = email.strip()
-    if "@" not in email or len(email) > 254:
-        raise InvalidInput("An email address is needed.", {"email": ["Not a valid email address."]})
-    if session.scalar(sa.select(Person.id).where(Person.email_key == normalise_email(email))) is not None:
-        raise duplicate("uq_people_email_key")
+    email = _checked_email(session, email)
     if company_role is None:
         side, role = _district_invitation(actor, role)
         company_id = None
@@ -494,6 +494,19 @@ def invite(
     link = _link(base_url, INVITATION_PATH, secret)
     _email_invitation(session, invitation, link, actor.name, _company_name(session, invitation), now)
     return invitation, link
+
+
+def _checked_email(session: Session, email: str) -> str:
+    """The email to invite, trimmed: an address (one @, a dotted domain, no spaces, at most 254
+    characters) that no person has yet, in any case."""
+    email = email.strip()
+    local, at, domain = email.partition("@")
+    if (not at or not local or "@" in domain or "." not in domain or domain.startswith(".") or domain.endswith(".")
+            or any(c.isspace() for c in email) or len(email) > 254):
+        raise InvalidInput("An email address is needed.", {"email": ["Not a valid email address."]})
+    if session.scalar(sa.select(Person.id).where(Person.email_key == normalise_email(email))) is not None:
+        raise duplicate("uq_people_email_key")
+    return email
 
 
 def _district_invitation(actor: Person, role: Role | None) -> tuple[Side, Role]:
@@ -565,11 +578,7 @@ def invite_at_console(session: Session, email: str, name: str, role: Role, now: 
     of a fresh install): the link is printed, not emailed."""
     if role not in DISTRICT_ROLES:
         raise InvalidInput("District people are staff or admins.", {"role": ["Must be staff or admin."]})
-    email = email.strip()
-    if "@" not in email:
-        raise InvalidInput("An email address is needed.", {"email": ["Not a valid email address."]})
-    if session.scalar(sa.select(Person.id).where(Person.email_key == normalise_email(email))) is not None:
-        raise duplicate("uq_people_email_key")
+    email = _checked_email(session, email)
     secret = secrets.token_urlsafe(32)
     invitation = Invitation(
         email=email, name=name.strip() or None, side=Side.district, role=role, token_hash=hash_token(secret),

@@ -60,12 +60,12 @@ def _page(*, form: dict[str, str] | None = None, errors: dict[str, str] | None =
     search = request.args.get("q", "").strip()[:100]
     raw_page = request.args.get("page", "")
     page = int(raw_page) if raw_page.isdigit() and 0 < int(raw_page) < 100000 else 1
-    found = people.district_people(get_session(), actor, search=search, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
-    invitations = people.pending_district_invitations(get_session(), actor, now())
+    found = people.district_people(get_session(), actor, now(), search=search, offset=(page - 1) * PAGE_SIZE,
+                                   limit=PAGE_SIZE)
     notice = session.pop(NOTICE, None)
     return render_template(
         "staff/people.html", found=found, page=page, pages=max(1, -(-found.total // PAGE_SIZE)), search=search,
-        invitations=invitations, me=actor, now=now(), form=form or {"role": Role.staff.value},
+        invitations=found.invitations, me=actor, now=now(), form=form or {"role": Role.staff.value},
         errors=errors or {}, notice=notice, dev_outbox=notice == INVITED and dev_outbox_open(),
     ), status
 

@@ -398,19 +398,21 @@ def test_an_invitation_is_withdrawn_by_whom_may_send_it_and_its_link_stops_worki
         people.revoke_invitation(session, staff, invitation.id, NOW + dt.timedelta(minutes=2))
     with pytest.raises(NotFound):
         people.revoke_invitation(session, staff, 999999, NOW)
-    assert [p.invitation.email for p in people.pending_district_invitations(session, staff, NOW + dt.timedelta(minutes=2))] == []
+    assert people.district_people(session, staff, NOW + dt.timedelta(minutes=2)).invitations == []
     entry = session.scalar(sa.select(AuditEntry).where(AuditEntry.entity_type == "invitations",
                                                        AuditEntry.action == "revoke").order_by(AuditEntry.id))
     assert entry.actor_id == staff.account_id and entry.entity_id == invitation.id
 
 
 def test_only_district_people_read_the_districts_people(session, staff, admin, startup):
-    page = people.district_people(session, staff, search="DISTRICT.gov", limit=1)
+    invitation, _ = people.invite(session, staff, "newcomer@district.gov.cn", NOW, BASE, role=Role.staff)
+    page = people.district_people(session, staff, NOW, search="DISTRICT.gov", limit=1)
     assert page.total == 2 and [p.id for p in page.people] == [staff.id]
+    assert [(p.invitation.id, p.invited_by) for p in page.invitations] == [(invitation.id, "张伟")]
     company_admin = _company_admin(session, staff, startup)
-    assert people.district_people(session, admin).total == 2  # the company's person is not the district's
+    assert people.district_people(session, admin, NOW).total == 2  # the company's person is not the district's
     with pytest.raises(Forbidden):
-        people.district_people(session, company_admin)
+        people.district_people(session, company_admin, NOW)
     with pytest.raises(NotFound):
         people.district_person(session, staff, company_admin.id)
 
