@@ -49,3 +49,26 @@ def accept_invitation_in_lockstep(url: str, instance: str, token: str, name: str
     finally:
         session.close()
         get_db(app).engine.dispose()
+
+
+def deactivate_in_lockstep(url: str, instance: str, actor_id: int, person_id: int, barrier: Any) -> str:
+    """Deactivate a person through the service as `actor_id`, meeting the other process at
+    `barrier` first. Returns "deactivated" or the refusal's message."""
+    from broker.clock import utcnow
+    from broker.errors import DomainError
+    from broker.models import Person
+    from broker.services import people
+
+    app = committed_app(url, instance)
+    session = get_db(app).sessionmaker()
+    try:
+        actor = session.get(Person, actor_id)
+        session.rollback()  # the actor read, the race starts with no transaction open
+        barrier.wait(timeout=60)
+        people.deactivate_person(session, actor, person_id, utcnow())
+        return "deactivated"
+    except DomainError as error:
+        return error.message
+    finally:
+        session.close()
+        get_db(app).engine.dispose()

@@ -178,6 +178,12 @@ class Invitation(Audited, Base):
         self.accepted_at = now
         self.person = person
 
+    def revoke(self, now: dt.datetime) -> None:
+        """Withdraw the invitation: its link stops working now (it expires at once), and the
+        audit entry names the change a revocation."""
+        self.audit_as("revoke")
+        self.expires_at = now
+
     person: Mapped[Person | None] = relationship()
 
 

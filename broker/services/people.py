@@ -13,10 +13,11 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from broker import outbox
 from broker.clock import SHANGHAI
@@ -57,6 +58,12 @@ WRONG_CREDENTIALS = "The email or the password is wrong."
 DEACTIVATED = "This person has been deactivated: ask your administrator or district staff."
 AGENT_EXPIRED = "Your authority as the company's agent has expired: ask your administrator to renew it."
 BAD_LINK = "This link is not valid: it has been used, it has expired, or it never existed."
+ONLY_ADMIN_INVITES_ADMIN = "Only an admin invites an admin, or withdraws an admin's invitation."
+ONLY_ADMIN_DEACTIVATES_ADMIN = "Only an admin deactivates an admin."
+ALREADY_DEACTIVATED = "This person is already deactivated."
+INVITATION_GONE = "This invitation has already been accepted, withdrawn or has expired."
+NOT_YOURSELF = "You cannot deactivate yourself: another staff member or admin does."
+LAST_ADMIN = "This is the last active admin of the platform: invite another admin before deactivating them."
 NOT_REGISTERED = "This identity is not registered on the platform: ask district staff or your administrator for an invitation."
 UNVERIFIED = "(no verified identity)"  # the email recorded for a unified-login answer that did not hold
 
@@ -378,6 +385,69 @@ def list_invitations(session: Session, actor: Person, now: dt.datetime) -> list[
     return list(session.scalars(query))
 
 
+@dataclass(frozen=True)
+class PendingInvitation:
+    invitation: Invitation
+    invited_by: str | None  # the inviter's name; None: invited at the server's console
+
+
+@dataclass(frozen=True)
+class DistrictPeople:
+    """One page of the district's people (staff and admins), how many match in all, and the
+    district invitations still pending."""
+
+    people: list[Person]
+    total: int
+    invitations: list[PendingInvitation]
+
+
+def district_people(
+    session: Session, actor: Person, now: dt.datetime, *, search: str = "", offset: int = 0, limit: int = 50
+) -> DistrictPeople:
+    """The district's staff and admins, for district people only: active first, then in the order
+    they joined; `search` matches a part of the name or email. Paged and counted in SQL (three
+    queries whatever the district's size), with the pending invitations."""
+    _require_district(actor)
+    where = [Person.side == Side.district]
+    term = search.strip().lower()
+    if term:
+        pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(sa.or_(sa.func.lower(Person.name).like(pattern, escape="\\"),
+                            Person.email_key.like(pattern, escape="\\")))
+    total = session.scalar(sa.select(sa.func.count(Person.id)).where(*where)) or 0
+    rows = session.scalars(
+        sa.select(Person).join(Person.account).options(contains_eager(Person.account)).where(*where)
+        .order_by(sa.case((Person.status == PersonStatus.active, 0), else_=1), Person.id)
+        .offset(offset).limit(limit)
+    )
+    return DistrictPeople(list(rows), total, _pending_district_invitations(session, now))
+
+
+def district_person(session: Session, actor: Person, person_id: int) -> Person:
+    """One district person, for district people only (a company's person is not found here)."""
+    _require_district(actor)
+    person = session.get(Person, person_id)
+    if person is None or person.side is not Side.district:
+        raise NotFound("No such person.")
+    return person
+
+
+def _pending_district_invitations(session: Session, now: dt.datetime, limit: int = 100) -> list[PendingInvitation]:
+    """The district invitations not yet accepted nor expired, soonest to expire first, with who
+    sent each (one query; they live 72 hours, so there are few)."""
+    rows = session.execute(
+        sa.select(Invitation, Account.name).outerjoin(Account, Invitation.invited_by_id == Account.id)
+        .where(Invitation.side == Side.district, Invitation.accepted_at.is_(None), Invitation.expires_at > now)
+        .order_by(Invitation.expires_at, Invitation.id).limit(limit)
+    )
+    return [PendingInvitation(invitation, inviter) for invitation, inviter in rows]
+
+
+def _require_district(actor: Person) -> None:
+    if actor.side is not Side.district:
+        raise Forbidden("Only district staff manage the district's people.")
+
+
 # --- invitations ---------------------------------------------------------------------------
 
 
@@ -400,11 +470,7 @@ def invite(
     """
     _require_active(actor)
     set_actor(session, actor.account_id)
-    email = email.strip()
-    if "@" not in email or len(email) > 254:
-        raise InvalidInput("An email address is needed.", {"email": ["Not a valid email address."]})
-    if session.scalar(sa.select(Person.id).where(Person.email_key == normalise_email(email))) is not None:
-        raise duplicate("uq_people_email_key")
+    email = _checked_email(session, email)
     if company_role is None:
         side, role = _district_invitation(actor, role)
         company_id = None
@@ -430,6 +496,19 @@ def invite(
     return invitation, link
 
 
+def _checked_email(session: Session, email: str) -> str:
+    """The email to invite, trimmed: an address (one @, a dotted domain, no spaces, at most 254
+    characters) that no person has yet, in any case."""
+    email = email.strip()
+    local, at, domain = email.partition("@")
+    if (not at or not local or "@" in domain or "." not in domain or domain.startswith(".") or domain.endswith(".")
+            or any(c.isspace() for c in email) or len(email) > 254):
+        raise InvalidInput("An email address is needed.", {"email": ["Not a valid email address."]})
+    if session.scalar(sa.select(Person.id).where(Person.email_key == normalise_email(email))) is not None:
+        raise duplicate("uq_people_email_key")
+    return email
+
+
 def _district_invitation(actor: Person, role: Role | None) -> tuple[Side, Role]:
     if role not in DISTRICT_ROLES:
         raise InvalidInput("Invite district people as staff or admin, or a company's person with a company role.",
@@ -437,7 +516,7 @@ def _district_invitation(actor: Person, role: Role | None) -> tuple[Side, Role]:
     if actor.side is not Side.district:
         raise Forbidden("Only district staff invite district people.")
     if role is Role.admin and actor.role is not Role.admin:
-        raise Forbidden("Only an admin invites an admin.")
+        raise Forbidden(ONLY_ADMIN_INVITES_ADMIN)
     return Side.district, role
 
 
@@ -499,11 +578,7 @@ def invite_at_console(session: Session, email: str, name: str, role: Role, now: 
     of a fresh install): the link is printed, not emailed."""
     if role not in DISTRICT_ROLES:
         raise InvalidInput("District people are staff or admins.", {"role": ["Must be staff or admin."]})
-    email = email.strip()
-    if "@" not in email:
-        raise InvalidInput("An email address is needed.", {"email": ["Not a valid email address."]})
-    if session.scalar(sa.select(Person.id).where(Person.email_key == normalise_email(email))) is not None:
-        raise duplicate("uq_people_email_key")
+    email = _checked_email(session, email)
     secret = secrets.token_urlsafe(32)
     invitation = Invitation(
         email=email, name=name.strip() or None, side=Side.district, role=role, token_hash=hash_token(secret),
@@ -512,6 +587,34 @@ def invite_at_console(session: Session, email: str, name: str, role: Role, now: 
     invitation.audit_as("invite_at_console")
     session.add(invitation)
     return invitation, _link(base_url, INVITATION_PATH, secret)
+
+
+@transaction
+def revoke_invitation(session: Session, actor: Person, invitation_id: int, now: dt.datetime) -> Invitation:
+    """Withdraw a pending invitation so its link stops working: as `invite` allows, district
+    staff a district person's (an admin's only by an admin), a company's legal representative or
+    administrators their company's. Audited as revoke; one already accepted or expired: Conflict."""
+    _require_active(actor)
+    set_actor(session, actor.account_id)
+    invitation = session.scalar(
+        sa.select(Invitation).where(Invitation.id == invitation_id)
+        .with_for_update().execution_options(populate_existing=True)
+    )
+    if invitation is None:
+        raise NotFound("No such invitation.")
+    if actor.side is Side.district:
+        if invitation.role is Role.admin and actor.role is not Role.admin:
+            raise Forbidden(ONLY_ADMIN_INVITES_ADMIN)
+    else:
+        company_id = invitation.startup_id if actor.side is Side.startup else invitation.carrier_id
+        if invitation.side is not actor.side or company_id != actor.company_id:
+            raise NotFound("No such invitation.")
+        if not actor.is_company_manager():
+            raise Forbidden("Only the company's legal representative and administrators manage its people.")
+    if not invitation.usable(now):
+        raise Conflict(INVITATION_GONE)
+    invitation.revoke(now)
+    return invitation
 
 
 def find_invitation(session: Session, token: str, now: dt.datetime) -> Invitation:
@@ -564,11 +667,18 @@ def accept_invitation(session: Session, token: str, name: str, password: str, no
 
 @transaction
 def deactivate_person(session: Session, actor: Person, person_id: int, now: dt.datetime) -> Person:
-    """Deactivate a person: district staff anyone (an admin only by an admin), a company's legal
-    representative or administrator anyone of their company but its legal representative; never
-    a company's last active administrator. Their API tokens are revoked."""
+    """Deactivate a person: district staff anyone but themselves (an admin only by an admin), a
+    company's legal representative or administrator anyone of their company but its legal
+    representative; never the platform's last active admin nor a company's last active
+    administrator. Their API tokens are revoked, and their console sessions end at their next
+    request (`get_active_person` no longer finds them)."""
     _require_active(actor)
     set_actor(session, actor.account_id)
+    role = session.scalar(sa.select(Account.role).join(Person, Person.account_id == Account.id).where(Person.id == person_id))
+    # An admin's deactivation first locks every active admin's row in id order (its own among
+    # them): two admins deactivating each other at once wait for each other, never deadlock, and
+    # the second counts what the first left.
+    active_admins = _lock_active_admins(session) if role is Role.admin else []
     person = session.scalar(
         sa.select(Person).where(Person.id == person_id).with_for_update().execution_options(populate_existing=True)
     )
@@ -576,7 +686,7 @@ def deactivate_person(session: Session, actor: Person, person_id: int, now: dt.d
         raise NotFound("No such person.")
     if actor.side is Side.district:
         if person.role is Role.admin and actor.role is not Role.admin:
-            raise Forbidden("Only an admin deactivates an admin.")
+            raise Forbidden(ONLY_ADMIN_DEACTIVATES_ADMIN)
     else:
         if person.side is not actor.side or person.company_id != actor.company_id:
             raise NotFound("No such person.")
@@ -585,7 +695,11 @@ def deactivate_person(session: Session, actor: Person, person_id: int, now: dt.d
         if person.company_role is CompanyRole.legal_representative and person.id != actor.id:
             raise Forbidden("District staff deactivate a company's legal representative.")
     if not person.is_active:
-        raise Conflict("This person is already deactivated.")
+        raise Conflict(ALREADY_DEACTIVATED)
+    if person.role is Role.admin and len(active_admins) <= 1:
+        raise Conflict(LAST_ADMIN)  # the platform always keeps an active admin
+    if person.side is Side.district and person.id == actor.id:
+        raise Forbidden(NOT_YOURSELF)
     if person.company_role is CompanyRole.administrator:
         assert person.company_id is not None
         _lock_company(session, person.side, person.company_id)
@@ -597,6 +711,15 @@ def deactivate_person(session: Session, actor: Person, person_id: int, now: dt.d
     ):
         token.revoke(now)
     return person
+
+
+def _lock_active_admins(session: Session) -> list[int]:
+    """The active admins' ids, their rows locked in id order."""
+    return list(session.scalars(
+        sa.select(Person.id).join(Account, Person.account_id == Account.id)
+        .where(Account.role == Role.admin, Person.side == Side.district, Person.status == PersonStatus.active)
+        .order_by(Person.id).with_for_update(of=Person)
+    ))
 
 
 # --- password reset ------------------------------------------------------------------------

@@ -290,10 +290,15 @@ def change_password() -> Response:
 # -- development: the emails the outbox wrote instead of sending ---------------------------------
 
 
+def dev_outbox_open() -> bool:
+    """Whether /dev/outbox shows the emails: in development (and test) with no SMTP server set."""
+    return current_app.config.get("BROKER_ENV") in ("development", "test") and not current_app.config.get("SMTP_HOST")
+
+
 @bp.route("/dev/outbox", methods=["GET"])
 def dev_outbox() -> str:
     """Development only: every email the outbox wrote to the instance folder (no SMTP server set)."""
-    if current_app.config.get("BROKER_ENV") not in ("development", "test") or current_app.config.get("SMTP_HOST"):
+    if not dev_outbox_open():
         abort(404)
     emails = outbox.list_dev_emails(os.path.join(current_app.instance_path, "outbox"))
     return render_template("auth/dev_outbox.html", emails=emails)

@@ -360,6 +360,63 @@ def test_staff_do_not_deactivate_an_admin(session, staff, admin):
         people.deactivate_person(session, staff, admin.id, NOW)
 
 
+def test_a_district_person_does_not_deactivate_themselves(session, staff, admin):
+    with pytest.raises(Forbidden) as refused:
+        people.deactivate_person(session, staff, staff.id, NOW)
+    assert refused.value.message == people.NOT_YOURSELF
+    second = people.create_district_person(session, "admin2@district.gov.cn", "赵磊", Role.admin, PASSWORD)
+    with pytest.raises(Forbidden):
+        people.deactivate_person(session, admin, admin.id, NOW)
+    assert staff.is_active and admin.is_active and second.is_active
+
+
+def test_the_last_active_admin_is_never_deactivated(session, admin):
+    with pytest.raises(Conflict) as refused:  # alone, the admin is the last one even to themselves
+        people.deactivate_person(session, admin, admin.id, NOW)
+    assert refused.value.message == people.LAST_ADMIN
+    second = people.create_district_person(session, "admin2@district.gov.cn", "赵磊", Role.admin, PASSWORD)
+    people.deactivate_person(session, second, admin.id, NOW)
+    with pytest.raises(Conflict) as again:
+        people.deactivate_person(session, second, second.id, NOW)
+    assert again.value.message == people.LAST_ADMIN
+    assert second.is_active and not admin.is_active
+
+
+def test_an_invitation_is_withdrawn_by_whom_may_send_it_and_its_link_stops_working(session, staff, admin, startup):
+    invitation, link = people.invite(session, staff, "newcomer@district.gov.cn", NOW, BASE, role=Role.staff)
+    boss, _ = people.invite(session, admin, "boss@district.gov.cn", NOW, BASE, role=Role.admin)
+    with pytest.raises(Forbidden):
+        people.revoke_invitation(session, staff, boss.id, NOW)
+    outsider = _company_admin(session, staff, startup)
+    with pytest.raises(NotFound):  # another organisation's invitation does not exist for a company
+        people.revoke_invitation(session, outsider, invitation.id, NOW)
+    people.revoke_invitation(session, staff, invitation.id, NOW + dt.timedelta(minutes=1))
+    people.revoke_invitation(session, admin, boss.id, NOW)
+    with pytest.raises(NotFound):
+        people.accept_invitation(session, _token_of(link, people.INVITATION_PATH), "赵磊", PASSWORD, NOW + dt.timedelta(minutes=2))
+    with pytest.raises(Conflict):
+        people.revoke_invitation(session, staff, invitation.id, NOW + dt.timedelta(minutes=2))
+    with pytest.raises(NotFound):
+        people.revoke_invitation(session, staff, 999999, NOW)
+    assert people.district_people(session, staff, NOW + dt.timedelta(minutes=2)).invitations == []
+    entry = session.scalar(sa.select(AuditEntry).where(AuditEntry.entity_type == "invitations",
+                                                       AuditEntry.action == "revoke").order_by(AuditEntry.id))
+    assert entry.actor_id == staff.account_id and entry.entity_id == invitation.id
+
+
+def test_only_district_people_read_the_districts_people(session, staff, admin, startup):
+    invitation, _ = people.invite(session, staff, "newcomer@district.gov.cn", NOW, BASE, role=Role.staff)
+    page = people.district_people(session, staff, NOW, search="DISTRICT.gov", limit=1)
+    assert page.total == 2 and [p.id for p in page.people] == [staff.id]
+    assert [(p.invitation.id, p.invited_by) for p in page.invitations] == [(invitation.id, "张伟")]
+    company_admin = _company_admin(session, staff, startup)
+    assert people.district_people(session, admin, NOW).total == 2  # the company's person is not the district's
+    with pytest.raises(Forbidden):
+        people.district_people(session, company_admin, NOW)
+    with pytest.raises(NotFound):
+        people.district_person(session, staff, company_admin.id)
+
+
 # --- OIDC ----------------------------------------------------------------------------------
 
 

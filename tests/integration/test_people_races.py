@@ -1,5 +1,6 @@
 """The five-administrator limit holds when two people accept their invitations at the same moment,
-from two processes on PostgreSQL: the company's row is locked while its administrators are counted."""
+from two processes on PostgreSQL: the company's row is locked while its administrators are counted.
+Likewise the platform keeps an admin when its last two deactivate each other at once."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from broker.db import get_db
 from broker.models import CompanyRole, Person, PersonStatus, Role
 from broker.services import accounts, passwords, people
 from tests.conftest import startup_payload
-from tests.races import accept_invitation_in_lockstep
+from tests.races import accept_invitation_in_lockstep, deactivate_in_lockstep
 from tests.world import committed_app, session_of
 
 pytestmark = [pytest.mark.committing, pytest.mark.slow]
@@ -62,6 +63,30 @@ def test_two_acceptances_at_once_never_make_a_sixth_administrator(context, datab
             Person.company_role == CompanyRole.administrator, Person.status == PersonStatus.active))
         assert administrators == 5
         assert dt.timedelta(0) <= utcnow() - now < dt.timedelta(minutes=5)
+    finally:
+        passwords.use_hasher(old)
+        session.close()
+        get_db(app).engine.dispose()
+
+
+def test_two_admins_deactivating_each_other_at_once_leave_one(context, databases, tmp_path):
+    old = passwords.use_hasher(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    url = databases.create()
+    app = committed_app(url, str(tmp_path))
+    session = session_of(app)
+    try:
+        first = people.create_district_person(session, "admin1@district.gov.cn", "王芳", Role.admin, PASSWORD)
+        second = people.create_district_person(session, "admin2@district.gov.cn", "赵磊", Role.admin, PASSWORD)
+        with context.Manager() as manager, context.Pool(2) as pool:
+            barrier = manager.Barrier(2)
+            answers = pool.starmap(deactivate_in_lockstep, [(url, str(tmp_path), first.id, second.id, barrier),
+                                                            (url, str(tmp_path), second.id, first.id, barrier)])
+        # The second finds itself the last admin, or (had the first committed before it began) deactivated.
+        assert answers.count("deactivated") == 1, answers
+        assert [a for a in answers if a != "deactivated"][0] in (people.LAST_ADMIN, people.DEACTIVATED), answers
+        session.rollback()
+        active = session.scalar(sa.select(sa.func.count(Person.id)).where(Person.status == PersonStatus.active))
+        assert active == 1
     finally:
         passwords.use_hasher(old)
         session.close()
