@@ -73,6 +73,7 @@ def build_carriers(client, session, suffix: str = "", base_uscc: int = 7100) -> 
     allocation_ids = list(session.scalars(
         sa.select(Allocation.id).where(Allocation.cycle_id == cycle.json["id"]).order_by(Allocation.id)))
     assert len(allocation_ids) == 2
+    session.commit()  # ends the read: on SQLite it would hold the lock the API's writes need
     for allocation_id in allocation_ids:
         approved = client.post(f"/api/v1/allocations/{allocation_id}/approve", json={}, headers=staff_actor.headers)
         assert approved.status_code == 200, approved.json

@@ -174,3 +174,13 @@ def _selects(app, client, path: str) -> int:
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
     return len([s for s in seen if s.lstrip().upper().startswith("SELECT")])
+
+
+def test_the_pages_in_english(client, district):
+    client.set_cookie("broker_lang", "en")
+    codes = district["codes"]
+    listing = _text(client.get("/staff/carriers").get_data(as_text=True))
+    assert "Failing since 2026-11-30 08:00" in listing and "Healthy" in listing and "2 waiting" in listing
+    page = _text(client.get(f"/staff/carriers/{codes['telecom_sh']}").get_data(as_text=True))
+    assert "A quantity or price is out of range" in page and "Retry" in page
+    assert "The carrier lowered the quantity; what is promised to companies was kept" in page
