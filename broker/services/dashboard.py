@@ -13,7 +13,9 @@ changes anything.
 - Per subsidy program: budget, committed and redeemed, from the program's caches (which the
   ledger keeps reconciled).
 - Pending decisions: proposed allocations and the earliest approval deadline among their cycles.
-- Carrier sync health: each carrier's latest sync, its status and what it quarantined.
+- Carrier sync health: each carrier's latest sync, its status and what it quarantined; a carrier
+  whose latest sync failed is failing since the first failure after its last success
+  (`carrier_health`, which the carriers screen reads too).
 - Open appeals: how many, and since when the oldest waits.
 """
 
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from broker.models import (
     LIGHTHOUSE_SECTORS,
@@ -42,7 +44,7 @@ from broker.models import (
     Startup,
     SubsidyProgram,
 )
-from broker.models.sync import CarrierSync
+from broker.models.sync import CarrierSync, SyncStatus
 from broker.models.workflow import Appeal, AppealStatus
 from broker.resources import KIND_NAMES, KINDS
 from broker.services.accounts import require_role
@@ -97,6 +99,19 @@ class CarrierHealth:
     status: str | None
     quarantined: int
     conflicts: int
+    carrier_id: int | None = None
+    sync_id: int | None = None  # the latest sync
+    # While the latest sync failed: when the first failure after the last success started.
+    failing_since: dt.datetime | None = None
+
+    @property
+    def health(self) -> str:
+        """never_synced, failing, running or healthy (the latest sync succeeded)."""
+        if self.status is None:
+            return "never_synced"
+        if self.status == SyncStatus.failed.value:
+            return "failing"
+        return "running" if self.status == SyncStatus.running.value else "healthy"
 
 
 @dataclass(frozen=True)
@@ -127,7 +142,7 @@ def overview(session: Session, actor: Account) -> Dashboard:
         programs=_programs(session),
         pending_decisions=pending,
         earliest_deadline=deadline,
-        carriers=_carriers(session),
+        carriers=carrier_health(session),
         open_appeals=appeals,
         oldest_appeal_at=oldest,
     )
@@ -195,20 +210,34 @@ def _pending(session: Session) -> tuple[int, dt.datetime | None]:
     return count, _utc(deadline)
 
 
-def _carriers(session: Session) -> list[CarrierHealth]:
+def carrier_health(session: Session, *, code: str | None = None, include_inactive: bool = False) -> list[CarrierHealth]:
+    """Each carrier's latest sync and since when it has been failing, in one query (by code)."""
     latest = (sa.select(CarrierSync.carrier_id, sa.func.max(CarrierSync.id).label("sync_id"))
               .group_by(CarrierSync.carrier_id).subquery())
-    rows = session.execute(
+    succeeded, failed = aliased(CarrierSync), aliased(CarrierSync)
+    last_success = (sa.select(sa.func.max(succeeded.id))
+                    .where(succeeded.carrier_id == Carrier.id, succeeded.status == SyncStatus.succeeded)
+                    .correlate(Carrier).scalar_subquery())
+    first_failure = (sa.select(sa.func.min(failed.started_at))
+                     .where(failed.carrier_id == Carrier.id, failed.status == SyncStatus.failed,
+                            failed.id > sa.func.coalesce(last_success, 0))
+                     .correlate(Carrier).scalar_subquery())
+    query = (
         sa.select(Carrier.code, Carrier.name, CarrierSync.started_at, CarrierSync.status,
-                  CarrierSync.quarantined, CarrierSync.conflicts)
+                  CarrierSync.quarantined, CarrierSync.conflicts, Carrier.id, CarrierSync.id, first_failure)
         .select_from(Carrier)
         .outerjoin(latest, latest.c.carrier_id == Carrier.id)
         .outerjoin(CarrierSync, CarrierSync.id == latest.c.sync_id)
-        .where(Carrier.active.is_(True))
         .order_by(Carrier.code)
-    ).all()
-    return [CarrierHealth(code, name, started_at, status.value if status else None, quarantined or 0, conflicts or 0)
-            for code, name, started_at, status, quarantined, conflicts in rows]
+    )
+    if not include_inactive:
+        query = query.where(Carrier.active.is_(True))
+    if code is not None:
+        query = query.where(Carrier.code == code)
+    return [CarrierHealth(code, name, started_at, status.value if status else None, quarantined or 0, conflicts or 0,
+                          carrier_id, sync_id, _utc(since) if status is SyncStatus.failed else None)
+            for code, name, started_at, status, quarantined, conflicts, carrier_id, sync_id, since
+            in session.execute(query)]
 
 
 def _appeals(session: Session) -> tuple[int, dt.datetime | None]:

@@ -14,6 +14,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from broker.web import auth, errors, guards, formatting, home, i18n, public, reports, session, staff_review
 from broker.web.staff_people import bp as staff_people_bp
+from broker.web.staff_carriers import bp as staff_carriers_bp
 from broker.web.staff_dashboard import bp as staff_dashboard_bp
 from broker.web.staff_settlement import bp as staff_settlement_bp
 
@@ -57,6 +58,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(reports.audit_bp)  # staff: the audit log searched
     app.register_blueprint(staff_settlement_bp)  # staff: notices (公示) and settlement statements (结算单)
     app.register_blueprint(staff_people_bp)  # staff: the district's people, invitations, deactivation
+    app.register_blueprint(staff_carriers_bp)  # staff: carriers' syncs, quarantine, delivered capacity, failed provisioning
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 
