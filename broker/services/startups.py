@@ -115,9 +115,13 @@ def register(session: Session, actor: Account, filters: Filters, page: int) -> R
     total = counts[filters.status] if filters.status is not None else sum(counts.values())
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(page, 1), pages)
-    rows = list(session.scalars(
-        sa.select(Startup).where(*conditions).order_by(*_order()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    # The page's ids first, sorting only narrow rows (no index serves this order: all 10,000 are
+    # sorted on a deep page), then the page's 50 rows by primary key.
+    ids = list(session.scalars(
+        sa.select(Startup.id).where(*conditions).order_by(*_order()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
     ))
+    found = {startup.id: startup for startup in session.scalars(sa.select(Startup).where(Startup.id.in_(ids)))} if ids else {}
+    rows = [found[i] for i in ids]
     return Register(rows, total, page, pages, counts)
 
 
