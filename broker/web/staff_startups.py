@@ -82,7 +82,7 @@ def _field_messages() -> dict[str, str]:
         "contact_phone": _("联系电话只能包含数字、空格、短横线和开头的 +，6 到 20 位。"),
         "registered_in_district": _("请说明是否注册在本区。"),
         "cycle_budget": _("每轮预算须是大于 0 的金额（元），至多两位小数；不限请留空。"),
-        "reason": _("请填写理由，企业会看到它。"),
+        "reason": _("请填写理由（不超过 2000 字），企业会看到它。"),
     }
 
 

@@ -165,7 +165,7 @@ def test_a_reject_needs_a_reason_which_the_startup_then_sees(client, session, di
     assert refused.status_code == 422
     text = refused.get_data(as_text=True)
     assert re.search(r'id="reject-reason"[^>]*aria-invalid="true"', text)
-    assert 'id="reject_reason-error">请填写理由，企业会看到它。' in text
+    assert 'id="reject_reason-error">请填写理由（不超过 2000 字），企业会看到它。' in text
     assert fresh(session, startup_id).status is StartupStatus.pending
     done = post(client, f"/staff/startups/{startup_id}/reject", reason="营业执照与登记名称不符，请核对后重新登记")
     assert done.status_code == 303
