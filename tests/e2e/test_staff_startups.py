@@ -12,6 +12,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from broker.db import get_db
 from broker.models import AuditEntry, OutboxEmail, Role, Sector, Startup, StartupStatus
 from broker.models.people import Invitation, PasswordReset
 from broker.services import accounts, people
@@ -272,3 +273,42 @@ def test_reissued_access_is_a_reset_link_by_email_or_an_invitation_to_the_contac
     invitation = session.scalar(sa.select(Invitation).where(Invitation.startup_id == other))
     assert invitation.email == "ceo101@example.cn" and invitation.company_role.value == "administrator"
     assert session.scalar(sa.select(sa.func.count(OutboxEmail.id))) == 2
+
+
+def _statements(app, client, path: str) -> list[str]:
+    """Every SQL statement one GET of `path` sends, through an event listener on the engine."""
+    seen: list[str] = []
+
+    def count(_connection, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    engine = get_db(app).engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    return seen
+
+
+def test_the_pages_cost_the_same_statements_whatever_the_numbers(app, client, session, market):  # noqa: F811
+    staff_signed_in(client, session)
+    startup_id = market["culture"].startup_id
+    small_list, small_page = _statements(app, client, "/staff/startups"), _statements(app, client, f"/staff/startups/{startup_id}")
+    run(client, market["staff"])  # requests proposed: allocations for every startup
+    for i in range(12):
+        register(session, 600 + i, f"上海新登记{i:02d}科技有限公司")
+    people.find_or_link(session, fresh(session, startup_id).uscc, "fa.ren@example.cn", "王芳", "legal_representative",
+                        MONDAY_0900)
+    large_list, large_page = _statements(app, client, "/staff/startups"), _statements(app, client, f"/staff/startups/{startup_id}")
+    assert len(large_list) == len(small_list), "the register's statements grew with the rows: an N+1"
+    assert len(large_page) == len(small_page), "a startup's page's statements grew with its rows: an N+1"
+
+
+def test_the_screen_in_english(client, session, district):
+    staff_signed_in(client, session)
+    client.set_cookie("broker_lang", "en")
+    listing = client.get("/staff/startups").get_data(as_text=True)
+    assert "Awaiting verification" in listing and "Unified social credit code" in listing
+    page = client.get(f"/staff/startups/{district['pending'][0]}").get_data(as_text=True)
+    assert ">Verify</button>" in page and "Reason for rejecting (the company will see it)" in page and "Industrial software" in page
