@@ -273,6 +273,11 @@ def test_reissued_access_is_a_reset_link_by_email_or_an_invitation_to_the_contac
     invitation = session.scalar(sa.select(Invitation).where(Invitation.startup_id == other))
     assert invitation.email == "ceo101@example.cn" and invitation.company_role.value == "administrator"
     assert session.scalar(sa.select(sa.func.count(OutboxEmail.id))) == 2
+    # A deactivated person gets no reset link (it would not let them in): the page says why.
+    people.deactivate_person(session, staff, person.id, MONDAY_0900)
+    refused = post(client, f"/staff/startups/{startup_id}/reissue-access", person_id=str(person.id))
+    assert refused.status_code == 409 and "此人已停用" in refused.get_data(as_text=True)
+    assert session.scalar(sa.select(sa.func.count(OutboxEmail.id))) == 2
 
 
 def _statements(app, client, path: str) -> list[str]:
