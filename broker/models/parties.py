@@ -6,12 +6,13 @@ import datetime as dt
 import hashlib
 import secrets
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broker.db import Base, Money, utcnow
-from broker.errors import Conflict
+from broker.errors import Conflict, InvalidInput
 from broker.models.audit import Audited
 from broker.models.enums import TURNED_AWAY_STARTUP_STATUSES, Role, Sector, StartupStatus, enum_column_type
 
@@ -36,6 +37,14 @@ class Carrier(Audited, Base):
         sa.CheckConstraint("uscc IS NULL OR length(uscc) = 18", name="uscc_length"),
     )
 
+
+# What district staff may correct on a startup's record. Never the credit code: that is the company
+# itself (a wrong one is a registration in another's name, removed instead), nor the status or
+# the key-enterprise mark, which have their own decisions.
+STAFF_EDITABLE_STARTUP_FIELDS = frozenset({
+    "name", "sector", "founded_on", "headcount", "contact_name", "contact_email", "contact_phone",
+    "registered_in_district", "cycle_budget",
+})
 
 _TURNED_AWAY_SQL = ", ".join(f"'{s.value}'" for s in sorted(TURNED_AWAY_STARTUP_STATUSES))
 
@@ -122,6 +131,26 @@ class Startup(Audited, Base):
         self._refuse_if_turned_away()
         self.audit_as("remove")
         self._turn_away(StartupStatus.removed, by_id, reason, now)
+
+    def amend(self, changes: dict[str, Any]) -> None:
+        """Staff correct the record (fields of STAFF_EDITABLE_STARTUP_FIELDS); the audit log keeps
+        each field before and after. A registration turned away stays as it was decided."""
+        unknown = sorted(set(changes) - STAFF_EDITABLE_STARTUP_FIELDS)
+        if unknown:
+            raise InvalidInput(f"Staff do not change {', '.join(unknown)} here.", {name: ["Not editable."] for name in unknown})
+        self._refuse_if_turned_away()
+        self.audit_as("amend_by_staff")
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+    def mark_key_enterprise(self, key: bool) -> None:
+        """Staff mark (or unmark) a key enterprise (重点企业): from the next cycle its requests weigh
+        more by the policy's key_enterprise_bonus."""
+        self._refuse_if_turned_away()
+        if self.key_enterprise is key:
+            raise Conflict(f"Startup {self.id} is {'already' if key else 'not'} a key enterprise.")
+        self.audit_as("mark_key_enterprise" if key else "unmark_key_enterprise")
+        self.key_enterprise = key
 
     def _turn_away(self, status: StartupStatus, by_id: int | None, reason: str, now: dt.datetime) -> None:
         self.status = status

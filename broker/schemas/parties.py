@@ -45,6 +45,16 @@ class StartupRegistrationSchema(BaseSchema):
             raise ValidationError("Must be a past date after 1900.")
 
 
+class StartupStaffEditSchema(StartupRegistrationSchema):
+    """What district staff correct on a startup's record: the registration's fields under the same
+    rules, each optional (load with partial=True), never the credit code (the company itself)."""
+
+    class Meta(BaseSchema.Meta):
+        exclude = ("uscc",)
+
+    contact_phone = fields.String(allow_none=True, validate=validate.Regexp(r"^\+?[0-9 -]{6,20}$", error="Not a phone number."))
+
+
 class StartupSchema(BaseSchema):
     id = fields.Integer()
     name = fields.String()

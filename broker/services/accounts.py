@@ -13,6 +13,7 @@ from broker.clock import SHANGHAI
 from broker.db import transaction
 from broker.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from broker.models import TURNED_AWAY_STARTUP_STATUSES, Account, ApiToken, Carrier, Role, Startup
+from broker.models.audit import set_actor
 from broker.models.parties import MAX_TOKEN_LIFETIME, hash_token
 from broker.services import allocations
 from broker.uniques import duplicate
@@ -153,11 +154,41 @@ def update_startup(session: Session, actor: Account, startup_id: int, changes: d
 def _startup_to_decide(session: Session, actor: Account, startup_id: int) -> Startup:
     """The startup staff decide on, its row locked: of two decisions at once, the second sees the first."""
     require_role(actor, Role.staff, Role.admin)
+    _name_actor(session, actor)
     startup = session.scalar(
         sa.select(Startup).where(Startup.id == startup_id).with_for_update().execution_options(populate_existing=True)
     )
     if startup is None:
         raise NotFound("No such startup.")
+    return startup
+
+
+def _name_actor(session: Session, actor: Account) -> None:
+    """The audit log names `actor` for a change made from the console, where no bearer token did
+    (broker.auth sets the actor, and any staff member acting through the token, for the API)."""
+    if session.info.get("actor_id") is None:
+        set_actor(session, actor.id)
+
+
+@transaction
+def edit_startup_as_staff(
+    session: Session, actor: Account, startup_id: int, changes: dict[str, Any], now: dt.datetime
+) -> Startup:
+    """Staff correct a startup's record (name, sector, contacts, headcount, founding date, whether
+    registered in the district, budget per cycle), as loaded by `StartupStaffEditSchema`: the row
+    locked, every field's before and after in the audit log (which keeps its own time: the
+    startups table has no edit time, so `now` is taken for the use case's usual shape only)."""
+    startup = _startup_to_decide(session, actor, startup_id)
+    startup.amend(changes)
+    return startup
+
+
+@transaction
+def set_key_enterprise(session: Session, actor: Account, startup_id: int, key: bool, now: dt.datetime) -> Startup:
+    """Staff mark a startup a key enterprise (重点企业), or no longer: it changes the weight of its
+    requests in every cycle from the next one (the policy's key_enterprise_bonus). Audited."""
+    startup = _startup_to_decide(session, actor, startup_id)
+    startup.mark_key_enterprise(key)
     return startup
 
 

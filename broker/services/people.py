@@ -459,6 +459,18 @@ def invite(
     agent_expires_at: dt.datetime | None = None,
 ) -> tuple[Invitation, str]:
     """Invite someone by email: returns the invitation and its link (also emailed, via the outbox).
+    The rules are `_invite`'s."""
+    return _invite(session, actor, email, now, base_url, name=name, role=role, startup_id=startup_id,
+                   carrier_id=carrier_id, company_role=company_role, scopes=scopes, agent_expires_at=agent_expires_at)
+
+
+def _invite(
+    session: Session, actor: Person, email: str, now: dt.datetime, base_url: str, *,
+    name: str | None = None, role: Role | None = None, startup_id: int | None = None, carrier_id: int | None = None,
+    company_role: CompanyRole | None = None, scopes: Iterable[str] | None = None,
+    agent_expires_at: dt.datetime | None = None,
+) -> tuple[Invitation, str]:
+    """An invitation inside the caller's transaction, emailed through the outbox:
 
     - District people (`role` staff or admin): invited by district staff; admins only by an admin.
     - A company's person (`company_role` administrator or agent): invited by the company's legal
@@ -732,25 +744,97 @@ def request_password_reset(session: Session, email: str, now: dt.datetime, base_
     person = session.scalar(_person_with_email(email))
     if person is None or not person.is_active:
         return
+    _send_reset(session, person, now, base_url)
+
+
+def _send_reset(session: Session, person: Person, now: dt.datetime, base_url: str, *, by_staff: bool = False) -> PasswordReset:
+    """A single-use reset link for `person`, emailed through the outbox in the caller's transaction."""
     secret = secrets.token_urlsafe(32)
     reset = PasswordReset(person_id=person.id, token_hash=hash_token(secret), expires_at=now + RESET_LIFETIME)
+    if by_staff:
+        reset.audit_as("reissue_access")
     session.add(reset)
     link = _link(base_url, RESET_PATH, secret)
     expires = _local(reset.expires_at)
+    why_zh, why_en = (
+        ("区科委工作人员应您的要求，为您重新开通了上海硅巷资源撮合平台的登录。",
+         "District staff, at your request, sent you a way back into the Silicon Alley Resource Broker.")
+        if by_staff else
+        ("有人请求重置您在上海硅巷资源撮合平台的密码。",
+         "Someone asked to reset your password on the Silicon Alley Resource Broker.")
+    )
     outbox.enqueue(
         session, person.email, "重置您的密码 / Reset your password",
         f"{person.name}，您好：\n\n"
-        f"有人请求重置您在上海硅巷资源撮合平台的密码。请在 {expires}（北京时间）之前打开以下链接设置新密码：\n\n"
+        f"{why_zh}请在 {expires}（北京时间）之前打开以下链接设置新密码：\n\n"
         f"{link}\n\n"
         "此链接只能使用一次。如果不是您本人操作，请忽略这封邮件，您的密码不会改变。\n\n"
         "----\n\n"
         f"Hello {person.name},\n\n"
-        f"Someone asked to reset your password on the Silicon Alley Resource Broker. Open this link before "
+        f"{why_en} Open this link before "
         f"{expires} (Asia/Shanghai) to set a new one:\n\n"
         f"{link}\n\n"
         "The link works once. If it was not you, ignore this email: your password stays as it is.\n",
         now,
     )
+    return reset
+
+
+@dataclass(frozen=True)
+class Reissued:
+    """What `reissue_access` sent: a reset link to a person, or an invitation to the contact email."""
+
+    email: str
+    expires_at: dt.datetime
+    invited: bool  # True: an invitation (the company had no active person); False: a reset link
+
+
+@transaction
+def reissue_access(
+    session: Session, actor: Person, person_id: int | None, now: dt.datetime, base_url: str, *, startup_id: int
+) -> Reissued:
+    """District staff give a startup's person who lost access a way back in, by email (the outbox).
+
+    - `person_id` names an active person of startup `startup_id`: they are emailed a single-use
+      password-reset link (RESET_LIFETIME), the one "forgot password" sends, which also ends a
+      lockout; the reset is audited as reissue_access, by the staff member. A person of another
+      company, or none: NotFound. A deactivated person: Conflict (a reset would not let them in).
+    - `person_id` None, and the startup has no active person at all: its contact email is invited
+      as the company's first administrator, as district staff invite one (`invite`). Not as its
+      legal representative: that role comes only from the identity provider (`find_or_link`), so
+      the legal representative signs in there, and the invited administrator manages the rest.
+      A startup that still has an active person: InvalidInput (choose the person instead).
+    A rejected or removed startup gets no access: Conflict.
+    """
+    _require_active(actor)
+    if actor.side is not Side.district:
+        raise Forbidden("District staff reissue a company's access.")
+    set_actor(session, actor.account_id)
+    _lock_company(session, Side.startup, startup_id)
+    startup = session.get(Startup, startup_id)
+    assert startup is not None
+    if startup.is_turned_away:
+        raise Conflict(f"Startup {startup_id} was {startup.status.value}: it gets no access.")
+    if person_id is None:
+        active = session.scalar(
+            sa.select(sa.func.count(Person.id)).join(Account, Person.account_id == Account.id).where(
+                Person.side == Side.startup, Account.startup_id == startup_id, Person.status == PersonStatus.active)
+        )
+        if active:
+            raise InvalidInput("The company has people on the broker: choose the one who lost access.",
+                               {"person_id": ["Choose a person."]})
+        invitation, _link_sent = _invite(session, actor, startup.contact_email, now, base_url, name=startup.contact_name,
+                                         startup_id=startup_id, company_role=CompanyRole.administrator)
+        return Reissued(invitation.email, invitation.expires_at, invited=True)
+    person = session.scalar(
+        sa.select(Person).where(Person.id == person_id).with_for_update().execution_options(populate_existing=True)
+    )
+    if person is None or person.side is not Side.startup or person.company_id != startup_id:
+        raise NotFound("No such person of this startup.")
+    if not person.is_active:
+        raise Conflict("This person is deactivated: a reset link would not let them in. Invite someone instead.")
+    reset = _send_reset(session, person, now, base_url, by_staff=True)
+    return Reissued(person.email, reset.expires_at, invited=False)
 
 
 @transaction

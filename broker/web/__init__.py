@@ -17,6 +17,7 @@ from broker.web.staff_people import bp as staff_people_bp
 from broker.web.staff_carriers import bp as staff_carriers_bp
 from broker.web.staff_dashboard import bp as staff_dashboard_bp
 from broker.web.staff_settlement import bp as staff_settlement_bp
+from broker.web.staff_startups import bp as staff_startups_bp
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
 # health checks. Everything else is a console page.
@@ -59,6 +60,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(staff_settlement_bp)  # staff: notices (公示) and settlement statements (结算单)
     app.register_blueprint(staff_people_bp)  # staff: the district's people, invitations, deactivation
     app.register_blueprint(staff_carriers_bp)  # staff: carriers' syncs, quarantine, delivered capacity, failed provisioning
+    app.register_blueprint(staff_startups_bp)  # staff: startups (企业), their registrations and records
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 
