@@ -57,6 +57,7 @@ def staff_nav() -> list[tuple[str, str, bool]]:
     """(url, label endpoint, is this page) for each staff screen the app has."""
     from flask_babel import gettext
 
-    here = request.endpoint
-    return [(url_for(endpoint), gettext(label), endpoint == here)
+    # A screen is "this page" on any of its blueprint's pages (a carrier's page is under 运营商).
+    here = request.blueprint
+    return [(url_for(endpoint), gettext(label), endpoint.partition(".")[0] == here)
             for endpoint, label in STAFF_SCREENS if endpoint in current_app.view_functions]

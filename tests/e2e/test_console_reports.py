@@ -50,6 +50,8 @@ def test_a_cycle_report_says_why_each_request_was_left_short_in_words(signed_in,
     assert "智能驾驶 ★" in page and "数字文创" in page  # sectors, Lighthouse marked
     assert 'id="sector-chart"' in page and 'id="by-sector"' in page  # the chart and its table
     assert "/static/vendor/echarts/echarts.min.js" in page
+    # The nav marks the screen this page belongs to, on its detail pages too.
+    assert re.search(r'<a href="/staff/cycles" aria-current="page">撮合报告</a>', page)
     assert signed_in.get("/staff/cycles/999999").status_code == 404
 
 
