@@ -14,6 +14,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from broker.web import auth, errors, guards, formatting, home, i18n, public, reports, session, staff_review
 from broker.web.staff_dashboard import bp as staff_dashboard_bp
+from broker.web.staff_programs import bp as staff_programs_bp
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
 # health checks. Everything else is a console page.
@@ -53,6 +54,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(reports.cycles_bp)  # staff: cycle reports in plain words
     app.register_blueprint(reports.policy_bp)  # staff: the matching policy and its versions
     app.register_blueprint(reports.audit_bp)  # staff: the audit log searched
+    app.register_blueprint(staff_programs_bp)  # staff: subsidy programs, their terms, budget and ledger
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 
