@@ -35,7 +35,7 @@ bp = Blueprint("staff_programs", __name__, template_folder="templates")
 
 MODE_NAMES = {"after": N_("事后补贴"), "instant": N_("即时抵扣"), "allotment": N_("免费额度")}
 CLAIMANT_NAMES = {"startup": N_("企业申领"), "carrier": N_("服务商申领")}
-STATUS_NAMES = {"draft": N_("草稿"), "open": N_("进行中"), "paused": N_("已暂停"), "closed": N_("已关闭")}
+STATUS_NAMES = {"draft": N_("草稿"), "open": N_("开放中"), "paused": N_("已暂停"), "closed": N_("已关闭")}
 EVIDENCE_NAMES = {"contract": N_("合同"), "invoice": N_("发票"), "payment": N_("付款凭证"), "usage_statement": N_("用量清单")}
 LEVEL_NAMES = {"national": N_("国家级"), "city": N_("市级"), "district": N_("区级")}
 LEDGER_KIND_NAMES = {"deposit": N_("预算拨入"), "commit": N_("承诺"), "redeem": N_("兑现"), "reverse": N_("冲回"),

@@ -74,7 +74,7 @@ def test_a_program_is_created_through_the_form_and_listed_with_its_money(client,
     assert "事后补贴" in shown and "企业申领" in shown and "规则 1：50.00%" in shown
     listed = client.get("/staff/programs").get_data(as_text=True)
     row = re.search(rf'<tr id="program-{program.id}">(.*?)</tr>', listed, re.S).group(1)
-    assert "算力券" in row and "事后补贴" in row and "进行中" in row and "500.00万元" in row and "2026 年度" in row
+    assert "算力券" in row and "事后补贴" in row and "开放中" in row and "500.00万元" in row and "2026 年度" in row
     assert ledger.reconcile(session).ok
 
 
