@@ -375,6 +375,7 @@ def _program_page(program_id: int, *, errors: dict[str, str] | None = None, type
     except NotFound:
         abort(404)
     return render_template("staff/program.html", view=view, errors=errors or {}, typed=typed or {},
+                           award_count_limit=programs.AWARD_COUNT_LIMIT,
                            notice=session.pop("program_notice", None), **_names()), status
 
 
