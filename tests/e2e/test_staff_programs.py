@@ -255,3 +255,15 @@ def test_the_pages_cost_a_bounded_number_of_statements(app, client, session, dis
         approve_one(client, district)
     assert len(_statements(app, client, "/staff/programs")) == len(small_list), "the list's statements grew: an N+1"
     assert len(_statements(app, client, f"/staff/programs/{first['id']}")) == len(small_page), "the page's statements grew"
+
+
+def test_the_screens_in_english(client, session, district):  # noqa: F811
+    program = open_program(client, district["staff"], "voucher", mode="instant")
+    staff_signed_in(client, session)
+    client.set_cookie("broker_lang", "en")
+    listed = client.get("/staff/programs").get_data(as_text=True)
+    assert "Deducted at approval" in listed and "¥1,000,000.00" in listed and "Remaining" in listed
+    shown = client.get(f"/staff/programs/{program['id']}").get_data(as_text=True)
+    assert "Record a budget deposit" in shown and "Funding document number" in shown and "Opening budget" in shown
+    form = client.get(f"/staff/programs/{program['id']}/terms").get_data(as_text=True)
+    assert "apply only to awards made after they are saved" in form
