@@ -18,6 +18,7 @@ from broker.web.staff_carriers import bp as staff_carriers_bp
 from broker.web.staff_dashboard import bp as staff_dashboard_bp
 from broker.web.staff_settlement import bp as staff_settlement_bp
 from broker.web.staff_startups import bp as staff_startups_bp
+from broker.web.staff_programs import bp as staff_programs_bp
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
 # health checks. Everything else is a console page.
@@ -61,6 +62,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(staff_people_bp)  # staff: the district's people, invitations, deactivation
     app.register_blueprint(staff_carriers_bp)  # staff: carriers' syncs, quarantine, delivered capacity, failed provisioning
     app.register_blueprint(staff_startups_bp)  # staff: startups (企业), their registrations and records
+    app.register_blueprint(staff_programs_bp)  # staff: subsidy programs, their terms, budget and ledger
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 

@@ -37,6 +37,10 @@ STAFF_SCREENS: tuple[tuple[str, str], ...] = (
     ("staff_people.people", N_("人员")),
 )
 
+# Blueprints without a nav entry of their own, shown as part of a screen: notices and settlement
+# statements are reached from, and belong to, the subsidy programs screen.
+SCREEN_PARTS: dict[str, str] = {"staff_settlement": "staff_programs"}
+
 
 def staff_only(view: Callable[..., Any]) -> Callable[..., Any]:
     """A staff workbench page: district staff and admins; a company's person gets 403."""
@@ -57,7 +61,8 @@ def staff_nav() -> list[tuple[str, str, bool]]:
     """(url, label endpoint, is this page) for each staff screen the app has."""
     from flask_babel import gettext
 
-    # A screen is "this page" on any of its blueprint's pages (a carrier's page is under 运营商).
-    here = request.blueprint
+    # A screen is "this page" on any of its blueprint's pages (a carrier's page is under 运营商),
+    # and on the pages of the blueprints that are part of it.
+    here = SCREEN_PARTS.get(request.blueprint or "", request.blueprint)
     return [(url_for(endpoint), gettext(label), endpoint.partition(".")[0] == here)
             for endpoint, label in STAFF_SCREENS if endpoint in current_app.view_functions]
