@@ -21,6 +21,9 @@ class AppealStatus(enum.StrEnum):
     closed = "closed"  # staff closed the thread: it takes no more messages
 
 
+APPEAL_CLOSED = "This appeal is closed: it takes no more messages."
+
+
 class AppealSide(enum.StrEnum):
     """Who wrote a message of an appeal's thread."""
 
@@ -79,7 +82,7 @@ class Appeal(Audited, Base):
 
     def _refuse_if_closed(self) -> None:
         if self.status is AppealStatus.closed:
-            raise Conflict("This appeal is closed: it takes no more messages.")
+            raise Conflict(APPEAL_CLOSED)
 
     def _add(self, side: AppealSide, author_id: int, body: str, now: dt.datetime) -> AppealMessage:
         return AppealMessage(appeal_id=self.id, author_id=author_id, author_side=side, body=body, created_at=now)

@@ -13,6 +13,7 @@ from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 
 from broker.web import auth, errors, guards, formatting, home, i18n, public, reports, session, staff_review
+from broker.web import portal_appeals, staff_appeals
 from broker.web.staff_dashboard import bp as staff_dashboard_bp
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
@@ -53,6 +54,8 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(reports.cycles_bp)  # staff: cycle reports in plain words
     app.register_blueprint(reports.policy_bp)  # staff: the matching policy and its versions
     app.register_blueprint(reports.audit_bp)  # staff: the audit log searched
+    app.register_blueprint(staff_appeals.bp)  # staff: the appeals inbox (诉求), threads, assign, reply, close
+    app.register_blueprint(portal_appeals.bp)  # a startup's own appeal thread and its reply
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 
