@@ -86,7 +86,7 @@ def downgrade() -> None:
     # Before threads, an appeal no longer waiting was `answered`: a closed one becomes that (not
     # `open`, which another open appeal of its allocation may hold). The messages beyond each
     # appeal's first and its latest answer are lost with the table.
-    op.execute("UPDATE appeals SET status = 'answered' WHERE status = 'closed'")
+    op.execute("UPDATE appeals SET status = 'answered', closed_at = NULL WHERE status = 'closed'")
     with op.batch_alter_table("appeals", schema=None) as batch_op:
         batch_op.drop_index("ix_appeals_status_waiting_since")
         batch_op.drop_index(batch_op.f("ix_appeals_assigned_to_id"))
