@@ -81,10 +81,10 @@ def test_every_figure_in_the_districts_words(client, session, staff):
     assert "中国联通上海分公司 2026年12月1日 07:00 失败 3 1" in carriers
     assert "长宁云计算中心 从未同步" in carriers
     assert 'href="/api/v1/carriers/telecom_sh/syncs"' in html
-    # The review queue and cycle reports exist: their figures link there. Appeals and programs
-    # screens are not built yet: nothing links to them.
-    assert 'href="/staff/review"' in html and 'href="/staff/cycles"' in html
-    assert "/staff/appeals" not in html and "/staff/programs" not in html
+    # The review queue, cycle reports and appeals exist: their figures link there. The programs
+    # screen is not built yet: nothing links to it.
+    assert 'href="/staff/review"' in html and 'href="/staff/cycles"' in html and 'href="/staff/appeals"' in html
+    assert "/staff/programs" not in html
     assert "echarts.min.js" in html and '<div class="chart" id="supply-chart" aria-hidden="true">' in html
 
 
