@@ -32,8 +32,9 @@ class AppealSide(enum.StrEnum):
 
 
 def _filed_time(context: sa.engine.DefaultExecutionContext) -> dt.datetime:
-    # An appeal made without saying since when it waits has waited since it was filed.
-    return context.get_current_parameters().get("created_at") or utcnow()
+    # An appeal made without saying since when it waits has waited since it was filed
+    # (`created_at`, declared before it, has its value or its default by now).
+    return context.get_current_parameters()["created_at"]
 
 
 class Appeal(Audited, Base):
