@@ -89,9 +89,15 @@ def _body(text: str | None) -> str:
     return body
 
 
+def _name_in_audit(session: Session, actor: Account) -> None:
+    # The API has named the token's account already (and any staff acting for it): keep that.
+    if session.info.get("actor_id") != actor.id:
+        set_actor(session, actor.id)
+
+
 def _staff(session: Session, actor: Account) -> None:
     require_role(actor, Role.staff, Role.admin)
-    set_actor(session, actor.id)
+    _name_in_audit(session, actor)
 
 
 @transaction
@@ -128,7 +134,7 @@ answer_appeal = reply_to_appeal
 def startup_reply(session: Session, actor: Account, appeal_id: int, body: str, now: dt.datetime) -> Appeal:
     """The startup writes again in its own thread; it waits for the district again."""
     require_role(actor, Role.startup)
-    set_actor(session, actor.id)
+    _name_in_audit(session, actor)
     text = _body(body)
     appeal = _locked(session, appeal_id, actor.startup_id)
     if appeal.status is AppealStatus.answered:

@@ -12,7 +12,7 @@ import re
 import flask
 import sqlalchemy as sa
 
-from broker.models import Appeal, AppealMessage, AppealStatus, Role, Startup
+from broker.models import Appeal, AppealMessage, AppealStatus, AuditEntry, Role, Startup
 from broker.services import people
 from broker.web import session as console_session
 from tests.e2e.test_console_sign_in import sign_in, token_of
@@ -103,6 +103,9 @@ def test_a_thread_is_assigned_replied_to_and_closed(client, session, market):  #
     late = client.post(f"{path}/reply", data={"csrf_token": token_of(client, path), "body": "还有一句"})
     assert late.status_code == 409 and "已关闭" in late.get_data(as_text=True)
     assert appeal_row(session, appeal_id)[3] == 3
+    audit = session.execute(sa.select(AuditEntry.action, AuditEntry.actor_id).where(
+        AuditEntry.entity_type == "appeals", AuditEntry.entity_id == appeal_id).order_by(AuditEntry.id)).all()
+    assert [tuple(a) for a in audit][1:] == [("assign", me.account_id), ("answer", me.account_id), ("close", me.account_id)]
 
 
 def test_an_empty_reply_or_a_bad_assignee_is_refused_and_changes_nothing(client, session, market):  # noqa: F811
