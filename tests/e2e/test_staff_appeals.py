@@ -76,6 +76,9 @@ def test_the_inbox_lists_threads_and_marks_the_overdue_one(client, session, mark
     bad = client.get("/staff/appeals?status=lost&assignee=whoever&page=x")
     assert bad.status_code == 200 and "没有这个状态" in bad.get_data(as_text=True)
     assert 'href="/staff/appeals"' in client.get("/staff").get_data(as_text=True)  # the nav lists it
+    client.set_cookie("broker_lang", "en")
+    english = client.get("/staff/appeals").get_data(as_text=True)
+    assert "Waiting for the district" in english and "Overdue" in english and "2026-11-30 09:00" in english
 
 
 def test_a_thread_is_assigned_replied_to_and_closed(client, session, market):  # noqa: F811
