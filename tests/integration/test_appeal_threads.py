@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from broker.errors import Conflict, InvalidInput, NotFound
+from broker.errors import Conflict, Forbidden, InvalidInput, NotFound
 from broker.models import Account, Appeal, AppealMessage, AppealSide, AppealStatus, Event, Role
 from broker.services import appeals, people
 from tests.e2e.test_cycle_workflow import MONDAY_0900, clock, market, run  # noqa: F401 - fixtures
@@ -46,9 +46,8 @@ def test_assign_to_an_active_district_person_only(session, thread):
     assert appeals.assign_appeal(session, staff.account, appeal.id, staff.id, MONDAY_0900).assigned_to_id == staff.id
     with pytest.raises(InvalidInput):
         appeals.assign_appeal(session, staff.account, appeal.id, 999_999, MONDAY_0900)
-    company_person = session.scalar(sa.select(Account).where(Account.id == thread["other"].id))
-    with pytest.raises(Exception):  # a startup's account may not assign
-        appeals.assign_appeal(session, company_person, appeal.id, staff.id, MONDAY_0900)
+    with pytest.raises(Forbidden):  # a startup's account may not assign
+        appeals.assign_appeal(session, thread["startup"], appeal.id, staff.id, MONDAY_0900)
     with pytest.raises(NotFound):
         appeals.assign_appeal(session, staff.account, 999_999, staff.id, MONDAY_0900)
     assert appeals.assign_appeal(session, staff.account, appeal.id, None, MONDAY_0900).assigned_to_id is None
