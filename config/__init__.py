@@ -82,6 +82,8 @@ VARIABLES: dict[str, str] = {
     "BROKER_MAIL_FROM": "the From address of the broker's emails; default 硅巷资源撮合平台 <noreply@broker.localhost>",
     "BROKER_SESSION_IDLE_MINUTES": "console only: minutes without a request after which a signed-in person's session "
     "ends and they sign in again; default 30",
+    "BROKER_APPEAL_ANSWER_WORKING_DAYS": "working days (the Chinese calendar, holidays and adjusted working "
+    "weekends counted) an appeal may wait for the district's answer before the staff inbox marks it overdue; default 5",
     "BROKER_DISTRICT_CONTACT": "whom a company reaches about its registration (named in the 409 on a credit code "
     "that is already registered); default: the district science commission's office, from its published replies",
 }
@@ -129,6 +131,7 @@ _DEFAULTS: dict[str, object] = {
     "SMTP_STARTTLS": True,
     "MAIL_FROM": None,
     "SESSION_IDLE_MINUTES": 30,
+    "APPEAL_ANSWER_WORKING_DAYS": 5,
 }
 
 # Outside production, carriers default to their simulators (`broker simulate CODE --port N`).
@@ -294,6 +297,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
         ("BROKER_EVIDENCE_MAX_BYTES", "EVIDENCE_MAX_BYTES", int),
         ("BROKER_SMTP_PORT", "SMTP_PORT", int),
         ("BROKER_SESSION_IDLE_MINUTES", "SESSION_IDLE_MINUTES", int),
+        ("BROKER_APPEAL_ANSWER_WORKING_DAYS", "APPEAL_ANSWER_WORKING_DAYS", int),
     ):
         if name in env:
             try:
@@ -346,6 +350,9 @@ def check_settings(settings: Mapping[str, object]) -> None:
     idle = settings.get("SESSION_IDLE_MINUTES", 30)
     if not isinstance(idle, int) or isinstance(idle, bool) or idle < 1:
         raise ConfigurationError("BROKER_SESSION_IDLE_MINUTES must be a whole number of minutes, at least 1")
+    answer_days = settings.get("APPEAL_ANSWER_WORKING_DAYS", 5)
+    if not isinstance(answer_days, int) or isinstance(answer_days, bool) or not 1 <= answer_days <= 60:
+        raise ConfigurationError("BROKER_APPEAL_ANSWER_WORKING_DAYS must be a whole number of working days, 1 to 60")
     if settings.get("BROKER_ENV") != "production":
         return
     missing = []

@@ -59,6 +59,8 @@ from broker.models.sync import (
 )
 from broker.models.workflow import (
     Appeal,
+    AppealMessage,
+    AppealSide,
     AppealStatus,
     DeliveryStatus,
     Event,
@@ -120,6 +122,8 @@ __all__ = [
     "StatementStatus",
     "SubsidyBan",
     "Appeal",
+    "AppealMessage",
+    "AppealSide",
     "AppealStatus",
     "DeliveryStatus",
     "Event",

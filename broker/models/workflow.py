@@ -16,12 +16,33 @@ from broker.models.enums import enum_column_type
 
 
 class AppealStatus(enum.StrEnum):
-    open = "open"
-    answered = "answered"
+    open = "open"  # waiting for the district
+    answered = "answered"  # the district replied: waiting for the startup, or to be closed
+    closed = "closed"  # staff closed the thread: it takes no more messages
+
+
+APPEAL_CLOSED = "This appeal is closed: it takes no more messages."
+
+
+class AppealSide(enum.StrEnum):
+    """Who wrote a message of an appeal's thread."""
+
+    district = "district"
+    startup = "startup"
+
+
+def _filed_time(context: sa.engine.DefaultExecutionContext) -> dt.datetime:
+    # An appeal made without saying since when it waits has waited since it was filed
+    # (`created_at`, declared before it, has its value or its default by now).
+    return context.get_current_parameters()["created_at"]
 
 
 class Appeal(Audited, Base):
-    """A startup's appeal (诉求) against a decision on one of its allocations, and staff's answer."""
+    """A startup's appeal (诉求) against a decision on one of its allocations: a thread of
+    messages between the startup and the district, assigned to a staff person, until closed.
+
+    `message` is the startup's first message and `answer` the district's latest reply, kept as
+    the API has always shown them; the whole thread is `messages`."""
 
     __tablename__ = "appeals"
 
@@ -34,6 +55,17 @@ class Appeal(Audited, Base):
     answered_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"))
     answered_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # The staff person the thread is assigned to (people.id), if anyone.
+    assigned_to_id: Mapped[int | None] = mapped_column(sa.ForeignKey("people.id"), index=True)
+    closed_at: Mapped[dt.datetime | None]
+    closed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id"))
+    # Since when the thread waits for its next turn: for the district while open (the startup's
+    # message that it has not answered yet), for the startup while answered (the district's reply).
+    waiting_since: Mapped[dt.datetime] = mapped_column(default=_filed_time)
+
+    messages: Mapped[list[AppealMessage]] = relationship(
+        back_populates="appeal", order_by="AppealMessage.id", lazy="raise_on_sql"
+    )
 
     __table_args__ = (
         # One open appeal per allocation, whatever two concurrent requests checked.
@@ -44,17 +76,75 @@ class Appeal(Audited, Base):
             sqlite_where=sa.text("status = 'open'"),
             postgresql_where=sa.text("status = 'open'"),
         ),
+        # The inbox: by status, oldest waiting first, and what is overdue (a range on the time).
+        sa.Index("ix_appeals_status_waiting_since", "status", "waiting_since"),
+        sa.CheckConstraint("(status = 'closed') = (closed_at IS NOT NULL)", name="closed_has_time"),
     )
 
-    def respond(self, answer: str, by_id: int, now: dt.datetime) -> None:
-        """Staff answer the appeal; a startup may appeal again if it still disagrees."""
-        if self.status is AppealStatus.answered:
-            raise Conflict("This appeal is already answered.")
+    def _refuse_if_closed(self) -> None:
+        if self.status is AppealStatus.closed:
+            raise Conflict(APPEAL_CLOSED)
+
+    def _add(self, side: AppealSide, author_id: int, body: str, now: dt.datetime) -> AppealMessage:
+        return AppealMessage(appeal_id=self.id, author_id=author_id, author_side=side, body=body, created_at=now)
+
+    def _turn_to(self, status: AppealStatus, now: dt.datetime) -> None:
+        # A second message on the same side does not restart the other side's wait.
+        if self.status is not status:
+            self.status = status
+            self.waiting_since = now
+
+    def start(self, author_id: int) -> AppealMessage:
+        """The thread's first message: the startup's appeal itself."""
+        return self._add(AppealSide.startup, author_id, self.message, self.created_at)
+
+    def respond(self, answer: str, by_id: int, now: dt.datetime) -> AppealMessage:
+        """The district replies; the thread waits for the startup (or to be closed)."""
+        self._refuse_if_closed()
         self.audit_as("answer")
-        self.status = AppealStatus.answered
+        self._turn_to(AppealStatus.answered, now)
         self.answer = answer
         self.answered_by_id = by_id
         self.answered_at = now
+        return self._add(AppealSide.district, by_id, answer, now)
+
+    def follow_up(self, body: str, by_id: int, now: dt.datetime) -> AppealMessage:
+        """The startup adds a message; the thread waits for the district again."""
+        self._refuse_if_closed()
+        self.audit_as("follow_up")
+        self._turn_to(AppealStatus.open, now)
+        return self._add(AppealSide.startup, by_id, body, now)
+
+    def assign(self, person_id: int) -> None:
+        """Give the thread to a staff person (or take it back with None)."""
+        self._refuse_if_closed()
+        self.audit_as("assign")
+        self.assigned_to_id = person_id
+
+    def close(self, by_id: int, note: str | None, now: dt.datetime) -> AppealMessage | None:
+        """Staff close the thread, with a last word to the startup if they give one."""
+        self._refuse_if_closed()
+        message = self._add(AppealSide.district, by_id, note, now) if note else None
+        self.audit_as("close")
+        self._turn_to(AppealStatus.closed, now)
+        self.closed_at = now
+        self.closed_by_id = by_id
+        return message
+
+
+class AppealMessage(Base):
+    """One message of an appeal's thread, by the startup or the district, in the order written."""
+
+    __tablename__ = "appeal_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appeal_id: Mapped[int] = mapped_column(sa.ForeignKey("appeals.id"), index=True)
+    author_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id"))  # the author's account
+    author_side: Mapped[AppealSide] = mapped_column(enum_column_type(AppealSide))
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    appeal: Mapped[Appeal] = relationship(back_populates="messages")
 
 
 class Event(Base):

@@ -78,6 +78,10 @@ class AppealSchema(BaseSchema):
     answer = fields.String(allow_none=True)
     answered_at = LocalDateTime(allow_none=True)
     created_at = LocalDateTime()
+    assigned_to_id = fields.Integer(allow_none=True, metadata={"description": "the district person the thread is assigned to"})
+    waiting_since = LocalDateTime(metadata={"description": "open: since when it waits for the district; "
+                                            "answered: for the startup"})
+    closed_at = LocalDateTime(allow_none=True)
 
 
 class EventSchema(BaseSchema):

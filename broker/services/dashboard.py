@@ -241,8 +241,10 @@ def carrier_health(session: Session, *, code: str | None = None, include_inactiv
 
 
 def _appeals(session: Session) -> tuple[int, dt.datetime | None]:
+    # Since when each has waited for the district: a thread the startup reopened waits since its
+    # latest message, not since it was filed.
     count, oldest = session.execute(
-        sa.select(sa.func.count(Appeal.id), sa.func.min(Appeal.created_at)).where(Appeal.status == AppealStatus.open)
+        sa.select(sa.func.count(Appeal.id), sa.func.min(Appeal.waiting_since)).where(Appeal.status == AppealStatus.open)
     ).one()
     return count, _utc(oldest)
 

@@ -12,13 +12,10 @@ from __future__ import annotations
 from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 
-from broker.web import auth, errors, guards, formatting, home, i18n, public, reports, session, staff_review
-from broker.web.staff_people import bp as staff_people_bp
-from broker.web.staff_carriers import bp as staff_carriers_bp
-from broker.web.staff_dashboard import bp as staff_dashboard_bp
-from broker.web.staff_settlement import bp as staff_settlement_bp
-from broker.web.staff_startups import bp as staff_startups_bp
-from broker.web.staff_programs import bp as staff_programs_bp
+from broker.web import (
+    auth, errors, formatting, guards, home, i18n, portal_appeals, public, reports, session, staff_appeals,
+    staff_carriers, staff_dashboard, staff_people, staff_programs, staff_review, staff_settlement, staff_startups,
+)
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
 # health checks. Everything else is a console page.
@@ -53,16 +50,18 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(home.bp)
     app.register_blueprint(public.bp)  # the public notice page (公示), no sign-in
     app.register_blueprint(auth.bp)  # signing in and out, invitations, passwords, one's own tokens
-    app.register_blueprint(staff_dashboard_bp)  # the staff dashboard (工作台, /staff)
+    app.register_blueprint(staff_dashboard.bp)  # the staff dashboard (工作台, /staff)
     app.register_blueprint(staff_review.bp)  # the review queue (审批队列) and its bulk decisions
     app.register_blueprint(reports.cycles_bp)  # staff: cycle reports in plain words
     app.register_blueprint(reports.policy_bp)  # staff: the matching policy and its versions
     app.register_blueprint(reports.audit_bp)  # staff: the audit log searched
-    app.register_blueprint(staff_settlement_bp)  # staff: notices (公示) and settlement statements (结算单)
-    app.register_blueprint(staff_people_bp)  # staff: the district's people, invitations, deactivation
-    app.register_blueprint(staff_carriers_bp)  # staff: carriers' syncs, quarantine, delivered capacity, failed provisioning
-    app.register_blueprint(staff_startups_bp)  # staff: startups (企业), their registrations and records
-    app.register_blueprint(staff_programs_bp)  # staff: subsidy programs, their terms, budget and ledger
+    app.register_blueprint(staff_settlement.bp)  # staff: notices (公示) and settlement statements (结算单)
+    app.register_blueprint(staff_people.bp)  # staff: the district's people, invitations, deactivation
+    app.register_blueprint(staff_carriers.bp)  # staff: carriers' syncs, quarantine, delivered capacity, failed provisioning
+    app.register_blueprint(staff_startups.bp)  # staff: startups (企业), their registrations and records
+    app.register_blueprint(staff_programs.bp)  # staff: subsidy programs, their terms, budget and ledger
+    app.register_blueprint(staff_appeals.bp)  # staff: the appeals inbox (诉求), threads, assign, reply, close
+    app.register_blueprint(portal_appeals.bp)  # a startup's own appeal thread and its reply
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 

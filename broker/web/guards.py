@@ -13,6 +13,7 @@ from typing import Any
 from flask import abort, current_app, redirect, request, url_for
 
 from broker.models import Role
+from broker.models.people import Side
 from broker.web.auth import current_person
 
 STAFF_ROLES = frozenset({Role.staff, Role.admin})
@@ -55,6 +56,28 @@ def staff_only(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return checked
+
+
+def company_only(view: Callable[..., Any] | None = None, *, staff_endpoint: str | None = None) -> Any:
+    """A company's page: a startup's people only. District staff go to `staff_endpoint` (the
+    staff page of the same thing, given the same arguments) if there is one, else 403, as
+    anyone else who is not a startup's person; nobody signed in goes to the sign-in page."""
+
+    def guard(page: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(page)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            person = current_person()
+            if person is None:
+                return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
+            if person.side is not Side.startup:
+                if staff_endpoint is not None and person.role in STAFF_ROLES:
+                    return redirect(url_for(staff_endpoint, **kwargs))
+                abort(403)
+            return page(*args, **kwargs)
+
+        return checked
+
+    return guard(view) if view is not None else guard
 
 
 def staff_nav() -> list[tuple[str, str, bool]]:
