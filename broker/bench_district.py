@@ -72,6 +72,7 @@ KIND_SHARE = {"gpu": 30, "cpu": 15, "data_line": 5, "cloud_vm": 15, "storage": 1
 # What became of requests (a share of them), and how their allocations end.
 FATES = {"submitted": 6, "proposed": 2, "approved": 5, "active": 20, "completed": 37, "rejected": 10, "expired": 12,
          "withdrawn": 8}
+AWARDED_EVERY = 6
 HELD = frozenset({"proposed", "approved", "provisioning", "active"})  # what an offer's `promised` counts
 GRANTED = frozenset({"approved", "provisioning", "active", "released", "cancelled"})  # approved once: awarded
 PROGRAMS = (
@@ -325,7 +326,8 @@ class District:
                     if allocation["status"] in HELD:
                         offer["promised"] += allocation["quantity"]
                 self.cycle_requests[cycle_id].add(request_id)
-                if (not last or fate in ("rejected", "expired")) and rng.random() < 0.5:
+                # Left short in this cycle: half of those it went on from, some of those it ended in.
+                if rng.random() < (0.5 if not last or fate in ("rejected", "expired") else 0.15):
                     self.cycle_unfilled[cycle_id].append(
                         {"request_id": request_id, "reason": rng.choice(("capacity_taken", "share_cap", "capacity_held",
                                                                          "capacity_short", "budget", "region"))})
@@ -451,7 +453,8 @@ class District:
             return row
 
         for a in self.allocation_rows:
-            if a["status"] not in GRANTED:
+            # Startups claim a subsidy on about one granted allocation in AWARDED_EVERY.
+            if a["status"] not in GRANTED or a["id"] % AWARDED_EVERY:
                 continue
             offer = offers[a["offer_id"]]
             pid = program_of_kind[offer["kind"]]
