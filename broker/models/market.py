@@ -309,6 +309,13 @@ class Allocation(Audited, Base):
         sa.CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
         sa.CheckConstraint("provision_attempts >= 0", name="provision_attempts_not_negative"),
         sa.UniqueConstraint("cycle_id", "request_id", "offer_id"),
+        # The review queue: a page of a cycle's proposals in id order, and the offers a cycle used.
+        sa.Index("ix_allocations_cycle_status", "cycle_id", "status", "id"),
+        sa.Index("ix_allocations_offer_cycle", "offer_id", "cycle_id"),
+        # A carrier's page: the allocations whose provisioning retries ran out, newest first.
+        sa.Index("ix_allocations_provisioning_given_up", "id",
+                 sqlite_where=sa.text("status = 'provisioning' AND next_attempt_at IS NULL"),
+                 postgresql_where=sa.text("status = 'provisioning' AND next_attempt_at IS NULL")),
     )
 
     def _require(self, *statuses: AllocationStatus) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from broker.models import Account, AuditEntry, MatchingCycle, Policy, ResourceRequest, Role
 from broker.services import cycles, policy
@@ -33,7 +33,9 @@ def cycle_report(session: Session, actor: Account, cycle_id: int) -> CycleReport
     cycle = cycles.get_cycle(session, actor, cycle_id)
     unfilled = (cycle.stats or {}).get("unfilled", [])
     ids = [u["request_id"] for u in unfilled]
-    found = {r.id: r for r in session.scalars(sa.select(ResourceRequest).where(ResourceRequest.id.in_(ids)))} if ids else {}
+    # The page names each request's startup: loaded with the requests, not one query per row.
+    found = {r.id: r for r in session.scalars(sa.select(ResourceRequest).where(ResourceRequest.id.in_(ids))
+                                              .options(selectinload(ResourceRequest.startup)))} if ids else {}
     return CycleReport(cycle, [ShortRequest(u["request_id"], u["reason"], found.get(u["request_id"])) for u in unfilled])
 
 

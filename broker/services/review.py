@@ -32,6 +32,8 @@ from broker.services import subsidies
 from broker.services.accounts import require_role
 from broker.services.policy import current_policy
 
+PAGE_SIZE = 50  # proposals per page: a cycle of a big district proposes tens of thousands
+
 # What a startup's past allocations count as, for its history.
 GRANTED = (AllocationStatus.approved, AllocationStatus.provisioning, AllocationStatus.active, AllocationStatus.released)
 
@@ -86,7 +88,10 @@ class Row:
 @dataclass
 class Queue:
     cycle: MatchingCycle | None
-    rows: list[Row] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)  # one page of the proposals the filters leave
+    total: int = 0  # proposals the filters leave, on every page
+    page: int = 1
+    pages: int = 1
     pending: int = 0  # proposals awaiting a decision before the filters
     decided: int = 0
     open: bool = False  # the approval window is open
@@ -102,8 +107,10 @@ def latest_cycle_id(session: Session, actor: Account) -> int | None:
     )
 
 
-def review_queue(session: Session, actor: Account, cycle_id: int | None, filters: Filters, now: dt.datetime) -> Queue:
-    """One cycle's queue (`cycle_id` None: the latest awaiting decisions, or an empty queue)."""
+def review_queue(session: Session, actor: Account, cycle_id: int | None, filters: Filters, now: dt.datetime,
+                 page: int = 1, page_size: int = PAGE_SIZE) -> Queue:
+    """One page of a cycle's queue (`cycle_id` None: the latest awaiting decisions, or an empty queue);
+    a page past the last shows the last."""
     require_role(actor, Role.staff, Role.admin)
     if cycle_id is None:
         cycle_id = latest_cycle_id(session, actor)
@@ -117,45 +124,54 @@ def review_queue(session: Session, actor: Account, cycle_id: int | None, filters
     ).all())
     pending = counts.get(AllocationStatus.proposed, 0)
     queue = Queue(cycle, pending=pending, decided=sum(counts.values()) - pending, open=cycle.accepts_decisions(now))
-    in_cycle = sa.select(Allocation.offer_id).where(Allocation.cycle_id == cycle.id)
-    queue.kinds = list(session.scalars(sa.select(Offer.kind).where(Offer.id.in_(in_cycle)).distinct().order_by(Offer.kind)))
+    # Offers this cycle used, probed offer by offer (ix_allocations_offer_cycle): a district has
+    # hundreds of offers, and a cycle tens of thousands of allocations.
+    in_cycle = sa.exists().where(Allocation.offer_id == Offer.id, Allocation.cycle_id == cycle.id)
+    queue.kinds = list(session.scalars(sa.select(Offer.kind).where(in_cycle).distinct().order_by(Offer.kind)))
     queue.carriers = list(session.scalars(
-        sa.select(Carrier).join(Offer, Offer.carrier_id == Carrier.id).where(Offer.id.in_(in_cycle)).distinct().order_by(Carrier.name)
+        sa.select(Carrier).where(Carrier.id.in_(sa.select(Offer.carrier_id).where(in_cycle))).order_by(Carrier.name)
     ))
 
-    query = (
-        sa.select(Allocation)
-        .join(ResourceRequest, Allocation.request_id == ResourceRequest.id)
-        .join(Startup, ResourceRequest.startup_id == Startup.id)
-        .join(Offer, Allocation.offer_id == Offer.id)
-        .where(Allocation.cycle_id == cycle.id, Allocation.status == AllocationStatus.proposed)
-        .options(selectinload(Allocation.request).selectinload(ResourceRequest.startup),
-                 selectinload(Allocation.offer).selectinload(Offer.carrier))
-        .order_by(Allocation.id)
-    )
-    if filters.kind:
-        query = query.where(Offer.kind == filters.kind)
+    # Walked in id order on ix_allocations_cycle_status. A filter on the startup or the offer is a
+    # set of their ids (a few hundred startups, a few offers), never a join of the whole cycle.
+    query = sa.select(Allocation).where(Allocation.cycle_id == cycle.id, Allocation.status == AllocationStatus.proposed)
+    startups = sa.select(Startup.id)
     if filters.sector is not None:
-        query = query.where(Startup.sector == filters.sector)
-    if filters.carrier_id is not None:
-        query = query.where(Offer.carrier_id == filters.carrier_id)
+        startups = startups.where(Startup.sector == filters.sector)
     if filters.key_enterprise is not None:
-        query = query.where(Startup.key_enterprise.is_(filters.key_enterprise))
+        startups = startups.where(Startup.key_enterprise.is_(filters.key_enterprise))
+    if filters.sector is not None or filters.key_enterprise is not None:
+        query = query.where(Allocation.request_id.in_(
+            sa.select(ResourceRequest.id).where(ResourceRequest.startup_id.in_(startups))))
+    offers = sa.select(Offer.id)
+    if filters.kind:
+        offers = offers.where(Offer.kind == filters.kind)
+    if filters.carrier_id is not None:
+        offers = offers.where(Offer.carrier_id == filters.carrier_id)
+    if filters.kind or filters.carrier_id is not None:
+        query = query.where(Allocation.offer_id.in_(offers))
     amount = Allocation.quantity * Allocation.unit_price
     if filters.amount_min is not None:
         query = query.where(amount >= filters.amount_min)
     if filters.amount_max is not None:
         query = query.where(amount <= filters.amount_max)
-    proposals = list(session.scalars(query))
+    queue.total = session.scalar(query.with_only_columns(sa.func.count(Allocation.id)).order_by(None)) or 0
+    queue.pages = max(1, -(-queue.total // page_size))
+    queue.page = min(max(page, 1), queue.pages)
+    proposals = list(session.scalars(
+        query.options(selectinload(Allocation.request).selectinload(ResourceRequest.startup),
+                      selectinload(Allocation.offer).selectinload(Offer.carrier))
+        .order_by(Allocation.id).offset((queue.page - 1) * page_size).limit(page_size)
+    ))
 
     histories = _histories(session, {a.request.startup_id for a in proposals})
     short = {u["request_id"]: u["reason"] for u in (cycle.stats or {}).get("unfilled", [])}
     policy = current_policy(session)
-    for allocation in proposals:
+    quotes = subsidies.quotes(session, [(a.request.startup, a.offer, a.quantity, max(a.offer.window_start, a.request.window_start))
+                                        for a in proposals], now)
+    for allocation, quote in zip(proposals, quotes, strict=True):
         request, offer = allocation.request, allocation.offer
         startup = request.startup
-        quote = subsidies.quote(session, startup, offer, allocation.quantity, now,
-                                starts_on=max(offer.window_start, request.window_start))
         # The price held is the proposal's own; the subsidy is what approval would commit today.
         gross = (allocation.quantity * allocation.unit_price).quantize(Decimal("0.01"))
         subsidy = min(quote.subsidy, gross)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
@@ -258,21 +258,25 @@ class Terms:
 
 
 def terms(session: Session, program: SubsidyProgram, startup: Startup, offer: Offer, quantity: Decimal, unit_price: Decimal,
-          today: dt.date, year: int) -> Terms:
+          today: dt.date, year: int, used: Used | None = None) -> Terms:
     """The most `program` would pay alone: its rate (or the allotment's free units), within the
-    allocation cap, the startup's cap left this fiscal year and the budget left."""
+    allocation cap, the startup's cap left this fiscal year and the budget left. `used`: what the
+    startup has of its awards this year, read beforehand for many (`used_this_year`)."""
     cost = quantity * unit_price
     rate = rate_for(program, startup, offer, today)
     units = quantity
+    if used is None:
+        used = Used(_committed_to(session, program, startup, year),
+                    _units_used(session, program, startup, year) if program.mode is ProgramMode.allotment else ZERO)
     if program.mode is ProgramMode.allotment:
         rate = Decimal(1)
-        units = min(quantity, program.allotment_per_startup - _units_used(session, program, startup, year))
+        units = min(quantity, program.allotment_per_startup - used.units)
         wanted = _fen(units * unit_price)
     else:
         wanted = _fen(cost * rate)
     limits = [
         (program.cap_per_allocation, "the cap per allocation"),
-        (program.cap_per_startup - _committed_to(session, program, startup, year), f"the startup's cap for {year}"),
+        (program.cap_per_startup - used.committed, f"the startup's cap for {year}"),
         (program.remaining, "the program's budget"),
     ]
     amount, limit = wanted, None
@@ -280,6 +284,31 @@ def terms(session: Session, program: SubsidyProgram, startup: Startup, offer: Of
         if ceiling is not None and ceiling < amount:
             amount, limit = max(ceiling, ZERO), why
     return Terms(amount, rate, max(units, Decimal(0)), limit)
+
+
+@dataclass(frozen=True)
+class Used:
+    """What a startup's awards of one program hold in one fiscal year: committed money, and the
+    units of the awards still committing any (what an allotment counts)."""
+
+    committed: Decimal = ZERO
+    units: Decimal = Decimal(0)
+
+
+def used_this_year(session: Session, startup_ids: Iterable[int], year: int) -> dict[tuple[int, int], Used]:
+    """`Used` per (program id, startup id) for these startups in fiscal year `year`, in one query
+    (a pair that is not there has used nothing)."""
+    ids = sorted(set(startup_ids))
+    if not ids:
+        return {}
+    rows = session.execute(
+        sa.select(Award.program_id, Award.startup_id,
+                  sa.func.coalesce(sa.func.sum(Award.committed), 0, type_=Money()),
+                  sa.func.coalesce(sa.func.sum(Award.quantity).filter(Award.committed > 0), 0, type_=Quantity()))
+        .where(Award.startup_id.in_(ids), Award.fiscal_year == year)
+        .group_by(Award.program_id, Award.startup_id)
+    )
+    return {(program_id, startup_id): Used(committed, units) for program_id, startup_id, committed, units in rows}
 
 
 def _committed_to(session: Session, program: SubsidyProgram, startup: Startup, year: int) -> Decimal:
@@ -300,15 +329,18 @@ def _units_used(session: Session, program: SubsidyProgram, startup: Startup, yea
 
 def _candidates(session: Session, programs: Iterable[SubsidyProgram], startup: Startup, offer: Offer, quantity: Decimal,
                 unit_price: Decimal, starts_on: dt.date, now: dt.datetime,
-                allocation_id: int | None = None) -> tuple[dict[int, Terms], dict[int, str]]:
+                allocation_id: int | None = None, facts: Facts | None = None,
+                used: dict[tuple[int, int], Used] | None = None) -> tuple[dict[int, Terms], dict[int, str]]:
+    """What each program would pay alone, or why not. `facts` and `used`: read beforehand, for many."""
     today, year = local_date(now), ledger.fiscal_year(now)
-    facts = facts_for(session, startup, offer, allocation_id)
+    facts = facts or facts_for(session, startup, offer, allocation_id)
     offered: dict[int, Terms] = {}
     refused: dict[int, str] = {}
     for program in programs:
         problem = eligibility_problem(program, startup, offer, starts_on, today, facts)
         if problem is None:
-            offered[program.id] = terms(session, program, startup, offer, quantity, unit_price, today, year)
+            offered[program.id] = terms(session, program, startup, offer, quantity, unit_price, today, year,
+                                        None if used is None else used.get((program.id, startup.id), Used()))
             if offered[program.id].amount <= 0:
                 refused[program.id] = f"{offered.pop(program.id).limit or 'its allotment'} is used up"
         else:
@@ -537,9 +569,28 @@ def quote(session: Session, startup: Startup, offer: Offer, quantity: Decimal, n
           starts_on: dt.date | None = None) -> Quote:
     """The price before and after subsidy by the rules approval applies, every program listed with
     what it would pay or why it would not (nothing is reserved)."""
+    return quotes(session, [(startup, offer, quantity, starts_on)], now)[0]
+
+
+def quotes(session: Session, wanted: Sequence[tuple[Startup, Offer, Decimal, dt.date | None]],
+           now: dt.datetime) -> list[Quote]:
+    """`quote` for each (startup, offer, quantity, starts_on) of `wanted`, in its order: the programs,
+    the declarations and what each startup has used this year are read once for all of them (a
+    page of the review queue costs a handful of queries, not a handful per row)."""
+    if not wanted:
+        return []
     programs = {p.id: p for p in session.scalars(sa.select(SubsidyProgram).order_by(SubsidyProgram.id))}
-    starts_on = starts_on or max(offer.window_start, local_date(now))
-    offered, refused = _candidates(session, programs.values(), startup, offer, quantity, offer.unit_price, starts_on, now)
+    declared = declarations_for(session, [s.id for s, _o, _q, _d in wanted], [o.carrier_id for _s, o, _q, _d in wanted])
+    used = used_this_year(session, [s.id for s, _o, _q, _d in wanted], ledger.fiscal_year(now))
+    return [_quote(session, programs, startup, offer, quantity, now, starts_on or max(offer.window_start, local_date(now)),
+                   facts_for(session, startup, offer, declared=declared), used)
+            for startup, offer, quantity, starts_on in wanted]
+
+
+def _quote(session: Session, programs: dict[int, SubsidyProgram], startup: Startup, offer: Offer, quantity: Decimal,
+           now: dt.datetime, starts_on: dt.date, facts: Facts, used: dict[tuple[int, int], Used]) -> Quote:
+    offered, refused = _candidates(session, programs.values(), startup, offer, quantity, offer.unit_price, starts_on, now,
+                                   facts=facts, used=used)
     cost = quantity * offer.unit_price
     chosen = dict(_pick(programs, offered, cost))
     lines = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext
 
 from broker.clock import now
@@ -60,14 +60,20 @@ def _filters() -> tuple[review.Filters, dict[str, str], list[str]]:
 def _page(cycle_id: int | None, *, results: list[cycles.ItemResult] | None = None,
           errors: dict[int, str] | None = None, typed: dict[int, str] | None = None, status: int = 200):
     filters, args, problems = _filters()
+    raw_page = request.args.get("page", "")
+    page = int(raw_page) if raw_page.isdigit() and 0 < int(raw_page) < 100000 else 1
     try:
-        queue = review.review_queue(get_session(), current_person().account, cycle_id, filters, now())
+        queue = review.review_queue(get_session(), current_person().account, cycle_id, filters, now(), page)
     except NotFound:
         return render_template("staff/review.html", queue=None, missing=True, args=args, problems=[],
                                sectors=list(Sector), results=None, errors={}, typed={}), 404
+
+    def page_url(number: int) -> str:  # the same filters, another page
+        return url_for(request.endpoint, page=number, **request.view_args, **{k: v for k, v in args.items() if v})
+
     return render_template(
         "staff/review.html", queue=queue, missing=False, args=args, problems=problems, sectors=list(Sector),
-        results=results, errors=errors or {}, typed=typed or {}, now=now(),
+        results=results, errors=errors or {}, typed=typed or {}, now=now(), page_url=page_url,
     ), status
 
 

@@ -146,3 +146,26 @@ def test_the_queue_in_english(client, session, market):  # noqa: F811
     page = client.get("/staff/review").get_data(as_text=True)
     assert f"Matching cycle {cycle['id']}" in page and "2026-12-02 18:00" in page and "(57 h 0 min left)" in page
     assert "The company pays" in page and "short of it because of: the cap on one company" in page, page[page.find("Weight"):][:400]
+
+
+def test_the_queue_is_paged_in_sql_and_priced_as_one_quote_would_price_each_row(app, client, session, market):  # noqa: F811
+    from broker.models import Account
+    from broker.services import review, subsidies
+
+    cycle = run(client, market["staff"])
+    staff = session.get(Account, market["staff"].account_id)
+    moment = cycle_now(app)
+    waiting = [a.id for a in proposals(session, cycle["id"]) if a.status is AllocationStatus.proposed]
+    assert len(waiting) >= 2
+    pages = [review.review_queue(session, staff, cycle["id"], review.Filters(), moment, page=n, page_size=1)
+             for n in range(1, len(waiting) + 2)]
+    assert [page.rows[0].allocation.id for page in pages[:-1]] == waiting
+    assert pages[0].total == pages[0].pages == len(waiting)
+    assert pages[-1].page == len(waiting) and pages[-1].rows[0].allocation.id == waiting[-1]  # past the last: the last
+    for page in pages[:-1]:
+        row = page.rows[0]
+        alone = subsidies.quote(session, row.startup, row.offer, row.allocation.quantity, moment,
+                                starts_on=max(row.offer.window_start, row.request.window_start))
+        assert row.subsidy == min(alone.subsidy, row.gross)
+    staff_signed_in(client, session)
+    assert rows_of(client.get("/staff/review?page=2").get_data(as_text=True)) == waiting  # one page of 50 holds them all
