@@ -8,13 +8,14 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from broker.errors import NotFound
+from broker.resources import QUANTITY_PLACES, UNIT_PRICE_PLACES
 from broker.models import (
     Account,
     Allocation,
@@ -150,11 +151,14 @@ def review_queue(session: Session, actor: Account, cycle_id: int | None, filters
         offers = offers.where(Offer.carrier_id == filters.carrier_id)
     if filters.kind or filters.carrier_id is not None:
         query = query.where(Allocation.offer_id.in_(offers))
+    # Both columns are stored as scaled integers (broker.db.ScaledDecimal), so their product in SQL
+    # is the amount in units of 10^-(quantity places + unit price places): scale the bounds alike.
     amount = Allocation.quantity * Allocation.unit_price
+    scale = QUANTITY_PLACES + UNIT_PRICE_PLACES
     if filters.amount_min is not None:
-        query = query.where(amount >= filters.amount_min)
+        query = query.where(amount >= int(filters.amount_min.scaleb(scale).to_integral_value(ROUND_CEILING)))
     if filters.amount_max is not None:
-        query = query.where(amount <= filters.amount_max)
+        query = query.where(amount <= int(filters.amount_max.scaleb(scale).to_integral_value(ROUND_FLOOR)))
     queue.total = session.scalar(query.with_only_columns(sa.func.count(Allocation.id)).order_by(None)) or 0
     queue.pages = max(1, -(-queue.total // page_size))
     queue.page = min(max(page, 1), queue.pages)

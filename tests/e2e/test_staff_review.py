@@ -5,6 +5,8 @@ A company's person gets 403."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import re
 
 import sqlalchemy as sa
@@ -63,10 +65,19 @@ def test_filters_narrow_the_list(client, session, market):  # noqa: F811
     assert rows_of(client.get("/staff/review?kind=tokens").get_data(as_text=True)) == tokens
     driving = [a.id for a in everything if a.request.startup.sector.value == "smart_driving"]
     assert rows_of(client.get("/staff/review?sector=smart_driving").get_data(as_text=True)) == driving
-    big = [a.id for a in everything if a.quantity * a.unit_price >= 4000]
-    assert rows_of(client.get("/staff/review?amount_min=4000").get_data(as_text=True)) == big
-    assert rows_of(client.get("/staff/review?amount_min=4000&amount_max=4999").get_data(as_text=True)) == [
-        a.id for a in everything if 4000 <= a.quantity * a.unit_price <= 4999]
+    # Bounds at and between the proposals' amounts, so each filter keeps some rows and drops others.
+    amounts = sorted({a.quantity * a.unit_price for a in everything})
+    assert len(amounts) >= 2, amounts
+    low, high = amounts[0], amounts[-1]
+    big = [a.id for a in everything if a.quantity * a.unit_price >= high]
+    small = [a.id for a in everything if a.quantity * a.unit_price <= low]
+    assert big and small and len(big) + len(small) <= len(everything)
+    assert rows_of(client.get(f"/staff/review?amount_min={high}").get_data(as_text=True)) == big
+    assert rows_of(client.get(f"/staff/review?amount_min={low + Decimal('0.01')}").get_data(as_text=True)) == [
+        a.id for a in everything if a.quantity * a.unit_price > low]
+    assert rows_of(client.get(f"/staff/review?amount_max={low}").get_data(as_text=True)) == small
+    assert rows_of(client.get(f"/staff/review?amount_min={low}&amount_max={high - Decimal('0.01')}")
+                   .get_data(as_text=True)) == [a.id for a in everything if a.quantity * a.unit_price < high]
     assert rows_of(client.get("/staff/review?key=yes").get_data(as_text=True)) == []  # no key enterprise here
     bad = client.get("/staff/review?amount_min=lots")
     assert bad.status_code == 200 and "金额须为不小于零的数字" in bad.get_data(as_text=True)
