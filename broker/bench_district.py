@@ -518,19 +518,35 @@ class District:
     # -- around the market ---------------------------------------------------------------------
 
     def appeals(self) -> None:
+        """Threads on rejected and lapsed allocations: most answered (two messages), some waiting for
+        the district (one message, a few of them overdue), some closed."""
         rng = self.rng
         decided = [a for a in self.allocation_rows if a["status"] in ("rejected", "lapsed")]
         picked = rng.sample(decided, min(len(decided), max(5, self.p.allocations // 500)))
-        rows = []
+        rows, messages = [], []
         for n, a in enumerate(sorted(picked, key=lambda a: a["id"]), start=1):
             answered = rng.random() < 0.7 or a["cycle_id"] < self.p.cycles - 4
+            closed = answered and rng.random() < 0.5
             at = a["decided_at"] + dt.timedelta(hours=rng.uniform(1, 48))
-            rows.append({"id": n, "allocation_id": a["id"], "startup_id": self.request_rows[a["request_id"] - 1]["startup_id"],
-                         "message": "分配被驳回，请复核我司的用途说明", "status": "answered" if answered else "open",
+            startup_id = self.request_rows[a["request_id"] - 1]["startup_id"]
+            staff = self.staff_ids[n % len(self.staff_ids)]
+            answered_at = at + dt.timedelta(days=2)
+            rows.append({"id": n, "allocation_id": a["id"], "startup_id": startup_id,
+                         "message": "分配被驳回，请复核我司的用途说明",
+                         "status": "closed" if closed else "answered" if answered else "open",
                          "answer": "经复核，维持原决定" if answered else None,
-                         "answered_by_id": self.staff_ids[n % len(self.staff_ids)] if answered else None,
-                         "answered_at": at + dt.timedelta(days=2) if answered else None, "created_at": at})
+                         "answered_by_id": staff if answered else None,
+                         "answered_at": answered_at if answered else None, "created_at": at,
+                         "assigned_to_id": None, "closed_at": answered_at + dt.timedelta(days=1) if closed else None,
+                         "closed_by_id": staff if closed else None,
+                         "waiting_since": answered_at if answered else at})
+            messages.append({"id": len(messages) + 1, "appeal_id": n, "author_id": self.first_startup_account + startup_id - 1,
+                             "author_side": "startup", "body": rows[-1]["message"], "created_at": at})
+            if answered:
+                messages.append({"id": len(messages) + 1, "appeal_id": n, "author_id": staff, "author_side": "district",
+                                 "body": rows[-1]["answer"], "created_at": answered_at})
         self.w.write(self.meta["appeals"], rows)
+        self.w.write(self.meta["appeal_messages"], messages)
 
     def syncs(self) -> None:
         """A daily pull per carrier over the year; some failed, some quarantined records."""
@@ -642,7 +658,7 @@ def _tables() -> dict[str, sa.Table]:
 
 
 SEQUENCED = ("carriers", "accounts", "startups", "people", "offers", "resource_requests", "matching_cycles", "allocations",
-             "subsidy_programs", "subsidy_awards", "ledger_entries", "appeals", "carrier_syncs", "quarantined_records",
+             "subsidy_programs", "subsidy_awards", "ledger_entries", "appeals", "appeal_messages", "carrier_syncs", "quarantined_records",
              "policies", "audit_log", "events")
 
 

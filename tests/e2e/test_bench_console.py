@@ -55,6 +55,12 @@ def test_the_district_reconciles_and_no_offer_is_oversold(reading):
         assert offer.promised == held.get(offer.id, 0), offer.id  # promised is exactly what is held
         assert offer.promised <= offer.quantity
     assert set(reading.scalars(sa.select(ResourceRequest.status).distinct())) == set(RequestStatus)
+    # Every appeal is a thread that starts with the startup's message.
+    from broker.models.workflow import Appeal, AppealMessage
+
+    appeals = reading.scalar(sa.select(sa.func.count(Appeal.id)))
+    assert appeals >= 5
+    assert reading.scalar(sa.select(sa.func.count(sa.distinct(AppealMessage.appeal_id)))) == appeals
 
 
 def test_a_database_with_rows_is_refused(district):
