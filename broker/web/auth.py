@@ -23,7 +23,7 @@ from broker import outbox
 from broker.clock import now
 from broker.db import get_session
 from broker.errors import DomainError, TooManyAttempts
-from broker.models.people import Person
+from broker.models.people import Person, Side
 from broker.services import people
 from broker.services.passwords import PASSWORD_MESSAGES
 from broker.web import i18n
@@ -97,6 +97,14 @@ def _base_url() -> str:
 # -- signing in and out -------------------------------------------------------------------------
 
 
+def _home_of(person: Person) -> str:
+    """Where a person lands after signing in without a page to return to: district staff on their
+    workbench, a company's people on their account (their portal comes with the console's part 2)."""
+    if person.side is Side.district:
+        return url_for("staff_dashboard.dashboard")
+    return url_for("auth.me")
+
+
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in() -> Any:
     """Sign in with an email and a password, or through the city's unified login."""
@@ -109,7 +117,7 @@ def sign_in() -> Any:
             error = shown(refused)
         else:
             console_session.start(person.id)
-            return redirect(_local_path(request.args.get("next"), url_for("auth.me")), code=303)
+            return redirect(_local_path(request.args.get("next"), _home_of(person)), code=303)
     status = 200 if error is None else 401
     return render_template("auth/sign_in.html", error=error, email=email, oidc=_oidc_client() is not None,
                            next=request.args.get("next", "")), status
@@ -168,7 +176,7 @@ def oidc_callback() -> Any:
                  else shown(refused))
         return render_template("auth/sign_in.html", error=error, email="", oidc=True, next=target), 401
     console_session.start(person.id)
-    return redirect(_local_path(target, url_for("auth.me")), code=303)
+    return redirect(_local_path(target, _home_of(person)), code=303)
 
 
 def _person_for(claims: Any) -> Person:

@@ -77,7 +77,9 @@ def test_signing_in_through_the_unified_login(app, page, live_server, staff_emai
         page.wait_for_url(re.compile(rf"^http://127\.0\.0\.1:{server.server_port}/"))  # at the identity provider
         page.locator("input[value=shen]").check()
         page.get_by_role("button", name="登录 Sign in").click()
-        page.wait_for_url(re.compile(r"/me$"))
+        page.wait_for_url(re.compile(r"/staff$"))  # district staff land on their workbench
+        assert page.locator("h1").inner_text() == "工作台"
+        page.goto("/me")
         assert page.locator("#person-name").inner_text() == "沈慧"
     finally:
         app.extensions.pop(OIDC_EXTENSION, None)

@@ -51,7 +51,7 @@ def test_a_password_sign_in_then_my_account_then_sign_out(client, staff_person):
     assert "邮箱或密码不正确" in wrong.get_data(as_text=True)
     assert client.get("/me").headers["Location"].startswith("/sign-in?next=/me")  # not signed in
     right = sign_in(client, "shen.hui@changning.example.gov.cn", PASSWORD)
-    assert right.status_code == 303 and right.headers["Location"] == "/me"
+    assert right.status_code == 303 and right.headers["Location"] == "/staff"  # district staff land on their workbench
     page = client.get("/me").get_data(as_text=True)
     assert "沈慧" in page and "区科委工作人员" in page and "退出" in page
     out = client.post("/sign-out", data={"csrf_token": token_of(client, "/me")})
@@ -62,7 +62,7 @@ def test_a_password_sign_in_then_my_account_then_sign_out(client, staff_person):
 def test_next_goes_back_to_a_page_of_this_site_only(client, staff_person):
     assert sign_in(client, staff_person.email, PASSWORD, next_="/notices/1").headers["Location"] == "/notices/1"
     client.post("/sign-out", data={"csrf_token": token_of(client, "/me")})
-    assert sign_in(client, staff_person.email, PASSWORD, next_="//evil.example/x").headers["Location"] == "/me"
+    assert sign_in(client, staff_person.email, PASSWORD, next_="//evil.example/x").headers["Location"] == "/staff"
 
 
 def test_five_failures_lock_the_person_out_with_when_to_try_again(client, staff_person):
@@ -161,7 +161,7 @@ def unified_login(client, idp_url: str, user: str):
 def test_a_district_person_signs_in_through_the_unified_login(client, staff_person, idp_url):
     assert "通过“一网通办”登录" in client.get("/sign-in").get_data(as_text=True)
     back = unified_login(client, idp_url, "shen")
-    assert back.status_code == 303 and back.headers["Location"] == "/me"
+    assert back.status_code == 303 and back.headers["Location"] == "/staff"
     assert "沈慧" in client.get("/me").get_data(as_text=True)
 
 
