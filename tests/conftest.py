@@ -196,3 +196,20 @@ def startup_payload(n: int, *, sector: str = "ai_models", parse: bool = False) -
     if parse:
         payload = {**payload, "sector": Sector(sector), "founded_on": dt.date(2022, 3, 1)}
     return payload
+
+
+def statements_sent(app: Flask, client: FlaskClient, path: str) -> list[str]:
+    """Every SQL statement one GET of `path` sends (an N+1 makes their number grow with the rows),
+    seen by an event listener on the app's engine."""
+    seen: list[str] = []
+
+    def record(_connection, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    engine = get_db(app).engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return seen

@@ -7,14 +7,12 @@ from __future__ import annotations
 import re
 
 import pytest
-import sqlalchemy as sa
 
-from broker.db import get_db
 from broker.models import Role
 from broker.models.people import CompanyRole, Side
 from broker.services import accounts, people
 from broker.services.passwords import hash_password
-from tests.conftest import startup_payload
+from tests.conftest import startup_payload, statements_sent
 from tests.dashboard_data import build_district
 from tests.e2e.test_console_sign_in import PASSWORD, sign_in
 
@@ -109,28 +107,12 @@ def test_the_page_is_english_by_switch(client, session, staff):
     assert "<h1>Dashboard</h1>" in html and "¥20,000,000.00" in html and "GPU compute" in html
 
 
-def _statements(app, client) -> list[str]:
-    """Every SQL statement one request for /staff sends, through an event listener on the engine."""
-    seen: list[str] = []
-
-    def count(_connection, _cursor, statement, *_args) -> None:
-        seen.append(statement)
-
-    engine = get_db(app).engine
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
-        assert client.get("/staff").status_code == 200
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
-    return seen
-
-
 def test_the_page_costs_a_bounded_number_of_statements_whatever_the_districts_size(app, client, session, staff):
     build_district(session, 1, startups=3)
     sign_in(client, staff.email, PASSWORD)
-    small = _statements(app, client)
+    small = statements_sent(app, client, "/staff")
     build_district(session, 2, startups=30)  # ten times the startups, more carriers, programs, proposals
-    large = _statements(app, client)
+    large = statements_sent(app, client, "/staff")
     assert len(large) == len(small), "the dashboard's statements grew with the data: an N+1 is back"
     selects = [statement for statement in small if statement.lstrip().upper().startswith("SELECT")]
     assert len(selects) == 10, selects  # the signed-in person, their account, and the eight aggregates

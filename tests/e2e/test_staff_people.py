@@ -17,11 +17,10 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 
 from broker import outbox
-from broker.db import get_db
 from broker.models import AuditEntry, Invitation, OutboxEmail, Person, PersonStatus, Role
 from broker.services import accounts, passwords, people
 from broker.web import session as console_session
-from tests.conftest import startup_payload
+from tests.conftest import startup_payload, statements_sent
 from tests.e2e.test_console_sign_in import sign_in, token_of
 
 PASSWORD = "长宁区硅巷-人员管理-2026"
@@ -240,31 +239,15 @@ def test_the_page_in_english(client, session, admin):
     assert "<h1>People</h1>" in page and "Platform administrator" in page and "Send invitation" in page
 
 
-def statements(app, client, path: str) -> list[str]:
-    """Every SQL statement one request for `path` sends, through an event listener on the engine."""
-    seen: list[str] = []
-
-    def count(_connection, _cursor, statement, *_args) -> None:
-        seen.append(statement)
-
-    engine = get_db(app).engine
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
-        assert client.get(path).status_code == 200
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
-    return seen
-
-
 def test_the_page_costs_the_same_statements_for_three_people_or_sixty(app, client, session, admin):
     for n in range(2):
         district_person(session, f"staff{n:02d}@changning.example.gov.cn", f"同事{n:02d}")
         people.invite(session, admin, f"new{n:02d}@changning.example.gov.cn", MONDAY_0900, "http://localhost", role=Role.staff)
-    small = statements(app, client, "/staff/people")
+    small = statements_sent(app, client, "/staff/people")
     for n in range(2, 60):
         district_person(session, f"staff{n:02d}@changning.example.gov.cn", f"同事{n:02d}")
         people.invite(session, admin, f"new{n:02d}@changning.example.gov.cn", MONDAY_0900, "http://localhost", role=Role.staff)
-    large = statements(app, client, "/staff/people")
+    large = statements_sent(app, client, "/staff/people")
     assert len(large) == len(small), "the page's statements grew with the district: an N+1 is back"
     selects = [statement for statement in small if statement.lstrip().upper().startswith("SELECT")]
     assert len(selects) == 5, selects  # the signed-in person, their account, the count, the page, the invitations

@@ -12,12 +12,12 @@ from decimal import Decimal
 import flask
 import sqlalchemy as sa
 
-from broker.db import get_db
 from broker.models import Account, LedgerEntry, ProgramStatus, Role, Startup, SubsidyProgram
 from broker.services import ledger, people
 from broker.web import session as console_session
 from tests.e2e.test_console_sign_in import sign_in, token_of
 from tests.e2e.test_ledger import DOCUMENT, MONDAY_0900, approve_one, district, open_program  # noqa: F401 - fixtures
+from tests.conftest import statements_sent
 
 PASSWORD = "长宁区硅巷-补贴项目-2026"
 
@@ -229,32 +229,16 @@ def test_unknown_programs_are_404_and_a_company_person_gets_403(app, client, ses
     assert ledger_rows(session) == rows and program_named(session, "compute-voucher") is None
 
 
-def _statements(app, client, path: str) -> list[str]:
-    """Every SQL statement one request for `path` sends, through an event listener on the engine."""
-    seen: list[str] = []
-
-    def count(_connection, _cursor, statement, *_args) -> None:
-        seen.append(statement)
-
-    engine = get_db(app).engine
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
-        assert client.get(path).status_code == 200
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
-    return seen
-
-
 def test_the_pages_cost_a_bounded_number_of_statements(app, client, session, district):  # noqa: F811
     first = open_program(client, district["staff"], "voucher")
     approve_one(client, district)
     staff_signed_in(client, session)
-    small_list, small_page = _statements(app, client, "/staff/programs"), _statements(app, client, f"/staff/programs/{first['id']}")
+    small_list, small_page = statements_sent(app, client, "/staff/programs"), statements_sent(app, client, f"/staff/programs/{first['id']}")
     for n in range(3):
         open_program(client, district["staff"], f"more-{n}")
         approve_one(client, district)
-    assert len(_statements(app, client, "/staff/programs")) == len(small_list), "the list's statements grew: an N+1"
-    assert len(_statements(app, client, f"/staff/programs/{first['id']}")) == len(small_page), "the page's statements grew"
+    assert len(statements_sent(app, client, "/staff/programs")) == len(small_list), "the list's statements grew: an N+1"
+    assert len(statements_sent(app, client, f"/staff/programs/{first['id']}")) == len(small_page), "the page's statements grew"
 
 
 def test_the_screens_in_english(client, session, district):  # noqa: F811

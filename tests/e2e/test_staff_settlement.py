@@ -17,11 +17,11 @@ import openpyxl
 import sqlalchemy as sa
 
 from broker.models import AwardStatus, Notice, NoticeState, NoticeStatus, Objection, ObjectionStatus, Role, Startup
-from broker.db import get_db
 from broker.services import people
 from broker.web import session as console_session
 from tests.e2e.test_console_sign_in import sign_in, token_of
 from tests.e2e.test_notices import objection
+from tests.conftest import statements_sent
 from tests.e2e.test_settlement import (  # noqa: F401 - the period fixture
     approve_all,
     at,
@@ -56,22 +56,6 @@ def form_post(client, page: str, action: str, **data):
     return client.post(action, data={"csrf_token": token_of(client, page), **data})
 
 
-def sql_sent(app, browser, path: str) -> int:
-    """How many SQL statements one GET of `path` sends (an N+1 makes it grow with the rows)."""
-    seen: list[str] = []
-
-    def count(_connection, _cursor, statement, *_args) -> None:
-        seen.append(statement)
-
-    engine = get_db(app).engine
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
-        assert browser.get(path).status_code == 200
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
-    return len(seen)
-
-
 def notices_count(session) -> int:
     session.expire_all()
     return session.scalar(sa.select(sa.func.count(Notice.id)))
@@ -88,7 +72,7 @@ def test_freeze_a_notice_answer_its_objections_and_finalise_it(app, client, sess
     email = "li.na@changning.example.gov.cn"
     staff = staff_client(app, session, email, "李娜")
 
-    without_rows = sql_sent(app, staff, "/staff/notices")
+    without_rows = len(statements_sent(app, staff, "/staff/notices"))
     empty = staff.get("/staff/notices")
     assert empty.status_code == 200 and "还没有公示" in text(empty)
     assert 'href="/staff/statements"' in text(empty)  # the sub-navigation
@@ -132,7 +116,7 @@ def test_freeze_a_notice_answer_its_objections_and_finalise_it(app, client, sess
     general = objection(client, notice_id, text="公示时间过短。")
     assert against_beta.status_code == general.status_code == 201
     listed = text(staff.get("/staff/notices"))
-    assert sql_sent(app, staff, "/staff/notices") == without_rows  # counts in the page's query, not per row
+    assert len(statements_sent(app, staff, "/staff/notices")) == without_rows  # counts in the page's query, not per row
     row = re.search(rf'<tr id="notice-{notice_id}">(.*?)</tr>', listed, re.S).group(1)
     assert "公示中" in row and "<td>2</td>" in row  # two awards, two open objections
 
@@ -220,10 +204,10 @@ def test_build_a_statement_and_approve_it_with_four_eyes(app, client, session, p
     assert f'href="/staff/statements/{statement_id}.xlsx"' in page
     listed = text(builder.get("/staff/statements"))
     assert re.search(rf'<tr id="statement-{statement_id}">.*?2026-Q4.*?待审批.*?0 / 2.*?¥112,500.00', listed, re.S)
-    one_row = sql_sent(app, builder, "/staff/statements")
+    one_row = len(statements_sent(app, builder, "/staff/statements"))
     for month in ("2026-11", "2026-12"):
         assert form_post(builder, "/staff/statements", "/staff/statements", program="voucher", period=month).status_code == 303
-    assert sql_sent(app, builder, "/staff/statements") == one_row  # three statements, the same queries
+    assert len(statements_sent(app, builder, "/staff/statements")) == one_row  # three statements, the same queries
     twice = form_post(builder, "/staff/statements", "/staff/statements", program="voucher", period="2026-Q4")
     assert twice.status_code == 409 and "未能编制结算单" in text(twice)
 

@@ -12,12 +12,11 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from broker.db import get_db
 from broker.models import AuditEntry, OutboxEmail, Role, Sector, Startup, StartupStatus
 from broker.models.people import Invitation, PasswordReset
 from broker.services import accounts, people
 from broker.web import session as console_session
-from tests.conftest import make_uscc
+from tests.conftest import make_uscc, statements_sent
 from tests.e2e.test_console_sign_in import sign_in, token_of
 from tests.e2e.test_cycle_workflow import clock, market, run  # noqa: F401 - fixtures
 
@@ -280,32 +279,16 @@ def test_reissued_access_is_a_reset_link_by_email_or_an_invitation_to_the_contac
     assert session.scalar(sa.select(sa.func.count(OutboxEmail.id))) == 2
 
 
-def _statements(app, client, path: str) -> list[str]:
-    """Every SQL statement one GET of `path` sends, through an event listener on the engine."""
-    seen: list[str] = []
-
-    def count(_connection, _cursor, statement, *_args) -> None:
-        seen.append(statement)
-
-    engine = get_db(app).engine
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
-        assert client.get(path).status_code == 200
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
-    return seen
-
-
 def test_the_pages_cost_the_same_statements_whatever_the_numbers(app, client, session, market):  # noqa: F811
     staff_signed_in(client, session)
     startup_id = market["culture"].startup_id
-    small_list, small_page = _statements(app, client, "/staff/startups"), _statements(app, client, f"/staff/startups/{startup_id}")
+    small_list, small_page = statements_sent(app, client, "/staff/startups"), statements_sent(app, client, f"/staff/startups/{startup_id}")
     run(client, market["staff"])  # requests proposed: allocations for every startup
     for i in range(12):
         register(session, 600 + i, f"上海新登记{i:02d}科技有限公司")
     people.find_or_link(session, fresh(session, startup_id).uscc, "fa.ren@example.cn", "王芳", "legal_representative",
                         MONDAY_0900)
-    large_list, large_page = _statements(app, client, "/staff/startups"), _statements(app, client, f"/staff/startups/{startup_id}")
+    large_list, large_page = statements_sent(app, client, "/staff/startups"), statements_sent(app, client, f"/staff/startups/{startup_id}")
     assert len(large_list) == len(small_list), "the register's statements grew with the rows: an N+1"
     assert len(large_page) == len(small_page), "a startup's page's statements grew with its rows: an N+1"
 
