@@ -46,8 +46,10 @@ SAMPLES: dict[str, str] = {
                     "GROUP BY p.code ORDER BY COUNT(*) DESC, p.code LIMIT 1",
     "appeal_id": "SELECT id FROM appeals ORDER BY status = 'open' DESC, id DESC LIMIT 1",
     "person_id": "SELECT MAX(id) FROM people",
-    "notice_id": "SELECT MAX(id) FROM notices",
-    "statement_id": "SELECT MAX(id) FROM settlement_statements",
+    # The notice with the most awards, and the statement with the most lines (the newest of equals).
+    "notice_id": "SELECT notice_id FROM subsidy_notice_items GROUP BY notice_id ORDER BY COUNT(*) DESC, notice_id DESC LIMIT 1",
+    "statement_id": "SELECT statement_id FROM settlement_lines GROUP BY statement_id "
+                    "ORDER BY COUNT(*) DESC, statement_id DESC LIMIT 1",
     "allocation_id": "SELECT MAX(id) FROM allocations WHERE status = 'proposed'",
     "request_id": "SELECT request_id FROM allocations GROUP BY request_id ORDER BY COUNT(*) DESC, request_id LIMIT 1",
     "offer_id": "SELECT offer_id FROM allocations GROUP BY offer_id ORDER BY COUNT(*) DESC, offer_id LIMIT 1",
