@@ -510,22 +510,28 @@ def write_xlsx(view: StatementView, documents: list[str], path: str | Path) -> N
     sheet.append([title for title, _, _ in _XLSX_COLUMNS])
     for cell in sheet[sheet.max_row]:
         cell.font = Font(bold=True)
+    # The row number is counted here: `sheet.max_row` looks at every cell written so far, and asked
+    # once per line it made a statement of 30,000 lines take minutes.
+    at = sheet.max_row
+    money_columns = [index for index, (_, _, kind) in enumerate(_XLSX_COLUMNS, start=1) if kind == "money"]
     for line in view.lines:
         row = []
         for _, name, kind in _XLSX_COLUMNS:
             value = getattr(line, name)
             row.append(float(value) if kind == "money" else (value.value if hasattr(value, "value") else value))
         sheet.append(row)
-        for index, (_, _, kind) in enumerate(_XLSX_COLUMNS, start=1):
-            if kind == "money":
-                sheet.cell(sheet.max_row, index).number_format = money
+        at += 1
+        for index in money_columns:
+            sheet.cell(at, index).number_format = money
     sheet.append([])
     sheet.append(["收款方合计", "收款方类型", "收款方", "承诺金额(元)", "本期核验使用(元)", "未核销(元)", "应付金额(元)"])
     for cell in sheet[sheet.max_row]:
         cell.font = Font(bold=True)
+    at = sheet.max_row
     for payee in view.payees:
         sheet.append(["", payee.payee_kind.value, payee.payee_name, float(payee.committed),
                       float(payee.redeemed_in_period), float(payee.outstanding), float(payee.payable)])
+        at += 1
         for index in range(4, 8):
-            sheet.cell(sheet.max_row, index).number_format = money
+            sheet.cell(at, index).number_format = money
     book.save(path)
