@@ -13,6 +13,14 @@ the services would have left them after a year of weekly cycles:
 - weekly cycles with their stats (the requests each left short), the latest awaiting decisions;
 - subsidy programs whose awards and ledger rows (deposits, commits, redemptions, write-offs,
   reversals) give exactly the totals cached on programs and awards: `broker ledger reconcile` passes;
+- public notices (公示) of the awards of programs that require one: every award a written-off row
+  made final sits in a final notice (at most `MAX_BATCH` awards each, over two weeks of awards),
+  and three notices still open hold recent committed awards (in_notice), with open and answered
+  objections;
+- settlement statements (结算单) per program, quarterly or monthly, built and approved through the
+  settlement service itself after the bulk load (so their lines are what `build_statement` makes,
+  and the write-off rows of the written-off ones keep `broker ledger reconcile` passing): the older
+  periods written off, the next approved once (four eyes), the latest drafts;
 - appeals, events, audit entries, carrier syncs with quarantined records, policy versions, and a
   staff person whose password it prints.
 
@@ -37,7 +45,10 @@ from typing import Any
 import click
 import sqlalchemy as sa
 
+from broker.clock import SHANGHAI, local_date
+from broker.models.notices import MAX_BATCH
 from broker.uscc import check_character
+from broker.workdays import add_working_days
 
 STAFF_EMAIL = "bench.staff@changning.example.gov.cn"
 STAFF_PASSWORD = "长宁区硅巷-页面测速-2026"
@@ -82,6 +93,15 @@ PROGRAMS = (
     ("CLOUD_2026", "云服务券", ["cloud_vm", "storage"], Decimal("0.2"), "instant", "startup"),
     ("DATALINE_2026", "数据专线补贴", ["data_line"], Decimal("0.5"), "after", "startup"),
 )
+NOTICE_SPAN = dt.timedelta(days=14)  # a final notice freezes the awards of at most two weeks
+OBJECTORS = (("匿名", "13900000000"), ("张先生", "zhang@example.cn"), ("上海某科技公司", "021-62000000"),
+             ("李女士", "li.nvshi@example.cn"))
+OBJECTION_TEXTS = ("该企业实际未在本区经营，申请补贴资格存疑。", "公示金额与企业实际使用量不符，请核实。",
+                   "该企业与资源提供方存在关联关系，请复核。", "对本批公示名单整体的评审程序有疑问。")
+# Settlement: programs settled by quarter and by month; the periods before the latest (oldest
+# first) are written off, the one after them approved once, the latest a draft.
+SETTLED_BY_QUARTER = frozenset({"MODEL_TOKENS_2026", "COMPUTE_2026"})
+STATEMENT_FATES = ("written_off", "written_off", "approved_once", "draft")
 
 
 def make_uscc(n: int) -> str:
@@ -509,11 +529,119 @@ class District:
         for pid, amount, at, reference in deposits:
             entry("deposit", amount, pid, at, reference=reference, actor_id=self.staff_ids[0])
         entries += awarded
+        self._plan_notices(programs, awards)
         self.w.write(t["subsidy_programs"], programs)
         self.w.write(t["subsidy_awards"], awards)
         self.w.write(t["ledger_entries"], entries)
         self.awards = awards
         self.w.echo(f"  {len(programs)} programs, {len(awards):,} awards, {len(entries):,} ledger rows")
+
+    # -- public notices ------------------------------------------------------------------------
+
+    def _plan_notices(self, programs: list[dict[str, Any]], awards: list[dict[str, Any]]) -> None:
+        """Notices as `broker.services.notices` leaves them: every award already final sits in a final
+        notice; three open ones hold recent committed awards not noticed yet (moved in_notice here,
+        before the awards are written)."""
+        rng = self.rng
+        self.notice_rows: list[dict[str, Any]] = []
+        self.notice_items: list[dict[str, Any]] = []
+        self.objection_rows: list[dict[str, Any]] = []
+        noticed = [p for p in programs if p["requires_notice"]]
+        for program in noticed:
+            final = sorted((a for a in awards if a["program_id"] == program["id"] and a["notice_state"] == "final"),
+                           key=lambda a: (a["created_at"], a["id"]))
+            batch: list[dict[str, Any]] = []
+            for award in final:
+                if batch and (len(batch) == MAX_BATCH or award["created_at"] - batch[0]["created_at"] > NOTICE_SPAN):
+                    self._final_notice(program, batch)
+                    batch = []
+                batch.append(award)
+            if batch:
+                self._final_notice(program, batch)
+        today = local_date(self.now)
+        # Open: one running (objections still taken), one past its end with an objection unanswered,
+        # and a small one frozen by award ids rather than by program.
+        plans = [(noticed[1 % len(noticed)], today - dt.timedelta(days=1), 300, 4, True),
+                 (noticed[0], today - dt.timedelta(days=14), 200, 1, True),
+                 (noticed[-1], today, 50, 0, False)]
+        for program, starts_on, size, still_open, by_program in plans:
+            created_at = min(self.now - dt.timedelta(minutes=5),
+                             dt.datetime.combine(starts_on, dt.time(9), SHANGHAI).astimezone(dt.timezone.utc))
+            batch = sorted((a for a in awards if a["program_id"] == program["id"] and a["status"] == "committed"
+                            and a["notice_state"] == "not_noticed" and a["created_at"] < created_at
+                            and (a["fiscal_year"] == starts_on.year or not by_program)),
+                           key=lambda a: (a["created_at"], a["id"]))[-size:]
+            if not batch:
+                continue
+            for award in batch:
+                award["notice_state"] = "in_notice"
+            notice = self._notice(program, batch, starts_on, 5, created_at, None, by_program)
+            ends_at = min(self.now, dt.datetime.combine(notice["ends_on"], dt.time(23), SHANGHAI).astimezone(dt.timezone.utc))
+            self._objections(notice, still_open, 2 if still_open else 0, ends_at)
+        del rng
+
+    def _final_notice(self, program: dict[str, Any], batch: list[dict[str, Any]]) -> None:
+        created_at = batch[-1]["created_at"] + dt.timedelta(days=1)
+        starts_on = local_date(created_at)
+        days = self.rng.choice((5, 5, 5, 7, 10))
+        finalised = self._finalised_at(starts_on, days)
+        if finalised > self.now:  # the latest awards: the shortest notice, finalised by now
+            days, finalised = 1, min(self._finalised_at(starts_on, 1), self.now)
+        notice = self._notice(program, batch, starts_on, days, created_at, finalised, True)
+        if self.rng.random() < 0.3:
+            self._objections(notice, 0, self.rng.randint(1, 3), finalised - dt.timedelta(hours=12))
+
+    @staticmethod
+    def _finalised_at(starts_on: dt.date, days: int) -> dt.datetime:
+        """The daily job finalises a notice early on the day after its last working day."""
+        day_after = add_working_days(starts_on, days) + dt.timedelta(days=1)
+        return dt.datetime.combine(day_after, dt.time(1, 30), SHANGHAI).astimezone(dt.timezone.utc)
+
+    def _notice(self, program: dict[str, Any], batch: list[dict[str, Any]], starts_on: dt.date, days: int,
+                created_at: dt.datetime, finalised: dt.datetime | None, by_program: bool) -> dict[str, Any]:
+        number = len(self.notice_rows) + 1
+        year = batch[-1]["fiscal_year"]
+        notice = {"id": number, "title": f"{year}年{program['name']}拟支持企业名单公示（第{number}批）",
+                  "program_id": program["id"] if by_program else None, "fiscal_year": year if by_program else None,
+                  "starts_on": starts_on, "working_days": days, "ends_on": add_working_days(starts_on, days),
+                  "status": "final" if finalised else "open", "created_by": self.staff_ids[1 + number % 3],
+                  "created_at": created_at, "finalised_at": finalised}
+        self.notice_rows.append(notice)
+        for award in batch:
+            self.notice_items.append({
+                "id": len(self.notice_items) + 1, "notice_id": number, "award_id": award["id"],
+                "program_id": award["program_id"], "startup_name": self.startup_rows[award["startup_id"] - 1]["name"],
+                "program_name": program["name"], "amount": award["amount"], "removed_at": None})
+        notice["items"] = (len(self.notice_items) - len(batch) + 1, len(self.notice_items))  # its item ids
+        return notice
+
+    def _objections(self, notice: dict[str, Any], still_open: int, answered: int, until: dt.datetime) -> None:
+        """Objections lodged while the notice ran (before `until`): `answered` dismissed, then `still_open` open."""
+        rng = self.rng
+        begins = dt.datetime.combine(notice["starts_on"], dt.time(9), SHANGHAI).astimezone(dt.timezone.utc)
+        first, last = notice["items"]
+        for n in range(answered + still_open):
+            lodged = begins + (until - begins) * rng.uniform(0.05, 0.6 if n < answered else 0.95)
+            name, contact = rng.choice(OBJECTORS)
+            text = rng.choice(OBJECTION_TEXTS)
+            whole = text.startswith("对本批")
+            decided = n < answered
+            self.objection_rows.append({
+                "id": len(self.objection_rows) + 1, "notice_id": notice["id"],
+                "item_id": None if whole else rng.randint(first, last), "name": name, "contact": contact,
+                "text": text, "lodged_at": lodged, "status": "dismissed" if decided else "open",
+                "answer": "经核查，该企业申报材料真实、符合项目条件，异议不成立。" if decided else None,
+                "answered_by": self.staff_ids[2] if decided else None,
+                "answered_at": lodged + (until - lodged) / 2 if decided else None})
+
+    def notices(self) -> None:
+        rows = [{k: v for k, v in n.items() if k != "items"} for n in self.notice_rows]
+        self.w.write(self.meta["subsidy_notices"], rows)
+        self.w.write(self.meta["subsidy_notice_items"], self.notice_items)
+        self.w.write(self.meta["subsidy_objections"], self.objection_rows)
+        biggest = max((n["items"][1] - n["items"][0] + 1 for n in self.notice_rows), default=0)
+        self.w.echo(f"  {len(rows)} notices ({sum(n['status'] == 'open' for n in rows)} open, the biggest of "
+                    f"{biggest} awards), {len(self.notice_items):,} items, {len(self.objection_rows)} objections")
 
     # -- around the market ---------------------------------------------------------------------
 
@@ -658,8 +786,57 @@ def _tables() -> dict[str, sa.Table]:
 
 
 SEQUENCED = ("carriers", "accounts", "startups", "people", "offers", "resource_requests", "matching_cycles", "allocations",
-             "subsidy_programs", "subsidy_awards", "ledger_entries", "appeals", "appeal_messages", "carrier_syncs", "quarantined_records",
-             "policies", "audit_log", "events")
+             "subsidy_programs", "subsidy_awards", "ledger_entries", "subsidy_notices", "subsidy_notice_items",
+             "subsidy_objections", "appeals", "appeal_messages", "carrier_syncs", "quarantined_records", "policies", "audit_log", "events")
+
+
+def _periods(code: str, today: dt.date) -> list[str]:
+    """The program's last periods that have begun, oldest first: quarters (the current one last) or months."""
+    labels = []
+    if code in SETTLED_BY_QUARTER:
+        quarter = today.year * 4 + (today.month - 1) // 3
+        for q in range(quarter - len(STATEMENT_FATES) + 1, quarter + 1):
+            labels.append(f"{q // 4}-Q{q % 4 + 1}")
+    else:
+        month = today.year * 12 + today.month - 1
+        for m in range(month - len(STATEMENT_FATES), month):  # the months that have ended
+            labels.append(f"{m // 12}-{m % 12 + 1:02d}")
+    return labels
+
+
+def build_statements(app: Any, now: dt.datetime, staff_ids: list[int], echo: Any) -> int:
+    """Statements through the settlement service, as staff would have built and approved them after each
+    period: a different staff account approves (two where four eyes are needed); approvals write the write-off
+    rows and move the cached totals, so the ledger still reconciles. Returns the number of lines."""
+    from broker.db import get_session
+    from broker.models import Account
+    from broker.services import settlement
+
+    lines = 0
+    with app.app_context():
+        session = get_session()
+        builder, first, second = (session.get(Account, i) for i in staff_ids[1:4])
+        threshold = Decimal(app.config.get("SETTLEMENT_FOUR_EYES_ABOVE", settlement.DEFAULT_FOUR_EYES_ABOVE))
+        for code, *_rest in PROGRAMS:
+            for label, fate in zip(_periods(code, local_date(now)), STATEMENT_FATES):
+                ends_at = settlement.parse_period(label).ends_at
+                built_at = min(now - dt.timedelta(hours=2), ends_at + dt.timedelta(days=3))
+                view = settlement.build_statement(session, builder, {"program": code, "period": label}, built_at, threshold)
+                reference = f"沪长财拨〔{ends_at.year}〕{9000 + view.id}号"
+                for approver, days in ((first, 1), (second, 2)):
+                    if fate == "draft" or view.status.value != "draft":
+                        break
+                    if fate == "approved_once" and view.approvals_needed == 1:
+                        break
+                    approved_at = min(now - dt.timedelta(hours=1), built_at + dt.timedelta(days=days))
+                    view = settlement.approve_statement(session, approver, view.id, {"disbursement_reference": reference},
+                                                        approved_at)
+                    if fate == "approved_once":
+                        break
+                lines += len(view.lines)
+                echo(f"  statement {view.id}: {code} {label} {view.status.value}, {len(view.lines):,} lines")
+        session.close()
+    return lines
 
 
 def _empty_problem(connection: sa.Connection) -> str | None:
@@ -719,6 +896,7 @@ def build_district(url: str, *, startups: int, requests: int, allocations: int, 
             district.w = Writer(connection, counts, step)
             step("subsidies and the ledger")
             district.subsidies()
+            district.notices()
             step("appeals, syncs, policies, events, the audit log")
             district.appeals()
             district.syncs()
@@ -728,7 +906,11 @@ def build_district(url: str, *, startups: int, requests: int, allocations: int, 
                 for table in SEQUENCED:
                     connection.execute(sa.text(
                         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT COALESCE(MAX(id), 0) + 1 FROM {table}), false)"))
+        step("settlement statements, through the settlement service")
+        lines = build_statements(app, plan.now, district.staff_ids, step)
+        counts.add("settlement_lines", lines)
         with engine.begin() as connection:
+            counts.add("settlement_statements", connection.execute(sa.text("SELECT COUNT(*) FROM settlement_statements")).scalar() or 0)
             if connection.dialect.name == "postgresql":
                 step("ANALYZE")
                 connection.exec_driver_sql("ANALYZE")

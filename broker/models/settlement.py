@@ -97,7 +97,8 @@ class SettlementLine(Base):
     __tablename__ = "settlement_lines"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    statement_id: Mapped[int] = mapped_column(sa.ForeignKey("settlement_statements.id"), index=True)
+    # Indexed with the line's id (ix_settlement_lines_statement_id_id): a statement's lines a page at a time.
+    statement_id: Mapped[int] = mapped_column(sa.ForeignKey("settlement_statements.id"))
     award_id: Mapped[int] = mapped_column(sa.ForeignKey("subsidy_awards.id"), index=True)
     # Whom it is paid to: the startup, or the carrier where the program's claimant is the carrier.
     payee_kind: Mapped[Claimant] = mapped_column(enum_column_type(Claimant))
@@ -117,6 +118,7 @@ class SettlementLine(Base):
     statement: Mapped[SettlementStatement] = relationship(back_populates="lines")
 
     __table_args__ = (
+        sa.Index("ix_settlement_lines_statement_id_id", "statement_id", "id"),
         sa.UniqueConstraint("statement_id", "award_id"),
         sa.CheckConstraint("payable >= 0", name="payable_not_negative"),
         sa.CheckConstraint("(payee_kind = 'startup' AND payee_startup_id IS NOT NULL) OR "

@@ -488,44 +488,47 @@ _XLSX_COLUMNS = (
 
 def write_xlsx(view: StatementView, documents: list[str], path: str | Path) -> None:
     """One sheet: a header naming the program, period, status and funding documents, then one row per line
-    (Chinese column headers, amounts as numbers with two decimals), then the totals per payee."""
+    (Chinese column headers, amounts as numbers with two decimals), then the totals per payee.
+
+    Written in openpyxl's write-only mode, row by row: a statement of a whole program has tens of
+    thousands of lines, and a workbook kept in memory cell by cell took many seconds for them."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "结算单"
-    money = "#,##0.00"
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("结算单")
+    bold = Font(bold=True)
+
+    def cell(value: Any, *, strong: bool = False, amount: bool = False) -> WriteOnlyCell:
+        made = WriteOnlyCell(sheet, value=value)
+        if strong:
+            made.font = bold
+        if amount:
+            made.number_format = "#,##0.00"
+        return made
+
     header = [
         ("结算单编号", view.id), ("补贴项目", f"{view.program_code} {view.program.name}"), ("结算期间", view.period),
         ("状态", view.status.value), ("资金文件", "；".join(documents) or "无"),
         ("应付合计(元)", float(view.total_payable)), ("拨付凭证号", view.disbursement_reference or ""),
     ]
     for label, value in header:
-        sheet.append([label, value])
-        sheet.cell(sheet.max_row, 1).font = Font(bold=True)
-        if isinstance(value, float):
-            sheet.cell(sheet.max_row, 2).number_format = money
+        sheet.append([cell(label, strong=True), cell(value, amount=isinstance(value, float))])
     sheet.append([])
-    sheet.append([title for title, _, _ in _XLSX_COLUMNS])
-    for cell in sheet[sheet.max_row]:
-        cell.font = Font(bold=True)
+    sheet.append([cell(title, strong=True) for title, _, _ in _XLSX_COLUMNS])
     for line in view.lines:
         row = []
         for _, name, kind in _XLSX_COLUMNS:
             value = getattr(line, name)
-            row.append(float(value) if kind == "money" else (value.value if hasattr(value, "value") else value))
+            row.append(cell(float(value), amount=True) if kind == "money"
+                       else value.value if hasattr(value, "value") else value)
         sheet.append(row)
-        for index, (_, _, kind) in enumerate(_XLSX_COLUMNS, start=1):
-            if kind == "money":
-                sheet.cell(sheet.max_row, index).number_format = money
     sheet.append([])
-    sheet.append(["收款方合计", "收款方类型", "收款方", "承诺金额(元)", "本期核验使用(元)", "未核销(元)", "应付金额(元)"])
-    for cell in sheet[sheet.max_row]:
-        cell.font = Font(bold=True)
+    sheet.append([cell(title, strong=True) for title in
+                  ("收款方合计", "收款方类型", "收款方", "承诺金额(元)", "本期核验使用(元)", "未核销(元)", "应付金额(元)")])
     for payee in view.payees:
-        sheet.append(["", payee.payee_kind.value, payee.payee_name, float(payee.committed),
-                      float(payee.redeemed_in_period), float(payee.outstanding), float(payee.payable)])
-        for index in range(4, 8):
-            sheet.cell(sheet.max_row, index).number_format = money
+        sheet.append(["", payee.payee_kind.value, payee.payee_name,
+                      *(cell(float(amount), amount=True) for amount in (
+                          payee.committed, payee.redeemed_in_period, payee.outstanding, payee.payable))])
     book.save(path)

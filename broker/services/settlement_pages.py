@@ -14,14 +14,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from broker.clock import local_date
+from broker.errors import NotFound
 from broker.models import (
     Account,
+    Claimant,
     Notice,
     NoticeItem,
     NoticeStatus,
     Objection,
     ObjectionStatus,
     Role,
+    SettlementLine,
     SettlementStatement,
     SubsidyProgram,
 )
@@ -102,14 +105,66 @@ def statement_list(session: Session, actor: Account, offset: int, limit: int) ->
 
 @dataclass(frozen=True)
 class StatementPage:
-    view: settlement.StatementView
+    """One statement laid out a page at a time: a statement of a whole program has thousands of lines
+    (one per award) and of payees, so both come in pages, and the totals are summed in SQL."""
+
+    statement: SettlementStatement
+    lines: list[SettlementLine]  # this page of lines, in award order as the statement froze them
+    line_count: int
+    payees: list[settlement.PayeeTotal]  # this page of the totals per payee
+    payee_count: int
     documents: list[str]  # the program's funding documents
     names: dict[int, str]  # account id → name, for who built and approved it
 
+    @property
+    def program_code(self) -> str:
+        return self.statement.program.code
 
-def statement_page(session: Session, actor: Account, statement_id: int) -> StatementPage:
-    """Staff: one statement, its lines and totals per payee as the service lays them out."""
-    view = settlement.get_statement(session, actor, statement_id)
-    ids = {i for i in (view.built_by_id, view.first_approved_by_id, view.approved_by_id) if i is not None}
+
+def _payee_totals(statement_id: int) -> sa.Select:
+    """Per payee of the statement: its lines summed, ordered as `StatementView.payees` orders them."""
+    money = SettlementLine.payable.type
+    payee_id = sa.case((SettlementLine.payee_kind == Claimant.startup, SettlementLine.payee_startup_id),
+                       else_=SettlementLine.payee_carrier_id)
+    name = sa.func.min(SettlementLine.payee_name)
+    return (sa.select(SettlementLine.payee_kind, payee_id.label("payee_id"), name.label("payee_name"),
+                      *(sa.func.sum(column, type_=money).label(column.key) for column in (
+                          SettlementLine.committed, SettlementLine.redeemed_in_period, SettlementLine.outstanding,
+                          SettlementLine.payable)))
+            .where(SettlementLine.statement_id == statement_id)
+            .group_by(SettlementLine.payee_kind, payee_id)
+            .order_by(SettlementLine.payee_kind, name, payee_id))
+
+
+def statement_page(session: Session, actor: Account, statement_id: int, line_offset: int, line_limit: int,
+                   payee_offset: int, payee_limit: int) -> StatementPage:
+    """Staff: one statement, a page of its lines and a page of its totals per payee (counted in SQL)."""
+    accounts.require_role(actor, Role.staff, Role.admin)
+    statement = session.get(SettlementStatement, statement_id)
+    if statement is None:
+        raise NotFound(f"No settlement statement {statement_id}.")
+    of_it = SettlementLine.statement_id == statement_id
+    lines = list(session.scalars(
+        sa.select(SettlementLine).where(of_it).order_by(SettlementLine.id).offset(line_offset).limit(line_limit)))
+    line_count = session.scalar(sa.select(sa.func.count(SettlementLine.id)).where(of_it)) or 0
+    totals = _payee_totals(statement_id)
+    payees = [settlement.PayeeTotal(kind, payee_id, name, committed, in_period, outstanding, payable)
+              for kind, payee_id, name, committed, in_period, outstanding, payable
+              in session.execute(totals.offset(payee_offset).limit(payee_limit))]
+    payee_count = session.scalar(sa.select(sa.func.count()).select_from(totals.order_by(None).subquery())) or 0
+    ids = {i for i in (statement.built_by_id, statement.first_approved_by_id, statement.approved_by_id) if i is not None}
     names = dict(session.execute(sa.select(Account.id, Account.name).where(Account.id.in_(ids))).all()) if ids else {}
-    return StatementPage(view, settlement.funding_documents(session, view.program_id), names)
+    return StatementPage(statement, lines, line_count, payees, payee_count,
+                         settlement.funding_documents(session, statement.program_id), names)
+
+
+@dataclass(frozen=True)
+class StatementSheet:
+    view: settlement.StatementView  # every line: the spreadsheet is the whole statement
+    documents: list[str]
+
+
+def statement_sheet(session: Session, actor: Account, statement_id: int) -> StatementSheet:
+    """Staff: the whole statement and its funding documents, for its spreadsheet."""
+    view = settlement.get_statement(session, actor, statement_id)
+    return StatementSheet(view, settlement.funding_documents(session, view.program_id))

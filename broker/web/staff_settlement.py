@@ -40,16 +40,17 @@ from broker.web.guards import staff_only
 bp = Blueprint("staff_settlement", __name__, template_folder="templates")
 
 PAGE_SIZE = 50
+LINES_PER_PAGE = 100  # a statement's lines: one per award of the program, thousands of them
 NOTICE_FIELDS = ("title", "award_ids", "program", "fiscal_year", "starts_on", "working_days")
 
 
-def _page_number() -> int:
-    raw = request.args.get("page", "")
+def _page_number(name: str = "page") -> int:
+    raw = request.args.get(name, "")
     return int(raw) if raw.isdigit() and 0 < int(raw) < 100000 else 1
 
 
-def _pages(total: int) -> int:
-    return max(1, -(-total // PAGE_SIZE))
+def _pages(total: int, size: int = PAGE_SIZE) -> int:
+    return max(1, -(-total // size))
 
 
 def _account() -> Any:
@@ -299,13 +300,17 @@ def build_statement() -> Any:
 
 def _statement_page(statement_id: int, *, errors: dict[str, str] | None = None, typed: str = "",
                     status: int = 200) -> tuple[str, int]:
+    page, payees_page = _page_number(), _page_number("payees_page")
     try:
-        found = settlement_pages.statement_page(get_session(), _account(), statement_id)
+        found = settlement_pages.statement_page(get_session(), _account(), statement_id, (page - 1) * LINES_PER_PAGE,
+                                                LINES_PER_PAGE, (payees_page - 1) * PAGE_SIZE, PAGE_SIZE)
     except NotFound:
         return error_page(404)
-    last_day = local(found.view.ends_at).date() - dt.timedelta(days=1)  # ends_at is exclusive
-    return render_template("staff/statement.html", found=found, view=found.view, errors=errors or {}, typed=typed,
-                           flashed=_flashed(), me=_account().id, last_day=last_day, held_words=held_words), status
+    last_day = local(found.statement.ends_at).date() - dt.timedelta(days=1)  # ends_at is exclusive
+    return render_template("staff/statement.html", found=found, view=found.statement, errors=errors or {},
+                           typed=typed, flashed=_flashed(), me=_account().id, last_day=last_day, held_words=held_words,
+                           page=page, pages=_pages(found.line_count, LINES_PER_PAGE), payees_page=payees_page,
+                           payee_pages=_pages(found.payee_count)), status
 
 
 @bp.route("/staff/statements/<int:statement_id>", methods=["GET"], endpoint="statement")
@@ -348,7 +353,7 @@ def approve(statement_id: int) -> Any:
 def statement_xlsx(statement_id: int) -> Any:
     """The statement as the spreadsheet `broker ledger statement --xlsx` writes."""
     try:
-        found = settlement_pages.statement_page(get_session(), _account(), statement_id)
+        found = settlement_pages.statement_sheet(get_session(), _account(), statement_id)
     except NotFound:
         return error_page(404)
     with tempfile.TemporaryDirectory() as folder:

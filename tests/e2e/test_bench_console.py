@@ -1,6 +1,7 @@
 """`broker bench district` and `broker bench console` through the real CLI, at a tiny size: the
-district reconciles and oversells nothing, a non-empty database is refused, and the bench prints
-a row for every staff GET page the app has."""
+district reconciles and oversells nothing, its notices and statements agree with the awards and
+the ledger, a non-empty database is refused, and the bench prints a row for every staff GET page
+the app has (the notice and statement pages measured, not skipped)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,25 @@ from broker.bench_console import staff_pages
 from broker.cli import main
 from broker.db import create_engine
 from broker.migrations import upgrade
-from broker.models import Allocation, Offer, RequestStatus, ResourceRequest, Startup
+from broker.models import (
+    Allocation,
+    Award,
+    LedgerEntry,
+    LedgerKind,
+    Notice,
+    NoticeItem,
+    NoticeState,
+    NoticeStatus,
+    Objection,
+    ObjectionStatus,
+    Offer,
+    RequestStatus,
+    ResourceRequest,
+    SettlementLine,
+    SettlementStatement,
+    Startup,
+    StatementStatus,
+)
 from broker.services.ledger import reconcile
 
 TINY = ["--startups", "30", "--requests", "100", "--allocations", "300"]
@@ -63,6 +82,37 @@ def test_the_district_reconciles_and_no_offer_is_oversold(reading):
     assert reading.scalar(sa.select(sa.func.count(sa.distinct(AppealMessage.appeal_id)))) == appeals
 
 
+def test_the_notices_hold_the_noticed_awards_and_the_statements_agree_with_the_ledger(reading):
+    notices = {n.id: n for n in reading.scalars(sa.select(Notice))}
+    assert notices and {n.status for n in notices.values()} == {NoticeStatus.open, NoticeStatus.final}
+    items = reading.execute(sa.select(NoticeItem.notice_id, Award.notice_state, NoticeItem.amount, Award.amount)
+                            .join(Award, Award.id == NoticeItem.award_id)).all()
+    for notice_id, state, frozen, amount in items:  # final notices hold final awards, open ones awards in notice
+        final = notices[notice_id].status is NoticeStatus.final
+        assert state is (NoticeState.final if final else NoticeState.in_notice) and frozen == amount
+    noticed = reading.scalar(sa.select(sa.func.count(Award.id)).where(
+        Award.notice_state.in_((NoticeState.final, NoticeState.in_notice))))
+    assert noticed == len(items)  # every award noticed is in exactly one notice (award_id is unique)
+    for n in notices.values():
+        assert len(n.items) <= 500 and (n.status is NoticeStatus.final) == (n.finalised_at is not None)
+    objections = reading.scalars(sa.select(Objection)).all()
+    for o in objections:
+        assert o.status is ObjectionStatus.dismissed or notices[o.notice_id].status is NoticeStatus.open
+
+    statements = reading.scalars(sa.select(SettlementStatement)).all()
+    assert len(statements) == 16  # four programs, four periods each
+    assert StatementStatus.draft in {s.status for s in statements}
+    assert reading.scalar(sa.select(sa.func.count(SettlementLine.id))) > 0
+    for statement in statements:
+        assert statement.total_payable == sum((line.payable for line in statement.lines), 0)
+        written = reading.scalar(sa.select(sa.func.count(LedgerEntry.id)).where(
+            LedgerEntry.kind == LedgerKind.write_off,
+            LedgerEntry.idempotency_key.like(f"write_off:statement:{statement.id}:award:%")))
+        paid = sum(1 for line in statement.lines if line.payable > 0)
+        assert written == (paid if statement.status is StatementStatus.written_off else 0)
+    assert reconcile(reading).ok
+
+
 def test_a_database_with_rows_is_refused(district):
     result = CliRunner().invoke(main, ["bench", "district", "--database-url", district, *TINY])
     assert result.exit_code != 0
@@ -82,6 +132,10 @@ def test_the_bench_prints_a_row_for_every_staff_page(district, app):
     measured = [row for row in rows if not row["verdict"].startswith("skipped")]
     assert measured and all(row["status"] == 200 and row["statements"] > 0 for row in measured)
     assert any("?page=2" in row["url"] for row in rows) and any(row["url"] == "/staff/review" for row in rows)
+    settled = {row["endpoint"]: row for row in rows if row["endpoint"].startswith("staff_settlement.")}
+    for endpoint in ("staff_settlement.notice", "staff_settlement.statement", "staff_settlement.statement_xlsx"):
+        assert settled[endpoint]["status"] == 200, settled[endpoint]  # sampled: the biggest notice and statement
+    assert settled["staff_settlement.statement_xlsx"]["verdict"] == "download"
     assert result.exit_code == (1 if any(row["verdict"] == "FAIL" for row in rows) else 0)
     table = CliRunner().invoke(main, ["bench", "console", "--database-url", district, "--repeat", "1"]).stdout
     assert table.startswith("| page (endpoint) | URL | status | median ms |")
