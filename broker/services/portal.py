@@ -7,7 +7,7 @@ Withdrawing a request is `broker.services.market.withdraw_request`, as the API d
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -108,6 +108,10 @@ EVENT_STEPS: dict[str, str] = {
 }
 
 
+# The path a request takes when all goes well, in order: the timeline's stepper.
+MAIN_STEPS = ("submitted", "proposed", "approved", "provisioning", "active", "completed")
+
+
 @dataclass
 class Step:
     at: dt.datetime
@@ -123,7 +127,14 @@ class RequestStory:
     # The engine's reason code from the last cycle that left it short (None: not left short).
     reason: str | None = None
     withdrawable: bool = False
-    steps_done: set[str] = field(default_factory=set)
+
+    @property
+    def stepper(self) -> list[tuple[str, dt.datetime | None]]:
+        """Each main step with when the request (or its first allocation) first reached it."""
+        first: dict[str, dt.datetime] = {}
+        for step in self.timeline:
+            first.setdefault(step.step, step.at)
+        return [(name, first.get(name)) for name in MAIN_STEPS]
 
 
 def request_story(session: Session, actor: Account, request_id: int) -> RequestStory:
@@ -150,7 +161,7 @@ def request_story(session: Session, actor: Account, request_id: int) -> RequestS
         timeline.append(Step(request.updated_at, request.status.value))
     timeline.sort(key=lambda step: (step.at, step.allocation_id or 0))
     return RequestStory(request, timeline, rows, _last_reason(session, request),
-                        request.status in WITHDRAWABLE_REQUEST_STATUSES, {s.step for s in timeline})
+                        request.status in WITHDRAWABLE_REQUEST_STATUSES)
 
 
 def _last_reason(session: Session, request: ResourceRequest) -> str | None:

@@ -44,6 +44,17 @@ STEP_NAMES: dict[str, str] = {
 }
 
 
+# The stepper's steps, named as the request's status is.
+MAIN_STEP_NAMES: dict[str, str] = {
+    "submitted": N_("已提交"),
+    "proposed": N_("已有撮合方案"),
+    "approved": N_("已批准"),
+    "provisioning": N_("开通中"),
+    "active": N_("使用中"),
+    "completed": N_("已完成"),
+}
+
+
 def _words(table: dict[str, str]) -> Any:
     return lambda code: gettext(table[code]) if code in table else code
 
@@ -54,6 +65,7 @@ def _names() -> dict[str, Any]:
         "request_status": _words(REQUEST_STATUS_NAMES),
         "allocation_status": _words(ALLOCATION_STATUS_NAMES),
         "step_name": _words(STEP_NAMES),
+        "main_step": _words(MAIN_STEP_NAMES),
         "reason_words": _words(REASON_WORDS),
         "reason_help": _words(REASON_HELP),
         "unit_of": market.unit_of,

@@ -63,10 +63,13 @@ def test_a_founder_lands_on_its_requests_and_sees_why_one_was_left_short(app, cl
     assert "提高可接受的最高单价。" in short  # and what would help
     assert "price_ceiling" not in short
     assert "提交申请" in short and 'id="timeline"' in short  # the timeline
+    # The stepper: submitted reached (with its date), the rest not yet.
+    assert short.count('class="reached"') == 1 and short.count('class="pending"') == 5 and "未到" in short
 
     proposed = text(client.get(f"/portal/requests/{ids['culture_tokens']}"))
     assert "撮合提出分配方案" in proposed and "为什么还没有分配" not in proposed
     assert 'id="request-allocations"' in proposed
+    assert proposed.count('class="reached"') == 2  # submitted, proposed
 
 
 def test_a_founder_withdraws_a_request_and_a_second_withdrawal_is_refused(app, client, session, cycled, clock):  # noqa: F811
