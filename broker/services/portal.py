@@ -7,14 +7,14 @@ Withdrawing a request is `broker.services.market.withdraw_request`, as the API d
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from broker.errors import NotFound
-from broker.models import Account, Event, Role
+from broker.models import Account, Appeal, Event, Role
 from broker.models.enums import AllocationStatus, CycleStatus, RequestStatus
 from broker.models.ledger import Award
 from broker.models.market import WITHDRAWABLE_REQUEST_STATUSES, Allocation, MatchingCycle, Offer, ResourceRequest
@@ -68,6 +68,7 @@ class AllocationRow:
     allocation: Allocation
     gross: Decimal
     subsidy: Decimal
+    appeals: list[Appeal] = field(default_factory=list)  # read on the allocation's own page only
 
     @property
     def net(self) -> Decimal:
@@ -90,10 +91,14 @@ def my_allocations(session: Session, actor: Account, page: int) -> Page:
 
 
 def my_allocation(session: Session, actor: Account, allocation_id: int) -> AllocationRow:
+    """One of the actor's startup's allocations, with its prices and the appeals filed on it."""
     found = session.execute(_allocations(actor).where(Allocation.id == allocation_id)).first()
     if found is None:
         raise NotFound("No such allocation.")
-    return _row(*found)
+    row = _row(*found)
+    row.appeals = list(session.scalars(sa.select(Appeal).where(
+        Appeal.allocation_id == allocation_id, Appeal.startup_id == actor.startup_id).order_by(Appeal.id)))
+    return row
 
 
 # A request's life as the startup sees it; the event types say when each allocation moved.

@@ -22,6 +22,7 @@ from broker.services import market, portal
 from broker.web.auth import current_person
 from broker.web.guards import N_, company_only
 from broker.web.reports import KIND_NAMES, REASON_HELP, REASON_WORDS
+from broker.web.staff_appeals import APPEAL_STATUS_NAMES
 from broker.web.staff_startups import ALLOCATION_STATUS_NAMES, REQUEST_STATUS_NAMES
 from scheduler.runner import next_firing
 from scheduler.schedule import RELEASE_JOB
@@ -64,6 +65,7 @@ def _names() -> dict[str, Any]:
         "kind_name": _words(KIND_NAMES),
         "request_status": _words(REQUEST_STATUS_NAMES),
         "allocation_status": _words(ALLOCATION_STATUS_NAMES),
+        "appeal_status": _words(APPEAL_STATUS_NAMES),
         "step_name": _words(STEP_NAMES),
         "main_step": _words(MAIN_STEP_NAMES),
         "reason_words": _words(REASON_WORDS),
@@ -130,7 +132,7 @@ def allocations() -> tuple[str, int]:
 @bp.route("/portal/allocations/<int:allocation_id>", methods=["GET"])
 @company_only
 def allocation(allocation_id: int) -> tuple[str, int]:
-    """One allocation: carrier, resource, window, carrier reference, gross, subsidy, net."""
+    """One allocation: carrier, resource, window, carrier reference, gross, subsidy, net, its appeals."""
     try:
         row = portal.my_allocation(get_session(), current_person().account, allocation_id)
     except NotFound:

@@ -142,3 +142,16 @@ def test_the_lists_do_not_grow_in_sql_statements_with_rows(app, client, session,
     assert len(client.get("/api/v1/allocations", headers=cycled["culture"].headers).json) >= 4
     assert len(statements_sent(app, client, "/portal/requests")) == one_request
     assert len(statements_sent(app, client, "/portal/allocations")) == one_allocation
+
+
+def test_an_allocations_page_links_to_the_appeals_filed_on_it(app, client, session, cycled, clock):  # noqa: F811
+    mine = client.get("/api/v1/allocations", headers=cycled["driving"].headers).json[0]
+    client.post(f"/api/v1/allocations/{mine['id']}/reject", json={"reason": "材料不全"}, headers=cycled["staff"].headers)
+    filed = client.post(f"/api/v1/allocations/{mine['id']}/appeals", json={"message": "已补充材料，请复核"},
+                        headers=cycled["driving"].headers)
+    assert filed.status_code == 201, filed.json
+    as_person(app, client, session, cycled["driving"], "ceo@driving.example.cn", clock)
+    page = text(client.get(f"/portal/allocations/{mine['id']}"))
+    assert f'href="/portal/appeals/{filed.json["id"]}"' in page and "待区里答复" in page
+    thread = text(client.get(f"/portal/appeals/{filed.json['id']}"))
+    assert '<nav class="staff-nav portal-nav" aria-label="企业门户">' in thread  # the portal's frame
