@@ -13,7 +13,7 @@ from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 
 from broker.web import (
-    auth, errors, formatting, guards, home, i18n, portal_appeals, public, reports, session, staff_appeals,
+    auth, errors, formatting, guards, home, i18n, portal_appeals, portal_requests, public, reports, session, staff_appeals,
     staff_carriers, staff_dashboard, staff_people, staff_programs, staff_review, staff_settlement, staff_startups,
 )
 
@@ -62,6 +62,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(staff_programs.bp)  # staff: subsidy programs, their terms, budget and ledger
     app.register_blueprint(staff_appeals.bp)  # staff: the appeals inbox (诉求), threads, assign, reply, close
     app.register_blueprint(portal_appeals.bp)  # a startup's own appeal thread and its reply
+    app.register_blueprint(portal_requests.bp)  # the startup portal: its requests and allocations
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 
@@ -80,6 +81,7 @@ def _configure_cookies(app: Flask) -> None:
 
 def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.globals["staff_nav"] = guards.staff_nav
+    app.jinja_env.globals["portal_nav"] = guards.portal_nav
     app.jinja_env.filters.update(
         money=formatting.money,
         wan=lambda amount: formatting.wan(amount, i18n.current_language()),

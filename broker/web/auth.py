@@ -99,9 +99,11 @@ def _base_url() -> str:
 
 def _home_of(person: Person) -> str:
     """Where a person lands after signing in without a page to return to: district staff on their
-    workbench, a company's people on their account (their portal comes with the console's part 2)."""
+    workbench, a startup's people on their portal's requests, a carrier's people on their account."""
     if person.side is Side.district:
         return url_for("staff_dashboard.dashboard")
+    if person.side is Side.startup:
+        return url_for("portal_requests.requests")
     return url_for("auth.me")
 
 

@@ -89,3 +89,22 @@ def staff_nav() -> list[tuple[str, str, bool]]:
     here = SCREEN_PARTS.get(request.blueprint or "", request.blueprint)
     return [(url_for(endpoint), gettext(label), endpoint.partition(".")[0] == here)
             for endpoint, label in STAFF_SCREENS if endpoint in current_app.view_functions]
+
+
+# The startup portal's screens (企业门户), in the nav's order; as the staff nav, a screen shows
+# once its blueprint is registered.
+PORTAL_SCREENS: tuple[tuple[str, str], ...] = (
+    ("portal_requests.requests", N_("我的申请")),
+    ("portal_requests.allocations", N_("我的分配")),
+)
+
+
+def portal_nav() -> list[tuple[str, str, bool]]:
+    """(url, label, is this page) for each portal screen the app has."""
+    from flask_babel import gettext
+
+    here = request.endpoint or ""
+    # The allocations' pages are under 我的分配, everything else of the portal under 我的申请.
+    current = "portal_requests.allocations" if "allocation" in here else "portal_requests.requests"
+    return [(url_for(endpoint), gettext(label), endpoint == current and request.blueprint == "portal_requests")
+            for endpoint, label in PORTAL_SCREENS if endpoint in current_app.view_functions]

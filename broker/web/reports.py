@@ -45,6 +45,21 @@ REASON_WORDS: dict[str, str] = {
     "capacity_short": N_("已把相符资源能提供的全部给了该需求，仍不够。"),
 }
 
+# What would help a request left short, for the startup that made it: one sentence per reason
+# code (a unit test fails when one has none).
+REASON_HELP: dict[str, str] = {
+    "no_compatible_offer": N_("放宽对资源配置的要求，或换一类资源。"),
+    "region": N_("放宽可接受的地区。"),
+    "window": N_("调整使用时段，使其落在可供应的时段内。"),
+    "price_ceiling": N_("提高可接受的最高单价。"),
+    "below_minimum": N_("降低最低数量。"),
+    "share_cap": N_("降低申请数量，或等待下一轮撮合。"),
+    "budget": N_("增加预算，或降低最低数量。"),
+    "capacity_taken": N_("等待下一轮撮合，等待轮次越多优先级越高。"),
+    "capacity_held": N_("等待下一轮撮合，被占用的资源释放后会重新可用。"),
+    "capacity_short": N_("降低最低数量，或放宽地区与配置要求以匹配更多资源。"),
+}
+
 SECTOR_NAMES: dict[str, str] = {
     "smart_driving": N_("智能驾驶"),
     "energy_management": N_("能源管理"),

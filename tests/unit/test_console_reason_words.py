@@ -23,3 +23,11 @@ def test_every_reasons_words_have_english_and_are_not_the_code():
     for code, words in reports.REASON_WORDS.items():
         assert english.get(words), f"{code}: no English for {words!r}"
         assert english[words] != code and "_" not in english[words]
+
+
+def test_every_reason_code_has_what_would_help_in_chinese_and_english():
+    assert set(reports.REASON_HELP) == set(REASONS)
+    with EN.open("rb") as handle:
+        english = {m.id: m.string for m in read_po(handle, locale="en") if m.id}
+    for code, words in reports.REASON_HELP.items():
+        assert english.get(words), f"{code}: no English for {words!r}"
