@@ -24,6 +24,7 @@ from broker.models import (
     IdempotencyRecord,
     Offer,
     OfferChannel,
+    OfferStatus,
     ResourceRequest,
     Role,
 )
@@ -99,6 +100,30 @@ def withdraw_offer(session: Session, actor: Account, offer_id: int) -> Offer:
         raise Forbidden("This offer belongs to another carrier.")
     offer.withdraw()
     return offer
+
+
+@dataclass(frozen=True)
+class CarrierOffers:
+    """One page of a carrier's own offers and how many match in all."""
+
+    offers: list[Offer]
+    total: int
+
+
+def carrier_offers(
+    session: Session, actor: Account, *, kind: str | None = None, status: OfferStatus | None = None,
+    offset: int = 0, limit: int = 50,
+) -> CarrierOffers:
+    """The carrier's own offers, newest first, filtered by kind and status, one page of them."""
+    require_role(actor, Role.carrier)
+    where = [Offer.carrier_id == actor.carrier_id]
+    if kind is not None:
+        where.append(Offer.kind == kind)
+    if status is not None:
+        where.append(Offer.status == status)
+    total = session.scalar(sa.select(sa.func.count(Offer.id)).where(*where)) or 0
+    offers = session.scalars(sa.select(Offer).where(*where).order_by(Offer.id.desc()).offset(offset).limit(limit))
+    return CarrierOffers(list(offers), total)
 
 
 def get_offer(session: Session, offer_id: int) -> Offer:

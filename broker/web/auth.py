@@ -102,6 +102,8 @@ def _home_of(person: Person) -> str:
     workbench, a company's people on their account (their portal comes with the console's part 2)."""
     if person.side is Side.district:
         return url_for("staff_dashboard.dashboard")
+    if person.side is Side.carrier:
+        return url_for("carrier_catalogue.catalogue")
     return url_for("auth.me")
 
 
