@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,8 +38,10 @@ from broker.db import unit_of_work
 from broker.errors import DomainError, Forbidden, InvalidInput, NotAuthenticated, NotFound, PayloadTooLarge
 from broker.models import (
     Account,
+    AuditEntry,
     Carrier,
     CarrierSync,
+    Offer,
     QuarantinedRecord,
     Role,
     SyncConflict,
@@ -138,6 +141,21 @@ class PreviewedRow:
 
 
 @dataclass(frozen=True)
+class PreviewedChange:
+    """An offer the upload would add ("new"), change ("update"), put back on the market
+    ("republish") or withdraw ("withdraw"), with its quantity before (None if new) and after."""
+
+    external_id: str
+    change: str
+    kind: str
+    before: Decimal | None
+    after: Decimal | None
+
+
+PREVIEW_LINES = 200  # the changes listed in a preview (all are counted)
+
+
+@dataclass(frozen=True)
 class CatalogPreview:
     """What uploading a catalog file would change, counted as the upload would count it."""
 
@@ -148,6 +166,7 @@ class CatalogPreview:
     conflicts: int
     quarantined: list[PreviewedRow]
     encoding: str | None
+    changes: list[PreviewedChange] = field(default_factory=list)
 
 
 def preview_catalog(
@@ -164,8 +183,29 @@ def preview_catalog(
     feed writer, in a transaction that is rolled back (a refused file is not recorded either)."""
     result = _parsed_upload(session, actor, carrier_code, adapters, content, filename, now, settings, record=False)
     try:
-        carrier = _carrier(session, carrier_code, for_update=True)
+        carrier = _carrier(session, carrier_code, for_update=True)  # other syncs of the carrier wait
+        last_offer = session.scalar(sa.select(sa.func.max(Offer.id))) or 0
+        last_entry = session.scalar(sa.select(sa.func.max(AuditEntry.id))) or 0
         sync = write_feed(session, carrier, SyncSource.upload, result, now, complete=False)
+        # What it wrote, read back before the rollback: the offers it made, and the audit rows of
+        # the ones it changed (the feed writer audits each change of an existing offer).
+        changes = [
+            PreviewedChange(external_id, "new", kind, None, quantity)
+            for external_id, kind, quantity in session.execute(
+                sa.select(Offer.external_id, Offer.kind, Offer.quantity)
+                .where(Offer.carrier_id == carrier.id, Offer.id > last_offer).order_by(Offer.id).limit(PREVIEW_LINES)
+            )
+        ]
+        changes += [
+            PreviewedChange(external_id, action.removeprefix("sync_"), kind, _quantity(before), _quantity(after))
+            for external_id, kind, action, before, after in session.execute(
+                sa.select(Offer.external_id, Offer.kind, AuditEntry.action, AuditEntry.before, AuditEntry.after)
+                .join(Offer, Offer.id == AuditEntry.entity_id)
+                .where(AuditEntry.id > last_entry, AuditEntry.entity_type == Offer.__tablename__,
+                       AuditEntry.action.like("sync_%"), Offer.carrier_id == carrier.id)
+                .order_by(AuditEntry.id).limit(PREVIEW_LINES)
+            )
+        ]
         quarantined = [
             PreviewedRow(record.location, record.external_id, record.reason)
             for record in session.scalars(
@@ -173,9 +213,14 @@ def preview_catalog(
             )
         ]
         return CatalogPreview(sync.new, sync.changed, sync.unchanged, sync.withdrawn, sync.conflicts, quarantined,
-                              result.encoding)
+                              result.encoding, changes)
     finally:
         session.rollback()
+
+
+def _quantity(values: dict[str, Any] | None) -> Decimal | None:
+    quantity = (values or {}).get("quantity")
+    return Decimal(quantity) if quantity is not None else None
 
 
 def catalog_template(session: Session, actor: Account, adapters: CarrierAdapters) -> list[list[str]]:

@@ -33,6 +33,7 @@ bp = Blueprint("carrier_catalogue", __name__, template_folder="templates")
 
 PAGE_SIZE = 50
 STATUS_NAMES = {"active": N_("在售"), "withdrawn": N_("已撤下")}
+CHANGE_NAMES = {"new": N_("新增"), "update": N_("变更"), "republish": N_("重新上架"), "withdraw": N_("撤下")}
 UPLOADS = "carrier_uploads"  # the instance folder's subfolder holding files between preview and apply
 _KEPT = re.compile(r"^(?P<digest>[0-9a-f]{64})\.(?P<ext>csv|xlsx)$")
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -42,6 +43,7 @@ def _names() -> dict[str, object]:
     return {"kind_name": lambda code: gettext(KIND_NAMES[code]) if code in KIND_NAMES else code,
             "offer_status_name": lambda code: gettext(STATUS_NAMES[code]) if code in STATUS_NAMES else code,
             "kinds": KIND_NAMES, "statuses": STATUS_NAMES, "quarantine_words": quarantine_words, "quantity": quantity,
+            "change_name": lambda code: gettext(CHANGE_NAMES[code]) if code in CHANGE_NAMES else code,
             "unit": lambda kind: KINDS[kind].unit if kind in KINDS else ""}
 
 
