@@ -450,6 +450,10 @@ class CarrierAdapter(abc.ABC):
         """Parse an uploaded catalog file (CSV or XLSX, by file name); CatalogLimitError if over `limits`."""
         raise self._unsupported(Feature.CATALOG_UPLOAD)
 
+    def catalog_template(self) -> list[list[str]]:
+        """A blank catalog file's rows for `parse_catalog`: the header, then one example row."""
+        raise self._unsupported(Feature.CATALOG_UPLOAD)
+
     def _unsupported(self, feature: Feature) -> UnsupportedFeatureError:
         return UnsupportedFeatureError(
             f"adapter {self.name!r} does not support {feature.value}", carrier=self.name

@@ -83,6 +83,18 @@ SPEC_KEYS = {
 TIERS = {"标准": "standard", "低频": "infrequent", "归档": "archive", "SSD": "ssd"}
 REGIONS = {"上海": "sh", "北京": "bj", "广州": "gz", "深圳": "sz", "香港": "hk"}
 ORDER_STATE = {"OPEN": "active", "PENDING": "pending"}
+# A header cell may say its unit after the name, in brackets: "可售数量（如 500 GPU时）" is 可售数量.
+_HEADER_NOTE = re.compile(r"\s*[（(][^（()）]*[)）]\s*$")
+# The catalog template's header (each column with how it is written) and example row.
+TEMPLATE_HEADER = (
+    "资源编号", "资源类型（GPU算力/通用算力/专线/云主机/对象存储/大模型Tokens）", "地域（上海/北京/广州/深圳/香港）",
+    "规格（键=值;键=值）", "可售数量（数量 单位，如 500 GPU时）", "开始日期（YYYYMMDD）", "结束日期（YYYYMMDD）",
+    "刊例价（元/单位，如 12.5 元/GPU时）", "优惠价（元/单位，或 免费）",
+)
+TEMPLATE_EXAMPLE = (
+    "CU-SH-GPU-0001", "GPU算力", "上海", "型号=A800;显存=80GB", "500 GPU时", "20270101", "20271231",
+    "12.5 元/GPU时", "9.8 元/GPU时",
+)
 _AMOUNT = re.compile(r"^\s*([0-9][0-9,]*(?:\.[0-9]+)?)\s*(\S.*?)\s*$")
 _FILE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 FREE = "免费"
@@ -176,7 +188,7 @@ def parse_catalog(
     feed.result.encoding = table.encoding
     if not rows:
         raise AdapterError(f"catalog {filename!r} is empty", carrier=carrier, carrier_fault=True)
-    header = [str(cell).strip() for cell in rows[0][1]]
+    header = [_HEADER_NOTE.sub("", str(cell).strip()) for cell in rows[0][1]]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise AdapterError(f"catalog {filename!r} lacks columns: {', '.join(missing)}",
@@ -254,6 +266,10 @@ class UnicomAdapter(HttpCarrierAdapter):
     def parse_catalog(self, content: bytes, filename: str, limits: UploadLimits | None = None) -> FetchResult:
         """Parse a catalog file uploaded by hand (.csv or .xlsx), within `limits`."""
         return parse_catalog(content, filename, carrier=self.name, limits=limits)[0]
+
+    def catalog_template(self) -> list[list[str]]:
+        """The header with each column's units, and one example row."""
+        return [list(TEMPLATE_HEADER), list(TEMPLATE_EXAMPLE)]
 
     def provision(self, request: ProvisionRequest) -> Provisioned:
         """Place an order; the allocation id is out_order_no, unicom's idempotency key."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -24,8 +25,10 @@ from broker.models import (
     IdempotencyRecord,
     Offer,
     OfferChannel,
+    OfferStatus,
     ResourceRequest,
     Role,
+    Startup,
 )
 from broker.publishing import IDENTITY, PUBLISHED_FIELDS, shrinks_below_promised
 from broker.resources import KINDS
@@ -99,6 +102,30 @@ def withdraw_offer(session: Session, actor: Account, offer_id: int) -> Offer:
         raise Forbidden("This offer belongs to another carrier.")
     offer.withdraw()
     return offer
+
+
+@dataclass(frozen=True)
+class CarrierOffers:
+    """One page of a carrier's own offers and how many match in all."""
+
+    offers: list[Offer]
+    total: int
+
+
+def carrier_offers(
+    session: Session, actor: Account, *, kind: str | None = None, status: OfferStatus | None = None,
+    offset: int = 0, limit: int = 50,
+) -> CarrierOffers:
+    """The carrier's own offers, newest first, filtered by kind and status, one page of them."""
+    require_role(actor, Role.carrier)
+    where = [Offer.carrier_id == actor.carrier_id]
+    if kind is not None:
+        where.append(Offer.kind == kind)
+    if status is not None:
+        where.append(Offer.status == status)
+    total = session.scalar(sa.select(sa.func.count(Offer.id)).where(*where)) or 0
+    offers = session.scalars(sa.select(Offer).where(*where).order_by(Offer.id.desc()).offset(offset).limit(limit))
+    return CarrierOffers(list(offers), total)
 
 
 def get_offer(session: Session, offer_id: int) -> Offer:
@@ -326,3 +353,82 @@ def get_allocation(session: Session, actor: Account, allocation_id: int) -> Allo
 
 def unit_of(kind: str) -> str:
     return KINDS[kind].unit
+
+
+# What a carrier sees of the startup behind an allocation on its offers: its name and contact for
+# provisioning, only once the allocation is approved and until it ends; nothing else of the startup.
+STARTUP_SHOWN_TO_CARRIER = frozenset({AllocationStatus.approved, AllocationStatus.provisioning, AllocationStatus.active})
+
+
+@dataclass(frozen=True)
+class CarrierAllocationLine:
+    """An allocation on one of the carrier's offers as the carrier sees it; `startup_*` are None
+    unless the allocation is approved, provisioning or active."""
+
+    id: int
+    status: AllocationStatus
+    offer_id: int
+    offer_external_id: str
+    kind: str
+    quantity: Decimal
+    unit_price: Decimal
+    provision_attempts: int
+    next_attempt_at: dt.datetime | None
+    last_error: str | None
+    carrier_ref: str | None
+    created_at: dt.datetime
+    startup_name: str | None
+    contact_name: str | None
+    contact_email: str | None
+    contact_phone: str | None
+
+
+@dataclass(frozen=True)
+class CarrierAllocations:
+    lines: list[CarrierAllocationLine]
+    total: int
+
+
+def _carrier_allocations_query(actor: Account, status: AllocationStatus | None, kind: str | None) -> tuple[sa.Select, list]:
+    require_role(actor, Role.carrier)
+    where: list = [Offer.carrier_id == actor.carrier_id]
+    if status is not None:
+        where.append(Allocation.status == status)
+    if kind is not None:
+        where.append(Offer.kind == kind)
+    columns = sa.select(
+        Allocation.id, Allocation.status, Allocation.offer_id, Offer.external_id, Offer.kind, Allocation.quantity,
+        Allocation.unit_price, Allocation.provision_attempts, Allocation.next_attempt_at, Allocation.last_error,
+        Allocation.carrier_ref, Allocation.created_at, Startup.name, Startup.contact_name, Startup.contact_email,
+        Startup.contact_phone,
+    ).join(Offer, Allocation.offer_id == Offer.id).join(ResourceRequest, Allocation.request_id == ResourceRequest.id) \
+        .join(Startup, ResourceRequest.startup_id == Startup.id).where(*where)
+    return columns, where
+
+
+def _carrier_line(row: sa.Row) -> CarrierAllocationLine:
+    values = list(row)
+    if values[1] not in STARTUP_SHOWN_TO_CARRIER:
+        values[12:16] = [None, None, None, None]
+    return CarrierAllocationLine(*values)
+
+
+def carrier_allocations(
+    session: Session, actor: Account, *, status: AllocationStatus | None = None, kind: str | None = None,
+    offset: int = 0, limit: int = 50,
+) -> CarrierAllocations:
+    """One page of the allocations on the carrier's own offers, newest first, and how many match."""
+    query, where = _carrier_allocations_query(actor, status, kind)
+    total = session.scalar(sa.select(sa.func.count(Allocation.id)).join(Offer, Allocation.offer_id == Offer.id)
+                           .where(*where)) or 0
+    rows = session.execute(query.order_by(Allocation.id.desc()).offset(offset).limit(limit))
+    return CarrierAllocations([_carrier_line(row) for row in rows], total)
+
+
+def carrier_allocations_export(
+    session: Session, actor: Account, *, status: AllocationStatus | None = None, kind: str | None = None,
+) -> Iterator[CarrierAllocationLine]:
+    """Every allocation on the carrier's offers matching the filters, oldest first, read in batches."""
+    query, _ = _carrier_allocations_query(actor, status, kind)
+    for row in session.execute(query.order_by(Allocation.id).execution_options(yield_per=1000)):
+        yield _carrier_line(row)

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,8 +38,10 @@ from broker.db import unit_of_work
 from broker.errors import DomainError, Forbidden, InvalidInput, NotAuthenticated, NotFound, PayloadTooLarge
 from broker.models import (
     Account,
+    AuditEntry,
     Carrier,
     CarrierSync,
+    Offer,
     QuarantinedRecord,
     Role,
     SyncConflict,
@@ -123,6 +126,154 @@ def upload_catalog(
     compression, its rows) is refused whole before any row is parsed: 413 for
     a size, 422 for the rows; the refusal is recorded as a failed sync.
     """
+    result = _parsed_upload(session, actor, carrier_code, adapters, content, filename, now, settings, record=True)
+    # An uploaded file may be old or a part of the catalogue: it never withdraws anything.
+    return apply_feed(session, carrier_code, SyncSource.upload, result, now, complete=False)
+
+
+@dataclass(frozen=True)
+class PreviewedRow:
+    """A row the upload would quarantine: where it is in the file, its id if readable, and why."""
+
+    location: str
+    external_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class PreviewedChange:
+    """An offer the upload would add ("new"), change ("update"), put back on the market
+    ("republish") or withdraw ("withdraw"), with its quantity before (None if new) and after."""
+
+    external_id: str
+    change: str
+    kind: str
+    before: Decimal | None
+    after: Decimal | None
+
+
+PREVIEW_LINES = 200  # the changes listed in a preview (all are counted)
+
+
+@dataclass(frozen=True)
+class CatalogPreview:
+    """What uploading a catalog file would change, counted as the upload would count it."""
+
+    new: int
+    changed: int
+    unchanged: int
+    withdrawn: int
+    conflicts: int
+    quarantined: list[PreviewedRow]
+    encoding: str | None
+    changes: list[PreviewedChange] = field(default_factory=list)
+
+
+def preview_catalog(
+    session: Session,
+    actor: Account,
+    carrier_code: str,
+    adapters: CarrierAdapters,
+    content: bytes,
+    filename: str,
+    now: dt.datetime,
+    settings: Mapping[str, Any],
+) -> CatalogPreview:
+    """What `upload_catalog` would do with this file, keeping nothing: the same parse and the same
+    feed writer, in a transaction that is rolled back (a refused file is not recorded either)."""
+    result = _parsed_upload(session, actor, carrier_code, adapters, content, filename, now, settings, record=False)
+    try:
+        carrier = _carrier(session, carrier_code, for_update=True)  # other syncs of the carrier wait
+        last_offer = session.scalar(sa.select(sa.func.max(Offer.id))) or 0
+        last_entry = session.scalar(sa.select(sa.func.max(AuditEntry.id))) or 0
+        sync = write_feed(session, carrier, SyncSource.upload, result, now, complete=False)
+        # What it wrote, read back before the rollback: the offers it made, and the audit rows of
+        # the ones it changed (the feed writer audits each change of an existing offer).
+        changes = [
+            PreviewedChange(external_id, "new", kind, None, quantity)
+            for external_id, kind, quantity in session.execute(
+                sa.select(Offer.external_id, Offer.kind, Offer.quantity)
+                .where(Offer.carrier_id == carrier.id, Offer.id > last_offer).order_by(Offer.id).limit(PREVIEW_LINES)
+            )
+        ]
+        changes += [
+            PreviewedChange(external_id, action.removeprefix("sync_"), kind, _quantity(before), _quantity(after))
+            for external_id, kind, action, before, after in session.execute(
+                sa.select(Offer.external_id, Offer.kind, AuditEntry.action, AuditEntry.before, AuditEntry.after)
+                .join(Offer, Offer.id == AuditEntry.entity_id)
+                .where(AuditEntry.id > last_entry, AuditEntry.entity_type == Offer.__tablename__,
+                       AuditEntry.action.like("sync_%"), Offer.carrier_id == carrier.id)
+                .order_by(AuditEntry.id).limit(PREVIEW_LINES)
+            )
+        ]
+        quarantined = [
+            PreviewedRow(record.location, record.external_id, record.reason)
+            for record in session.scalars(
+                sa.select(QuarantinedRecord).where(QuarantinedRecord.sync_id == sync.id).order_by(QuarantinedRecord.id)
+            )
+        ]
+        return CatalogPreview(sync.new, sync.changed, sync.unchanged, sync.withdrawn, sync.conflicts, quarantined,
+                              result.encoding, changes)
+    finally:
+        session.rollback()
+
+
+def _quantity(values: dict[str, Any] | None) -> Decimal | None:
+    quantity = (values or {}).get("quantity")
+    return Decimal(quantity) if quantity is not None else None
+
+
+def catalog_template(session: Session, actor: Account, adapters: CarrierAdapters) -> list[list[str]]:
+    """The rows of a blank catalog file the carrier's upload reads: its header (with units) and one
+    example row. InvalidInput if the carrier's offers come from its API, not from files."""
+    require_role(actor, Role.carrier)
+    carrier = session.get(Carrier, actor.carrier_id)
+    if carrier is None:
+        raise NotFound("No such carrier.")
+    adapter = _configured_adapter(adapters, carrier)
+    try:
+        return adapter.catalog_template()
+    except UnsupportedFeatureError:
+        raise InvalidInput(
+            f"Carrier {carrier.code} does not publish catalog files; its offers come from its API.",
+            {"file": ["Catalog uploads are not supported for this carrier."]},
+        ) from None
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """An upload the carrier made and the rows it quarantined (the first `limit` of them)."""
+
+    sync: CarrierSync
+    quarantined: list[QuarantinedRecord]
+
+
+def upload_result(session: Session, actor: Account, sync_id: int, limit: int = 500) -> UploadResult:
+    """One of the carrier's own uploads, as it was applied; another's, or not an upload: NotFound."""
+    require_role(actor, Role.carrier)
+    found = session.scalar(sa.select(CarrierSync).where(
+        CarrierSync.id == sync_id, CarrierSync.carrier_id == actor.carrier_id, CarrierSync.source == SyncSource.upload))
+    if found is None:
+        raise NotFound("No such upload.")
+    quarantined = session.scalars(sa.select(QuarantinedRecord).where(QuarantinedRecord.sync_id == found.id)
+                                  .order_by(QuarantinedRecord.id).limit(limit))
+    return UploadResult(found, list(quarantined))
+
+
+def _parsed_upload(
+    session: Session,
+    actor: Account,
+    carrier_code: str,
+    adapters: CarrierAdapters,
+    content: bytes,
+    filename: str,
+    now: dt.datetime,
+    settings: Mapping[str, Any],
+    *,
+    record: bool,
+) -> FetchResult:
+    """The carrier's own uploaded file parsed by its adapter; a refusal raised (and, if `record`,
+    recorded as a failed sync)."""
     limits = UploadLimits.from_settings(settings)
     require_role(actor, Role.carrier)
     carrier = _carrier(session, carrier_code)
@@ -130,21 +281,21 @@ def upload_catalog(
         raise Forbidden("A carrier uploads only its own catalog.")
     adapter = _configured_adapter(adapters, carrier)
     try:
-        result = adapter.parse_catalog(content, filename, limits)
+        return adapter.parse_catalog(content, filename, limits)
     except UnsupportedFeatureError:
         raise InvalidInput(
             f"Carrier {carrier_code} does not publish catalog files; its offers come from its API.",
             {"file": ["Catalog uploads are not supported for this carrier."]},
         ) from None
     except CatalogLimitError as error:
-        _record_failure(session, carrier_code, SyncSource.upload, now, error)
+        if record:
+            _record_failure(session, carrier_code, SyncSource.upload, now, error)
         refusal = PayloadTooLarge if error.too_large else InvalidInput
         raise refusal(f"The catalog file was refused whole: {error.message}.", {"file": [error.message]}) from None
     except AdapterError as error:
-        _record_failure(session, carrier_code, SyncSource.upload, now, error)
+        if record:
+            _record_failure(session, carrier_code, SyncSource.upload, now, error)
         raise InvalidInput("The catalog file is unreadable; nothing was applied.", {"file": [error.message]}) from None
-    # An uploaded file may be old or a part of the catalogue: it never withdraws anything.
-    return apply_feed(session, carrier_code, SyncSource.upload, result, now, complete=False)
 
 
 def apply_feed(

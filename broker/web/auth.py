@@ -99,11 +99,13 @@ def _base_url() -> str:
 
 def _home_of(person: Person) -> str:
     """Where a person lands after signing in without a page to return to: district staff on their
-    workbench, a startup's people on their portal's requests, a carrier's people on their account."""
+    workbench, a startup's people on their portal's requests, a carrier's people on their catalogue."""
     if person.side is Side.district:
         return url_for("staff_dashboard.dashboard")
     if person.side is Side.startup:
         return url_for("portal_requests.requests")
+    if person.side is Side.carrier:
+        return url_for("carrier_catalogue.catalogue")
     return url_for("auth.me")
 
 

@@ -108,3 +108,17 @@ def portal_nav() -> list[tuple[str, str, bool]]:
     current = "portal_requests.allocations" if "allocation" in here else "portal_requests.requests"
     return [(url_for(endpoint), gettext(label), endpoint == current and request.blueprint == "portal_requests")
             for endpoint, label in PORTAL_SCREENS if endpoint in current_app.view_functions]
+def carrier_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The carrier page (运营商门户): a carrier's people only; district staff and a startup's people
+    get 403, nobody signed in goes to the sign-in page."""
+
+    @wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        person = current_person()
+        if person is None:
+            return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
+        if person.side is not Side.carrier:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return checked

@@ -74,3 +74,18 @@ def test_rows_are_counted_before_any_is_parsed(content, filename):
     assert not caught.value.too_large
     # A pull is the carrier's whole catalogue: no upload limits apply to it.
     assert len(parse_catalog(content, filename)[0].offers) > 0
+
+
+def test_the_template_header_says_each_columns_units_and_still_reads_as_the_columns():
+    """The carrier page's template (adapters.unicom.TEMPLATE_HEADER): a bracketed note after a
+    column's name is not part of it, full-width or not; the example row is one good offer."""
+    from adapters.unicom import TEMPLATE_EXAMPLE, TEMPLATE_HEADER, UnicomAdapter
+
+    assert UnicomAdapter.catalog_template(None) == [list(TEMPLATE_HEADER), list(TEMPLATE_EXAMPLE)]
+    text = ",".join(TEMPLATE_HEADER) + "\r\n" + ",".join(TEMPLATE_EXAMPLE) + "\r\n"
+    result, rows = parse_catalog(text.encode("gbk"), "模板.csv")
+    assert rows == 1 and not result.rejected and result.encoding == "gb18030"
+    offer = result.offers[0]
+    assert (offer.external_id, offer.kind, offer.region, offer.quantity) == ("CU-SH-GPU-0001", "gpu", "sh", 500)
+    half_width = text.replace("（", "(").replace("）", ")")
+    assert parse_catalog(half_width.encode("utf-8"), "c.csv")[0].offers == result.offers
