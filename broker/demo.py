@@ -21,8 +21,8 @@ from flask import Flask
 from broker.clock import local_date, now
 from broker.db import get_db
 from broker.migrations import upgrade
-from broker.models import Account, Carrier, Claimant, Offer, ProgramMode, ResourceRequest, Role, Sector, Startup
-from broker.models.people import Person, normalise_email
+from broker.models import Account, Carrier, Claimant, Offer, ProgramMode, ResourceRequest, Role, Sector, Startup, StartupStatus
+from broker.models.people import Person, Side, normalise_email
 from broker.services import accounts, market, people
 from broker.services import policy as policy_service
 from broker.services.policy import default_policy
@@ -62,6 +62,13 @@ STARTUPS = [
 DEMO_STAFF_EMAIL = "staff@demo.broker.local"
 DEMO_STAFF_PASSWORD = "changning-demo-2026"
 DEMO_STAFF_NAME = "演示：区科委工作人员 (demo staff)"
+# A founder of the first verified demo startup and a person of the demo Unicom (whose adapter takes
+# catalogue files), each its company's legal representative: the portal and the carrier page.
+DEMO_FOUNDER_EMAIL = "founder@demo.broker.local"
+DEMO_FOUNDER_PASSWORD = "changning-founder-2026"
+DEMO_CARRIER_EMAIL = "carrier@demo.broker.local"
+DEMO_CARRIER_PASSWORD = "changning-carrier-2026"
+DEMO_CARRIER_CODE = "unicom"
 
 CONTACTS = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨帆", "赵磊", "黄敏", "周杰", "吴婷"]
 
@@ -93,6 +100,8 @@ class DemoSummary:
             f"  health:     {base_url}/healthz  {base_url}/readyz",
             f"  staff token (shown once): {self.staff_token}",
             f"  staff sign-in (console): {DEMO_STAFF_EMAIL} / {DEMO_STAFF_PASSWORD}",
+            f"  founder sign-in (portal): {DEMO_FOUNDER_EMAIL} / {DEMO_FOUNDER_PASSWORD}",
+            f"  carrier sign-in ({DEMO_CARRIER_CODE}): {DEMO_CARRIER_EMAIL} / {DEMO_CARRIER_PASSWORD}",
             "  a carrier's or a startup's token: broker carriers token "
             + "|".join(code for code, _, _ in CARRIERS) + ", broker startups token ID",
             f"  try:        curl -H 'Authorization: Bearer {self.staff_token}' '{base_url}/api/v1/offers?kind=gpu'",
@@ -116,6 +125,7 @@ def prepare_demo(app: Flask) -> DemoSummary:
             _, _, staff_token = accounts.create_user(session, Role.staff, "演示：区科委工作人员 (demo staff)")
             if session.scalar(sa.select(Person.id).where(Person.email_key == normalise_email(DEMO_STAFF_EMAIL))) is None:
                 people.create_district_person(session, DEMO_STAFF_EMAIL, DEMO_STAFF_NAME, Role.staff, DEMO_STAFF_PASSWORD)
+            _demo_company_people(session)
             counts = {
                 "carriers": _count(session, Carrier),
                 "startups": _count(session, Startup),
@@ -125,6 +135,19 @@ def prepare_demo(app: Flask) -> DemoSummary:
         finally:
             session.close()
     return DemoSummary(created, staff_token, counts, database.engine.url.render_as_string(hide_password=True))
+
+
+def _demo_company_people(session: sa.orm.Session) -> None:
+    """The demo founder and carrier person, made once (a second `broker demo` keeps them)."""
+    if session.scalar(sa.select(Person.id).where(Person.email_key == normalise_email(DEMO_FOUNDER_EMAIL))) is None:
+        startup_id = session.scalar(sa.select(Startup.id).where(Startup.status == StartupStatus.verified).order_by(Startup.id))
+        name = session.scalar(sa.select(Startup.contact_name).where(Startup.id == startup_id))
+        people.create_company_person(session, Side.startup, startup_id, DEMO_FOUNDER_EMAIL, f"演示：{name} (demo founder)",
+                                     DEMO_FOUNDER_PASSWORD)
+    if session.scalar(sa.select(Person.id).where(Person.email_key == normalise_email(DEMO_CARRIER_EMAIL))) is None:
+        carrier_id = session.scalar(sa.select(Carrier.id).where(Carrier.code == DEMO_CARRIER_CODE))
+        people.create_company_person(session, Side.carrier, carrier_id, DEMO_CARRIER_EMAIL, "演示：运营商对接人 (demo carrier)",
+                                     DEMO_CARRIER_PASSWORD)
 
 
 def _sync_all(app: Flask, session: sa.orm.Session) -> None:

@@ -354,6 +354,23 @@ def _require_active(actor: Person) -> None:
 
 
 @transaction
+def create_company_person(session: Session, side: Side, company_id: int, email: str, name: str, password: str) -> Person:
+    """A company's legal representative with a password, made at the server (the demo's founder and
+    carrier person); a company that already has an active one is refused, as at the unified login."""
+    if side is Side.district:
+        raise InvalidInput("A company's person belongs to a startup or a carrier.", {"side": ["Must be startup or carrier."]})
+    check_password(password)
+    _lock_company(session, side, company_id)
+    if _count_active(session, side, company_id, CompanyRole.legal_representative):
+        raise Conflict("The company already has a legal representative on the broker: district staff deactivate them first.")
+    return _new_person(
+        session, email=email, name=name.strip(), password_hash=hash_password(password), side=side,
+        startup_id=company_id if side is Side.startup else None, carrier_id=company_id if side is Side.carrier else None,
+        company_role=CompanyRole.legal_representative,
+    )
+
+
+@transaction
 def create_district_person(session: Session, email: str, name: str, role: Role, password: str) -> Person:
     """A staff or admin person with a password, made at the server (the demo's staff person)."""
     if role not in DISTRICT_ROLES:

@@ -72,6 +72,20 @@ def test_demo_serves_the_api_and_docs_with_the_printed_token(demo):
     base, token, output, instance = demo
     assert "上海硅巷资源撮合平台" in output and f"{base}/api/docs" in output
     assert "broker carriers token telecom|mobile|unicom" in output  # how to sign in as a demo carrier
+    # All three sides of the console, each with a printed sign-in that lands on its own side.
+    for email, password, lands_on, heading in (
+            ("staff@demo.broker.local", "changning-demo-2026", "/staff", "工作台"),
+            ("founder@demo.broker.local", "changning-founder-2026", "/portal/requests", "我的申请"),
+            ("carrier@demo.broker.local", "changning-carrier-2026", "/carrier/catalogue", "资源目录")):
+        assert f"{email} / {password}" in output
+        browser = requests.Session()
+        form = browser.get(f"{base}/sign-in", timeout=5).text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        signed_in = browser.post(f"{base}/sign-in", data={"csrf_token": csrf, "email": email, "password": password},
+                                 allow_redirects=False, timeout=5)
+        assert signed_in.status_code == 303 and signed_in.headers["Location"] == lands_on, email
+        page = browser.get(f"{base}{lands_on}", timeout=5)
+        assert page.status_code == 200 and re.search(rf"<h1[^>]*>\s*{heading}", page.text), email
     assert (instance / "broker.sqlite3").exists()
     headers = {"Authorization": f"Bearer {token}"}
     assert requests.get(f"{base}/readyz", timeout=5).json()["status"] == "ok"

@@ -518,3 +518,17 @@ def test_models_are_registered_for_the_audit_log():
 
     assert {"people", "sign_in_attempts", "invitations", "password_resets"} <= set(AUDITED_ENTITY_TYPES)
     assert Invitation.__audit_exclude__ == {"token_hash"} and "password_hash" in Person.__audit_exclude__
+
+
+def test_a_company_person_made_at_the_server_is_its_only_legal_representative(session, startup):
+    founder = people.create_company_person(session, Side.startup, startup.id, "founder@yunchi.example.cn", "李明",
+                                           "长宁区硅巷-创始人-2026")
+    assert (founder.side, founder.company_role, founder.account.startup_id) == (Side.startup, CompanyRole.legal_representative,
+                                                                                startup.id)
+    assert people.sign_in(session, "founder@yunchi.example.cn", "长宁区硅巷-创始人-2026", founder.created_at).id == founder.id
+    with pytest.raises(Conflict):  # one active legal representative per company, as at the unified login
+        people.create_company_person(session, Side.startup, startup.id, "second@yunchi.example.cn", "王芳", "长宁区硅巷-第二人-2026")
+    with pytest.raises(InvalidInput):
+        people.create_company_person(session, Side.district, startup.id, "x@example.cn", "某人", "长宁区硅巷-区里人-2026")
+    with pytest.raises(PasswordRefused):
+        people.create_company_person(session, Side.startup, startup.id, "third@yunchi.example.cn", "赵磊", "password")
