@@ -51,6 +51,7 @@ QUARANTINE_REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(
     (r"not a finite number|is not a number|missing or not a number|must be a finite Decimal|decimal places|"
      r"is not a quantity", N_("数量或价格不是有效的数字。")),
     (r"is not a date|is not a month|YYYY|window|租期", N_("供应时段的日期无效。")),
+    (r"is not '<number> ", N_("数量或价格应写成“数字 单位”，如“500 GPU时”或“2.5 元/GPU时”。")),
     (r"unit|单位", N_("计量单位与资源类型不符。")),
     (r"region", N_("缺少地区或地区无效。")),
     (r"attribute|spec|规格|显存|gpu_memory|存储类型", N_("资源规格（配置参数）无效。")),

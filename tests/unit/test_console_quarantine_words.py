@@ -26,6 +26,8 @@ FALLBACK = "其他问题，见运营商原始记录和原因原文。"
     ("start_date '2026-13-01' is not a date YYYY-MM-DD", "供应时段的日期无效。"),
     ("window start 2026-12-31 is not before end 2026-12-01", "供应时段的日期无效。"),
     ("unit 'GB' where 'GPU-hour' was expected for gpu", "计量单位与资源类型不符。"),
+    ("可售数量 '五百 GPU时' is not '<number> <unit>'", "数量或价格应写成“数字 单位”，如“500 GPU时”或“2.5 元/GPU时”。"),
+    ("单价 '免费' is not '<number> 元/<unit>'", "数量或价格应写成“数字 单位”，如“500 GPU时”或“2.5 元/GPU时”。"),
     ("missing region_code", "缺少地区或地区无效。"),
     ("attribute 'gpu_model': too long", "资源规格（配置参数）无效。"),
     ("gpu_memory '80G' is not a whole number of GB", "资源规格（配置参数）无效。"),
