@@ -124,3 +124,16 @@ def test_activity_keeps_a_session_alive(client, frozen_clock):
         client.get("/")
     with client.session_transaction() as stored:
         assert stored["person_id"] == 7
+
+
+def test_the_pager_keeps_the_path_the_other_lists_page_and_the_filters(app):
+    """One pager macro for every paged list: path arguments, the query string and an anchor kept."""
+    with app.test_request_context("/staff/carriers/unicom?page=3&failures_page=2&sync=&kind=gpu"):
+        macro = app.jinja_env.get_template("_pager.html").module.pager
+        html = str(macro("staff_carriers.carrier", 2, 4, param="failures_page", anchor="#failures", code="unicom"))
+        assert '<a href="/staff/carriers/unicom?page=3&amp;failures_page=1&amp;kind=gpu#failures" rel="prev">' in html
+        assert '<a href="/staff/carriers/unicom?page=3&amp;failures_page=3&amp;kind=gpu#failures" rel="next">' in html
+        assert "第 2 / 4 页" in html and "sync=" not in html
+        assert str(macro("staff_carriers.carrier", 1, 1, code="unicom")).strip() == ""  # one page: no pager
+        last = str(macro("staff_audit.audit", 4, 4))
+        assert 'rel="next"' not in last and 'rel="prev"' in last
