@@ -85,6 +85,8 @@ def _configure_cookies(app: Flask) -> None:
 def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.globals["staff_nav"] = guards.staff_nav
     app.jinja_env.globals["portal_nav"] = guards.portal_nav
+    app.jinja_env.globals["carrier_nav"] = guards.carrier_nav
+    app.jinja_env.globals["company_layout"] = guards.company_layout
     app.jinja_env.filters.update(
         money=formatting.money,
         wan=lambda amount: formatting.wan(amount, i18n.current_language()),

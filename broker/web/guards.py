@@ -91,23 +91,75 @@ def staff_nav() -> list[tuple[str, str, bool]]:
             for endpoint, label in STAFF_SCREENS if endpoint in current_app.view_functions]
 
 
-# The startup portal's screens (企业门户), in the nav's order; as the staff nav, a screen shows
-# once its blueprint is registered.
+# The startup portal's screens (企业门户) and the carrier page's (运营商门户), in the nav's order. As
+# the staff nav, a screen shows once its blueprint is registered. Pages both sides share (/company,
+# /inbox, /settings/...) are in both navs.
 PORTAL_SCREENS: tuple[tuple[str, str], ...] = (
     ("portal_requests.requests", N_("我的申请")),
+    ("portal_wizard.new_request", N_("申请资源")),
     ("portal_requests.allocations", N_("我的分配")),
+    ("portal_subsidies.subsidies", N_("补贴")),
+    ("portal_appeals.appeals", N_("诉求")),
+    ("inbox.inbox", N_("消息")),
+    ("company.company", N_("企业与人员")),
+    ("notification_settings.settings", N_("通知设置")),
+    ("webhook_settings.webhook", N_("Webhook")),
+)
+CARRIER_SCREENS: tuple[tuple[str, str], ...] = (
+    ("carrier_catalogue.catalogue", N_("资源目录")),
+    ("carrier_allocations.allocations", N_("分配")),
+    ("carrier_syncs.syncs", N_("同步记录")),
+    ("carrier_delivery.delivery", N_("交付与结算")),
+    ("inbox.inbox", N_("消息")),
+    ("company.company", N_("人员与令牌")),
+    ("notification_settings.settings", N_("通知设置")),
+    ("webhook_settings.webhook", N_("Webhook")),
 )
 
 
-def portal_nav() -> list[tuple[str, str, bool]]:
-    """(url, label, is this page) for each portal screen the app has."""
+def _side_nav(screens: tuple[tuple[str, str], ...]) -> list[tuple[str, str, bool]]:
+    """(url, label, is this page) for each screen the app has; a page belongs to the screen whose
+    URL is the longest prefix of its own (/portal/requests/new is 申请资源, /portal/requests/7 我的申请)."""
     from flask_babel import gettext
 
-    here = request.endpoint or ""
-    # The allocations' pages are under 我的分配, everything else of the portal under 我的申请.
-    current = "portal_requests.allocations" if "allocation" in here else "portal_requests.requests"
-    return [(url_for(endpoint), gettext(label), endpoint == current and request.blueprint == "portal_requests")
-            for endpoint, label in PORTAL_SCREENS if endpoint in current_app.view_functions]
+    shown = [(url_for(endpoint), gettext(label)) for endpoint, label in screens if endpoint in current_app.view_functions]
+    owners = [url for url, _ in shown if request.path == url or request.path.startswith(url.rstrip("/") + "/")]
+    here = max(owners, key=len, default=None)
+    return [(url, label, url == here) for url, label in shown]
+
+
+def portal_nav() -> list[tuple[str, str, bool]]:
+    """The startup portal's nav."""
+    return _side_nav(PORTAL_SCREENS)
+
+
+def carrier_nav() -> list[tuple[str, str, bool]]:
+    """The carrier page's nav."""
+    return _side_nav(CARRIER_SCREENS)
+
+
+def company_layout() -> str:
+    """The layout of a page both sides share: the portal's for a startup's person, else the carrier page's."""
+    person = current_person()
+    return "portal/layout.html" if person is not None and person.side is Side.startup else "carrier/layout.html"
+
+
+def any_company(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A page both sides share (/company, /inbox, /settings/...): a startup's or a carrier's people;
+    district staff get 403, nobody signed in goes to the sign-in page."""
+
+    @wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        person = current_person()
+        if person is None:
+            return redirect(url_for("auth.sign_in", next=request.full_path.rstrip("?")))
+        if person.side not in (Side.startup, Side.carrier):
+            abort(403)
+        return view(*args, **kwargs)
+
+    return checked
+
+
 def carrier_only(view: Callable[..., Any]) -> Callable[..., Any]:
     """The carrier page (运营商门户): a carrier's people only; district staff and a startup's people
     get 403, nobody signed in goes to the sign-in page."""

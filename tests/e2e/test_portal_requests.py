@@ -155,3 +155,17 @@ def test_an_allocations_page_links_to_the_appeals_filed_on_it(app, client, sessi
     assert f'href="/portal/appeals/{filed.json["id"]}"' in page and "待区里答复" in page
     thread = text(client.get(f"/portal/appeals/{filed.json['id']}"))
     assert '<nav class="staff-nav portal-nav" aria-label="企业门户">' in thread  # the portal's frame
+
+
+def test_the_nav_marks_the_screen_whose_url_is_the_longest_prefix_of_the_page(app):
+    """A request's page is under 我的申请; a page under no screen marks none; screens not built yet are not shown."""
+    from broker.web.guards import _side_nav
+
+    screens = (("portal_requests.requests", "我的申请"), ("portal_requests.allocations", "我的分配"),
+               ("no_such.screen", "未建"))
+    for path, expected in (("/portal/requests/7", "/portal/requests"), ("/portal/allocations", "/portal/allocations"),
+                           ("/portal/requestsx", None), ("/staff", None)):
+        with app.test_request_context(path):
+            nav = _side_nav(screens)
+        assert [url for url, _, _ in nav] == ["/portal/requests", "/portal/allocations"]
+        assert [url for url, _, current in nav if current] == ([expected] if expected else [])
