@@ -15,7 +15,8 @@ from broker.errors import InvalidInput
 from broker.schemas.sync import CatalogFileSchema, QuarantinedRecordSchema, SyncConflictSchema, SyncSchema
 from broker.services import sync
 
-blp = Blueprint("carrier_syncs", __name__, url_prefix="/api/v1", description="Carrier syncs, webhooks and uploads")
+# Named "carriers" (its OpenAPI tag): "carrier_syncs" is the console's carrier page screen (broker.web.carrier_syncs).
+blp = Blueprint("carriers", __name__, url_prefix="/api/v1", description="Carrier syncs, webhooks and uploads")
 
 # A catalog sent as the raw body is named by its content type, as a multipart upload is by its file name.
 _CATALOG_TYPES = {
@@ -59,7 +60,7 @@ def list_quarantined(carrier_code: str, sync_id: int) -> Any:
 @blp.paginate(SelectPage)
 @blp.doc(security=BEARER)
 def list_conflicts(carrier_code: str, sync_id: int) -> Any:
-    """Shrinks and withdrawals a sync stopped at the capacity already promised: staff."""
+    """Shrinks and withdrawals a sync stopped at the capacity already promised: staff and the carrier itself."""
     return sync.list_conflicts(get_session(), current_account(), carrier_code, sync_id)
 
 

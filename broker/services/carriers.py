@@ -1,6 +1,7 @@
 """The carriers as staff see them (运营商): sync health, live capacity, what was delivered and
 provisioning that ran out of retries. Reading only; the actions on a failed provisioning are
-`provisioning.retry_provisioning` and `provisioning.cancel_allocation`.
+`provisioning.retry_provisioning` and `provisioning.cancel_allocation`. A carrier reads its own
+sync history (`own_sync_history`) through the same `sync_history` staff read.
 
 Every figure is an aggregate in SQL over all carriers at once (there are few carriers and many
 offers and allocations), and every list is a page: the cost does not grow with the district.
@@ -121,17 +122,54 @@ class ProvisioningFailure:
 
 
 @dataclass
-class CarrierPage:
-    """One carrier: its health, a page of its syncs, one sync's quarantined records and conflicts,
-    what it delivered by kind, and a page of its allocations whose provisioning retries ran out."""
+class SyncHistory:
+    """A page of one carrier's syncs, newest first, and one sync's quarantined records and conflicts."""
 
     carrier: Carrier
-    health: CarrierHealth
     syncs: list[CarrierSync]
     syncs_total: int
     chosen: CarrierSync | None  # the sync whose details are shown: the latest, or the one asked for
     quarantined: list[QuarantinedRecord]
     conflicts: list[SyncConflict]
+
+
+def sync_history(session: Session, actor: Account, code: str, *, sync_id: int | None = None,
+                 page: int = 1, per_page: int = 20) -> SyncHistory:
+    """Staff for any carrier, a carrier for its own: its syncs, page by page, and the details of the
+    latest sync or of `sync_id`. Raises NotFound for an unknown carrier or a sync not its own."""
+    syncs = sync.list_syncs(session, actor, code)  # NotFound for an unknown code, Forbidden for another carrier
+    carrier = session.scalar(sa.select(Carrier).where(Carrier.code == code))
+    shown = list(session.scalars(syncs.limit(per_page).offset((page - 1) * per_page)))
+    total = session.scalar(sa.select(sa.func.count(CarrierSync.id)).where(CarrierSync.carrier_id == carrier.id))
+    if sync_id is not None:
+        chosen = sync.get_sync(session, actor, code, sync_id)
+    elif page == 1:
+        chosen = shown[0] if shown else None
+    else:
+        chosen = session.scalar(syncs.limit(1))
+    quarantined, conflicts = [], []
+    if chosen is not None:
+        quarantined = list(session.scalars(sync.list_quarantined(session, actor, code, chosen.id).limit(DETAILS)))
+        conflicts = list(session.scalars(sync.list_conflicts(session, actor, code, chosen.id).limit(DETAILS)))
+    return SyncHistory(carrier, shown, total or 0, chosen, quarantined, conflicts)
+
+
+def own_sync_history(session: Session, actor: Account, *, sync_id: int | None = None,
+                     page: int = 1, per_page: int = 20) -> SyncHistory:
+    """A carrier's own sync history (the carrier page); another carrier's sync is NotFound."""
+    require_role(actor, Role.carrier)
+    code = session.scalar(sa.select(Carrier.code).where(Carrier.id == actor.carrier_id))
+    return sync_history(session, actor, code, sync_id=sync_id, page=page, per_page=per_page)
+
+
+@dataclass
+class CarrierPage:
+    """One carrier: its health, its sync history, what it delivered by kind, and a page of its
+    allocations whose provisioning retries ran out."""
+
+    carrier: Carrier
+    health: CarrierHealth
+    history: SyncHistory
     delivered: list[Delivered]
     failures: list[ProvisioningFailure]
     failures_total: int
@@ -141,24 +179,10 @@ def carrier_page(session: Session, actor: Account, code: str, *, sync_id: int | 
                  page: int = 1, per_page: int = 20, failures_page: int = 1) -> CarrierPage:
     """Staff: one carrier's page. Raises NotFound for an unknown carrier or a sync not its own."""
     require_role(actor, Role.staff, Role.admin)
-    syncs = sync.list_syncs(session, actor, code)  # NotFound for an unknown code
-    carrier = session.scalar(sa.select(Carrier).where(Carrier.code == code))
+    history = sync_history(session, actor, code, sync_id=sync_id, page=page, per_page=per_page)
     [health] = carrier_health(session, code=code, include_inactive=True)
-    shown = list(session.scalars(syncs.limit(per_page).offset((page - 1) * per_page)))
-    total = session.scalar(sa.select(sa.func.count(CarrierSync.id)).where(CarrierSync.carrier_id == carrier.id))
-    if sync_id is not None:
-        chosen = sync.get_sync(session, actor, code, sync_id)
-    elif page == 1:
-        chosen = shown[0] if shown else None
-    else:
-        chosen = session.get(CarrierSync, health.sync_id) if health.sync_id else None
-    quarantined, conflicts = [], []
-    if chosen is not None:
-        quarantined = list(session.scalars(sync.list_quarantined(session, actor, code, chosen.id).limit(DETAILS)))
-        conflicts = list(session.scalars(sync.list_conflicts(session, actor, code, chosen.id).limit(DETAILS)))
-    failures, failures_total = _failures(session, carrier.id, failures_page, per_page)
-    return CarrierPage(carrier, health, shown, total, chosen, quarantined, conflicts, _delivered(session, carrier.id),
-                       failures, failures_total)
+    failures, failures_total = _failures(session, history.carrier.id, failures_page, per_page)
+    return CarrierPage(history.carrier, health, history, _delivered(session, history.carrier.id), failures, failures_total)
 
 
 # Quantity and unit price are stored as integers of 10^-3 and 10^-4: their product, summed as an

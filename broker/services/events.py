@@ -1,4 +1,13 @@
-"""The event feed of startups and carriers, and its signed webhook deliveries."""
+"""The event feed of startups and carriers, and its signed webhook deliveries.
+
+A company's webhook, as its people manage it in the console (/settings/webhook), is the
+subscription of the company's own account: the one made when the company registered
+(`accounts.register_startup` / `register_carrier`), which its API client signs in as with the
+company's token and calls PUT /api/v1/me/webhook with. Each person of the company acts through
+an account of their own (broker/models/people.py); those are people, not the company, so the
+console never reads or writes a subscription of theirs. The company's account is the oldest of
+its accounts that no person holds. Only its legal representative and administrators change it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -17,8 +27,10 @@ from sqlalchemy.orm import Session
 from broker import netguard
 from broker.clock import SHANGHAI
 from broker.db import transaction
-from broker.errors import InvalidInput
+from broker.errors import Forbidden, InvalidInput, NotFound
 from broker.models import Account, Allocation, Role
+from broker.models.audit import set_actor
+from broker.models.people import Person, Side
 from broker.models.workflow import DeliveryStatus, Event, WebhookDelivery, WebhookSubscription
 
 MAX_DELIVERY_ATTEMPTS = 8
@@ -105,11 +117,19 @@ def subscribe(session: Session, actor: Account, url: str, guard: netguard.Destin
 
     The URL must pass `guard` now, and passes it again before every delivery.
     """
+    return _subscribe(session, actor, url, guard)
+
+
+def _new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(24)
+
+
+def _subscribe(session: Session, actor: Account, url: str, guard: netguard.DestinationGuard) -> tuple[WebhookSubscription, str]:
     try:
         guard.check(url)
     except netguard.RefusedDestination as refused:
         raise InvalidInput(f"The webhook URL is refused: {refused.reason}", {"url": [refused.reason]}) from None
-    secret = "whsec_" + secrets.token_urlsafe(24)
+    secret = _new_secret()
     subscription = _subscription_of(session, actor)
     if subscription is None:
         try:
@@ -129,6 +149,107 @@ def _subscription_of(session: Session, actor: Account) -> WebhookSubscription | 
         sa.select(WebhookSubscription).where(WebhookSubscription.account_id == actor.id)
         .with_for_update().execution_options(populate_existing=True)
     )
+
+
+# --- the company's webhook in the console ----------------------------------------------------
+
+DELIVERIES_PER_PAGE = 50
+NOT_A_MANAGER = "Only the company's legal representative or an administrator changes its webhook."
+NO_WEBHOOK = "The company has no webhook."
+
+
+def company_account(session: Session, person: Person) -> Account:
+    """The account whose events are the company's: the oldest of its accounts no person holds."""
+    if person.side not in (Side.startup, Side.carrier):
+        raise Forbidden("A webhook belongs to a startup or a carrier.")
+    column = Account.startup_id if person.side is Side.startup else Account.carrier_id
+    account = session.scalar(
+        sa.select(Account)
+        .where(Account.role == person.role, column == person.company_id,
+               ~sa.exists().where(Person.account_id == Account.id))
+        .order_by(Account.id).limit(1)
+    )
+    if account is None:
+        raise NotFound("The company has no account of its own.")
+    return account
+
+
+@dataclass(frozen=True)
+class DeliveryLine:
+    delivery: WebhookDelivery
+    event_type: str
+    event_at: dt.datetime
+
+
+@dataclass
+class CompanyWebhook:
+    """The company's subscription (None: none), a page of its deliveries, newest first, and whether
+    the person looking may change it."""
+
+    subscription: WebhookSubscription | None
+    deliveries: list[DeliveryLine]
+    deliveries_total: int
+    may_change: bool
+
+
+def company_webhook(session: Session, person: Person, page: int = 1, per_page: int = DELIVERIES_PER_PAGE) -> CompanyWebhook:
+    """Any of the company's people: its webhook and its recent deliveries (never the secret)."""
+    account = company_account(session, person)
+    subscription = session.scalar(sa.select(WebhookSubscription).where(WebhookSubscription.account_id == account.id))
+    lines: list[DeliveryLine] = []
+    total = 0
+    if subscription is not None:
+        rows = session.execute(
+            sa.select(WebhookDelivery, Event.type, Event.created_at).join(Event, Event.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.subscription_id == subscription.id)
+            .order_by(WebhookDelivery.id.desc()).limit(per_page).offset((page - 1) * per_page)
+        ).all()
+        lines = [DeliveryLine(*row) for row in rows]
+        total = session.scalar(sa.select(sa.func.count(WebhookDelivery.id))
+                               .where(WebhookDelivery.subscription_id == subscription.id)) or 0
+    return CompanyWebhook(subscription, lines, total, person.is_company_manager())
+
+
+def _managed_account(session: Session, person: Person) -> Account:
+    account = company_account(session, person)
+    if not person.is_company_manager():
+        raise Forbidden(NOT_A_MANAGER)
+    set_actor(session, person.account_id)  # the audit log names the person, not the company's account
+    return account
+
+
+@transaction
+def set_company_webhook(
+    session: Session, person: Person, url: str, guard: netguard.DestinationGuard
+) -> tuple[WebhookSubscription, str]:
+    """Set the company's webhook URL (checked by `guard`, as the API's); a new signing secret, shown once."""
+    account = _managed_account(session, person)
+    url = url.strip()
+    if not url or len(url) > 500:
+        raise InvalidInput("A webhook URL is 1 to 500 characters.", {"url": ["Must be 1 to 500 characters."]})
+    return _subscribe(session, account, url, guard)
+
+
+@transaction
+def rotate_company_webhook_secret(session: Session, person: Person) -> tuple[WebhookSubscription, str]:
+    """A new signing secret for the company's webhook, shown once; every delivery from now on,
+    those already queued too, is signed with it."""
+    subscription = _subscription_of(session, _managed_account(session, person))
+    if subscription is None:
+        raise NotFound(NO_WEBHOOK)
+    subscription.secret = _new_secret()
+    return subscription, subscription.secret
+
+
+@transaction
+def remove_company_webhook(session: Session, person: Person) -> None:
+    """Stop POSTing the company's events: the subscription goes, and its deliveries with it (a
+    delivery belongs to its subscription); the event feed keeps every event."""
+    subscription = _subscription_of(session, _managed_account(session, person))
+    if subscription is None:
+        raise NotFound(NO_WEBHOOK)
+    session.execute(sa.delete(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription.id))
+    session.delete(subscription)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -171,6 +292,9 @@ def deliver_due(
         else:
             error = _post(http, destination, secret, body, now, timeout)
         delivery = session.get(WebhookDelivery, delivery_id)
+        if delivery is None:  # its subscription was removed while the receiver was being called
+            session.commit()
+            continue
         delivery.attempts += 1
         if error is None:
             delivery.delivered(now)

@@ -352,8 +352,8 @@ def list_quarantined(session: Session, actor: Account, carrier_code: str, sync_i
 
 
 def list_conflicts(session: Session, actor: Account, carrier_code: str, sync_id: int) -> sa.Select:
-    """Capacity a sync could not take back because it is promised: staff only."""
-    require_role(actor, *STAFF_ROLES)
+    """Capacity a sync could not take back because it is promised: staff, and the carrier itself
+    (what it asked for and what was kept of its own offers)."""
     sync = get_sync(session, actor, carrier_code, sync_id)
     return sa.select(SyncConflict).where(SyncConflict.sync_id == sync.id).order_by(SyncConflict.id)
 

@@ -16,6 +16,7 @@ from broker.web import (
     auth, carrier_allocations, carrier_catalogue, errors, formatting, guards, home, i18n, portal_appeals, portal_requests,
     public, reports, session, staff_appeals,
     staff_carriers, staff_dashboard, staff_people, staff_programs, staff_review, staff_settlement, staff_startups,
+    carrier_syncs, webhook_settings,
 )
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
@@ -66,6 +67,8 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(portal_requests.bp)  # the startup portal: its requests and allocations
     app.register_blueprint(carrier_catalogue.bp)  # the carrier page: its offers, withdraw, catalog upload
     app.register_blueprint(carrier_allocations.bp)  # the carrier page: allocations on its offers, CSV export
+    app.register_blueprint(carrier_syncs.bp)  # the carrier page: its own syncs, quarantined records and conflicts
+    app.register_blueprint(webhook_settings.bp)  # both company sides: the company's webhook, its secret, deliveries
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 

@@ -83,7 +83,8 @@ def quantity(value: Decimal) -> str:
     return f"{exact.quantize(Decimal(1)) if exact.as_tuple().exponent > 0 else exact:,}"
 
 
-def _words() -> dict[str, Any]:
+def words() -> dict[str, Any]:
+    """The names a carrier page's templates use (this screen's and the carrier page's syncs)."""
     def named(table: dict[str, str]):
         return lambda code: gettext(table[code]) if code in table else code
 
@@ -92,9 +93,17 @@ def _words() -> dict[str, Any]:
             "unit": lambda kind: KINDS[kind].unit if kind in KINDS else ""}
 
 
-def _page_number(name: str) -> int:
+def page_number(name: str) -> int:
     value = request.args.get(name, "")
     return int(value) if value.isdigit() and 0 < int(value) < 100_000 else 1
+
+
+def sync_asked() -> int | None:
+    """The sync a carrier's page asks to see (`?sync=`); NotFound when that is not a sync id."""
+    value = request.args.get("sync", "")
+    if value and not (value.isdigit() and 0 < int(value) < 2**63):
+        raise NotFound("No such sync.")
+    return int(value) if value else None
 
 
 @bp.route("/staff/carriers", methods=["GET"], endpoint="carriers")
@@ -102,26 +111,23 @@ def _page_number(name: str) -> int:
 def carrier_list() -> str:
     """Every carrier: sync health, live offers and capacity by kind, failed provisioning."""
     lines = carriers.carriers_overview(get_session(), current_person().account)
-    return render_template("staff/carriers.html", lines=lines, **_words())
+    return render_template("staff/carriers.html", lines=lines, **words())
 
 
 def _carrier_page(code: str, *, errors: dict[int, str] | None = None, typed: dict[int, str] | None = None,
                   status: int = 200) -> tuple[str, int]:
-    sync_arg = request.args.get("sync", "")
-    if sync_arg and not (sync_arg.isdigit() and 0 < int(sync_arg) < 2**63):
-        return _missing()
     try:
         found = carriers.carrier_page(get_session(), current_person().account, code,
-                                      sync_id=int(sync_arg) if sync_arg else None, page=_page_number("page"),
-                                      per_page=PER_PAGE, failures_page=_page_number("failures_page"))
+                                      sync_id=sync_asked(), page=page_number("page"),
+                                      per_page=PER_PAGE, failures_page=page_number("failures_page"))
     except NotFound:
         return _missing()
     query = {k: v for k, v in request.args.items() if v}
     return render_template(
-        "staff/carrier.html", found=found, page=_page_number("page"), failures_page=_page_number("failures_page"),
-        pages=max(1, -(-found.syncs_total // PER_PAGE)), failure_pages=max(1, -(-found.failures_total // PER_PAGE)),
+        "staff/carrier.html", found=found, page=page_number("page"), failures_page=page_number("failures_page"),
+        pages=max(1, -(-found.history.syncs_total // PER_PAGE)), failure_pages=max(1, -(-found.failures_total // PER_PAGE)),
         query=query, errors=errors or {}, typed=typed or {}, notice=session.pop(NOTICE, None),
-        details=carriers.DETAILS, **_words(),
+        details=carriers.DETAILS, **words(),
     ), status
 
 
