@@ -35,14 +35,21 @@ class ProgramBalance:
     """One program as the company sees it: its share of the ledger, and its cap left this year."""
 
     program: SubsidyProgram
-    committed: Decimal
-    redeemed: Decimal
+    balance: ledger.Balance  # the company's share of the program's rows
     cap_left: Decimal  # the program's per-startup cap this fiscal year, less what the company's awards hold
+
+    @property
+    def committed(self) -> Decimal:
+        return self.balance.committed
+
+    @property
+    def redeemed(self) -> Decimal:
+        return self.balance.redeemed
 
     @property
     def remaining(self) -> Decimal:
         """Committed, not yet redeemed by usage."""
-        return self.committed - self.redeemed
+        return self.balance.outstanding
 
     @property
     def low(self) -> bool:
@@ -103,7 +110,7 @@ def my_subsidies(session: Session, actor: Account, page: int, now: dt.datetime) 
     for program in programs:
         balance = balances.get(program.id, ledger.Balance(program_id=program.id))
         held = used.get((program.id, actor.startup_id), subsidies.Used()).committed
-        rows.append(ProgramBalance(program, balance.committed, balance.redeemed, max(program.cap_per_startup - held, Decimal(0))))
+        rows.append(ProgramBalance(program, balance, max(program.cap_per_startup - held, Decimal(0))))
 
     mine = Award.startup_id == actor.startup_id
     total = session.scalar(sa.select(sa.func.count(Award.id)).where(mine)) or 0

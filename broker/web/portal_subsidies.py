@@ -24,6 +24,7 @@ from broker.models.ledger import EvidenceType
 from broker.services import evidence, portal_subsidies
 from broker.web.auth import current_person
 from broker.web.guards import N_, company_only
+from broker.web.portal_requests import page_number
 from broker.web.reports import KIND_NAMES
 from broker.web.staff_programs import EVIDENCE_NAMES
 from broker.web.staff_startups import ALLOCATION_STATUS_NAMES
@@ -53,17 +54,12 @@ def _room_for_an_evidence_file() -> None:
         request.max_content_length = _max_bytes() + MULTIPART_ROOM
 
 
-def _page_number() -> int:
-    raw = request.args.get("page", "")
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 100000 else 1
-
-
 def _words(table: dict) -> Any:
     return lambda code: gettext(table[code]) if code in table else code
 
 
 def _page(*, error: str | None = None, failed: tuple[int, str] | None = None, status: int = 200) -> tuple[str, int]:
-    found = portal_subsidies.my_subsidies(get_session(), current_person().account, _page_number(), now())
+    found = portal_subsidies.my_subsidies(get_session(), current_person().account, page_number(), now())
     done = gettext("材料已上传，等待区科委审核。") if request.args.get("done") == "uploaded" else None
     return render_template(
         "portal/subsidies.html", found=found, error=error, failed=failed, done=done,
