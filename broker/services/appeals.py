@@ -37,6 +37,7 @@ MAX_MESSAGE = 4000  # characters, as the API's schemas allow
 def file_appeal(session: Session, actor: Account, allocation_id: int, message: str, now: dt.datetime) -> Appeal:
     """The startup appeals a rejected or lapsed allocation of its own; its message opens the thread."""
     require_role(actor, Role.startup)
+    message = _body(message)
     allocation = get_allocation(session, actor, allocation_id)
     if allocation.status not in APPEALABLE:
         raise Conflict(f"Only a rejected or lapsed allocation can be appealed; this one is {allocation.status.value}.")
@@ -322,3 +323,44 @@ def appeal_thread(session: Session, actor: Account, appeal_id: int, now: dt.date
     )) if staff else []
     overdue = appeal.status is AppealStatus.open and appeal.waiting_since < overdue_before(now, working_days)
     return Thread(appeal, startup, allocation, kind, messages, assignee, overdue, assignable)
+
+
+@dataclass(frozen=True)
+class CompanyAppealRow:
+    id: int
+    status: AppealStatus
+    allocation_id: int
+    kind: str
+    last_message: str
+    waiting_since: dt.datetime
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class CompanyAppeals:
+    rows: list[CompanyAppealRow]
+    total: int
+    page: int
+    pages: int
+
+
+def company_appeals(session: Session, actor: Account, page: int) -> CompanyAppeals:
+    """A startup's own appeals, newest first, 50 a page, each with its allocation's kind and its
+    last message (in a fixed number of queries, however many rows)."""
+    require_role(actor, Role.startup)
+    mine = Appeal.startup_id == actor.startup_id
+    total = session.scalar(sa.select(sa.func.count(Appeal.id)).where(mine)) or 0
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    last = (sa.select(AppealMessage.appeal_id, sa.func.max(AppealMessage.id).label("message_id"))
+            .group_by(AppealMessage.appeal_id).subquery())
+    query = (
+        sa.select(Appeal.id, Appeal.status, Appeal.allocation_id, Offer.kind,
+                  sa.func.coalesce(AppealMessage.body, Appeal.message), Appeal.waiting_since, Appeal.created_at)
+        .join(Allocation, Allocation.id == Appeal.allocation_id)
+        .join(Offer, Offer.id == Allocation.offer_id)
+        .outerjoin(last, last.c.appeal_id == Appeal.id)
+        .outerjoin(AppealMessage, AppealMessage.id == last.c.message_id)
+        .where(mine).order_by(Appeal.id.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    )
+    return CompanyAppeals([CompanyAppealRow(*row) for row in session.execute(query)], total, page, pages)

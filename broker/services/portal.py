@@ -14,11 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from broker.errors import NotFound
-from broker.models import Account, Appeal, Event, Role
+from broker.models import Account, Appeal, AppealStatus, Event, Role
 from broker.models.enums import AllocationStatus, CycleStatus, RequestStatus
 from broker.models.ledger import Award
 from broker.models.market import WITHDRAWABLE_REQUEST_STATUSES, Allocation, MatchingCycle, Offer, ResourceRequest
 from broker.services.accounts import require_role
+from broker.services.appeals import APPEALABLE
 
 PAGE_SIZE = 50
 
@@ -73,6 +74,12 @@ class AllocationRow:
     @property
     def net(self) -> Decimal:
         return self.gross - self.subsidy
+
+    @property
+    def appealable(self) -> bool:
+        """Rejected or lapsed, with no appeal on it still waiting for the district (file_appeal's rule)."""
+        return (self.allocation.status in APPEALABLE
+                and not any(appeal.status is AppealStatus.open for appeal in self.appeals))
 
 
 def _row(allocation: Allocation, subsidy: Decimal) -> AllocationRow:

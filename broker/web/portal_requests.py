@@ -74,7 +74,7 @@ def _names() -> dict[str, Any]:
     }
 
 
-def _page_number() -> int:
+def page_number() -> int:
     raw = request.args.get("page", "")
     return int(raw) if raw.isdigit() and 0 < int(raw) < 100000 else 1
 
@@ -85,7 +85,7 @@ def requests() -> tuple[str, int]:
     """The company's requests, newest first, 50 a page, filtered by status."""
     raw = request.args.get("status", "")
     status = RequestStatus(raw) if raw in RequestStatus.__members__ else None
-    found = portal.my_requests(get_session(), current_person().account, status, _page_number())
+    found = portal.my_requests(get_session(), current_person().account, status, page_number())
     return render_template("portal/requests.html", found=found, status=status,
                            statuses=list(RequestStatus), **_names()), 200
 
@@ -125,7 +125,7 @@ def withdraw(request_id: int) -> Any:
 @company_only
 def allocations() -> tuple[str, int]:
     """The company's allocations, newest first, 50 a page, with gross, subsidy and net."""
-    found = portal.my_allocations(get_session(), current_person().account, _page_number())
+    found = portal.my_allocations(get_session(), current_person().account, page_number())
     return render_template("portal/allocations.html", found=found, **_names()), 200
 
 
@@ -133,8 +133,13 @@ def allocations() -> tuple[str, int]:
 @company_only
 def allocation(allocation_id: int) -> tuple[str, int]:
     """One allocation: carrier, resource, window, carrier reference, gross, subsidy, net, its appeals."""
+    return allocation_page(allocation_id)
+
+
+def allocation_page(allocation_id: int, *, error: str | None = None, typed: str = "", status: int = 200) -> tuple[str, int]:
+    """The allocation's page, with the appeal form's refusal and what was typed when filing failed."""
     try:
         row = portal.my_allocation(get_session(), current_person().account, allocation_id)
     except NotFound:
         abort(404)
-    return render_template("portal/allocation.html", row=row, **_names()), 200
+    return render_template("portal/allocation.html", row=row, error=error, typed=typed, **_names()), status
