@@ -396,6 +396,7 @@ def register_startup(
         check_password(password)
     try:
         startup = accounts.add_startup(session, registration, district_contact)
+        startup.created_at = now
         session.flush()
         person = _new_person(
             session, email=email, name=name, password_hash=None if password is None else hash_password(password),

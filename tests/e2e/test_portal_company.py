@@ -88,6 +88,7 @@ def test_a_founder_registers_and_lands_signed_in_on_the_company_page_while_it_wa
     assert (person.side, person.company_role, person.account.startup_id, person.account.role) == (
         Side.startup, CompanyRole.legal_representative, startup.id, Role.startup)
     assert person.password_hash and person.oidc_linked_at is None and person.last_sign_in_at == MONDAY_0900
+    assert startup.created_at == MONDAY_0900
     attempt = session.scalar(sa.select(SignInAttempt).where(SignInAttempt.person_id == person.id))
     assert (attempt.outcome.value, attempt.source) == ("success", "register")
 
