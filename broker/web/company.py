@@ -118,14 +118,13 @@ def invite() -> Any:
     form["scopes"] = request.form.getlist("scopes")
     agent = form["company_role"] == CompanyRole.agent.value
     expires_at = _agent_until(form["agent_until"]) if agent else None
+    company_role = form["company_role"] if form["company_role"] in {role.value for role in CompanyRole} else None
     try:
         people.invite(get_session(), current_person(), form["email"], now(), request.host_url,
-                      name=form["name"] or None, company_role=form["company_role"] or None,
+                      name=form["name"] or None, company_role=company_role,
                       scopes=form["scopes"] if agent else None, agent_expires_at=expires_at)
     except (Forbidden, NotFound) as refused:
         abort(refused.status_code)
-    except ValueError:  # a company role that is not one
-        return _page(errors={"company_role": _("请选择管理员或经办人。")}, form=form, status=422)
     except DomainError as refused:
         return _page(errors=_invite_messages(refused), form=form, status=422)
     return redirect(url_for("company.company", done="invited"), code=303)

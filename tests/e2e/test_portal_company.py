@@ -98,6 +98,10 @@ def test_a_founder_registers_and_lands_signed_in_on_the_company_page_while_it_wa
     assert "核验通过后才能提交资源申请" in page and UNREGISTERED in page
     assert re.search(r'<tr id="person-\d+">\s*<th scope="row">陈晨 <span class="muted">（本人）', page)
     assert "法定代表人" in page and 'href="/me"' in page and 'id="invite-heading"' in page
+    english = client.application.test_client()
+    english.post("/language", data={"language": "en", "next": "/register", "csrf_token": token_of(english, "/register")})
+    page = english.get("/register").get_data(as_text=True)
+    assert "<h1>Register a company</h1>" in page and "Unified social credit code (18 characters)" in page
     # The founder signs in with the password chosen, another day.
     other = client.application.test_client()
     assert sign_in(other, "chen.chen@yunfan.example.cn", PASSWORD).headers["Location"] == "/portal/requests"
@@ -183,6 +187,15 @@ def test_the_unified_login_of_an_unregistered_company_registers_it_with_what_it_
     assert again.status_code == 303 and again.headers["Location"] == "/portal/requests"
 
 
+def test_what_the_unified_login_vouched_for_lasts_half_an_hour(client, session, clock, idp_url):
+    assert unified_login(client, idp_url, "liu").headers["Location"] == "/register"
+    clock.advance(dt.timedelta(minutes=31))
+    page = client.get("/register").get_data(as_text=True)
+    assert "readonly" not in page and 'name="password"' in page and UNREGISTERED not in page
+    answer = register(client, password="")  # now it is an ordinary registration, which needs a password
+    assert answer.status_code == 422 and 'id="password-error"' in answer.get_data(as_text=True)
+
+
 def test_an_agent_of_an_unregistered_company_is_told_to_have_it_registered_not_sent_to_register(
         client, session, clock, idp_url):
     back = unified_login(client, idp_url, "agent")
@@ -237,6 +250,7 @@ def test_a_manager_invites_an_administrator_and_an_agent_through_the_outbox(clie
         ({"email": "wu@company", "company_role": "administrator"}, "email", "请填写有效的邮箱"),
         ({"email": "lead@company.example.cn", "company_role": "administrator"}, "email", "已属于平台上的一位人员"),
         ({"email": "wu@company.example.cn", "company_role": "legal_representative"}, "company_role", "请选择管理员或经办人"),
+        ({"email": "wu@company.example.cn", "company_role": "owner"}, "company_role", "请选择管理员或经办人"),
     ):
         refused = client.post("/company/invitations", data={**data, "csrf_token": token_of(client, "/company")})
         assert refused.status_code == 422, (data, refused.status_code)
