@@ -115,6 +115,7 @@ class OidcClaims:
     uscc: str | None
     company_role: str | None
     district_role: str | None
+    company_name: str | None = None  # the company's registered name, when the provider says it
 
     @property
     def is_district(self) -> bool:
@@ -151,6 +152,7 @@ def claims_from_id_token(payload: Mapping[str, Any]) -> OidcClaims:
     return OidcClaims(
         issuer=str(payload.get("iss") or ""), subject=subject, name=name or subject, email=text("email"),
         uscc=uscc, company_role=company_role, district_role=district_role,
+        company_name=text("company_name") if uscc else None,
     )
 
 

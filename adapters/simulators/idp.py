@@ -6,9 +6,10 @@ app is built (published at /jwks), discovery at /.well-known/openid-configuratio
 picks a user on the login page; there is no password, and the page says so.
 
 Each user carries the claims the broker signs people in by: `uscc` (the company's unified social
-credit code) with `company_role` (legal_representative, administrator, agent), or `district_role`
-(staff, admin) for a person of the district. Users and clients come from JSON files or the
-built-in demo ones. Everything lives in memory: a restart forgets issued codes and makes a new key.
+credit code; `company_name` its registered name, optional) with `company_role` (legal_representative,
+administrator, agent), or `district_role` (staff, admin) for a person of the district. Users and
+clients come from JSON files or the built-in demo ones. Everything lives in memory: a restart
+forgets issued codes and makes a new key.
 
 It lives beside the carrier simulators because it is one: a stand-in for an outside party, run
 as its own process, never imported by the broker.
@@ -51,7 +52,7 @@ DEMO_USERS: tuple[dict[str, Any], ...] = (
     {"sub": "demo-agent", "name": "张伟", "email": "zhang.wei@example.com",
      "uscc": "913101053AGYGLUY3E", "company_role": "agent"},
     {"sub": "demo-unregistered", "name": "刘洋", "email": "liu.yang@example.com",
-     "uscc": "91310105MA1FL00017", "company_role": "legal_representative"},
+     "uscc": "91310105MA1FL00017", "company_role": "legal_representative", "company_name": "上海硅巷未来科技有限公司"},
     {"sub": "demo-staff", "name": "陈静", "email": "chen.jing@changning.example.gov.cn",
      "district_role": "staff"},
 )
@@ -73,10 +74,12 @@ class IdpUser:
     uscc: str | None = None
     company_role: str | None = None
     district_role: str | None = None
+    company_name: str | None = None  # the company's registered name (with uscc)
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> IdpUser:
-        user = cls(**{key: data.get(key) for key in ("sub", "name", "email", "uscc", "company_role", "district_role")})
+        user = cls(**{key: data.get(key) for key in ("sub", "name", "email", "uscc", "company_role", "district_role",
+                                                          "company_name")})
         if not user.sub or not user.name:
             raise ValueError(f"an IdP user needs sub and name: {data!r}")
         if user.company_role is not None and (user.company_role not in COMPANY_ROLES or not user.uscc):
@@ -279,7 +282,7 @@ def create_app(
             scopes_supported=["openid", "profile", "email"],
             token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
             code_challenge_methods_supported=["S256"],
-            claims_supported=["sub", "name", "email", "uscc", "company_role", "district_role", "nonce"],
+            claims_supported=["sub", "name", "email", "uscc", "company_role", "district_role", "company_name", "nonce"],
         )
 
     @app.get("/jwks")

@@ -103,8 +103,19 @@ def register_carrier(
 def register_startup(
     session: Session, data: dict[str, Any], district_contact: str = DEFAULT_DISTRICT_CONTACT
 ) -> tuple[Startup, ApiToken, str]:
-    """A startup signing itself up: pending until staff verify it. A code is free again once the
-    registration holding it is rejected or removed (the database's partial unique index says so too)."""
+    """A startup signing itself up through the API: pending until staff verify it, with an account
+    and its first token (the console's registration makes a person instead: `people.register_startup`)."""
+    startup = add_startup(session, data, district_contact)
+    account = Account(role=Role.startup, name=data["name"], startup=startup)
+    session.add(account)
+    token, secret = _issue(session, account)
+    return startup, token, secret
+
+
+def add_startup(session: Session, data: dict[str, Any], district_contact: str = DEFAULT_DISTRICT_CONTACT) -> Startup:
+    """A new startup registration (pending) inside the caller's transaction, from data the
+    registration schema loaded. A code is free again once the registration holding it is rejected
+    or removed (the database's partial unique index says so too)."""
     # The early, friendly answer; two registrations racing past it meet the partial unique index,
     # which the API answers with the same 409 (broker.uniques).
     holder = sa.select(Startup.id).where(
@@ -113,10 +124,8 @@ def register_startup(
     if session.scalar(holder) is not None:
         raise duplicate("uq_startups_uscc_holder", district_contact=district_contact)
     startup = Startup(**data)
-    account = Account(role=Role.startup, name=data["name"], startup=startup)
-    session.add_all([startup, account])
-    token, secret = _issue(session, account)
-    return startup, token, secret
+    session.add(startup)
+    return startup
 
 
 def get_startup(session: Session, actor: Account, startup_id: int) -> Startup:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
 from broker import outbox
@@ -41,7 +42,8 @@ from broker.models.people import (
 )
 from broker.services import accounts
 from broker.services.passwords import check_password, hash_password, needs_rehash, spend_a_verification, verify_password
-from broker.uniques import duplicate
+from broker.uniques import conflict_for, duplicate
+from config import DEFAULT_DISTRICT_CONTACT
 
 LOCK_AFTER = 5  # failures in a row before a lockout
 FIRST_LOCKOUT = dt.timedelta(minutes=1)  # then doubling with each further failure
@@ -62,8 +64,10 @@ ONLY_ADMIN_INVITES_ADMIN = "Only an admin invites an admin, or withdraws an admi
 ONLY_ADMIN_DEACTIVATES_ADMIN = "Only an admin deactivates an admin."
 ALREADY_DEACTIVATED = "This person is already deactivated."
 INVITATION_GONE = "This invitation has already been accepted, withdrawn or has expired."
+LAST_COMPANY_ADMINISTRATOR = "This is the company's last administrator: invite another before deactivating them."
 NOT_YOURSELF = "You cannot deactivate yourself: another staff member or admin does."
 LAST_ADMIN = "This is the last active admin of the platform: invite another admin before deactivating them."
+NO_SUCH_COMPANY = "No company with this unified social credit code is registered on the broker."
 NOT_REGISTERED = "This identity is not registered on the platform: ask district staff or your administrator for an invitation."
 UNVERIFIED = "(no verified identity)"  # the email recorded for a unified-login answer that did not hold
 
@@ -259,7 +263,7 @@ def _company_by_uscc(session: Session, uscc: str) -> tuple[Side, int]:
     carrier_id = session.scalar(sa.select(Carrier.id).where(Carrier.uscc == code).order_by(Carrier.id))
     if carrier_id is not None:
         return Side.carrier, carrier_id
-    raise NotFound("No company with this unified social credit code is registered on the broker.")
+    raise NotFound(NO_SUCH_COMPANY)
 
 
 def get_active_person(session: Session, person_id: int, now: dt.datetime) -> Person | None:
@@ -371,6 +375,45 @@ def create_company_person(session: Session, side: Side, company_id: int, email: 
 
 
 @transaction
+def register_startup(
+    session: Session, registration: dict[str, Any], *, email: str, name: str, password: str | None, now: dt.datetime,
+    district_contact: str = DEFAULT_DISTRICT_CONTACT, source: str = "register",
+) -> Person:
+    """A company registers itself at the console: the startup (pending until staff verify it, as
+    `accounts.register_startup` makes it, from data the registration schema loaded) and the person
+    registering it as its legal representative, signed in, in one transaction.
+
+    `password` None: the identity provider vouched for the person (the unified login found no
+    company with their code), so they sign in there and are linked to it (`oidc_linked_at`);
+    else the password rules apply. A bad name, email or password, an email a person already has,
+    or a code another registration holds: InvalidInput or Conflict naming the field, nothing made.
+    """
+    name = name.strip()
+    if not name:
+        raise InvalidInput("A name is needed.", {"person_name": ["Must not be empty."]})
+    email = _checked_email(session, email)
+    if password is not None:
+        check_password(password)
+    try:
+        startup = accounts.add_startup(session, registration, district_contact)
+        startup.created_at = now
+        session.flush()
+        person = _new_person(
+            session, email=email, name=name, password_hash=None if password is None else hash_password(password),
+            side=Side.startup, startup_id=startup.id, company_role=CompanyRole.legal_representative,
+        )
+    except IntegrityError as error:  # a registration or a person made at the same time got there first
+        raise conflict_for(error, district_contact=district_contact) or error from error
+    set_actor(session, person.account_id)
+    if password is None:
+        person.audit_as("link_oidc")
+        person.oidc_linked_at = now
+        session.flush()
+    _succeed(session, person, email, source, now)
+    return person
+
+
+@transaction
 def create_district_person(session: Session, email: str, name: str, role: Role, password: str) -> Person:
     """A staff or admin person with a password, made at the server (the demo's staff person)."""
     if role not in DISTRICT_ROLES:
@@ -458,6 +501,49 @@ def _pending_district_invitations(session: Session, now: dt.datetime, limit: int
         .order_by(Invitation.expires_at, Invitation.id).limit(limit)
     )
     return [PendingInvitation(invitation, inviter) for invitation, inviter in rows]
+
+
+@dataclass(frozen=True)
+class CompanyPeople:
+    """A company's page for one of its people: its record (a startup's or a carrier's), one page
+    of its people (active first, then in the order they joined) and how many in all, its pending
+    invitations, and whether `actor` manages its people (invites, withdraws, deactivates)."""
+
+    startup: Startup | None
+    carrier: Carrier | None
+    people: list[Person]
+    total: int
+    invitations: list[PendingInvitation]
+    manages: bool
+
+
+def company_people(session: Session, actor: Person, now: dt.datetime, *, offset: int = 0, limit: int = 50) -> CompanyPeople:
+    """Any active person of a company sees its record, its people and its pending invitations;
+    only its legal representative and administrators may change them (the changes check again).
+    Three queries whatever the company's size, besides the company's row."""
+    _require_active(actor)
+    if actor.side is Side.district or actor.company_id is None:
+        raise Forbidden("A company's page is for its own people.")
+    column = Account.startup_id if actor.side is Side.startup else Account.carrier_id
+    where = [Person.side == actor.side, column == actor.company_id]
+    total = session.scalar(sa.select(sa.func.count(Person.id)).join(Person.account).where(*where)) or 0
+    rows = session.scalars(
+        sa.select(Person).join(Person.account).options(contains_eager(Person.account)).where(*where)
+        .order_by(sa.case((Person.status == PersonStatus.active, 0), else_=1), Person.id)
+        .offset(offset).limit(limit)
+    )
+    invited_to = Invitation.startup_id if actor.side is Side.startup else Invitation.carrier_id
+    invitations = session.execute(
+        sa.select(Invitation, Account.name).outerjoin(Account, Invitation.invited_by_id == Account.id)
+        .where(Invitation.side == actor.side, invited_to == actor.company_id, Invitation.accepted_at.is_(None),
+               Invitation.expires_at > now)
+        .order_by(Invitation.expires_at, Invitation.id).limit(100)
+    )
+    startup = session.get(Startup, actor.company_id) if actor.side is Side.startup else None
+    carrier = session.get(Carrier, actor.company_id) if actor.side is Side.carrier else None
+    return CompanyPeople(startup, carrier, list(rows), total,
+                         [PendingInvitation(invitation, inviter) for invitation, inviter in invitations],
+                         actor.is_company_manager())
 
 
 def _require_district(actor: Person) -> None:
@@ -733,7 +819,7 @@ def deactivate_person(session: Session, actor: Person, person_id: int, now: dt.d
         assert person.company_id is not None
         _lock_company(session, person.side, person.company_id)
         if _count_active(session, person.side, person.company_id, CompanyRole.administrator) <= 1:
-            raise Conflict("This is the company's last administrator: invite another before deactivating them.")
+            raise Conflict(LAST_COMPANY_ADMINISTRATOR)
     person.deactivate(now)
     for token in session.scalars(
         sa.select(ApiToken).where(ApiToken.account_id == person.account_id, ApiToken.revoked_at.is_(None))

@@ -13,8 +13,8 @@ from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 
 from broker.web import (
-    auth, carrier_allocations, carrier_catalogue, errors, formatting, guards, home, i18n, portal_appeals, portal_requests,
-    portal_subsidies, public, reports, session, staff_appeals,
+    auth, carrier_allocations, carrier_catalogue, company, errors, formatting, guards, home, i18n, portal_appeals,
+    portal_requests, portal_subsidies, public, registration, reports, session, staff_appeals,
     staff_carriers, staff_dashboard, staff_people, staff_programs, staff_review, staff_settlement, staff_startups,
     carrier_syncs, webhook_settings,
 )
@@ -52,6 +52,8 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(home.bp)
     app.register_blueprint(public.bp)  # the public notice page (公示), no sign-in
     app.register_blueprint(auth.bp)  # signing in and out, invitations, passwords, one's own tokens
+    app.register_blueprint(registration.bp)  # a company registers itself (注册企业, /register), no sign-in
+    app.register_blueprint(company.bp)  # both company sides: the company's record, its people and invitations
     app.register_blueprint(staff_dashboard.bp)  # the staff dashboard (工作台, /staff)
     app.register_blueprint(staff_review.bp)  # the review queue (审批队列) and its bulk decisions
     app.register_blueprint(reports.cycles_bp)  # staff: cycle reports in plain words

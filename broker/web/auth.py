@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 from broker import outbox
 from broker.clock import now
 from broker.db import get_session
-from broker.errors import DomainError, TooManyAttempts
+from broker.errors import DomainError, NotFound, TooManyAttempts
 from broker.models.people import Person, Side
 from broker.services import people
 from broker.services.passwords import PASSWORD_MESSAGES
@@ -33,6 +33,9 @@ bp = Blueprint("auth", __name__, template_folder="templates")
 
 OIDC_PENDING = "oidc_pending"
 OIDC_EXTENSION = "broker.oidc_client"
+# What the unified login vouched for when the person's company is not on the broker yet (the
+# registration page reads it): the company's code and name, the person's email and name, and when.
+VOUCHED_REGISTRATION = "vouched_registration"
 
 
 def _messages() -> dict[str, str]:
@@ -43,6 +46,7 @@ def _messages() -> dict[str, str]:
         people.AGENT_EXPIRED: _("您作为企业经办人的授权已过期，请联系本单位管理员续期。"),
         people.BAD_LINK: _("该链接无效：已使用、已过期或不存在。"),
         people.NOT_REGISTERED: _("该身份尚未在平台登记，请向区科委工作人员或本单位管理员申请邀请。"),
+        people.NO_SUCH_COMPANY: _("该统一社会信用代码的企业尚未在平台登记，请由企业的法定代表人先注册企业。"),
     }
 
 
@@ -173,6 +177,11 @@ def oidc_callback() -> Any:
         person = _person_for(claims)
         people.sign_in_verified(get_session(), person, now())  # records and audits its own refusals
     except DomainError as refused:  # SignInRefused is one: the provider's answer did not hold
+        if claims is not None and _may_register(claims, refused):
+            get_session().rollback()
+            session[VOUCHED_REGISTRATION] = {"uscc": claims.uscc, "company_name": claims.company_name or "",
+                                             "email": claims.email, "name": claims.name, "at": now().isoformat()}
+            return redirect(url_for("registration.register"), code=303)
         if person is None:  # refused before anyone was found: recorded and audited here
             get_session().rollback()
             people.record_refused_sign_in(get_session(), claims.email if claims else None, "oidc", now())
@@ -181,6 +190,13 @@ def oidc_callback() -> Any:
         return render_template("auth/sign_in.html", error=error, email="", oidc=True, next=target), 401
     console_session.start(person.id)
     return redirect(_local_path(target, _home_of(person)), code=303)
+
+
+def _may_register(claims: Any, refused: DomainError) -> bool:
+    """Whether the unified login vouched for the legal representative of a company no one on the
+    broker holds: they go on to register it (/register), its code and name filled from the claims."""
+    return (isinstance(refused, NotFound) and refused.message == people.NO_SUCH_COMPANY and not claims.is_district
+            and claims.company_role == "legal_representative" and bool(claims.email))
 
 
 def _person_for(claims: Any) -> Person:

@@ -71,7 +71,8 @@ EDIT_FIELDS = ("name", "sector", "founded_on", "headcount", "contact_name", "con
                "registered_in_district", "cycle_budget")
 
 
-def _field_messages() -> dict[str, str]:
+def field_messages() -> dict[str, str]:
+    """What is wrong with each field of a startup's record, in words (staff's edit form and the registration)."""
     return {
         "name": _("请填写企业名称（不超过 200 字）。"),
         "sector": _("请选择行业。"),
@@ -211,7 +212,7 @@ def _reason(form: str, startup_id: int) -> tuple[str | None, tuple[str, int] | N
     try:
         return StartupDecisionSchema().load({"reason": typed.strip()})["reason"], None
     except ValidationError:
-        return None, _page(startup_id, errors={f"{form}_reason": _field_messages()["reason"]},
+        return None, _page(startup_id, errors={f"{form}_reason": field_messages()["reason"]},
                            typed=None, open_form=form, status=422)
 
 
@@ -261,7 +262,7 @@ def edit(startup_id: int) -> Any:
     try:
         changes = StartupStaffEditSchema().load(_edit_data(request.form), partial=True)
     except ValidationError as refused:
-        words = _field_messages()
+        words = field_messages()
         errors = {name: words.get(name, _("这一项的值无效。")) for name in refused.normalized_messages()}
         return _page(startup_id, errors=errors, typed=typed, open_form="edit", status=422)
     try:

@@ -129,10 +129,15 @@ def test_a_forgotten_password_is_reset_through_the_emailed_link(app, client, ses
 
 @pytest.fixture
 def idp_url(app) -> Iterator[str]:
-    clients = [{"client_id": "broker-test", "client_secret": "s3cret-for-tests",
-                "redirect_uris": ["http://localhost/oidc/callback"]}]
     users = [{"sub": "shen", "name": "沈慧", "email": "shen.hui@changning.example.gov.cn", "district_role": "staff"},
              {"sub": "stranger", "name": "路人", "email": "lu.ren@example.cn", "district_role": "staff"}]
+    yield from serve_idp(app, users)
+
+
+def serve_idp(app, users: list[dict]) -> Iterator[str]:
+    """The local identity provider with `users`, on 127.0.0.1, as `app`'s unified login; its URL."""
+    clients = [{"client_id": "broker-test", "client_secret": "s3cret-for-tests",
+                "redirect_uris": ["http://localhost/oidc/callback"]}]
     server = make_server("127.0.0.1", 0, idp.create_app(users=users, clients=clients), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
