@@ -17,6 +17,7 @@ from broker.web import (
     public, reports, session, staff_appeals,
     staff_carriers, staff_dashboard, staff_people, staff_programs, staff_review, staff_settlement, staff_startups,
 )
+from broker.web import carrier_delivery  # noqa: I001 - one line per screen being built, to merge cleanly
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
 # health checks. Everything else is a console page.
@@ -66,6 +67,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(portal_requests.bp)  # the startup portal: its requests and allocations
     app.register_blueprint(carrier_catalogue.bp)  # the carrier page: its offers, withdraw, catalog upload
     app.register_blueprint(carrier_allocations.bp)  # the carrier page: allocations on its offers, CSV export
+    app.register_blueprint(carrier_delivery.bp)  # the carrier page: usage per allocation, settlement statements and claims
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 
