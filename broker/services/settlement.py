@@ -241,7 +241,7 @@ def approve_statement(session: Session, actor: Account, statement_id: int, data:
         line = payable[award.id]
         _still_payable(program, award, line)
         ledger.post(session, program, LedgerKind.write_off, line.payable, award=award, now=now, actor_id=actor.id,
-                    key=f"write_off:statement:{statement.id}:award:{award.id}", reference=reference,
+                    key=write_off_key(statement.id, award.id), reference=reference,
                     note=f"settlement {program.code} {statement.period}")
     return StatementView.of(statement)
 
@@ -320,21 +320,38 @@ def _payable_to(actor: Account, line: SettlementLine) -> bool:
     return True
 
 
-def _visible(session: Session, actor: Account) -> sa.Select:
-    query = sa.select(SettlementStatement).order_by(SettlementStatement.id)
+def lines_of(actor: Account) -> sa.ColumnElement[bool]:
+    """The lines the actor may see, as a condition: a startup or carrier those payable to it, staff all."""
     if actor.role is Role.startup:
-        return query.where(SettlementStatement.id.in_(sa.select(SettlementLine.statement_id).where(
-            SettlementLine.payee_kind == Claimant.startup, SettlementLine.payee_startup_id == actor.startup_id)))
+        return sa.and_(SettlementLine.payee_kind == Claimant.startup, SettlementLine.payee_startup_id == actor.startup_id)
     if actor.role is Role.carrier:
-        return query.where(SettlementStatement.id.in_(sa.select(SettlementLine.statement_id).where(
-            SettlementLine.payee_kind == Claimant.carrier, SettlementLine.payee_carrier_id == actor.carrier_id)))
+        return sa.and_(SettlementLine.payee_kind == Claimant.carrier, SettlementLine.payee_carrier_id == actor.carrier_id)
     accounts.require_role(actor, Role.staff, Role.admin)
+    return sa.true()
+
+
+def visible(actor: Account) -> sa.Select:
+    """Statements the actor may see, oldest first: staff all, a payee those with a line payable to it."""
+    query = sa.select(SettlementStatement).order_by(SettlementStatement.id)
+    if actor.role in (Role.startup, Role.carrier):
+        return query.where(SettlementStatement.id.in_(sa.select(SettlementLine.statement_id).where(lines_of(actor))))
+    lines_of(actor)  # staff and admins only
     return query
+
+
+def write_off_key(statement_id: Any, award_id: Any) -> Any:
+    """The idempotency key of the write-off row a statement's approval writes for one award; given
+    columns, the same key as an SQL expression (to find a line's row in the ledger)."""
+    if isinstance(statement_id, int):
+        return f"write_off:statement:{statement_id}:award:{award_id}"
+    text = sa.String()
+    return (sa.literal("write_off:statement:", text) + sa.cast(statement_id, text) + sa.literal(":award:", text)
+            + sa.cast(award_id, text))
 
 
 def list_statements(session: Session, actor: Account, filters: dict[str, Any]) -> list[StatementView]:
     """Statements the actor may see, oldest first, each with only the lines payable to it (staff: all)."""
-    query = _visible(session, actor)
+    query = visible(actor)
     if filters.get("program"):
         query = query.join(SubsidyProgram).where(SubsidyProgram.code == filters["program"])
     for name in ("period", "status"):
@@ -344,7 +361,7 @@ def list_statements(session: Session, actor: Account, filters: dict[str, Any]) -
 
 
 def get_statement(session: Session, actor: Account, statement_id: int) -> StatementView:
-    statement = session.scalar(_visible(session, actor).where(SettlementStatement.id == statement_id))
+    statement = session.scalar(visible(actor).where(SettlementStatement.id == statement_id))
     if statement is None:
         raise NotFound(f"No settlement statement {statement_id}.")
     return StatementView.of(statement, actor)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -18,6 +19,8 @@ from broker.errors import NotFound
 from broker.models import (
     Account,
     Claimant,
+    LedgerEntry,
+    LedgerKind,
     Notice,
     NoticeItem,
     NoticeStatus,
@@ -28,7 +31,9 @@ from broker.models import (
     SettlementStatement,
     SubsidyProgram,
 )
-from broker.services import accounts, notices, settlement
+from broker.services import notices, settlement
+
+ZERO = Decimal("0.00")
 
 
 @dataclass(frozen=True)
@@ -87,20 +92,49 @@ def notice_page(session: Session, actor: Account, notice_id: int, now: dt.dateti
 
 
 @dataclass(frozen=True)
+class Amounts:
+    """A statement's lines the reader may see, summed: claimed (redeemed by the period's end, not
+    written off before), approved (what its approval writes off) and paid (the write-off rows in the ledger)."""
+
+    claimed: Decimal = ZERO
+    approved: Decimal = ZERO
+    paid: Decimal = ZERO
+
+
+@dataclass(frozen=True)
 class StatementList:
     statements: list[SettlementStatement]
     total: int
     programs: list[SubsidyProgram]  # the build form's choices
+    amounts: dict[int, Amounts]  # statement id → its lines the reader may see, summed
+
+
+def _amounts(session: Session, actor: Account, statement_ids: list[int]) -> dict[int, Amounts]:
+    """Per statement, its lines the actor may see summed, and the write-off rows the ledger holds for them (one query)."""
+    if not statement_ids:
+        return {}
+    money = SettlementLine.payable.type
+    paid = sa.func.coalesce(sa.func.sum(LedgerEntry.amount), 0, type_=LedgerEntry.amount.type)
+    rows = session.execute(
+        sa.select(SettlementLine.statement_id, sa.func.sum(SettlementLine.outstanding, type_=money),
+                  sa.func.sum(SettlementLine.payable, type_=money), paid)
+        .outerjoin(LedgerEntry, sa.and_(
+            LedgerEntry.kind == LedgerKind.write_off,
+            LedgerEntry.idempotency_key == settlement.write_off_key(SettlementLine.statement_id, SettlementLine.award_id)))
+        .where(SettlementLine.statement_id.in_(statement_ids), settlement.lines_of(actor))
+        .group_by(SettlementLine.statement_id))
+    return {statement_id: Amounts(claimed, approved, paid) for statement_id, claimed, approved, paid in rows}
 
 
 def statement_list(session: Session, actor: Account, offset: int, limit: int) -> StatementList:
-    """Staff: a page of statements, newest first (their lines are not read here)."""
-    accounts.require_role(actor, Role.staff, Role.admin)
-    found = list(session.scalars(
-        sa.select(SettlementStatement).order_by(SettlementStatement.id.desc()).offset(offset).limit(limit)))
-    total = session.scalar(sa.select(sa.func.count(SettlementStatement.id))) or 0
-    programs = list(session.scalars(sa.select(SubsidyProgram).order_by(SubsidyProgram.code)))
-    return StatementList(found, total, programs)
+    """A page of the statements the actor may see (staff: all; a payee: those it has lines on), newest
+    first, with those lines summed (their lines are not read one by one here)."""
+    query = settlement.visible(actor).order_by(None).order_by(SettlementStatement.id.desc())
+    found = list(session.scalars(query.offset(offset).limit(limit)))
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery())) or 0
+    programs = (list(session.scalars(sa.select(SubsidyProgram).order_by(SubsidyProgram.code)))
+                if actor.role in (Role.staff, Role.admin) else [])
+    return StatementList(found, total, programs, _amounts(session, actor, [s.id for s in found]))
 
 
 @dataclass(frozen=True)
@@ -115,14 +149,15 @@ class StatementPage:
     payee_count: int
     documents: list[str]  # the program's funding documents
     names: dict[int, str]  # account id → name, for who built and approved it
+    amounts: Amounts  # the lines the reader may see, summed
 
     @property
     def program_code(self) -> str:
         return self.statement.program.code
 
 
-def _payee_totals(statement_id: int) -> sa.Select:
-    """Per payee of the statement: its lines summed, ordered as `StatementView.payees` orders them."""
+def _payee_totals(statement_id: int, actor: Account) -> sa.Select:
+    """Per payee of the statement the actor may see: its lines summed, ordered as `StatementView.payees` orders them."""
     money = SettlementLine.payable.type
     payee_id = sa.case((SettlementLine.payee_kind == Claimant.startup, SettlementLine.payee_startup_id),
                        else_=SettlementLine.payee_carrier_id)
@@ -131,23 +166,23 @@ def _payee_totals(statement_id: int) -> sa.Select:
                       *(sa.func.sum(column, type_=money).label(column.key) for column in (
                           SettlementLine.committed, SettlementLine.redeemed_in_period, SettlementLine.outstanding,
                           SettlementLine.payable)))
-            .where(SettlementLine.statement_id == statement_id)
+            .where(SettlementLine.statement_id == statement_id, settlement.lines_of(actor))
             .group_by(SettlementLine.payee_kind, payee_id)
             .order_by(SettlementLine.payee_kind, name, payee_id))
 
 
 def statement_page(session: Session, actor: Account, statement_id: int, line_offset: int, line_limit: int,
                    payee_offset: int, payee_limit: int) -> StatementPage:
-    """Staff: one statement, a page of its lines and a page of its totals per payee (counted in SQL)."""
-    accounts.require_role(actor, Role.staff, Role.admin)
-    statement = session.get(SettlementStatement, statement_id)
+    """One statement the actor may see (another payee's: NotFound), a page of its lines the actor may
+    see and a page of their totals per payee (counted in SQL)."""
+    statement = session.scalar(settlement.visible(actor).where(SettlementStatement.id == statement_id))
     if statement is None:
         raise NotFound(f"No settlement statement {statement_id}.")
-    of_it = SettlementLine.statement_id == statement_id
+    of_it = sa.and_(SettlementLine.statement_id == statement_id, settlement.lines_of(actor))
     lines = list(session.scalars(
         sa.select(SettlementLine).where(of_it).order_by(SettlementLine.id).offset(line_offset).limit(line_limit)))
     line_count = session.scalar(sa.select(sa.func.count(SettlementLine.id)).where(of_it)) or 0
-    totals = _payee_totals(statement_id)
+    totals = _payee_totals(statement_id, actor)
     payees = [settlement.PayeeTotal(kind, payee_id, name, committed, in_period, outstanding, payable)
               for kind, payee_id, name, committed, in_period, outstanding, payable
               in session.execute(totals.offset(payee_offset).limit(payee_limit))]
@@ -155,7 +190,8 @@ def statement_page(session: Session, actor: Account, statement_id: int, line_off
     ids = {i for i in (statement.built_by_id, statement.first_approved_by_id, statement.approved_by_id) if i is not None}
     names = dict(session.execute(sa.select(Account.id, Account.name).where(Account.id.in_(ids))).all()) if ids else {}
     return StatementPage(statement, lines, line_count, payees, payee_count,
-                         settlement.funding_documents(session, statement.program_id), names)
+                         settlement.funding_documents(session, statement.program_id), names,
+                         _amounts(session, actor, [statement.id]).get(statement.id, Amounts()))
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,14 @@ same list as CSV, streamed.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
-
-from flask import Blueprint, Response, render_template, request, stream_with_context
+from flask import Blueprint, Response, render_template, request
 from flask_babel import gettext
 
 from broker.db import get_session
 from broker.models import AllocationStatus
 from broker.services import market
 from broker.web.auth import current_person
+from broker.web.csv_export import csv_response
 from broker.web.guards import N_, carrier_only
 from broker.web.reports import KIND_NAMES
 from broker.web.staff_carriers import quantity
@@ -63,22 +60,11 @@ def allocations_csv() -> Response:
     """The same list, every row, as CSV (UTF-8 with the byte-order mark, for Excel)."""
     lines = market.carrier_allocations_export(get_session(), current_person().account, **_filters())
     names = _names()
-
-    def rows() -> Iterator[str]:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow([gettext("分配编号"), gettext("状态"), gettext("资源编号"), gettext("资源类型"), gettext("数量"),
-                         gettext("单价（元）"), gettext("开通尝试次数"), gettext("最近错误"), gettext("运营商单号"),
-                         gettext("企业"), gettext("联系人"), gettext("联系邮箱"), gettext("联系电话")])
-        yield "\ufeff" + out.getvalue()
-        for line in lines:
-            out.seek(0)
-            out.truncate()
-            writer.writerow([line.id, names["allocation_status"](line.status.value), line.offer_external_id,
-                             names["kind_name"](line.kind), line.quantity, line.unit_price, line.provision_attempts,
-                             line.last_error or "", line.carrier_ref or "", line.startup_name or "",
-                             line.contact_name or "", line.contact_email or "", line.contact_phone or ""])
-            yield out.getvalue()
-
-    return Response(stream_with_context(rows()), mimetype="text/csv",
-                    headers={"Content-Disposition": "attachment; filename=allocations.csv"})
+    header = [gettext("分配编号"), gettext("状态"), gettext("资源编号"), gettext("资源类型"), gettext("数量"),
+              gettext("单价（元）"), gettext("开通尝试次数"), gettext("最近错误"), gettext("运营商单号"),
+              gettext("企业"), gettext("联系人"), gettext("联系邮箱"), gettext("联系电话")]
+    return csv_response("allocations.csv", header, (
+        [line.id, names["allocation_status"](line.status.value), line.offer_external_id, names["kind_name"](line.kind),
+         line.quantity, line.unit_price, line.provision_attempts, line.last_error or "", line.carrier_ref or "",
+         line.startup_name or "", line.contact_name or "", line.contact_email or "", line.contact_phone or ""]
+        for line in lines))
