@@ -13,7 +13,7 @@ from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 
 from broker.web import (
-    auth, carrier_allocations, carrier_catalogue, errors, formatting, guards, home, i18n, portal_appeals, portal_requests,
+    auth, carrier_allocations, carrier_catalogue, errors, formatting, guards, home, i18n, inbox, portal_appeals, portal_requests,
     public, reports, session, staff_appeals,
     staff_carriers, staff_dashboard, staff_people, staff_programs, staff_review, staff_settlement, staff_startups,
 )
@@ -66,6 +66,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(portal_requests.bp)  # the startup portal: its requests and allocations
     app.register_blueprint(carrier_catalogue.bp)  # the carrier page: its offers, withdraw, catalog upload
     app.register_blueprint(carrier_allocations.bp)  # the carrier page: allocations on its offers, CSV export
+    app.register_blueprint(inbox.bp)  # both company sides: the in-app inbox (消息) of the company's events
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 
