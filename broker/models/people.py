@@ -90,6 +90,9 @@ class Person(Audited, Base):
     oidc_linked_at: Mapped[dt.datetime | None]  # the first sign-in through the identity provider
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     deactivated_at: Mapped[dt.datetime | None]
+    # The newest event of the company's inbox the person has seen: a higher id is unread. Not a
+    # foreign key: the inbox compares ids, and an event is never deleted under it.
+    inbox_seen_event_id: Mapped[int | None]
 
     account: Mapped[Account] = relationship()
 

@@ -14,9 +14,9 @@ from flask_wtf.csrf import CSRFProtect
 
 from broker.web import (
     auth, carrier_allocations, carrier_catalogue, carrier_delivery, carrier_syncs, company, errors, formatting,
-    guards, home, i18n, portal_appeals, portal_requests, portal_subsidies, public, registration, reports, session,
-    staff_appeals, staff_carriers, staff_dashboard, staff_people, staff_programs, staff_review, staff_settlement,
-    staff_startups, webhook_settings,
+    guards, home, i18n, inbox, portal_appeals, portal_requests, portal_subsidies, public, registration, reports,
+    session, staff_appeals, staff_carriers, staff_dashboard, staff_people, staff_programs, staff_review,
+    staff_settlement, staff_startups, webhook_settings,
 )
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
@@ -73,6 +73,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(carrier_syncs.bp)  # the carrier page: its own syncs, quarantined records and conflicts
     app.register_blueprint(webhook_settings.bp)  # both company sides: the company's webhook, its secret, deliveries
     app.register_blueprint(carrier_delivery.bp)  # the carrier page: usage per allocation, settlement statements and claims
+    app.register_blueprint(inbox.bp)  # both company sides: the in-app inbox (消息) of the company's events
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 
