@@ -14,7 +14,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from broker.web import (
     auth, carrier_allocations, carrier_catalogue, errors, formatting, guards, home, i18n, portal_appeals, portal_requests,
-    public, reports, session, staff_appeals,
+    portal_wizard, public, reports, session, staff_appeals,
     staff_carriers, staff_dashboard, staff_people, staff_programs, staff_review, staff_settlement, staff_startups,
 )
 
@@ -64,6 +64,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(staff_appeals.bp)  # staff: the appeals inbox (诉求), threads, assign, reply, close
     app.register_blueprint(portal_appeals.bp)  # a startup's own appeal thread and its reply
     app.register_blueprint(portal_requests.bp)  # the startup portal: its requests and allocations
+    app.register_blueprint(portal_wizard.bp)  # the startup portal: the new request wizard (申请资源)
     app.register_blueprint(carrier_catalogue.bp)  # the carrier page: its offers, withdraw, catalog upload
     app.register_blueprint(carrier_allocations.bp)  # the carrier page: allocations on its offers, CSV export
     auth.init_oidc(app)
