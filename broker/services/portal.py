@@ -13,13 +13,17 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
+from broker.clock import local_date
 from broker.errors import NotFound
-from broker.models import Account, Appeal, AppealStatus, Event, Role
-from broker.models.enums import AllocationStatus, CycleStatus, RequestStatus
+from broker.models import Account, Appeal, AppealStatus, Event, Role, Startup
+from broker.models.enums import AllocationStatus, CycleStatus, RequestStatus, StartupStatus
 from broker.models.ledger import Award
 from broker.models.market import WITHDRAWABLE_REQUEST_STATUSES, Allocation, MatchingCycle, Offer, ResourceRequest
+from broker.services import quotes
 from broker.services.accounts import require_role
 from broker.services.appeals import APPEALABLE
+from broker.services.cycles import request_weight
+from broker.services.policy import current_policy
 
 PAGE_SIZE = 50
 
@@ -189,3 +193,47 @@ def _last_reason(session: Session, request: ResourceRequest) -> str | None:
         if unfilled["request_id"] == request.id:
             return unfilled["reason"]
     return None
+
+
+@dataclass
+class Place:
+    """Where a submitted request stands before the next cycle: the live supply it could be served
+    from, and how many other queued requests of its kind the policy weighs higher."""
+
+    compatible_supply: Decimal
+    compatible_offers: int
+    ahead: int
+    weight: Decimal
+    # False when the startup is not verified yet: the engine takes no request of it, so no place.
+    queued: bool = True
+
+
+def request_place(session: Session, actor: Account, request_id: int, now: dt.datetime) -> Place | None:
+    """For one of the actor's startup's requests still waiting for a proposal (None otherwise): the
+    units not yet promised on the offers the engine would pair it with (the quote's compatibility
+    rule), and how many other open requests of the same kind the next cycle would weigh higher by
+    the policy's priority (`cycles.request_weight`: sector, key enterprise, cycles waited). The
+    engine solves for all requests at once, so 'ahead' is who it prefers, not a queue position."""
+    require_role(actor, Role.startup)
+    request = session.scalar(sa.select(ResourceRequest).where(
+        ResourceRequest.id == request_id, ResourceRequest.startup_id == actor.startup_id))
+    if request is None:
+        raise NotFound("No such request.")
+    if request.status is not RequestStatus.submitted or request.window_start < local_date(now):
+        return None
+    startup = actor.startup
+    assert startup is not None
+    data = {"kind": request.kind, "quantity": request.quantity, "window_start": request.window_start,
+            "window_end": request.window_end, "regions": request.regions, "attributes": request.attributes,
+            "max_unit_price": request.max_unit_price}
+    offers = quotes.compatible_offers(session, startup, data, now)
+    policy = current_policy(session)
+    mine = request_weight(policy, startup, request.cycles_waited)
+    others = session.execute(
+        sa.select(ResourceRequest.cycles_waited, Startup)
+        .join(Startup, Startup.id == ResourceRequest.startup_id)
+        .where(ResourceRequest.status == RequestStatus.submitted, ResourceRequest.kind == request.kind,
+               ResourceRequest.window_start >= local_date(now), ResourceRequest.id != request.id,
+               Startup.status == StartupStatus.verified))
+    ahead = sum(1 for waited, other in others if request_weight(policy, other, waited) > mine)
+    return Place(sum((o.available for o in offers), Decimal(0)), len(offers), ahead, mine, startup.is_verified)

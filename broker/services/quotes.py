@@ -4,7 +4,7 @@ offer a request it is thinking of could be served from, cheapest net first."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from broker import matching
 from broker.clock import local_date
 from broker.matching.problem import build_problem
-from broker.models import Account, Offer, OfferStatus, Role
+from broker.models import Account, Offer, OfferStatus, Role, Startup
 from broker.resources import UNIT_PRICE_PLACES
 from broker.services import subsidies
 from broker.services.accounts import require_role
@@ -26,6 +26,8 @@ class OfferQuote(subsidies.Quote):
     as the matching engine would see it (the best program's rate only)."""
 
     engine_unit_price: Decimal = Decimal(0)
+    # The rate each program that would pay applies to this offer (program id -> share of the cost).
+    rates: dict[int, Decimal] = field(default_factory=dict)
 
 
 @dataclass
@@ -40,31 +42,46 @@ class RequestQuote:
         return sum((q.offer.available for q in self.offers), Decimal(0))
 
 
-
 def quote_request(session: Session, actor: Account, data: dict[str, Any], now: dt.datetime) -> RequestQuote:
     """A startup: every active offer a request shaped like `data` could be served from, by the
     matching engine's own compatibility rules on the prices it would see (so a price ceiling is
     checked after subsidy), each with its quote; sorted by net price, then offer id. Nothing is
-    reserved or written."""
+    reserved or written. The subsidy programs, declarations and use are read once for all offers."""
     require_role(actor, Role.startup)
     startup = actor.startup
     assert startup is not None
+    offers, compatible, prices = _fitting(session, startup, data, now)
+    starts_on = data["window_start"]
+    found = subsidies.quotes(session, [(startup, o, data["quantity"], starts_on) for o in compatible], now)
+    today = local_date(now)
+    quotes = [
+        OfferQuote(**vars(q), engine_unit_price=_unit_price(prices.get((startup.id, q.offer.id), q.offer.unit_price)),
+                   rates={line.program.id: subsidies.rate_for(line.program, startup, q.offer, today)
+                          for line in q.lines if line.reason is None})
+        for q in found
+    ]
+    quotes.sort(key=lambda q: (q.net, q.offer.id))
+    in_window = [o for o in offers if o.window_start <= data["window_start"] and o.window_end >= data["window_end"]]
+    return RequestQuote(data, quotes, sum((o.available for o in in_window), Decimal(0)), len(in_window))
+
+
+def compatible_offers(session: Session, startup: Startup, data: dict[str, Any], now: dt.datetime) -> list[Offer]:
+    """The active offers the matching engine would pair with a request shaped like `data` of this
+    startup (the quote's rule: kind, region, attributes, window, price ceiling after subsidy)."""
+    return _fitting(session, startup, data, now)[1]
+
+
+def _fitting(session: Session, startup: Startup, data: dict[str, Any],
+             now: dt.datetime) -> tuple[list[Offer], list[Offer], dict[tuple[int, int], Decimal]]:
+    """The kind's active offers not yet over, those compatible with `data`, and the startup's
+    engine prices on them."""
     offers = list(session.scalars(
         sa.select(Offer).where(Offer.status == OfferStatus.active, Offer.kind == data["kind"],
                                Offer.window_end >= local_date(now))
         .options(selectinload(Offer.carrier)).order_by(Offer.id)
     ))
-    starts_on = data["window_start"]
-    prices = subsidies.engine_prices(session, [(startup, o, starts_on) for o in offers], now)
-    compatible = _compatible(startup.id, data, offers, prices, now)
-    quotes = [
-        OfferQuote(**vars(subsidies.quote(session, startup, o, data["quantity"], now, starts_on=starts_on)),
-                   engine_unit_price=_unit_price(prices.get((startup.id, o.id), o.unit_price)))
-        for o in compatible
-    ]
-    quotes.sort(key=lambda q: (q.net, q.offer.id))
-    in_window = [o for o in offers if o.window_start <= data["window_start"] and o.window_end >= data["window_end"]]
-    return RequestQuote(data, quotes, sum((o.available for o in in_window), Decimal(0)), len(in_window))
+    prices = subsidies.engine_prices(session, [(startup, o, data["window_start"]) for o in offers], now)
+    return offers, _compatible(startup.id, data, offers, prices, now), prices
 
 
 def _unit_price(value: Decimal) -> Decimal:

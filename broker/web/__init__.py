@@ -14,8 +14,8 @@ from flask_wtf.csrf import CSRFProtect
 
 from broker.web import (
     auth, carrier_allocations, carrier_catalogue, carrier_delivery, carrier_syncs, company, errors, formatting,
-    guards, home, i18n, inbox, portal_appeals, portal_requests, portal_subsidies, public, registration, reports,
-    session, staff_appeals, staff_carriers, staff_dashboard, staff_people, staff_programs, staff_review,
+    guards, home, i18n, inbox, portal_appeals, portal_requests, portal_subsidies, portal_wizard, public, registration,
+    reports, session, staff_appeals, staff_carriers, staff_dashboard, staff_people, staff_programs, staff_review,
     staff_settlement, staff_startups, webhook_settings,
 )
 
@@ -68,6 +68,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(portal_appeals.bp)  # a startup's own appeal thread and its reply
     app.register_blueprint(portal_requests.bp)  # the startup portal: its requests and allocations
     app.register_blueprint(portal_subsidies.bp)  # the startup portal: subsidy balances, awards, evidence upload
+    app.register_blueprint(portal_wizard.bp)  # the startup portal: the new request wizard (申请资源)
     app.register_blueprint(carrier_catalogue.bp)  # the carrier page: its offers, withdraw, catalog upload
     app.register_blueprint(carrier_allocations.bp)  # the carrier page: allocations on its offers, CSV export
     app.register_blueprint(carrier_syncs.bp)  # the carrier page: its own syncs, quarantined records and conflicts

@@ -93,10 +93,13 @@ def requests() -> tuple[str, int]:
 def _request_page(request_id: int, *, error: str | None = None, status: int = 200) -> tuple[str, int]:
     try:
         story = portal.request_story(get_session(), current_person().account, request_id)
+        place = portal.request_place(get_session(), current_person().account, request_id, now())
     except NotFound:
         abort(404)
-    done = gettext("申请已撤回。") if request.args.get("done") == "withdrawn" else None
-    return render_template("portal/request.html", story=story, error=error, done=done, **_names()), status
+    done = {"withdrawn": gettext("申请已撤回。"), "submitted": gettext("申请已提交，将进入下一轮撮合。")}.get(
+        request.args.get("done", ""))
+    return render_template("portal/request.html", story=story, place=place, error=error, done=done,
+                           **_names()), status
 
 
 @bp.route("/portal/requests/<int:request_id>", methods=["GET"])
