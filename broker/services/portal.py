@@ -74,6 +74,11 @@ class AllocationRow:
     def net(self) -> Decimal:
         return self.gross - self.subsidy
 
+    @property
+    def in_use(self) -> bool:
+        """Active: the page says how to use it (the carrier's access details, or to ask the carrier)."""
+        return self.allocation.status is AllocationStatus.active
+
 
 def _row(allocation: Allocation, subsidy: Decimal) -> AllocationRow:
     gross = allocation.cost
