@@ -17,10 +17,11 @@ from broker.models.people import Side
 from broker.services import accounts, people
 from config import CarrierSettings
 from scheduler import jobs
-from tests.conftest import Actor, make_uscc
+from tests.conftest import make_uscc
 from tests.e2e.adapters.conftest import Simulator
-from tests.e2e.test_access_details import NOW, TOKEN_VARIABLE, approved
+from tests.e2e.test_access_details import NOW, TOKEN_VARIABLE
 from tests.integration.test_sync import FAST
+from tests.world import approved_allocation
 
 PASSWORD = "长宁区硅巷-如何使用-2026"
 EMAIL = "ceo@zhiyu.example.cn"
@@ -35,7 +36,7 @@ def test_a_founder_reads_how_to_use_an_active_allocation(
             "telecom", CarrierConfig(simulator.url, {"token": TOKEN_VARIABLE}, **FAST)))
         carrier, _, _ = accounts.register_carrier(session, "telecom", "中国电信上海分公司", "telecom", ["telecom"])
         session.execute(sa.update(Carrier).where(Carrier.id == carrier.id).values(adapter="telecom"))
-        startup, token, secret = accounts.register_startup(session, {
+        startup, _, _ = accounts.register_startup(session, {
             "name": "上海智语大模型科技有限公司", "uscc": make_uscc(4_242_420), "sector": Sector.ai_models,
             "founded_on": dt.date(2023, 5, 1), "headcount": 18, "contact_name": "周敏", "contact_email": EMAIL})
         staff, _, _ = accounts.create_user(session, "staff", "如何使用")
@@ -44,7 +45,7 @@ def test_a_founder_reads_how_to_use_an_active_allocation(
         session.commit()
         jobs.sync_carrier(app, NOW, "telecom")
         tokens = session.scalar(sa.select(Offer).where(Offer.kind == "tokens").order_by(Offer.id))
-        allocation_id = approved(session, Actor(token.account_id, secret, startup_id=startup.id), tokens).id
+        allocation_id = approved_allocation(session, startup.id, tokens, NOW).id
         session.commit()
         jobs.provision(app, NOW)
         reference = session.scalar(sa.select(Allocation.carrier_ref).where(Allocation.id == allocation_id))

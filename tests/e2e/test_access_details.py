@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import html
-from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +16,7 @@ import sqlalchemy as sa
 from adapters.base import CarrierConfig
 from adapters.simulators import telecom as telecom_sim
 from adapters.telecom import TelecomAdapter
-from broker.models import Allocation, AllocationStatus, Carrier, MatchingCycle, Offer, RequestStatus, ResourceRequest
+from broker.models import Allocation, AllocationStatus, Carrier, Offer
 from broker.models.workflow import Event
 from broker.services.provisioning import provision_due
 from config import CarrierSettings
@@ -25,6 +24,7 @@ from scheduler import jobs
 from tests.e2e.adapters.conftest import Simulator
 from tests.e2e.test_staff_appeals import company_person_signed_in, staff_signed_in
 from tests.integration.test_sync import FAST
+from tests.world import approved_allocation
 
 NOW = dt.datetime(2026, 12, 7, 2, 0, tzinfo=dt.timezone.utc)
 TOKEN_VARIABLE = "BROKER_CARRIER_TELECOM_TOKEN"
@@ -32,21 +32,6 @@ TOKEN_VARIABLE = "BROKER_CARRIER_TELECOM_TOKEN"
 
 def text(response) -> str:
     return html.unescape(response.get_data(as_text=True))
-
-
-def approved(session, startup, offer: Offer) -> Allocation:
-    """An approved allocation of one unit of `offer` for `startup`, as staff's approval leaves it."""
-    request = ResourceRequest(startup_id=startup.startup_id, kind=offer.kind, quantity=Decimal(1),
-                              window_start=offer.window_start, window_end=offer.window_end, status=RequestStatus.approved)
-    cycle = MatchingCycle(scheduled_for=NOW)
-    session.add_all([request, cycle])
-    session.flush()
-    allocation = Allocation(cycle_id=cycle.id, request_id=request.id, offer_id=offer.id, quantity=Decimal(1),
-                            unit_price=offer.unit_price, status=AllocationStatus.approved)
-    session.add(allocation)
-    offer.promised += 1
-    session.flush()
-    return allocation
 
 
 @pytest.fixture
@@ -63,8 +48,9 @@ def world(app, session, make_actor, monkeypatch):
     session.commit()
     jobs.sync_carrier(app, NOW, "telecom")
     offers = {o.kind: o for o in session.scalars(sa.select(Offer).order_by(Offer.id.desc()))}  # first of each kind
-    mine, theirs = approved(session, owner, offers["tokens"]), approved(session, other, offers["tokens"])
-    gpu = approved(session, owner, offers["gpu"])
+    mine = approved_allocation(session, owner.startup_id, offers["tokens"], NOW)
+    theirs = approved_allocation(session, other.startup_id, offers["tokens"], NOW)
+    gpu = approved_allocation(session, owner.startup_id, offers["gpu"], NOW)
     session.commit()
     yield {"simulator": simulator, "carrier": carrier, "owner": owner, "other": other, "staff": staff,
            "mine": mine.id, "theirs": theirs.id, "gpu": gpu.id, "offers": offers}
