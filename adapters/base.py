@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import abc
 import enum
+import logging
 import os
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from urllib.parse import urlsplit
 
 from broker.inputs import text_problem
 from broker.resources import (
@@ -28,6 +30,8 @@ from broker.resources import (
 
 if TYPE_CHECKING:
     import requests
+
+log = logging.getLogger(__name__)
 
 
 class Feature(enum.StrEnum):
@@ -333,12 +337,108 @@ class ProvisionRequest:
     window_end: date
 
 
+# A carrier field whose name says this is never stored, whatever an adapter maps: a secret is got
+# from the carrier's console, and the page says so.
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "key", "credential", "密码", "密钥", "口令")
+
+
+@dataclass(frozen=True)
+class AccessDetails:
+    """How the startup's people reach what the carrier set up, as the carrier said: display-safe only.
+
+    Every field is optional plain text shown on the startup's allocation page; `endpoint` and
+    `console_url` are http(s) URLs. Never a password, an API key or any other secret: when the
+    carrier's answer carried one, it is not kept and `secret_at_carrier` is True, so the page
+    tells the startup to get it from the carrier's console.
+    """
+
+    endpoint: str | None = None  # an API base URL (tokens, object storage)
+    console_url: str | None = None  # the carrier's console for this order
+    region: str | None = None
+    model: str | None = None  # a token quota's model name, as the API expects it
+    host: str | None = None  # where to log in (an SSH host, a server's address)
+    username: str | None = None  # the account or user name to log in as
+    circuit_id: str | None = None  # a line's circuit number
+    handover_point: str | None = None  # where a line is handed over (room, rack, port)
+    instructions: str | None = None  # the carrier's own words on how to use it
+    secret_at_carrier: bool = False
+
+    URLS: ClassVar[frozenset[str]] = frozenset({"endpoint", "console_url"})
+    MAX_URL: ClassVar[int] = 300
+    MAX_TEXT: ClassVar[int] = 200
+    MAX_INSTRUCTIONS: ClassVar[int] = 500
+
+    @classmethod
+    def from_carrier(cls, raw: Any, names: Mapping[str, str], *, carrier: str) -> AccessDetails | None:
+        """The details in a carrier's answer, its field names mapped by `names` to ours.
+
+        What can't be shown safely is logged (the field and why, never its value) and left out,
+        and never fails the provisioning it came with: a field not in `names`, a secret, text
+        that is too long or not printable, a URL that is not http(s). None when nothing is left.
+        """
+        if raw is None:
+            return None
+        if not isinstance(raw, Mapping):
+            log.warning("%s: access details dropped: not an object", carrier)
+            return None
+        kept: dict[str, str] = {}
+        secret = False
+        for key, value in raw.items():
+            name = names.get(key) if isinstance(key, str) else None
+            if name is None or name == "secret_at_carrier":
+                if isinstance(key, str) and any(word in key.lower() for word in _SECRET_WORDS):
+                    secret = True  # not kept; the page sends the startup to the carrier's console
+                else:
+                    log.info("%s: access detail %r dropped: not a field the broker keeps", carrier, str(key)[:40])
+                continue
+            problem = cls.problem(name, value)
+            if problem:
+                log.warning("%s: access detail %r (%s) dropped: %s", carrier, str(key)[:40], name, problem)
+                continue
+            kept[name] = value.strip()
+        if not kept and not secret:
+            return None
+        return cls(**kept, secret_at_carrier=secret)
+
+    @classmethod
+    def problem(cls, name: str, value: Any) -> str | None:
+        """Why `value` can't be shown as the detail `name`, or None."""
+        if not isinstance(value, str) or not value.strip():
+            return "not a non-empty text"
+        value = value.strip()
+        limit = cls.MAX_URL if name in cls.URLS else cls.MAX_INSTRUCTIONS if name == "instructions" else cls.MAX_TEXT
+        if len(value) > limit:
+            return f"longer than {limit} characters"
+        if not value.isprintable():
+            return "contains control characters"
+        if name in cls.URLS:
+            try:
+                parts = urlsplit(value)
+            except ValueError:
+                return "not a URL"
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                return "not an http(s) URL"
+            if parts.username is not None or parts.password is not None:
+                return "a URL with a user name or password in it"
+        return None
+
+    def stored(self) -> dict[str, Any]:
+        """The details as kept on the allocation: the fields the carrier gave, nothing empty."""
+        kept: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
+                                if f.name != "secret_at_carrier" and getattr(self, f.name) is not None}
+        if self.secret_at_carrier:
+            kept["secret_at_carrier"] = True
+        return kept
+
+
 @dataclass(frozen=True)
 class Provisioned:
-    """The carrier's answer to a provisioning order: its own reference and state."""
+    """The carrier's answer to a provisioning order: its own reference and state, and how to use it
+    when the carrier said (`access`)."""
 
     carrier_reference: str
     status: str  # "active" or "pending"
+    access: AccessDetails | None = None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from broker import inputs
 from broker.clock import SHANGHAI
 
 from adapters.base import (
+    AccessDetails,
     AdapterError,
     Feature,
     FetchResult,
@@ -82,6 +83,12 @@ USAGE_UNITS = {
 }
 KIND_BY_USAGE_UNIT = {unit: kind for kind, (unit, _) in USAGE_UNITS.items()}
 SUBSCRIPTION_STATUS = {"已生效": "active", "处理中": "pending"}
+# A subscription's 接入信息 → the broker's AccessDetails; its secrets (APIKey, 初始密码, AccessKey…)
+# are not kept: the startup reads those in mobile's console.
+ACCESS_NAMES = {
+    "接入地址": "endpoint", "控制台": "console_url", "资源池": "region", "模型名称": "model", "登录地址": "host",
+    "登录账号": "username", "电路编号": "circuit_id", "交接点": "handover_point", "使用说明": "instructions",
+}
 
 
 def parse_resource(group: Mapping[str, Any], item: Mapping[str, Any]) -> OfferRecord:
@@ -283,8 +290,9 @@ class MobileAdapter(HttpCarrierAdapter):
         data = self._data(self._post_json("openapi", "v2", "subscriptions", payload=body,
                                           idempotency_key=request.allocation_id))
         try:
-            return Provisioned(str(data["订购编号"]), SUBSCRIPTION_STATUS.get(data["订购状态"], "pending"))
-        except (KeyError, TypeError) as error:
+            return Provisioned(str(data["订购编号"]), SUBSCRIPTION_STATUS.get(data["订购状态"], "pending"),
+                               AccessDetails.from_carrier(data.get("接入信息"), ACCESS_NAMES, carrier=self.name))
+        except (KeyError, TypeError, AttributeError) as error:
             raise self._error(f"subscription answer is malformed: {reason_for(error)}", fault=True) from None
 
     def release(self, carrier_reference: str) -> None:

@@ -21,6 +21,7 @@ import requests
 from broker import inputs
 
 from adapters.base import (
+    AccessDetails,
     AdapterError,
     Feature,
     FetchResult,
@@ -53,6 +54,13 @@ CARRIER_UNIT = {
 }
 REGIONS = {"cn-sh1": "sh", "cn-sh2": "sh", "cn-bj1": "bj", "cn-gz1": "gz", "cn-hk1": "hk"}
 ORDER_STATUS = {"RUNNING": "active", "CREATING": "pending"}
+# An order answer's `access` fields → the broker's AccessDetails; the rest (api_key,
+# initial_password…) are not kept: the startup reads those in telecom's console.
+ACCESS_NAMES = {
+    "api_base_url": "endpoint", "console_url": "console_url", "region_code": "region", "model_name": "model",
+    "ssh_host": "host", "ssh_user": "username", "circuit_id": "circuit_id", "handover_point": "handover_point",
+    "guide": "instructions",
+}
 
 
 def normalise_region(code: str) -> str:
@@ -208,8 +216,9 @@ class TelecomAdapter(HttpCarrierAdapter):
             self._post_json("api", "v1", "orders", payload=body, idempotency_key=request.allocation_id)
         )
         try:
-            return Provisioned(str(data["order_id"]), ORDER_STATUS.get(data["status"], "pending"))
-        except (KeyError, TypeError) as error:
+            return Provisioned(str(data["order_id"]), ORDER_STATUS.get(data["status"], "pending"),
+                               AccessDetails.from_carrier(data.get("access"), ACCESS_NAMES, carrier=self.name))
+        except (KeyError, TypeError, AttributeError) as error:
             raise self._error(f"order answer is malformed: {reason_for(error)}", fault=True) from None
 
     def release(self, carrier_reference: str) -> None:

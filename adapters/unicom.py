@@ -28,6 +28,7 @@ from broker import inputs
 from broker.clock import SHANGHAI
 
 from adapters.base import (
+    AccessDetails,
     AdapterError,
     Feature,
     FetchResult,
@@ -83,6 +84,12 @@ SPEC_KEYS = {
 TIERS = {"标准": "standard", "低频": "infrequent", "归档": "archive", "SSD": "ssd"}
 REGIONS = {"上海": "sh", "北京": "bj", "广州": "gz", "深圳": "sz", "香港": "hk"}
 ORDER_STATE = {"OPEN": "active", "PENDING": "pending"}
+# An order answer's `access` → the broker's AccessDetails; its password is not kept: the startup
+# reads it in unicom's console.
+ACCESS_NAMES = {
+    "endpoint": "endpoint", "console": "console_url", "pool": "region", "model": "model", "host": "host",
+    "user": "username", "circuit_no": "circuit_id", "handover": "handover_point", "note": "instructions",
+}
 # A header cell may say its unit after the name, in brackets: "可售数量（如 500 GPU时）" is 可售数量.
 _HEADER_NOTE = re.compile(r"\s*[（(][^（()）]*[)）]\s*$")
 # The catalog template's header (each column with how it is written) and example row.
@@ -284,7 +291,8 @@ class UnicomAdapter(HttpCarrierAdapter):
         }
         answer = self._ok(self._post_json("cu", "orders", payload=body, idempotency_key=request.allocation_id))
         try:
-            return Provisioned(str(answer["order_no"]), ORDER_STATE.get(answer["state"], "pending"))
+            return Provisioned(str(answer["order_no"]), ORDER_STATE.get(answer["state"], "pending"),
+                               AccessDetails.from_carrier(answer.get("access"), ACCESS_NAMES, carrier=self.name))
         except KeyError as error:
             raise self._error(f"order answer is malformed: {reason_for(error)}", fault=True) from None
 

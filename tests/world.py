@@ -232,3 +232,20 @@ def synced_telecom(session: Session, make_actor, at: dt.datetime):
     make_actor("carrier", code="telecom")
     assert sync_carrier(session, "telecom", adapter, at).error is None
     return simulator, adapter
+
+
+def approved_allocation(session: Session, startup_id: int, offer, at: dt.datetime):
+    """One unit of `offer` for the startup, approved as staff's approval leaves it (flushed, not committed)."""
+    from broker.models import Allocation, AllocationStatus, MatchingCycle, RequestStatus, ResourceRequest
+
+    request = ResourceRequest(startup_id=startup_id, kind=offer.kind, quantity=Decimal(1),
+                              window_start=offer.window_start, window_end=offer.window_end, status=RequestStatus.approved)
+    cycle = MatchingCycle(scheduled_for=at)
+    session.add_all([request, cycle])
+    session.flush()
+    allocation = Allocation(cycle_id=cycle.id, request_id=request.id, offer_id=offer.id, quantity=Decimal(1),
+                            unit_price=offer.unit_price, status=AllocationStatus.approved)
+    session.add(allocation)
+    offer.promised += 1
+    session.flush()
+    return allocation

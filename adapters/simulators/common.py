@@ -42,6 +42,7 @@ class SimOptions:
     duplicate_rate: float = 0.0  # share of records re-using the previous record's id
     truncate: bool = False  # cut data bodies in half
     wrong_content_type: bool = False  # answer data requests with an HTML maintenance page
+    bad_access: bool = False  # orders' access details carry a script URL, an oversized text, an unknown field
     # The month the catalogue's windows start from (default: next month), so the demo's
     # simulators offer capacity for the coming months whatever today is.
     first_month: date | None = None
@@ -169,6 +170,15 @@ class OrderBook:
     def since(self, moment: datetime) -> list[dict[str, Any]]:
         with self._lock:
             return [o for o in self.orders.values() if o["_created"] >= moment]
+
+
+def access_answer(options: SimOptions, details: dict[str, Any], *, url_key: str, text_key: str) -> dict[str, Any]:
+    """The access details an order's answer carries; with `bad_access`, broken the ways a carrier's
+    might be (the broker must drop those fields and keep the rest)."""
+    if options.bad_access:
+        return dict(details, **{url_key: "javascript:alert(document.cookie)", text_key: "长" * 5000,
+                                "internal_ticket": "OPS-1234"})
+    return details
 
 
 def install(app: Flask, options: SimOptions, orders: OrderBook, *, data_prefix: str) -> Faults:

@@ -20,7 +20,7 @@ from flask import Flask, Response, request
 
 from adapters.mobile import USAGE_UNITS, canonical_request, request_signature
 from adapters.signing import webhook_signature
-from adapters.simulators.common import OrderBook, SimOptions, install, record_rng, window_for
+from adapters.simulators.common import OrderBook, SimOptions, access_answer, install, record_rng, window_for
 from broker.clock import SHANGHAI
 
 CARRIER = "mobile"
@@ -91,6 +91,25 @@ def resource(options: SimOptions, category: str, index: int) -> dict[str, Any]:
     if rng.random() < options.malformed_rate:
         corrupt(item, rng)
     return item
+
+
+def access(group: dict[str, Any], index: int, sub_id: str) -> dict[str, Any]:
+    """接入信息 of a subscription, as mobile answers it: with the secret (APIKey, 初始密码) beside the rest."""
+    console = f"https://ecloud.10086.example/console/subscriptions/{sub_id}"
+    pool = f"{group['地域']}资源池"
+    secret = "sim-" + sub_id[::-1].lower()
+    kind = KINDS[group["资源类别"]]
+    if kind == "tokens":
+        spec = group["资源列表"][index % GROUP_SIZE].get("规格") or {}
+        return {"接入地址": "https://jiutian.10086.example/api/v1", "模型名称": spec.get("模型", ""),
+                "APIKey": secret, "控制台": console, "使用说明": "在控制台“API 密钥”页获取 APIKey 后按 OpenAI 兼容接口调用。"}
+    if kind == "data_line":
+        return {"电路编号": f"CMCC-DL-{sub_id[-6:]}", "交接点": "上海长宁 移动数据中心 2F 配线架 B-04", "控制台": console}
+    if kind == "storage":
+        return {"接入地址": "https://eos.10086.example", "资源池": pool, "AccessKey": secret,
+                "SecretKey": secret, "控制台": console}
+    return {"登录地址": f"{sub_id.lower()}.ecloud.10086.example", "登录账号": "cmcc-user", "初始密码": secret,
+            "资源池": pool, "控制台": console}
 
 
 def corrupt(item: dict[str, Any], rng: random.Random) -> None:
@@ -188,16 +207,19 @@ def create_app(**options: Any) -> Flask:
             return envelope(None, 400, "4004", "资源编码与订购数量必填")
         if not 0 <= index < sim.offers:
             return envelope(None, 404, "4040", "资源不存在")
-        kind = KINDS[group(sim, index // GROUP_SIZE)["资源类别"]]
+        resources = group(sim, index // GROUP_SIZE)
+        kind = KINDS[resources["资源类别"]]
         if body.get("数量单位") != USAGE_UNITS[kind][0] or amount <= 0:
             return envelope(None, 400, "4005", f"订购数量须为正数, 单位 {USAGE_UNITS[kind][0]}")
         try:
             order, created = orders.place(key, body, lambda sub_id: {
                 "订购编号": sub_id, "order_id": sub_id, "订购状态": "已生效", "amount": amount,
-                "unit": USAGE_UNITS[kind][0]})
+                "unit": USAGE_UNITS[kind][0],
+                "接入信息": access_answer(sim, access(resources, index, sub_id), url_key="控制台", text_key="使用说明")})
         except ValueError:
             return envelope(None, 409, "4090", "请求编号已用于不同的订购")
-        return envelope({"订购编号": order["订购编号"], "订购状态": order["订购状态"]}, 201 if created else 200)
+        return envelope({"订购编号": order["订购编号"], "订购状态": order["订购状态"], "接入信息": order["接入信息"]},
+                        201 if created else 200)
 
     @app.post("/openapi/v2/subscriptions/<sub_id>/cancel")
     def cancel(sub_id: str) -> Response:

@@ -14,7 +14,15 @@ from typing import Any
 from flask import Flask, Response, request
 
 from adapters.signing import webhook_signature
-from adapters.simulators.common import OrderBook, SimOptions, install, parse_since, record_rng, window_for
+from adapters.simulators.common import (
+    OrderBook,
+    SimOptions,
+    access_answer,
+    install,
+    parse_since,
+    record_rng,
+    window_for,
+)
 
 CARRIER = "telecom"
 DEFAULT_TOKEN = "sim-telecom-token"
@@ -72,6 +80,25 @@ def resource(options: SimOptions, index: int) -> dict[str, Any]:
     if rng.random() < options.malformed_rate:
         corrupt(item, rng)
     return item
+
+
+def access(item: dict[str, Any], order_id: str) -> dict[str, Any]:
+    """How the startup reaches an order of this resource, as telecom's order answer says it: with a
+    secret (an API key, an initial password) beside the display-safe fields, as real answers do."""
+    console = f"https://console.ctyun.example/orders/{order_id}"
+    region = item["region_code"]
+    host = f"{order_id.lower()}.{region}.ctyun.example"
+    secret = "sim-" + order_id[::-1].lower()
+    rtype = item["resource_type"]
+    if rtype == "TOKEN":
+        return {"api_base_url": "https://maas.ctyun.example/v1", "model_name": item["spec"]["model"],
+                "api_key": "sk-" + secret, "console_url": console,
+                "guide": "OpenAI 兼容接口：请求头 Authorization: Bearer <API Key>，API Key 在控制台“密钥管理”中查看。"}
+    if rtype == "LINE":
+        return {"circuit_id": f"CTC-CKT-{order_id[-6:]}", "console_url": console,
+                "handover_point": f"{item['spec']['a_end']} 数据中心 3F 配线架 ODF-12 端口 7"}
+    return {"ssh_host": host, "ssh_user": "ctcuser" if rtype == "GPU" else "root", "initial_password": secret,
+            "region_code": region, "console_url": console}
 
 
 def corrupt(item: dict[str, Any], rng: random.Random) -> None:
@@ -148,21 +175,24 @@ def create_app(**options: Any) -> Flask:
         body = request.get_json(silent=True) or {}
         try:
             index = int(str(body["resource_id"]).removeprefix("CTC-"))
-            rtype = resource(sim, index)["resource_type"] if 0 <= index < sim.offers else None
+            item = resource(sim, index) if 0 <= index < sim.offers else None
             amount = Decimal(str(body["amount"]))
         except (KeyError, ValueError, ArithmeticError):
             return envelope(None, 400, 40003, "resource_id and amount are required")
-        if rtype is None:
+        if item is None:
             return envelope(None, 404, 40400, "resource not found")
+        rtype = item["resource_type"]
         if body.get("unit") != UNITS[rtype] or amount <= 0:
             return envelope(None, 400, 40004, f"amount must be a positive number of {UNITS[rtype]}")
         try:
             order, created = orders.place(key, body, lambda order_id: {
                 "order_id": order_id, "status": "RUNNING", "resource_type": rtype,
-                "amount": amount, "unit": UNITS[rtype]})
+                "amount": amount, "unit": UNITS[rtype],
+                "access": access_answer(sim, access(item, order_id), url_key="console_url", text_key="guide")})
         except ValueError as error:
             return envelope(None, 409, 40900, str(error))
-        return envelope({"order_id": order["order_id"], "status": order["status"]}, 201 if created else 200)
+        return envelope({"order_id": order["order_id"], "status": order["status"], "access": order["access"]},
+                        201 if created else 200)
 
     @app.post("/api/v1/orders/<order_id>/release")
     def release_order(order_id: str) -> Response:

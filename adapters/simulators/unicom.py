@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from adapters.simulators.common import OrderBook, SimOptions, install, record_rng, window_for
+from adapters.simulators.common import OrderBook, SimOptions, access_answer, install, record_rng, window_for
 from adapters.unicom import COLUMNS, ORDER_UNITS
 from broker.clock import SHANGHAI
 
@@ -110,6 +110,19 @@ def build_file(options: SimOptions, file_format: str) -> bytes:
     return out.getvalue()
 
 
+def access(cells: list[Any], kind: str, order_no: str) -> dict[str, Any]:
+    """An order's access block, as unicom answers it: the login password beside the rest."""
+    console = f"https://console.cucloud.example/order/{order_no}"
+    if kind == "tokens":
+        return {"endpoint": "https://maas.cucloud.example/openapi/v1", "model": str(cells[3]).partition("模型=")[2],
+                "console": console, "note": "调用凭证（AK/SK）在联通云控制台“访问控制”中创建。"}
+    if kind == "data_line":
+        return {"circuit_no": f"CU-L-{order_no[-6:]}", "handover": "上海长宁 联通机房 1F 配线架 A-07 端口 3",
+                "console": console}
+    return {"host": f"{order_no.lower()}.cucloud.example", "user": "cuuser", "password": "sim-" + order_no[::-1],
+            "pool": str(cells[2]), "console": console}
+
+
 def answer(data: dict[str, Any], status: int = 200) -> Response:
     return Response(json.dumps(data, ensure_ascii=False, default=str), status=status,
                     content_type="application/json; charset=utf-8")
@@ -179,18 +192,19 @@ def create_app(**options: Any) -> Flask:
             return failure("BAD_REQUEST", "resource_no 与 quantity 必填", 400)
         if not 0 <= index < sim.offers:
             return failure("NOT_FOUND", "资源不存在", 404)
-        rtype = row(sim, index)[1]
+        cells = row(sim, index)
         kind = {"GPU算力": "gpu", "通用算力": "cpu", "专线": "data_line", "云主机": "cloud_vm",
-                "对象存储": "storage", "大模型Tokens": "tokens"}.get(rtype)
+                "对象存储": "storage", "大模型Tokens": "tokens"}.get(cells[1])
         if kind is None or unit != ORDER_UNITS[kind] or amount <= 0:
             return failure("BAD_QUANTITY", "quantity 单位或数值错误", 400)
         try:
             order, created = orders.place(key, body, lambda order_no: {
-                "order_no": order_no, "order_id": order_no, "state": "OPEN", "amount": amount, "unit": unit})
+                "order_no": order_no, "order_id": order_no, "state": "OPEN", "amount": amount, "unit": unit,
+                "access": access_answer(sim, access(cells, kind, order_no), url_key="console", text_key="note")})
         except ValueError:
             return failure("CONFLICT", "out_order_no 已用于不同的订单", 409)
-        return answer({"result": "SUCCESS", "order_no": order["order_no"], "state": order["state"]},
-                      201 if created else 200)
+        return answer({"result": "SUCCESS", "order_no": order["order_no"], "state": order["state"],
+                       "access": order["access"]}, 201 if created else 200)
 
     @app.post("/cu/orders/<order_no>/close")
     def close(order_no: str) -> Response:

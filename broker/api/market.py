@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 from flask import current_app
 from flask_smorest import Blueprint
+from marshmallow.experimental.context import Context
 
 from broker.api.common import BEARER, SelectPage
 from broker.auth import current_account, request_header
@@ -140,7 +142,20 @@ def withdraw_request(request_id: int) -> Any:
     return market.withdraw_request(get_session(), current_account(), request_id, at, next_firing(current_app, RELEASE_JOB, at))
 
 
+def viewer_known(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Dump the answer knowing who asks (above @blp.response, so its dump runs inside): an allocation's
+    access details go to the startup that owns it only."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with Context({"viewer": current_account()}):
+            return view(*args, **kwargs)
+
+    return wrapper
+
+
 @blp.route("/allocations", methods=["GET"])
+@viewer_known
 @blp.arguments(AllocationQuerySchema, location="query")
 @blp.response(200, AllocationSchema(many=True))
 @blp.paginate(SelectPage)
@@ -151,6 +166,7 @@ def list_allocations(filters: dict[str, Any]) -> Any:
 
 
 @blp.route("/allocations/<int:allocation_id>", methods=["GET"])
+@viewer_known
 @blp.response(200, AllocationSchema)
 @blp.doc(security=BEARER)
 def get_allocation(allocation_id: int) -> Any:

@@ -289,6 +289,9 @@ class Allocation(Audited, Base):
     decided_at: Mapped[dt.datetime | None]
     decision_reason: Mapped[str | None] = mapped_column(sa.Text)
     carrier_ref: Mapped[str | None] = mapped_column(sa.String(128))
+    # How the startup uses it, as the carrier's adapter returned it (adapters.base.AccessDetails.stored():
+    # display-safe fields, never a secret); NULL when the carrier said nothing. Shown to the startup only.
+    access_details: Mapped[dict | None] = mapped_column(sa.JSON)
     provision_attempts: Mapped[int] = mapped_column(default=0)
     # When provisioning is tried next; NULL while provisioning means retries are exhausted
     # and staff must look (last_error says why).
@@ -374,12 +377,13 @@ class Allocation(Audited, Base):
         self.provision_attempts += 1
         self.next_attempt_at = now + lease
 
-    def provisioned(self, carrier_ref: str, now: dt.datetime) -> None:
-        """The carrier confirmed: the startup can use it."""
+    def provisioned(self, carrier_ref: str, now: dt.datetime, access_details: dict | None = None) -> None:
+        """The carrier confirmed: the startup can use it (how, in `access_details`, when the carrier said)."""
         self._require(AllocationStatus.provisioning)
         self.audit_as("activate")
         self.status = AllocationStatus.active
         self.carrier_ref = carrier_ref
+        self.access_details = access_details
         self.last_error = None
         self.next_attempt_at = None
 

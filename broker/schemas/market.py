@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
+from marshmallow.experimental.context import Context
 
-from broker.models.enums import AllocationStatus, OfferChannel, OfferStatus, RequestStatus, WithdrawnBy
+from broker.models.enums import AllocationStatus, OfferChannel, OfferStatus, RequestStatus, Role, WithdrawnBy
 from broker.resources import KINDS, attribute_problem
 from broker.schemas.common import (
     BaseSchema,
@@ -233,6 +234,15 @@ class RequestQuerySchema(BaseSchema):
     startup_id = QueryId(metadata={"description": "staff only"})
 
 
+def owner_access_details(allocation: Any) -> dict | None:
+    """The carrier's access details, to the startup that owns the allocation only: null to its carrier
+    (which made them), to staff, and wherever the viewer is not known (see broker.api.market.viewer_known)."""
+    viewer = Context[dict].get({}).get("viewer")
+    if viewer is None or viewer.role is not Role.startup or viewer.startup_id != allocation.request.startup_id:
+        return None
+    return allocation.access_details
+
+
 class AllocationSchema(BaseSchema):
     id = fields.Integer()
     cycle_id = fields.Integer()
@@ -257,6 +267,13 @@ class AllocationSchema(BaseSchema):
     decision_reason = fields.String(allow_none=True)
     decided_at = LocalDateTime(allow_none=True)
     carrier_ref = fields.String(allow_none=True)
+    access_details = fields.Function(
+        owner_access_details, allow_none=True,
+        metadata={"description": "to the owning startup only, once active, when the carrier returned them: how to "
+                                 "use it (endpoint, console_url, region, model, host, username, circuit_id, "
+                                 "handover_point, instructions); never a secret: secret_at_carrier true means the "
+                                 "carrier issued one, to be read in its console"},
+    )
     provision_attempts = fields.Integer()
     next_attempt_at = LocalDateTime(allow_none=True, metadata={"description": "while provisioning: when the next attempt is due (or the one in flight counts as lost); null: retries are exhausted, staff retry or cancel"})
     last_error = fields.String(allow_none=True, metadata={"description": "the carrier's last error, if any"})

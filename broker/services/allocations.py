@@ -298,9 +298,12 @@ def begin_provisioning(allocation: Allocation, now: dt.datetime) -> None:
     allocation.begin_provisioning(now, PROVISION_LEASE)
 
 
-def provisioned(session: Session, allocation: Allocation, carrier_ref: str, now: dt.datetime) -> None:
-    """The carrier confirmed (allocation locked by `lock_for`): the startup can use it."""
-    allocation.provisioned(carrier_ref, now)
+def provisioned(
+    session: Session, allocation: Allocation, carrier_ref: str, now: dt.datetime, access_details: dict | None = None
+) -> None:
+    """The carrier confirmed (allocation locked by `lock_for`): the startup can use it. Its access
+    details stay on the allocation, out of the event (and so out of webhooks and email)."""
+    allocation.provisioned(carrier_ref, now, access_details)
     _record(session, "allocation.provisioned", allocation, now)
     allocation.request.settle(local_date(now))
 

@@ -85,6 +85,11 @@ class AllocationRow:
         return (self.allocation.status in APPEALABLE
                 and not any(appeal.status is AppealStatus.open for appeal in self.appeals))
 
+    @property
+    def in_use(self) -> bool:
+        """Active: the page says how to use it (the carrier's access details, or to ask the carrier)."""
+        return self.allocation.status is AllocationStatus.active
+
 
 def _row(allocation: Allocation, subsidy: Decimal) -> AllocationRow:
     gross = allocation.cost

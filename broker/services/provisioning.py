@@ -87,7 +87,8 @@ def provision_due(session: Session, adapter_for: AdapterFor, now: dt.datetime) -
             session.rollback()
             continue
         if outcome is not None:
-            allocations.provisioned(session, allocation, outcome.carrier_reference, now)
+            access = outcome.access.stored() if outcome.access is not None else None
+            allocations.provisioned(session, allocation, outcome.carrier_reference, now, access)
             counts["provisioned"] += 1
         elif allocation.provision_attempts < MAX_PROVISION_ATTEMPTS:
             allocations.provisioning_failed(session, allocation, error, now + retry_delay(allocation.provision_attempts), now)

@@ -56,6 +56,20 @@ MAIN_STEP_NAMES: dict[str, str] = {
 }
 
 
+# An active allocation's access details (adapters.base.AccessDetails), in the order the page shows them.
+ACCESS_FIELDS: tuple[tuple[str, str], ...] = (
+    ("endpoint", N_("接口地址")),
+    ("model", N_("模型名称")),
+    ("host", N_("登录地址")),
+    ("username", N_("登录用户名")),
+    ("region", N_("地域或资源池")),
+    ("circuit_id", N_("电路编号")),
+    ("handover_point", N_("交接点")),
+    ("console_url", N_("运营商控制台")),
+    ("instructions", N_("运营商的使用说明")),
+)
+
+
 def _words(table: dict[str, str]) -> Any:
     return lambda code: gettext(table[code]) if code in table else code
 
@@ -135,7 +149,8 @@ def allocations() -> tuple[str, int]:
 @bp.route("/portal/allocations/<int:allocation_id>", methods=["GET"])
 @company_only
 def allocation(allocation_id: int) -> tuple[str, int]:
-    """One allocation: carrier, resource, window, carrier reference, gross, subsidy, net, its appeals."""
+    """One allocation: carrier, resource, window, carrier reference and how to use it, gross, subsidy,
+    net, its appeals."""
     return allocation_page(allocation_id)
 
 
@@ -145,4 +160,5 @@ def allocation_page(allocation_id: int, *, error: str | None = None, typed: str 
         row = portal.my_allocation(get_session(), current_person().account, allocation_id)
     except NotFound:
         abort(404)
-    return render_template("portal/allocation.html", row=row, error=error, typed=typed, **_names()), status
+    return render_template("portal/allocation.html", row=row, error=error, typed=typed, access_fields=ACCESS_FIELDS,
+                           **_names()), status

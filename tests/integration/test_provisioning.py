@@ -1,16 +1,15 @@
 """Provisioning through a real carrier simulator: retries with back-off, surfacing to staff, a retry by hand."""
 
 import datetime as dt
-from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
 from broker.db import get_db
-from broker.models import Allocation, AllocationStatus, MatchingCycle, Offer, RequestStatus, ResourceRequest
+from broker.models import AllocationStatus, Offer
 from broker.models.workflow import Event
 from broker.services.provisioning import MAX_PROVISION_ATTEMPTS, expire_finished, provision_due, retry_delay
-from tests.world import synced_telecom
+from tests.world import approved_allocation, synced_telecom
 
 NOW = dt.datetime(2026, 12, 7, 2, 0, tzinfo=dt.timezone.utc)
 
@@ -21,15 +20,7 @@ def granted(session, make_actor):
     staff, startup = make_actor("staff"), make_actor("startup")
     simulator, adapter = synced_telecom(session, make_actor, NOW)
     offer = session.scalar(sa.select(Offer).where(Offer.divisible).order_by(Offer.id))
-    request = ResourceRequest(startup_id=startup.startup_id, kind=offer.kind, quantity=Decimal(1),
-                              window_start=offer.window_start, window_end=offer.window_end, status=RequestStatus.approved)
-    cycle = MatchingCycle(scheduled_for=NOW)
-    session.add_all([request, cycle])
-    session.flush()
-    allocation = Allocation(cycle_id=cycle.id, request_id=request.id, offer_id=offer.id, quantity=Decimal(1),
-                            unit_price=offer.unit_price, status=AllocationStatus.approved)
-    session.add(allocation)
-    offer.promised += 1
+    allocation = approved_allocation(session, startup.startup_id, offer, NOW)
     session.commit()
     yield simulator, adapter, staff, startup, allocation
     simulator.close()
