@@ -14,7 +14,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from broker.web import (
     auth, carrier_allocations, carrier_catalogue, errors, formatting, guards, home, i18n, portal_appeals, portal_requests,
-    public, reports, session, staff_appeals,
+    notification_settings, public, reports, session, staff_appeals, staff_emails,
     staff_carriers, staff_dashboard, staff_people, staff_programs, staff_review, staff_settlement, staff_startups,
 )
 
@@ -45,7 +45,8 @@ def init_console(app: Flask) -> None:
         if not is_console_request() or request.endpoint == "console.static":
             return
         session.expire_idle()
-        csrf.protect()
+        if not getattr(app.view_functions.get(request.endpoint or ""), "signed_link", False):
+            csrf.protect()  # a view marked signed_link is authorised by the signed token in its URL instead
 
     _register_template_helpers(app)
     app.register_blueprint(home.bp)
@@ -66,6 +67,8 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(portal_requests.bp)  # the startup portal: its requests and allocations
     app.register_blueprint(carrier_catalogue.bp)  # the carrier page: its offers, withdraw, catalog upload
     app.register_blueprint(carrier_allocations.bp)  # the carrier page: allocations on its offers, CSV export
+    app.register_blueprint(notification_settings.bp)  # a person's email notifications, and the one-click opt-out
+    app.register_blueprint(staff_emails.bp)  # staff: the email delivery log (the outbox)
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 
