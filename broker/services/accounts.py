@@ -197,7 +197,7 @@ def verify_startup(session: Session, actor: Account, startup_id: int, now: dt.da
     """Staff confirm a startup, which may then request resources."""
     startup = _startup_to_decide(session, actor, startup_id)
     startup.verify(actor.id, now)
-    events.record(session, "startup.verified", None, startup.id, None, now, startup_id=startup.id)
+    events.record(session, "startup.verified", None, startup.id, None, now)
     return startup
 
 
@@ -207,7 +207,7 @@ def reject_startup(session: Session, actor: Account, startup_id: int, reason: st
     startup = _startup_to_decide(session, actor, startup_id)
     startup.reject(actor.id, reason, now)
     _end_tokens_and_requests(session, startup, f"startup rejected by district staff: {reason}", now)
-    events.record(session, "startup.rejected", None, startup.id, None, now, startup_id=startup.id, reason=reason)
+    events.record(session, "startup.rejected", None, startup.id, None, now, reason=reason)
     return startup
 
 
