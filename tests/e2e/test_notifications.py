@@ -8,6 +8,7 @@ import datetime as dt
 import re
 from urllib.parse import urlsplit
 
+import flask
 import pytest
 import sqlalchemy as sa
 
@@ -16,6 +17,7 @@ from broker.models import Account, Allocation, AllocationStatus, EmailStatus, Ma
 from broker.models.people import CompanyRole, Person, Side
 from broker.models.workflow import Event
 from broker.services import accounts, events, notifications, people, provisioning
+from broker.web import session as console_session
 from tests.e2e.test_console_sign_in import token_of
 from tests.e2e.test_cycle_workflow import MONDAY_0900, clock, market, run  # noqa: F401 (fixtures)
 from tests.e2e.test_staff_appeals import company_person_signed_in
@@ -34,6 +36,16 @@ def person_of(session, side: Side, company_id: int, email: str, language: str = 
         setattr(person, name, value)
     session.commit()
     return person
+
+
+def staff_signed_in(app, client, session) -> Person:
+    staff = people.create_district_person(session, "staff@district.test", "张三", Role.staff, "a-long-enough-password-1")
+    with app.test_request_context():
+        console_session.start(staff.id)
+        cookie = dict(flask.session)
+    with client.session_transaction() as stored:
+        stored.update(cookie)
+    return staff
 
 
 def emails_to(session, address: str) -> list[OutboxEmail]:
@@ -240,14 +252,7 @@ def test_the_settings_page_saves_preferences_and_refuses_bad_input(app, client, 
 
 def test_the_settings_page_is_for_company_people_only(client, app, session, market):
     assert client.get("/settings/notifications").status_code == 302
-    staff = people.create_district_person(session, "staff@district.test", "张三", Role.staff, "a-long-enough-password-1")
-    from broker.web import session as console_session
-    import flask
-    with app.test_request_context():
-        console_session.start(staff.id)
-        cookie = dict(flask.session)
-    with client.session_transaction() as stored:
-        stored.update(cookie)
+    staff_signed_in(app, client, session)
     assert client.get("/settings/notifications").status_code == 403
     assert client.get("/staff/emails").status_code == 200
 
@@ -257,14 +262,7 @@ def test_the_staff_delivery_log_filters_by_status_and_recipient(app, client, ses
     first = notification_emails(session)[0]
     first.status, first.attempts, first.last_error = EmailStatus.failed, 8, "SMTPServerDisconnected: gone"
     session.commit()
-    staff = people.create_district_person(session, "staff@district.test", "张三", Role.staff, "a-long-enough-password-1")
-    from broker.web import session as console_session
-    import flask
-    with app.test_request_context():
-        console_session.start(staff.id)
-        cookie = dict(flask.session)
-    with client.session_transaction() as stored:
-        stored.update(cookie)
+    staff_signed_in(app, client, session)
     everything = client.get("/staff/emails").get_data(as_text=True)
     assert "zh@driving.test" in everything and "en@driving.test" in everything
     failed = client.get("/staff/emails?status=failed").get_data(as_text=True)
@@ -273,3 +271,17 @@ def test_the_staff_delivery_log_filters_by_status_and_recipient(app, client, ses
     by_recipient = client.get("/staff/emails?to=en@driving").get_data(as_text=True)
     assert "en@driving.test" in by_recipient and "zh@driving.test" not in by_recipient
     assert client.get("/staff/emails?status=nonsense").status_code == 400
+
+
+def test_the_delivery_log_sends_as_many_statements_for_many_emails_as_for_one(app, client, session):
+    from broker import outbox as mail
+    from tests.conftest import statements_sent
+
+    mail.enqueue(session, "a@x.test", "一", "body", NOW)
+    session.commit()
+    staff_signed_in(app, client, session)
+    one = len(statements_sent(app, client, "/staff/emails"))
+    for n in range(60):
+        mail.enqueue(session, f"b{n}@x.test", "二", "body", NOW)
+    session.commit()
+    assert len(statements_sent(app, client, "/staff/emails")) == one
