@@ -198,8 +198,8 @@ def approve(session: Session, actor: Account, allocation: Allocation, reason: st
     if offer.promised > offer.quantity:  # pragma: no cover - the CHECK constraint forbids it
         raise Conflict(f"Offer {offer.id} is oversold.")
     allocation.approve(actor.id, reason, now)
-    subsidies.award_for(session, allocation, allocation.request.startup, offer, now, actor.id)
     _record(session, "allocation.approved", allocation, now)
+    subsidies.award_for(session, allocation, allocation.request.startup, offer, now, actor.id)  # records subsidy.committed
     allocation.request.settle(local_date(now))
     return allocation
 
