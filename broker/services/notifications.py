@@ -190,8 +190,8 @@ def notify(session: Session, new_events: list[Event]) -> int:
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    result = session.execute(insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
-    return max(result.rowcount, 0)
+    written = session.execute(insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id), rows)
+    return len(written.all())  # (rowcount is not reliable for an executemany)
 
 
 def _email(event: Event, person: _Recipient, allocation: Mapping[str, Any], company: str, secret: str,
