@@ -7,7 +7,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -248,8 +248,11 @@ def _count_commit(session: Session) -> None:
 class Database:
     """The app's engine and session factory, kept in `app.extensions`."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, config: Mapping[str, Any] | None = None) -> None:
         self.engine = engine
+        # The app's settings, in every session's info ("config"): what a use case needs of them
+        # without a request (the notifications' console URL and signing key) reaches it there.
+        self.config = config or {}
         self.bind_sessions(sessionmaker(bind=engine, expire_on_commit=False))
 
     def bind_sessions(self, factory: sessionmaker[Session]) -> None:
@@ -257,6 +260,7 @@ class Database:
         from broker.models.audit import install_audit
 
         install_audit(factory)
+        factory.configure(info={**(factory.kw.get("info") or {}), "config": self.config})
         if not factory.__dict__.get("_broker_commits_counted"):
             sa.event.listen(factory, "after_commit", _count_commit)
             factory._broker_commits_counted = True
@@ -264,7 +268,8 @@ class Database:
 
 
 def init_app(app: Flask) -> Database:
-    database = Database(create_engine(app.config["DATABASE_URL"], sqlite_busy_timeout=float(app.config["SQLITE_BUSY_TIMEOUT"])))
+    database = Database(create_engine(app.config["DATABASE_URL"], sqlite_busy_timeout=float(app.config["SQLITE_BUSY_TIMEOUT"])),
+                        app.config)
     app.extensions["broker.db"] = database
     app.teardown_appcontext(_close_session)
     return database

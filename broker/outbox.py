@@ -127,6 +127,8 @@ def build_message(settings: MailSettings, email: OutboxEmail, now: dt.datetime) 
     message["Subject"] = email.subject
     message["Date"] = format_datetime(now)
     message["Message-ID"] = make_msgid(idstring=f"outbox-{email.id}", domain="broker.localhost")
+    for name, value in (email.headers or {}).items():
+        message[name] = value
     message.set_content(email.body or "", charset="utf-8")
     return message
 

@@ -80,6 +80,8 @@ VARIABLES: dict[str, str] = {
     "BROKER_SMTP_PASSWORD": "the SMTP login's password",
     "BROKER_SMTP_STARTTLS": "whether to upgrade the SMTP connection with STARTTLS (true or false); default true",
     "BROKER_MAIL_FROM": "the From address of the broker's emails; default 硅巷资源撮合平台 <noreply@broker.localhost>",
+    "BROKER_PUBLIC_URL": "the console's address as people reach it, for the links in notification emails (the "
+    "console page and the one-click opt-out); default http://127.0.0.1:5000",
     "BROKER_SESSION_IDLE_MINUTES": "console only: minutes without a request after which a signed-in person's session "
     "ends and they sign in again; default 30",
     "BROKER_APPEAL_ANSWER_WORKING_DAYS": "working days (the Chinese calendar, holidays and adjusted working "
@@ -130,6 +132,7 @@ _DEFAULTS: dict[str, object] = {
     "SMTP_PASSWORD": None,
     "SMTP_STARTTLS": True,
     "MAIL_FROM": None,
+    "PUBLIC_URL": "http://127.0.0.1:5000",
     "SESSION_IDLE_MINUTES": 30,
     "APPEAL_ANSWER_WORKING_DAYS": 5,
 }
@@ -263,7 +266,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
         settings["LOG_LEVEL"] = env["BROKER_LOG_LEVEL"].upper()
     if env.get("BROKER_EVIDENCE_STORE", "").strip():
         settings["EVIDENCE_STORE"] = env["BROKER_EVIDENCE_STORE"].strip().lower()
-    for key in ("SMTP_HOST", "SMTP_USER", "SMTP_PASSWORD", "MAIL_FROM"):
+    for key in ("SMTP_HOST", "SMTP_USER", "SMTP_PASSWORD", "MAIL_FROM", "PUBLIC_URL"):
         if env.get(f"BROKER_{key}", "").strip():
             settings[key] = env[f"BROKER_{key}"].strip()
     if env.get("BROKER_SMTP_STARTTLS", "").strip():

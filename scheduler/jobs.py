@@ -78,6 +78,14 @@ def expire(app: Flask, at: dt.datetime) -> None:
         expire_finished(session, _adapter_for(app), at)
 
 
+def warn_expiring(app: Flask, at: dt.datetime) -> None:
+    """Tell startups of allocations whose window ends within 7 days (once each)."""
+    from broker.services.provisioning import warn_expiring as warn
+
+    with _session(app) as session:
+        warn(session, at)
+
+
 def pull_usage(app: Flask, at: dt.datetime) -> None:
     from broker.services.provisioning import pull_usage as pull
 

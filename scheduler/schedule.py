@@ -33,6 +33,8 @@ SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("provision", "provision", "* * * * *", "*/20 * * * * *"),
     ScheduledJob("expire", "expire", "*/10 * * * *", "*/10 * * * *",
                  "windows that ended, and grants of withdrawn requests"),
+    ScheduledJob("warn_expiring", "warn_expiring", "0 9 * * *", "*/10 * * * *",
+                 "daily 09:00: allocations whose window ends within 7 days, each told once"),
     ScheduledJob("pull_usage", "pull_usage", "0 * * * *", "*/5 * * * *"),
     ScheduledJob("release_unused", "release_unused", "30 2 * * *", "*/15 * * * *",
                  "daily 02:30: programs past their ends_on give back what ended windows left unused"),

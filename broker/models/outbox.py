@@ -32,6 +32,11 @@ class OutboxEmail(Base):
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     sent_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # "event:<id>:person:<id>" for a notification, so an event reaches a person at most once
+    # whoever writes it (unique; None for other emails).
+    dedupe_key: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
+    # Extra headers of the message (a notification's List-Unsubscribe and List-Unsubscribe-Post).
+    headers: Mapped[dict | None] = mapped_column(sa.JSON)
 
     __table_args__ = (
         sa.Index("ix_outbox_emails_due", "status", "next_attempt_at"),

@@ -93,10 +93,17 @@ class Person(Audited, Base):
     # The newest event of the company's inbox the person has seen: a higher id is unread. Not a
     # foreign key: the inbox compares ids, and an event is never deleted under it.
     inbox_seen_event_id: Mapped[int | None]
+    # The language of the person's emails, set when they switch the console's language.
+    language: Mapped[str] = mapped_column(sa.String(8), default="zh_CN", server_default="zh_CN")
+    # Email notifications: all on by default; `email_off` stops every one, `email_muted` lists
+    # the event kinds (broker.services.notifications.KINDS) turned off one by one.
+    email_off: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    email_muted: Mapped[list] = mapped_column(sa.JSON, default=list, server_default=sa.text("'[]'"))
 
     account: Mapped[Account] = relationship()
 
     __table_args__ = (
+        sa.CheckConstraint("language IN ('zh_CN', 'en')", name="language_known"),
         sa.CheckConstraint("(side = 'district') = (company_role IS NULL)", name="company_role_for_companies"),
         sa.CheckConstraint("(company_role = 'agent') = (agent_expires_at IS NOT NULL)", name="agent_has_expiry"),
         sa.CheckConstraint("failed_sign_ins >= 0", name="failed_sign_ins_not_negative"),

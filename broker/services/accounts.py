@@ -15,7 +15,7 @@ from broker.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, N
 from broker.models import TURNED_AWAY_STARTUP_STATUSES, Account, ApiToken, Carrier, Role, Startup
 from broker.models.audit import set_actor
 from broker.models.parties import MAX_TOKEN_LIFETIME, hash_token
-from broker.services import allocations
+from broker.services import allocations, events
 from broker.uniques import duplicate
 from config import DEFAULT_DISTRICT_CONTACT
 
@@ -206,6 +206,7 @@ def verify_startup(session: Session, actor: Account, startup_id: int, now: dt.da
     """Staff confirm a startup, which may then request resources."""
     startup = _startup_to_decide(session, actor, startup_id)
     startup.verify(actor.id, now)
+    events.record(session, "startup.verified", None, startup.id, None, now)
     return startup
 
 
@@ -215,6 +216,7 @@ def reject_startup(session: Session, actor: Account, startup_id: int, reason: st
     startup = _startup_to_decide(session, actor, startup_id)
     startup.reject(actor.id, reason, now)
     _end_tokens_and_requests(session, startup, f"startup rejected by district staff: {reason}", now)
+    events.record(session, "startup.rejected", None, startup.id, None, now, reason=reason)
     return startup
 
 

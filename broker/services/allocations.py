@@ -159,7 +159,8 @@ def _record(session: Session, type_: str, allocation: Allocation, now: dt.dateti
 
 
 def propose(
-    session: Session, cycle: MatchingCycle, chosen: list[tuple[ResourceRequest, Offer, Decimal]], now: dt.datetime
+    session: Session, cycle: MatchingCycle, chosen: list[tuple[ResourceRequest, Offer, Decimal]], now: dt.datetime,
+    deadline: dt.datetime | None = None,
 ) -> list[Allocation]:
     """A cycle's proposals: hold their capacity (one guarded update per offer, in id order), write them
     and their events in bulk (a cycle can propose thousands). The caller holds the requests' and the
@@ -177,7 +178,8 @@ def propose(
     ]
     session.add_all(proposals)
     session.flush()
-    events.record_for_allocations(session, "allocation.proposed", proposals, now)
+    events.record_for_allocations(session, "allocation.proposed", proposals, now,
+                                  approval_deadline=deadline.isoformat() if deadline is not None else None)
     return proposals
 
 
@@ -196,8 +198,8 @@ def approve(session: Session, actor: Account, allocation: Allocation, reason: st
     if offer.promised > offer.quantity:  # pragma: no cover - the CHECK constraint forbids it
         raise Conflict(f"Offer {offer.id} is oversold.")
     allocation.approve(actor.id, reason, now)
-    subsidies.award_for(session, allocation, allocation.request.startup, offer, now, actor.id)
     _record(session, "allocation.approved", allocation, now)
+    subsidies.award_for(session, allocation, allocation.request.startup, offer, now, actor.id)  # records subsidy.committed
     allocation.request.settle(local_date(now))
     return allocation
 
@@ -209,7 +211,7 @@ def reject(session: Session, actor: Account, allocation: Allocation, reason: str
     _require_open_window(allocation, now)
     allocation.reject(actor.id, reason, now)
     _give_back_capacity(session, [allocation])  # a proposal has no subsidy award yet
-    _record(session, "allocation.rejected", allocation, now)
+    _record(session, "allocation.rejected", allocation, now, reason=reason)
     allocation.request.settle(local_date(now))
     return allocation
 

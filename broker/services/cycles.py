@@ -211,8 +211,10 @@ def run_cycle(
     cycle.start(now)
     session.flush()  # the running row is what the unique index guards
     chosen = sorted(result.allocations, key=lambda a: (a.request, a.offer))
+    deadline = now + dt.timedelta(hours=policy.approval_window_hours)
     proposals = allocations.propose(
-        session, cycle, [(snapshot.requests[a.request], snapshot.offers[a.offer], _quantity(a.quantity)) for a in chosen], now
+        session, cycle, [(snapshot.requests[a.request], snapshot.offers[a.offer], _quantity(a.quantity)) for a in chosen], now,
+        deadline,
     )
     proposed_ids = {a.request for a in result.allocations}
     for key, request in snapshot.requests.items():
@@ -220,7 +222,6 @@ def run_cycle(
             request.propose()
         else:
             request.wait_another_cycle()
-    deadline = now + dt.timedelta(hours=policy.approval_window_hours)
     cycle.propose(stats, deadline, now)
     session.flush()
     fault_point("cycle.before_commit")

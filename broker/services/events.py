@@ -32,6 +32,7 @@ from broker.models import Account, Allocation, Role
 from broker.models.audit import set_actor
 from broker.models.people import Person, Side
 from broker.models.workflow import DeliveryStatus, Event, WebhookDelivery, WebhookSubscription
+from broker.services import notifications
 
 MAX_DELIVERY_ATTEMPTS = 8
 SIGNATURE_HEADER = "X-Broker-Signature"
@@ -53,13 +54,15 @@ def record(
     return event
 
 
-def record_for_allocations(session: Session, type_: str, allocations: list[Allocation], now: dt.datetime) -> None:
+def record_for_allocations(
+    session: Session, type_: str, allocations: list[Allocation], now: dt.datetime, **payload: Any
+) -> None:
     """One event per allocation, for its startup and its carrier, written in bulk (a cycle makes many)."""
     _queue(
         session,
         [
             Event(type=type_, startup_id=a.request.startup_id, carrier_id=a.offer.carrier_id, allocation_id=a.id,
-                  payload=_allocation_payload(a), created_at=now)
+                  payload={**payload, **_allocation_payload(a)}, created_at=now)
             for a in allocations
         ],
     )
@@ -77,6 +80,7 @@ def _queue(session: Session, new_events: list[Event]) -> None:
         return
     session.add_all(new_events)
     session.flush()
+    notifications.notify(session, new_events)  # the people's emails, in the same transaction
     startups = {e.startup_id for e in new_events if e.startup_id is not None}
     carriers = {e.carrier_id for e in new_events if e.carrier_id is not None}
     if not startups and not carriers:

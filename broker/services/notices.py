@@ -130,6 +130,9 @@ def create_notice(session: Session, actor: Account, data: dict[str, Any], now: d
         award.move_notice(NoticeState.in_notice)
         session.add(NoticeItem(notice_id=notice.id, award_id=award.id, program_id=award.program_id,
                                startup_name=names[award.startup_id], program_name=award.program.name, amount=award.amount))
+        events.record(session, "notice.started", None, award.startup_id, None, now, notice_id=notice.id, award_id=award.id,
+                      title=notice.title, starts_on=notice.starts_on.isoformat(), ends_on=notice.ends_on.isoformat(),
+                      amount=str(award.amount), program_name=award.program.name)
     session.flush()
     session.refresh(notice, ["items"])
     return notice

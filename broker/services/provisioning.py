@@ -22,7 +22,7 @@ from broker.clock import local_date
 from broker.db import transaction
 from broker.errors import InvalidInput, NotFound
 from broker.models import Account, Allocation, AllocationStatus, Carrier, RequestStatus, ResourceRequest, Role
-from broker.models.workflow import UsageReport
+from broker.models.workflow import Event, UsageReport
 from broker.services import allocations, events, subsidies
 from broker.services.accounts import require_role
 
@@ -121,6 +121,30 @@ def cancel_allocation(session: Session, actor: Account, allocation_id: int, reas
         raise InvalidInput("A cancellation needs a reason.", {"reason": ["Required."]})
     allocation = allocations.cancel(session, actor, allocations.lock_one(session, allocation_id), reason, now)
     return allocation
+
+
+EXPIRING_NOTICE = dt.timedelta(days=7)
+
+
+@transaction
+def warn_expiring(session: Session, now: dt.datetime) -> int:
+    """Record `allocation.expiring` once for each active allocation whose window ends within 7 days
+    (Asia/Shanghai dates); an allocation already warned is skipped, so the daily run is idempotent."""
+    today = local_date(now)
+    warned = sa.select(Event.id).where(Event.type == "allocation.expiring", Event.allocation_id == Allocation.id)
+    due = list(session.scalars(
+        sa.select(Allocation).join(ResourceRequest, Allocation.request_id == ResourceRequest.id)
+        .where(Allocation.status == AllocationStatus.active, ResourceRequest.window_end >= today,
+               ResourceRequest.window_end <= today + EXPIRING_NOTICE, ~warned.exists())
+        .order_by(Allocation.id)
+        .options(sa.orm.selectinload(Allocation.request), sa.orm.selectinload(Allocation.offer))
+    ))
+    by_end: dict[dt.date, list[Allocation]] = {}
+    for allocation in due:
+        by_end.setdefault(allocation.request.window_end, []).append(allocation)
+    for window_end, ending in sorted(by_end.items()):
+        events.record_for_allocations(session, "allocation.expiring", ending, now, window_end=window_end.isoformat())
+    return len(due)
 
 
 def expire_finished(session: Session, adapter_for: AdapterFor, now: dt.datetime) -> dict[str, int]:

@@ -36,7 +36,7 @@ from broker.models import (
     SubsidyProgram,
     UsageReport,
 )
-from broker.services import ledger
+from broker.services import events, ledger
 
 FEN = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -448,6 +448,8 @@ def award_for(session: Session, allocation: Allocation, startup: Startup, offer:
         session.flush()
         ledger.post(session, program, LedgerKind.commit, amount, key=f"commit:allocation:{allocation.id}:program:{program.id}",
                     award=award, now=now, actor_id=actor_id)
+        events.record(session, "subsidy.committed", allocation, startup.id, None, now, award_id=award.id,
+                      program_id=program.id, program_name=program.name, amount=str(amount))
         awards.append(award)
     return awards
 

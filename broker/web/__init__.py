@@ -14,9 +14,9 @@ from flask_wtf.csrf import CSRFProtect
 
 from broker.web import (
     auth, carrier_allocations, carrier_catalogue, carrier_delivery, carrier_syncs, company, errors, formatting,
-    guards, home, i18n, inbox, portal_appeals, portal_requests, portal_subsidies, portal_wizard, public, registration,
-    reports, session, staff_appeals, staff_carriers, staff_dashboard, staff_people, staff_programs, staff_review,
-    staff_settlement, staff_startups, webhook_settings,
+    guards, home, i18n, inbox, notification_settings, portal_appeals, portal_requests, portal_subsidies,
+    portal_wizard, public, registration, reports, session, staff_appeals, staff_carriers, staff_dashboard,
+    staff_emails, staff_people, staff_programs, staff_review, staff_settlement, staff_startups, webhook_settings,
 )
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
@@ -46,7 +46,8 @@ def init_console(app: Flask) -> None:
         if not is_console_request() or request.endpoint == "console.static":
             return
         session.expire_idle()
-        csrf.protect()
+        if not getattr(app.view_functions.get(request.endpoint or ""), "signed_link", False):
+            csrf.protect()  # a view marked signed_link is authorised by the signed token in its URL instead
 
     _register_template_helpers(app)
     app.register_blueprint(home.bp)
@@ -75,6 +76,8 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(webhook_settings.bp)  # both company sides: the company's webhook, its secret, deliveries
     app.register_blueprint(carrier_delivery.bp)  # the carrier page: usage per allocation, settlement statements and claims
     app.register_blueprint(inbox.bp)  # both company sides: the in-app inbox (消息) of the company's events
+    app.register_blueprint(notification_settings.bp)  # a person's email notifications, and the one-click opt-out
+    app.register_blueprint(staff_emails.bp)  # staff: the email delivery log (the outbox)
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 

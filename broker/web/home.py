@@ -7,6 +7,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, redirect, render_template, request
 from werkzeug.wrappers import Response
 
+from broker.db import get_session
+from broker.services import notifications
+from broker.web.auth import current_person
 from broker.web.i18n import LANGUAGE_COOKIE, LANGUAGES
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
@@ -26,6 +29,9 @@ def switch_language() -> Response:
     chosen = request.form.get("language", "")
     response = redirect(_same_site(request.form.get("next")), code=303)
     if chosen in LANGUAGES:
+        person = current_person()
+        if person is not None:  # a signed-in person's emails follow the language they read the console in
+            notifications.set_language(get_session(), person.id, chosen)
         response.set_cookie(
             LANGUAGE_COOKIE, chosen, max_age=ONE_YEAR, httponly=True, samesite="Lax",
             secure=current_app.config["SESSION_COOKIE_SECURE"],

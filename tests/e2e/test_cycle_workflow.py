@@ -142,7 +142,7 @@ def test_undecided_proposals_lapse_and_their_capacity_returns(client, session, m
     request = client.get(f"/api/v1/requests/{market['ids']['driving_gpu']}", headers=staff.headers).json
     assert request["status"] == "submitted" and request["cycles_waited"] == 1
     events = client.get("/api/v1/events", headers=market["driving"].headers).json
-    assert [e["type"] for e in events] == ["allocation.proposed", "allocation.lapsed"]
+    assert [e["type"] for e in events] == ["startup.verified", "allocation.proposed", "allocation.lapsed"]
 
 
 def test_approval_commits_subsidy_within_budget_and_caps(client, session, market):

@@ -154,7 +154,8 @@ def test_withdrawing_an_approved_grant_gives_its_subsidy_and_capacity_back(world
     assert withdrawn.json["pending_releases"] == []  # nothing was set up at the carrier
     _assert_given_back(world, allocation["id"])
     feed = [e["type"] for e in world.client.get("/api/v1/events", headers=world.startup.headers).json]
-    assert feed == ["allocation.proposed", "allocation.approved", "allocation.cancelled"]
+    assert feed == ["startup.verified", "allocation.proposed", "allocation.approved", "subsidy.committed",
+                    "allocation.cancelled"]
     assert provision_due(world.session, world.adapter_for, world.clock())["provisioned"] == 0
     assert world.simulator.stats()["orders"] == 0
 

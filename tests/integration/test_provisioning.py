@@ -68,7 +68,7 @@ def test_withdrawing_releases_at_the_carrier_and_gives_capacity_back(app, client
     assert simulator.stats()["released"] == 1
     assert session.get(Offer, allocation.offer_id).promised == 0
     feed = [e["type"] for e in client.get("/api/v1/events", headers=startup.headers).json]
-    assert feed == ["allocation.provisioned", "allocation.released"]
+    assert feed == ["startup.verified", "allocation.provisioned", "allocation.released"]
     assert client.get(f"/api/v1/requests/{allocation.request_id}", headers=startup.headers).json["status"] == "withdrawn"
 
 

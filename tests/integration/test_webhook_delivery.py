@@ -55,7 +55,7 @@ def test_delivery_is_signed_and_retried_with_back_off(client, session, make_acto
         assert hmac.compare_digest(digest, hmac.new(secret.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest())
         assert json.loads(body)["type"] == "request.expired" and json.loads(body)["data"]["request_id"] == 7
         feed = client.get("/api/v1/events", headers=startup.headers).json
-        assert [e["type"] for e in feed] == ["request.expired"]
+        assert [e["type"] for e in feed] == ["startup.verified", "request.expired"]  # verified before it subscribed
     finally:
         server.close()
 

@@ -1,7 +1,7 @@
 """inbox seen: how far each person has read their company's in-app inbox
 
 Revision ID: 0020_inbox_seen
-Revises: 0018
+Revises: 0019_notifications
 
 `people.inbox_seen_event_id` is the newest event id the person has seen in the inbox (/inbox);
 a company's event with a higher id is unread for them. NULL: nothing read yet.
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020_inbox_seen"
-down_revision = "0018"
+down_revision = "0019_notifications"
 branch_labels = None
 depends_on = None
 
