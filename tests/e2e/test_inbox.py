@@ -158,7 +158,8 @@ def test_a_founder_reads_its_companys_events_in_words_and_not_anothers(app, clie
     assert f"#{theirs.id}" not in page
     assert "2026年11月30日" in page  # the time, in Asia/Shanghai
     ids = rows_of(page)
-    assert ids == sorted(ids, reverse=True) and len(ids) == 3  # newest first
+    assert "企业注册已通过审核，可以申请资源" in page  # startup.verified, the company's first event
+    assert ids == sorted(ids, reverse=True) and len(ids) == 4  # newest first: verified, proposed, approved, payment.made
 
     client.set_cookie("broker_lang", "en")
     english = text(client.get("/inbox"))
@@ -199,8 +200,8 @@ def test_unread_events_are_marked_and_the_first_page_marks_them_seen(app, client
     assert seen_by(session, person.id) is None
 
     first = text(client.get("/inbox"))
-    assert "有 1 条新消息" in first and first.count('class="unread"') == 1
-    newest = rows_of(first)[0]
+    assert "有 2 条新消息" in first and first.count('class="unread"') == 2  # verified, proposed
+    newest, verified = rows_of(first)[0], rows_of(first)[-1]
     assert seen_by(session, person.id) == newest
     again = text(client.get("/inbox"))
     assert "没有新消息。" in again and 'class="unread"' not in again
@@ -217,7 +218,7 @@ def test_unread_events_are_marked_and_the_first_page_marks_them_seen(app, client
     assert seen_by(session, person.id) == answered.id
     assert rows_of(text(client.get("/inbox?unread=1"))) == []
     assert rows_of(text(client.get("/inbox?group=appeals"))) == [answered.id]
-    assert rows_of(text(client.get("/inbox?group=nonsense&page=x"))) == [answered.id, committed.id, newest]
+    assert rows_of(text(client.get("/inbox?group=nonsense&page=x"))) == [answered.id, committed.id, newest, verified]
 
     from broker.services.inbox import unread_count
 
