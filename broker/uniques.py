@@ -68,6 +68,8 @@ UNIQUE_VIOLATIONS: dict[str, tuple[str, str]] = {
     "uq_people_account_id": ("account_id", "This account already belongs to a person."),
     "uq_invitations_token_hash": ("token", "An invitation with this secret already exists; invite again."),
     "uq_password_resets_token_hash": ("token", "A reset link with this secret already exists; ask again."),
+    # An event reaches a person by email once: the notifications insert with ON CONFLICT DO NOTHING.
+    "uq_outbox_emails_dedupe_key": ("dedupe_key", "This event was already emailed to this person."),
 }
 
 

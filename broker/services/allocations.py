@@ -216,6 +216,12 @@ def reject(session: Session, actor: Account, allocation: Allocation, reason: str
     return allocation
 
 
+def warn_expiring(session: Session, ending: list[Allocation], window_end: dt.date, now: dt.datetime) -> None:
+    """Active allocations whose window ends on `window_end`, within a week: each startup is told
+    once (the caller skips allocations already warned)."""
+    events.record_for_allocations(session, "allocation.expiring", ending, now, window_end=window_end.isoformat())
+
+
 def lapse(session: Session, proposals: list[Allocation], now: dt.datetime) -> None:
     """Proposals (locked by `lock_for`) undecided at their deadline lapse; their capacity goes back."""
     for allocation in proposals:

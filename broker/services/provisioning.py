@@ -143,7 +143,7 @@ def warn_expiring(session: Session, now: dt.datetime) -> int:
     for allocation in due:
         by_end.setdefault(allocation.request.window_end, []).append(allocation)
     for window_end, ending in sorted(by_end.items()):
-        events.record_for_allocations(session, "allocation.expiring", ending, now, window_end=window_end.isoformat())
+        allocations.warn_expiring(session, ending, window_end, now)
     return len(due)
 
 
