@@ -17,7 +17,7 @@ from broker.web.auth import current_person
 from broker.web.csv_export import csv_response
 from broker.web.guards import N_, carrier_only
 from broker.web.reports import KIND_NAMES
-from broker.web.staff_carriers import quantity
+from broker.web.formatting import quantity
 
 bp = Blueprint("carrier_allocations", __name__, template_folder="templates")
 

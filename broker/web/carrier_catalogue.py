@@ -25,9 +25,9 @@ from broker.models import OfferStatus
 from broker.services import market, sync
 from broker.web.auth import current_person
 from broker.web.guards import N_, carrier_only
-from broker.web.reports import KIND_NAMES
-from broker.resources import KINDS
-from broker.web.staff_carriers import quantity, quarantine_words
+from broker.web.reports import KIND_NAMES, unit_name
+from broker.web.formatting import quantity
+from broker.web.staff_carriers import quarantine_words
 
 bp = Blueprint("carrier_catalogue", __name__, template_folder="templates")
 
@@ -44,7 +44,7 @@ def _names() -> dict[str, object]:
             "offer_status_name": lambda code: gettext(STATUS_NAMES[code]) if code in STATUS_NAMES else code,
             "kinds": KIND_NAMES, "statuses": STATUS_NAMES, "quarantine_words": quarantine_words, "quantity": quantity,
             "change_name": lambda code: gettext(CHANGE_NAMES[code]) if code in CHANGE_NAMES else code,
-            "unit": lambda kind: KINDS[kind].unit if kind in KINDS else ""}
+            "unit": unit_name}
 
 
 def _catalogue_page(*, error: str | None = None, status: int = 200):

@@ -25,8 +25,8 @@ from broker.web.csv_export import csv_response
 from broker.web.errors import error_page
 from broker.web.formatting import local
 from broker.web.guards import carrier_only
-from broker.web.reports import KIND_NAMES
-from broker.web.staff_carriers import quantity
+from broker.web.reports import KIND_NAMES, unit_name
+from broker.web.formatting import quantity
 from broker.web.staff_settlement import LINES_PER_PAGE, held_words
 
 bp = Blueprint("carrier_delivery", __name__, template_folder="templates")
@@ -99,7 +99,7 @@ def delivery_csv() -> Response:
               gettext("已核验补贴（元）")]
     return csv_response("delivery.csv", header, (
         [line.allocation_id, words["allocation_status"](line.status.value), line.offer_external_id,
-         words["kind_name"](line.kind), line.startup_name or "", line.granted, line.used, line.unit,
+         words["kind_name"](line.kind), line.startup_name or "", line.granted, line.used, unit_name(line.kind),
          local(line.last_reported_at).strftime("%Y-%m-%d %H:%M") if line.last_reported_at else "", line.redeemed]
         for line in lines))
 

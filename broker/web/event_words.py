@@ -19,8 +19,8 @@ from flask_babel import gettext
 
 from broker.web import formatting
 from broker.web.guards import N_
-from broker.web.reports import KIND_NAMES
-from broker.web.staff_carriers import quantity
+from broker.web.reports import KIND_NAMES, UNIT_NAMES
+from broker.web.formatting import quantity
 from broker.web.staff_programs import EVIDENCE_NAMES
 
 
@@ -81,13 +81,6 @@ WORDS: dict[str, Words] = {
 
 GENERIC = N_("新的动态（%(type)s）")
 WITH_REASON = N_("%(sentence)s（原因：%(reason)s）")
-
-# Units in words, per resource kind (the catalogue's own units are English codes).
-UNIT_NAMES: dict[str, str] = {
-    "gpu": N_("卡时"), "cpu": N_("核时"), "data_line": N_("Mbps"), "cloud_vm": N_("vCPU·月"),
-    "storage": N_("TB·月"), "tokens": N_("百万 Tokens"),
-}
-
 
 def sentence(type_: str, payload: Mapping[str, Any], kind: str | None = None) -> str:
     """The event in one sentence; `kind` is the resource kind of the allocation it concerns."""

@@ -65,3 +65,9 @@ def date(day: dt.date | dt.datetime | None, language: str = "zh_CN") -> str:
     if language.startswith("zh"):
         return f"{day.year}年{day.month}月{day.day}日"
     return day.isoformat()
+
+
+def quantity(value: Decimal | int | str) -> str:
+    """A quantity as people write it: 1,250 or 2.5, no trailing zeros."""
+    exact = _decimal(value).normalize()
+    return f"{exact.quantize(Decimal(1)) if exact.as_tuple().exponent > 0 else exact:,}"

@@ -84,7 +84,6 @@ def _names() -> dict[str, Any]:
         "main_step": _words(MAIN_STEP_NAMES),
         "reason_words": _words(REASON_WORDS),
         "reason_help": _words(REASON_HELP),
-        "unit_of": market.unit_of,
     }
 
 

@@ -151,7 +151,7 @@ def _page(step: str, typed: dict[str, str], *, errors: dict[str, str] | None = N
     return render_template(
         "portal/request_new.html", step=step, form=typed, errors=errors or {}, quote=quote, refused=refused,
         kinds=KINDS, kind_name=lambda code: gettext(KIND_NAMES[code]) if code in KIND_NAMES else code,
-        unit_of=market.unit_of, not_verified=None if startup.is_verified else not_verified_words(),
+        not_verified=None if startup.is_verified else not_verified_words(),
         eligibility_words=eligibility_words, percent=percent), status
 
 

@@ -82,6 +82,18 @@ KIND_NAMES: dict[str, str] = {
     "tokens": N_("大模型 Tokens"),
 }
 
+# Units in words, per resource kind (the catalogue's own units are English codes).
+UNIT_NAMES: dict[str, str] = {
+    "gpu": N_("卡时"), "cpu": N_("核时"), "data_line": N_("Mbps"), "cloud_vm": N_("vCPU·月"),
+    "storage": N_("TB·月"), "tokens": N_("百万 Tokens"),
+}
+
+
+def unit_name(kind: str) -> str:
+    """The unit a kind is counted in, in words (GPU-hour is 卡时)."""
+    return _(UNIT_NAMES[kind]) if kind in UNIT_NAMES else kind
+
+
 STATUS_NAMES: dict[str, str] = {
     "scheduled": N_("待运行"),
     "running": N_("运行中"),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
@@ -22,11 +21,11 @@ from flask_babel import gettext
 from broker.clock import now
 from broker.db import get_session
 from broker.errors import Conflict, InvalidInput, NotFound
-from broker.resources import KINDS
 from broker.services import carriers, provisioning
 from broker.web.auth import current_person
+from broker.web.formatting import quantity
 from broker.web.guards import N_, staff_only
-from broker.web.reports import KIND_NAMES
+from broker.web.reports import KIND_NAMES, unit_name
 
 bp = Blueprint("staff_carriers", __name__, template_folder="templates")
 
@@ -77,12 +76,6 @@ def raw_text(raw: object) -> str:
     return text if len(text) <= RAW_SHOWN else text[:RAW_SHOWN] + "…"
 
 
-def quantity(value: Decimal) -> str:
-    """A quantity as people write it: 1,250 or 2.5, no trailing zeros."""
-    exact = value.normalize()
-    return f"{exact.quantize(Decimal(1)) if exact.as_tuple().exponent > 0 else exact:,}"
-
-
 def words() -> dict[str, Any]:
     """The names a carrier page's templates use (this screen's and the carrier page's syncs)."""
     def named(table: dict[str, str]):
@@ -90,7 +83,7 @@ def words() -> dict[str, Any]:
 
     return {"kind_name": named(KIND_NAMES), "sync_status": named(SYNC_STATUS), "source_name": named(SOURCES),
             "conflict_words": named(CONFLICTS), "quarantine_words": quarantine_words, "quantity": quantity, "raw_text": raw_text,
-            "unit": lambda kind: KINDS[kind].unit if kind in KINDS else ""}
+            "unit": unit_name}
 
 
 def page_number(name: str) -> int:

@@ -85,7 +85,7 @@ def test_a_carrier_person_reads_its_delivery_and_a_statement(app, client, sessio
         page.wait_for_url("**/carrier/delivery")
         assert page.locator("h1").inner_text() == "交付与结算"
         first_row = page.locator(f"#usage-{allocations[0]}").inner_text()
-        assert STARTUPS[0][0] in first_row and "320 GPU-hour" in first_row and "¥48,000.00" in first_row
+        assert STARTUPS[0][0] in first_row and "320 卡时" in first_row and "¥48,000.00" in first_row
         listed = page.locator(f"#statement-{statement['id']}").inner_text()
         assert "已审批并核销" in listed and "¥48,000.00" in listed and "¥70,500.00" in listed  # approved, claimed
         assert axe(page) == []

@@ -79,7 +79,7 @@ def test_a_founder_sees_net_prices_across_carriers_and_submits(app, client, sess
         page.get_by_role("button", name="提交申请").click()
         page.wait_for_url("**/portal/requests/*?done=submitted")
         assert "申请已提交" in page.locator("#done").inner_text()
-        assert "GPU-hour" in page.locator("#place-supply").inner_text()
+        assert "卡时" in page.locator("#place-supply").inner_text()
         assert axe(page) == []
         screenshot(page, "portal_request_place")
     finally:

@@ -144,7 +144,7 @@ def test_a_gbk_csv_is_previewed_without_changing_anything_then_applied(client, s
     assert "资源类型无法识别" in text and "第 3 行" in text and "CU-SH-GPU-0002" in text
     changes = re.findall(r'<tr id="change-\d+"><th scope="row">([^<]+)</th><td>([^<]+)</td>\s*<td>([^<]+)</td>', text)
     assert [(i, c, q.split()) for i, c, q in changes] == [
-        ("CU-SH-GPU-0001", "新增", ["500", "GPU-hour"]), ("CU-2", "变更", ["100", "→", "300", "GPU-hour"])]
+        ("CU-SH-GPU-0001", "新增", ["500", "卡时"]), ("CU-2", "变更", ["100", "→", "300", "卡时"])]
     session.expire_all()
     assert (session.scalar(sa.select(sa.func.count(Offer.id))), session.scalar(sa.select(sa.func.count(CarrierSync.id)))) == before
     assert session.scalar(sa.select(sa.func.count(QuarantinedRecord.id))) == 0

@@ -92,8 +92,8 @@ def test_usage_and_statements_are_the_ledgers_and_the_apis(app, client, session,
     assert redeemed == {alpha: Decimal("15000.00"), beta: Decimal("4500.00")}  # 100 h and 30 h × ¥250 × 60%
     through_api = {a["id"]: a for a in client.get("/api/v1/allocations", headers=headers).json}
     alpha_row, beta_row = row(page, "usage", alpha), row(page, "usage", beta)
-    assert "100 GPU-hour" in alpha_row and money(redeemed[alpha]) in alpha_row and "2026年12月15日 09:00" in alpha_row
-    assert ">100 GPU-hour<" in beta_row and ">30 GPU-hour<" in beta_row and money(redeemed[beta]) in beta_row and "2026年12月15日 14:00" in beta_row
+    assert "100 卡时" in alpha_row and money(redeemed[alpha]) in alpha_row and "2026年12月15日 09:00" in alpha_row
+    assert ">100 卡时<" in beta_row and ">30 卡时<" in beta_row and money(redeemed[beta]) in beta_row and "2026年12月15日 14:00" in beta_row
     assert Decimal(through_api[alpha]["quantity"]) == 100 and Decimal(through_api[beta]["quantity"]) == 100
     names = {a: session.get(Startup, award_of(session, a).startup_id).name for a in (alpha, beta)}
     session.commit()  # the test's reads end before the app's next requests share the connection

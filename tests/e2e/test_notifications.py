@@ -81,7 +81,7 @@ def test_a_cycle_emails_each_opted_in_person_of_the_startup_once_in_their_langua
     assert len(driving_allocations) == 1
     [zh] = emails_to(session, "zh@driving.test")
     [en] = emails_to(session, "en@driving.test")
-    assert zh.subject.startswith("【硅巷资源撮合平台】新的分配方案待审批") and "gpu" in zh.subject
+    assert zh.subject.startswith("【硅巷资源撮合平台】新的分配方案待审批") and "GPU 算力" in zh.subject and "卡时" in zh.subject
     deadline = session.scalar(sa.select(MatchingCycle.approval_deadline))
     assert notifications.local_time(deadline) == "2026-12-02 18:00"  # the policy's window: Wednesday 18:00 in Shanghai
     assert "区科委将在 2026-12-02 18:00（北京时间）前审批" in zh.body

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import html
 import re
+from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
 import sqlalchemy as sa
 
 from broker.models import ResourceRequest
+from broker.web.formatting import quantity
 from tests.conftest import statements_sent
 from tests.e2e.test_console_sign_in import token_of
 from tests.e2e.test_ledger import MONDAY_0900, WINDOW, district, open_program  # noqa: F401 (fixture)
@@ -72,7 +74,7 @@ def test_the_quote_step_shows_both_carriers_with_the_apis_prices_eligibility_and
     assert "电信算力券：不适用——该运营商不在项目的供应商名单上" in page
     assert "supplier not on" not in page
     # What the platform lists of the kind in the window, whatever the region or model.
-    assert f"共 {api['listed_available']} GPU-hour 尚未分配（{api['listed_offers']} 个资源" in page
+    assert f"共 {quantity(Decimal(api['listed_available']))} 卡时 尚未分配（{api['listed_offers']} 个资源" in page
     # The values travel on: the submit form carries them, the edit link returns them.
     assert '<input type="hidden" name="attr-gpu-gpu_model" value="H100, A100">' in page
     assert "/portal/requests/new?" in page and 'id="submit"' in page
@@ -95,7 +97,7 @@ def test_submitting_creates_exactly_the_request_the_api_would(client, session, w
     assert "申请已提交" in landed
     # Its place in the next cycle: the compatible supply (1000 + 300 H100 hours) and none ahead
     # (the API's twin has the same priority, so it is not ahead).
-    assert "目前与该申请相符、尚未分配的资源共 1300.000 GPU-hour（2 个资源）" in landed
+    assert "目前与该申请相符、尚未分配的资源共 1,300 卡时（2 个资源）" in landed
     assert "有 0 项其他申请优先于该申请" in landed
 
 

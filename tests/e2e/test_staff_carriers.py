@@ -53,7 +53,7 @@ def test_the_list_shows_each_carriers_health_capacity_and_failures(client, distr
     assert "中国电信上海分公司" in telecom and "适配器：telecom" in telecom and "资源来自：定时拉取" in telecom
     assert "2026年11月30日 15:00" in telecom and "成功" in telecom and "正常" in telecom  # 07:00 UTC in Shanghai
     assert "新增 0，变更 1，未变 1，撤下 0，隔离 1，冲突 1" in telecom
-    assert "GPU 算力：1 个资源，共 600 GPU-hour，可分配 0" in telecom  # shrunk to what is promised
+    assert "GPU 算力：1 个资源，共 600 卡时，可分配 0" in telecom  # shrunk to what is promised
     assert "大模型 Tokens：1 个资源，共 50,000" in telecom
     assert "2 条待处理" in telecom
     unicom = _row(html, f"carrier-{codes['unicom_sh']}")
@@ -78,7 +78,7 @@ def test_a_carrier_page_shows_syncs_quarantine_conflicts_delivered_and_failures(
     assert "记录缺少必填字段“quantity”。" in first and "资源类型无法识别。" in first and "这次同步没有冲突。" in first
     # Delivered: both approved allocations (provisioning, given up) on the GPU lot.
     delivered = _text(html.split('id="delivered"')[1].split("</table>")[0])
-    assert "GPU 算力 2 600 GPU-hour ¥7,500.00" in delivered
+    assert "GPU 算力 2 600 卡时 ¥7,500.00" in delivered
     for allocation_id in district["allocations"]:
         failure = _row(html, f"failure-{allocation_id}")
         assert "5 次" in failure and "运营商返回 503" in failure and "上海" in failure

@@ -61,7 +61,7 @@ def test_every_figure_in_the_districts_words(client, session, staff):
     # Supply: quantity minus promised of active offers; demand: open requests.
     supply = html.split('id="supply-table"')[1].split("</table>")[0]
     assert 'href="/api/v1/offers?kind=gpu">3,750<' in supply and 'href="/api/v1/offers?kind=cpu">150,000<' in supply
-    assert "GPU算力" in supply and "GPU-hour" in supply
+    assert "GPU算力" in supply and "卡时" in supply
     # The trend: both cycles, oldest first, as percentages; a kind nobody asked for is a dash.
     trend = _text(html.split('id="trend-table"')[1].split("</table>")[0])
     assert trend.index(f"第{ids['latest_cycle'] - 1}轮") < trend.index(f"第{ids['latest_cycle']}轮")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import datetime as dt
 
 import pytest
@@ -42,3 +44,22 @@ def test_times_are_shown_in_shanghai_and_money_in_yuan():
     assert notifications.local_time("2026-12-02T10:00:00+00:00") == "2026-12-02 18:00"
     assert notifications.local_time(dt.datetime(2026, 12, 31, 16, 30)) == "2027-01-01 00:30"  # naive: UTC
     assert notifications.yuan("1234567.8") == "¥1,234,567.80" and notifications.yuan(None) == ""
+
+
+def test_the_emails_call_each_kind_and_unit_what_the_console_calls_them():
+    """The email templates name kinds and units in their own language; they must agree with the
+    console's tables (zh_CN, the source strings) and its English catalogue."""
+    from babel.messages.pofile import read_po
+
+    from broker.services.notifications import _environment
+    from broker.web.reports import KIND_NAMES, UNIT_NAMES
+
+    import broker.web
+
+    catalogue = Path(broker.web.__file__).parent / "translations" / "en" / "LC_MESSAGES" / "messages.po"
+    with catalogue.open("rb") as po:
+        english = {message.id: message.string for message in read_po(po) if message.id}
+    for language, say in (("zh_CN", lambda text: text), ("en", english.get)):
+        module = _environment().get_template(f"{language}.txt").module
+        assert module.KIND == {kind: say(name) for kind, name in KIND_NAMES.items()}, language
+        assert module.UNIT == {kind: say(name) for kind, name in UNIT_NAMES.items()}, language
