@@ -28,6 +28,14 @@ from broker.services.accounts import STAFF_ROLES, require_role
 from broker.services.market import get_allocation
 
 APPEALABLE = frozenset({AllocationStatus.rejected, AllocationStatus.lapsed})
+
+
+def appealable(allocation: Allocation) -> bool:
+    """Rejected by district staff, or lapsed undecided: what a startup may appeal. A proposal that
+    ended because the startup withdrew its own request is rejected too, but by nobody (no
+    decided_by): the startup's own choice is not the district's decision to appeal."""
+    return allocation.status is AllocationStatus.lapsed or (
+        allocation.status is AllocationStatus.rejected and allocation.decided_by_id is not None)
 DEFAULT_ANSWER_WORKING_DAYS = 5  # BROKER_APPEAL_ANSWER_WORKING_DAYS
 PAGE_SIZE = 50
 MAX_MESSAGE = 4000  # characters, as the API's schemas allow
@@ -39,8 +47,9 @@ def file_appeal(session: Session, actor: Account, allocation_id: int, message: s
     require_role(actor, Role.startup)
     message = _body(message)
     allocation = get_allocation(session, actor, allocation_id)
-    if allocation.status not in APPEALABLE:
-        raise Conflict(f"Only a rejected or lapsed allocation can be appealed; this one is {allocation.status.value}.")
+    if not appealable(allocation):
+        raise Conflict("Only an allocation rejected by district staff or lapsed can be appealed; "
+                       f"this one is {allocation.status.value}.")
     # The friendly answer; two appeals racing past it meet the unique index on open appeals (409).
     pending = session.scalar(
         sa.select(Appeal.id).where(Appeal.allocation_id == allocation.id, Appeal.status == AppealStatus.open)

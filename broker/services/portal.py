@@ -21,7 +21,7 @@ from broker.models.ledger import Award
 from broker.models.market import WITHDRAWABLE_REQUEST_STATUSES, Allocation, MatchingCycle, Offer, ResourceRequest
 from broker.services import quotes
 from broker.services.accounts import require_role
-from broker.services.appeals import APPEALABLE
+from broker.services.appeals import appealable
 from broker.services.cycles import request_weight
 from broker.services.policy import current_policy
 
@@ -82,8 +82,17 @@ class AllocationRow:
     @property
     def appealable(self) -> bool:
         """Rejected or lapsed, with no appeal on it still waiting for the district (file_appeal's rule)."""
-        return (self.allocation.status in APPEALABLE
+        return (appealable(self.allocation)
                 and not any(appeal.status is AppealStatus.open for appeal in self.appeals))
+
+    @property
+    def withdrawable(self) -> bool:
+        """Still held, proposed or in use, and its request can be withdrawn: withdrawing the request is
+        how an allocation is given up (its proposals end, a grant not yet sent is cancelled, one in
+        use is released by the carrier)."""
+        return (self.allocation.status in (AllocationStatus.proposed, AllocationStatus.approved,
+                                           AllocationStatus.provisioning, AllocationStatus.active)
+                and self.allocation.request.status in WITHDRAWABLE_REQUEST_STATUSES)
 
     @property
     def in_use(self) -> bool:

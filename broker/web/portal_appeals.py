@@ -42,7 +42,7 @@ def appeals_list():
 def _filing_refusal(error: Exception) -> str:
     if isinstance(error, InvalidInput):
         return refusal(error) if error.message.startswith("A message is at most") else gettext("请填写诉求内容。")
-    if str(getattr(error, "message", "")).startswith("Only a rejected or lapsed allocation"):
+    if str(getattr(error, "message", "")).startswith("Only an allocation rejected by district staff or lapsed"):
         return gettext("只有未获批准或已失效的分配可以提出诉求。")
     return gettext("该分配已有一个诉求在等待答复，请在原诉求中补充说明。")
 

@@ -104,6 +104,23 @@ def test_allocations_show_carrier_prices_and_link_to_their_page(app, client, ses
     assert "¥5,000.00" in page  # 500 H100 hours at ¥10, no subsidy program: net is gross
 
 
+def test_a_founder_gives_up_an_allocation_from_its_page_by_withdrawing_its_request(app, client, session, cycled, clock):  # noqa: F811
+    as_person(app, client, session, cycled["driving"], "ceo@driving.example.cn", clock)
+    mine = client.get("/api/v1/allocations", headers=cycled["driving"].headers).json[0]
+    page = text(client.get(f"/portal/allocations/{mine['id']}"))
+    assert 'id="give-up"' in page and f"撤回申请 {mine['request_id']}" in page
+    token = token_of(client, f"/portal/allocations/{mine['id']}")
+    done = client.post(f"/portal/requests/{mine['request_id']}/withdraw", data={"csrf_token": token})
+    assert done.status_code == 303
+    after = text(client.get(f"/portal/allocations/{mine['id']}"))
+    assert 'id="give-up"' not in after and "待审批" not in after  # the proposal ended with its request
+    # It ends as rejected by nobody: the startup's own choice, which it cannot appeal.
+    assert client.get(f"/api/v1/allocations/{mine['id']}", headers=cycled["driving"].headers).json["status"] == "rejected"
+    assert 'id="file-appeal-heading"' not in after
+    refused = client.post(f"/portal/allocations/{mine['id']}/appeals", data={"csrf_token": token, "message": "请复核"})
+    assert refused.status_code == 409 and "只有未获批准或已失效的分配可以提出诉求。" in text(refused)
+
+
 def test_another_companys_request_and_allocation_are_404_and_staff_get_403(app, client, session, cycled, clock):  # noqa: F811
     theirs = client.get("/api/v1/allocations", headers=cycled["driving"].headers).json[0]
     as_person(app, client, session, cycled["culture"], "ceo@culture.example.cn", clock)
