@@ -25,7 +25,7 @@ from broker.web.reports import KIND_NAMES, unit_name
 
 bp = Blueprint("staff_pledges", __name__, template_folder="templates")
 
-SERIES = {"pledged": N_("承诺"), "published": N_("已上架"), "allocated": N_("已分配"), "delivered": N_("已交付")}
+SERIES = {"pledged": N_("承诺数量"), "published": N_("已上架"), "allocated": N_("已分配"), "delivered": N_("已交付")}
 
 
 def _tracking() -> tuple[pledges.Tracking, str, dict[str, str]]:
@@ -62,7 +62,7 @@ def pledges_csv() -> Response:
     """The same lines as CSV (UTF-8 with the byte-order mark, for Excel)."""
     tracking, period, _ = _tracking()
     header = [gettext("期间"), gettext("运营商编码"), gettext("运营商"), gettext("资源类型"), gettext("计量单位"),
-              gettext("承诺"), gettext("已上架"), gettext("已分配"), gettext("已交付"), gettext("缺口")]
+              gettext("承诺数量"), gettext("已上架"), gettext("已分配"), gettext("已交付"), gettext("缺口")]
     return csv_response(f"pledges-{period}.csv", header, (
         [period, line.carrier_code, line.carrier_name, gettext(KIND_NAMES[line.kind]), unit_name(line.kind),
          line.pledged, line.published, line.allocated, line.delivered, line.shortfall] for line in tracking.lines))

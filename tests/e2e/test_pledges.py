@@ -175,7 +175,7 @@ def test_tracking_is_the_hand_computed_figures_on_the_page_the_csv_and_the_api(a
     raw = exported.get_data()
     assert raw.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
-    assert rows[0][:6] == ["期间", "运营商编码", "运营商", "资源类型", "计量单位", "承诺"]
+    assert rows[0][:6] == ["期间", "运营商编码", "运营商", "资源类型", "计量单位", "承诺数量"]
     assert {(r[1], {"GPU 算力": "gpu", "CPU 算力": "cpu", "大模型 Tokens": "tokens"}[r[3]]):
             tuple(plain(v) for v in r[5:10]) for r in rows[1:]} == EXPECTED
 
