@@ -29,10 +29,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from broker.db import transaction
 from broker.errors import Forbidden, InvalidInput, NotFound
-from broker.models import Account, Allocation, Carrier, Offer, Pledge, PledgeTerms, Role, UsageReport
-from broker.models.market import _GRANTED_ALLOCATION_STATUSES as GRANTED
+from broker.models import Account, Allocation, AuditEntry, Carrier, Offer, Pledge, PledgeTerms, Role, UsageReport
+from broker.models.audit import actor_columns
 from broker.resources import KINDS
 from broker.services.accounts import STAFF_ROLES
+from broker.services.review import GRANTED  # approved, provisioning, active, released (completed)
 from broker.services.settlement import Period, parse_period
 
 ZERO = Decimal("0.000")
@@ -95,6 +96,32 @@ def _check(items: list[dict[str, Any]]) -> None:
         raise InvalidInput("The pledges are not valid.", {"pledges": problems})
 
 
+def _write(session: Session, actor: Account, carrier: Carrier, period: Period, pledge: Pledge | None,
+           item: dict[str, Any]) -> Pledge:
+    """Record `item` as a new pledge, or revise `pledge` (the same carrier, period and kind) with it."""
+    figures = (item["quantity"], PledgeTerms(item["terms"]), item.get("unit_price"), item.get("discount_rate"),
+               item.get("note") or "", actor.id)
+    if pledge is None:
+        pledge = Pledge(carrier_id=carrier.id, period=period.label, first_day=period.first_day,
+                        last_day=last_day(period), kind=item["kind"], quantity=figures[0], terms=figures[1],
+                        unit_price=figures[2], discount_rate=figures[3], note=figures[4], recorded_by_id=actor.id)
+        session.add(pledge)
+    else:
+        pledge.revise(*figures)
+    return pledge
+
+
+def _remove(session: Session, pledge: Pledge) -> None:
+    """Delete `pledge`, its last figures kept in the audit log (the flush hook records only inserts and updates)."""
+    before = {"carrier_id": pledge.carrier_id, "period": pledge.period, "kind": pledge.kind,
+              "quantity": str(pledge.quantity), "terms": pledge.terms.value,
+              "unit_price": None if pledge.unit_price is None else str(pledge.unit_price),
+              "discount_rate": None if pledge.discount_rate is None else str(pledge.discount_rate), "note": pledge.note}
+    session.add(AuditEntry(**actor_columns(session), action="remove", entity_type=Pledge.__tablename__,
+                           entity_id=pledge.id, before=before, after=None))
+    session.delete(pledge)
+
+
 @transaction
 def set_pledges(session: Session, actor: Account, carrier_code: str, period_text: str,
                 items: list[dict[str, Any]]) -> list[Pledge]:
@@ -109,18 +136,9 @@ def set_pledges(session: Session, actor: Account, carrier_code: str, period_text
     existing = {p.kind: p for p in session.scalars(
         sa.select(Pledge).where(Pledge.carrier_id == carrier.id, Pledge.period == period.label).with_for_update())}
     for item in items:
-        figures = (item["quantity"], PledgeTerms(item["terms"]), item.get("unit_price"), item.get("discount_rate"),
-                   item.get("note") or "", actor.id)
-        pledge = existing.pop(item["kind"], None)
-        if pledge is None:
-            pledge = Pledge(carrier_id=carrier.id, period=period.label, first_day=period.first_day,
-                            last_day=last_day(period), kind=item["kind"], quantity=figures[0], terms=figures[1],
-                            unit_price=figures[2], discount_rate=figures[3], note=figures[4], recorded_by_id=actor.id)
-            session.add(pledge)
-        else:
-            pledge.revise(*figures)
+        _write(session, actor, carrier, period, existing.pop(item["kind"], None), item)
     for gone in existing.values():
-        session.delete(gone)
+        _remove(session, gone)
     session.flush()
     return pledges(session, actor, carrier_code, period_text)
 
@@ -134,15 +152,7 @@ def record_pledge(session: Session, actor: Account, carrier_code: str, period_te
     _check([item])
     pledge = session.scalar(sa.select(Pledge).where(Pledge.carrier_id == carrier.id, Pledge.period == period.label,
                                                     Pledge.kind == item["kind"]).with_for_update())
-    figures = (item["quantity"], PledgeTerms(item["terms"]), item.get("unit_price"), item.get("discount_rate"),
-               item.get("note") or "", actor.id)
-    if pledge is None:
-        pledge = Pledge(carrier_id=carrier.id, period=period.label, first_day=period.first_day,
-                        last_day=last_day(period), kind=item["kind"], recorded_by_id=actor.id)
-        pledge.quantity, pledge.terms, pledge.unit_price, pledge.discount_rate, pledge.note = figures[:5]
-        session.add(pledge)
-    else:
-        pledge.revise(*figures)
+    pledge = _write(session, actor, carrier, period, pledge, item)
     session.flush()
     return pledge
 
@@ -156,7 +166,7 @@ def remove_pledge(session: Session, actor: Account, carrier_code: str, period_te
                                                     Pledge.kind == kind))
     if pledge is None:
         raise NotFound(f"No pledge of {kind!r} for {period.label}.")
-    session.delete(pledge)
+    _remove(session, pledge)
 
 
 # -- tracking ---------------------------------------------------------------------------------

@@ -185,7 +185,7 @@ def test_tracking_is_the_hand_computed_figures_on_the_page_the_csv_and_the_api(a
 
 
 def test_a_carrier_sees_only_its_own_and_records_a_pledge_on_its_page(app, client, session, district):
-    alpha, beta = district["alpha"], district["beta"]
+    alpha = district["alpha"]
     assert client.get("/api/v1/carriers/cn_beta/pledges?period=2027-Q1", headers=alpha.headers).status_code == 404
     assert put(client, alpha, "cn_beta", "2027-Q1", []).status_code == 404
     assert client.get("/api/v1/pledge-tracking?period=2027-Q1&carrier=cn_beta", headers=alpha.headers).status_code == 404
@@ -233,6 +233,10 @@ def test_revising_replaces_the_figures_and_the_audit_log_keeps_the_old(client, s
                                                         AuditEntry.entity_id == pledge_id, AuditEntry.action == "revise")).one()
     assert entry.before["quantity"] == "1000.000" and entry.before["unit_price"] == "8.50"
     assert entry.after["quantity"] == "1200.500" and entry.actor_id == staff.account_id
+    gone = session.scalars(sa.select(AuditEntry).where(AuditEntry.entity_type == "pledges",
+                                                       AuditEntry.action == "remove")).one()
+    assert gone.before["kind"] == "tokens" and gone.before["quantity"] == "500000.000" and gone.after is None
+    assert gone.before["discount_rate"] == "0.2000" and gone.actor_id == staff.account_id
 
 
 def test_bad_input_is_422_with_the_fields_words_and_nothing_changed(client, session, district):
