@@ -46,6 +46,7 @@ from broker.models.people import (
     SignInAttempt,
     SignInOutcome,
 )
+from broker.models.pledges import Pledge, PledgeTerms
 from broker.models.policy import IdempotencyRecord, Policy, SubsidyProgram
 from broker.models.settlement import ClawbackReason, SettlementLine, SettlementStatement, StatementStatus, SubsidyBan
 from broker.models.sync import (
@@ -82,6 +83,8 @@ def _audited_tables(cls: type) -> Iterator[str]:
 AUDITED_ENTITY_TYPES: tuple[str, ...] = tuple(sorted(set(_audited_tables(Audited))))
 
 __all__ = [
+    "Pledge",
+    "PledgeTerms",
     "AgentScope",
     "CompanyRole",
     "EmailStatus",

@@ -18,6 +18,7 @@ from broker.web import (
     portal_wizard, public, registration, reports, session, staff_appeals, staff_carriers, staff_dashboard,
     staff_emails, staff_people, staff_programs, staff_review, staff_settlement, staff_startups, webhook_settings,
 )
+from broker.web import carrier_pledges, staff_pledges  # issue 14: carrier pledges
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
 # health checks. Everything else is a console page.
@@ -78,6 +79,8 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(inbox.bp)  # both company sides: the in-app inbox (消息) of the company's events
     app.register_blueprint(notification_settings.bp)  # a person's email notifications, and the one-click opt-out
     app.register_blueprint(staff_emails.bp)  # staff: the email delivery log (the outbox)
+    app.register_blueprint(carrier_pledges.bp)  # the carrier page: its pledges per period and kind, its own tracking
+    app.register_blueprint(staff_pledges.bp)  # staff: every carrier's pledge tracking, its chart and CSV
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 
