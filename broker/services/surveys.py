@@ -327,3 +327,43 @@ def send_reminders(session: Session, now: dt.datetime, days_before: int = DEFAUL
                          "dedupe_key": f"survey:{found.id}:person:{person.id}", "headers": None})
         found.reminded_at = now
     return notifications.write_once(session, rows)
+
+
+# -- what the console's pages read ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortalCampaign:
+    campaign: SurveyCampaign
+    status: str
+    lines: list[SurveyDeclaration]
+
+
+def portal_surveys(session: Session, actor: Account, now: dt.datetime) -> list[PortalCampaign]:
+    """A verified startup's page: every survey that has opened, newest first, with its own lines (two reads)."""
+    startup = accounts.require_verified_startup(actor)
+    found = campaigns(session, actor, now)
+    lines: dict[int, list[SurveyDeclaration]] = {c.id: [] for c in found}
+    if found:
+        for line in session.scalars(
+                sa.select(SurveyDeclaration)
+                .where(SurveyDeclaration.startup_id == startup.id, SurveyDeclaration.campaign_id.in_(list(lines)))
+                .order_by(SurveyDeclaration.kind, SurveyDeclaration.region, SurveyDeclaration.month)):
+            lines[line.campaign_id].append(line)
+    today = local_date(now)
+    return [PortalCampaign(c, c.status(today), lines[c.id]) for c in found]
+
+
+@dataclass(frozen=True)
+class CarrierDemand:
+    campaigns: list[SurveyCampaign]
+    aggregate: Aggregate | None  # of the campaign asked for, else of the newest
+
+
+def carrier_demand(session: Session, actor: Account, campaign_id: int | None, now: dt.datetime) -> CarrierDemand:
+    """A carrier's page: the surveys that have opened and the anonymised demand of one of them."""
+    accounts.require_role(actor, Role.carrier)
+    found = campaigns(session, actor, now)
+    if campaign_id is None and found:
+        campaign_id = found[0].id
+    return CarrierDemand(found, carrier_aggregate(session, actor, campaign_id, now) if campaign_id else None)

@@ -5,8 +5,14 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from broker.models import OutboxEmail, Startup, SurveyDeclaration
+from broker.models import Carrier, OutboxEmail, Role, Startup, SurveyDeclaration
 from broker.services import people, surveys
+from broker.services.passwords import hash_password
+from tests.conftest import make_uscc, statements_sent
+from tests.e2e.test_console_sign_in import sign_in, token_of
+from tests.e2e.test_staff_appeals import company_person_signed_in
+
+PASSWORD = "需求摸排-2027-Q1-测试"
 
 DEC_01_0900 = dt.datetime(2026, 12, 1, 1, 0, tzinfo=dt.timezone.utc)  # 09:00 in Shanghai
 CAMPAIGN = {"title": "2027年一季度算力需求摸排", "period": "2027-Q1", "opens_on": "2026-12-01",
@@ -159,3 +165,118 @@ def test_the_reminder_emails_each_verified_startups_person_once(client, district
     assert [(e.to_address, e.dedupe_key) for e in emails] == [("d1@example.com", f"survey:{district['id']}:person:"
                                                                f"{emails[0].dedupe_key.rsplit(':', 1)[1]}")]
     assert "2026-12-31" in emails[0].subject and "2027-Q1" in emails[0].body
+
+
+# -- the console ---------------------------------------------------------------------------------
+
+
+def staff_signed_in(client, session):
+    people.create_district_person(session, "wu.lei@changning.example.gov.cn", "吴磊", Role.staff, PASSWORD)
+    session.commit()
+    assert sign_in(client, "wu.lei@changning.example.gov.cn", PASSWORD).status_code == 303
+
+
+def carrier_signed_in(client, session, carrier_id):
+    session.execute(sa.update(Carrier).where(Carrier.id == carrier_id).values(uscc=make_uscc(901)))
+    person = people.find_or_link(session, make_uscc(901), "zhao@carrier.example.cn", "赵强", "legal_representative", DEC_01_0900)
+    person.password_hash = hash_password(PASSWORD)
+    session.commit()
+    assert sign_in(client, "zhao@carrier.example.cn", PASSWORD).status_code == 303
+
+
+def founder_signed_in(app, client, session, district, who="d1"):
+    company_person_signed_in(app, client, session, district[who].startup_id, f"{who}@example.com", DEC_01_0900)
+    session.commit()
+
+
+def form_line(client, **change):
+    return {"csrf_token": token_of(client, "/portal/surveys"), "kind": "gpu", "quantity": "100", "region": "上海",
+            "month": "2027-01-01", "max_unit_price": "10", "purpose": "自动驾驶模型训练", **change}
+
+
+def test_staff_open_a_survey_from_the_console_and_a_bad_one_is_422(client, session, district):
+    staff_signed_in(client, session)
+    page = client.get("/staff/surveys").get_data(as_text=True)
+    assert "2027年一季度算力需求摸排" in page and "填报中" in page
+    body = {"csrf_token": token_of(client, "/staff/surveys"), "title": "2027年二季度摸排", "period": "2027-Q2",
+            "opens_on": "2027-03-01", "closes_on": "2026-11-01", "kinds": ["gpu"]}
+    bad = client.post("/staff/surveys", data=body)
+    assert bad.status_code == 422 and "截止日期不能早于开始日期" in bad.get_data(as_text=True)
+    assert len(surveys.campaigns(session, _staff(session), DEC_01_0900)) == 1
+    good = client.post("/staff/surveys", data={**body, "closes_on": "2027-03-20"})
+    assert good.status_code == 303 and "done=opened" in good.headers["Location"]
+    assert "2027年二季度摸排" in client.get(good.headers["Location"]).get_data(as_text=True)
+
+
+def _staff(session):
+    from broker.models import Account
+    return session.scalar(sa.select(Account).where(Account.role == Role.staff))
+
+
+def test_a_founder_declares_revises_and_removes_from_the_portal_and_staff_see_the_aggregate(app, client, session, district):
+    declare_district(client, district)
+    founder_signed_in(app, client, session, district)
+    assert client.post(f"/portal/surveys/{district['id']}/lines", data=form_line(client)).status_code == 303
+    revised = client.post(f"/portal/surveys/{district['id']}/lines", data=form_line(client, quantity="60"))
+    assert revised.status_code == 303
+    page = client.get(revised.headers["Location"]).get_data(as_text=True)
+    assert "已保存，截止前可随时修改。" in page and ">60 " in page and "自动驾驶模型训练" in page
+    session.expire_all()
+    mine = [d for d in session.scalars(sa.select(SurveyDeclaration)) if d.startup_id == district["d1"].startup_id]
+    assert [d.quantity for d in mine] == [60]
+    bad = client.post(f"/portal/surveys/{district['id']}/lines", data=form_line(client, month="2027-05-01", quantity="0"))
+    assert bad.status_code == 422
+    text = bad.get_data(as_text=True)
+    assert "数量须大于 0" in text and "请选择本次摸排期间内的月份" in text
+    other = session.scalar(sa.select(SurveyDeclaration.id).where(SurveyDeclaration.startup_id == district["d2"].startup_id))
+    assert client.post(f"/portal/surveys/{district['id']}/lines/{other}/remove",
+                       data={"csrf_token": token_of(client, "/portal/surveys")}).status_code == 404
+    assert client.post(f"/portal/surveys/{district['id']}/lines/{mine[0].id}/remove",
+                       data={"csrf_token": token_of(client, "/portal/surveys")}).status_code == 303
+    assert session.get(SurveyDeclaration, other) is not None
+    client.post("/sign-out", data={"csrf_token": token_of(client, "/portal/surveys")})
+    staff_signed_in(client, session)
+    page = client.get(f"/staff/surveys/{district['id']}").get_data(as_text=True)
+    assert "已有 4 家企业填报" in page and "智能驾驶" in page and "★" in page and 'id="survey-chart"' in page
+
+
+def test_a_closed_survey_is_read_only_in_the_portal(app, client, session, district, clock):
+    declare(client, district["d1"], district["id"], line())
+    clock.set(dt.datetime(2027, 1, 2, 1, 0, tzinfo=dt.timezone.utc))
+    founder_signed_in(app, client, session, district)
+    token = token_of(client, "/portal/surveys")
+    page = client.get("/portal/surveys").get_data(as_text=True)
+    assert "已截止" in page and "填报或修改一项需求" not in page and "模型训练" in page
+    refused = client.post(f"/portal/surveys/{district['id']}/lines", data={**form_line(client), "csrf_token": token})
+    assert refused.status_code == 409 and "该摸排已截止" in refused.get_data(as_text=True)
+
+
+def test_the_carrier_sees_the_anonymised_demand_and_is_told_of_the_cells_left_out(client, session, district):
+    declare_district(client, district)
+    carrier_signed_in(client, session, district["carrier"].carrier_id)
+    page = client.get("/carrier/demand").get_data(as_text=True)
+    assert "180" in page and "另有 2 项因填报企业少于 3 家未予显示" in page
+    assert "智能驾驶" not in page and "Startup" not in page
+    client.post("/language", data={"language": "en", "csrf_token": token_of(client, "/carrier/demand"), "next": "/carrier/demand"})
+    english = client.get("/carrier/demand").get_data(as_text=True)
+    assert "Demand summary" in english and "2 more left out: fewer than 3 firms declared them." in english
+
+
+def test_each_side_reaches_only_its_own_survey_pages(app, client, session, district):
+    assert client.get("/staff/surveys").headers["Location"].startswith("/sign-in")
+    assert client.get("/portal/surveys").headers["Location"].startswith("/sign-in")
+    founder_signed_in(app, client, session, district)
+    assert client.get("/staff/surveys").status_code == 403 and client.get("/carrier/demand").status_code == 403
+    assert client.get(f"/staff/surveys/{district['id']}").status_code == 403
+    client.post("/sign-out", data={"csrf_token": token_of(client, "/portal/surveys")})
+    staff_signed_in(client, session)
+    assert client.get("/portal/surveys").status_code == 403 and client.get("/carrier/demand").status_code == 403
+    assert client.get("/staff/surveys/1000000").status_code == 404
+
+
+def test_the_pages_send_as_many_statements_for_one_line_as_for_many(app, client, session, district):
+    declare(client, district["d1"], district["id"], line())
+    founder_signed_in(app, client, session, district)
+    few = len(statements_sent(app, client, "/portal/surveys"))
+    declare(client, district["d1"], district["id"], *[line(month=f"2027-0{m}-01", region=r) for m in (1, 2, 3) for r in "ABCDE"])
+    assert len(statements_sent(app, client, "/portal/surveys")) == few
