@@ -94,7 +94,9 @@ def _register_api(app: Flask) -> None:
     from flask_smorest.spec.plugins import integerconverter2paramschema, unicodeconverter2paramschema
     from sqlalchemy.exc import IntegrityError
 
-    from broker.api import carriers, cycles, evidence, health, market, notices, parties, pledges, policy, settlement
+    from broker.api import (
+        carriers, cycles, evidence, health, market, notices, parties, pledges, policy, settlement, surveys,
+    )
     from broker.api.common import (
         Api,
         IdConverter,
@@ -113,7 +115,7 @@ def _register_api(app: Flask) -> None:
     api.register_converter(IdConverter, integerconverter2paramschema)
     api.register_converter(TextConverter, unicodeconverter2paramschema)
     blueprints = (parties.blp, market.blp, policy.blp, notices.blp, evidence.blp, settlement.blp, carriers.blp, cycles.blp,
-                  pledges.blp)
+                  pledges.blp, surveys.blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     names = {blueprint.name for blueprint in blueprints}

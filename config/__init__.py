@@ -62,6 +62,7 @@ VARIABLES: dict[str, str] = {
     "BROKER_MISFIRE_GRACE_SECONDS": "a firing missed while no scheduler ran is run once on start-up if younger than this; "
     "default 3600",
     "BROKER_MATCHING_TIME_LIMIT": "seconds the matching engine may take in a scheduled cycle; default 60",
+    "BROKER_SURVEY_REMINDER_DAYS": "days before a demand survey closes that its reminder emails go out; default 3",
     "BROKER_TRANSIENT_RETRIES": "how many times a request or scheduled job is tried when the database reports a "
     "deadlock, a serialization failure or (SQLite) a lock held too long; then 503 with Retry-After; default 4",
     "BROKER_SQLITE_BUSY_TIMEOUT": "SQLite only: seconds to wait for another writer before a try counts as failed; default 30",
@@ -110,6 +111,7 @@ _DEFAULTS: dict[str, object] = {
     "SCHEDULES": DEFAULT_SCHEDULES,
     "MISFIRE_GRACE_SECONDS": 3600,
     "MATCHING_TIME_LIMIT": 60.0,
+    "SURVEY_REMINDER_DAYS": 3,
     "TRANSIENT_RETRIES": 4,
     "SQLITE_BUSY_TIMEOUT": 30.0,
     "WEBHOOK_ALLOWED_HOSTS": (),
@@ -292,6 +294,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
     for name, key, kind in (
         ("BROKER_MISFIRE_GRACE_SECONDS", "MISFIRE_GRACE_SECONDS", int),
         ("BROKER_MATCHING_TIME_LIMIT", "MATCHING_TIME_LIMIT", float),
+        ("BROKER_SURVEY_REMINDER_DAYS", "SURVEY_REMINDER_DAYS", int),
         ("BROKER_TRANSIENT_RETRIES", "TRANSIENT_RETRIES", int),
         ("BROKER_SQLITE_BUSY_TIMEOUT", "SQLITE_BUSY_TIMEOUT", float),
         ("BROKER_UPLOAD_MAX_UNCOMPRESSED_BYTES", "UPLOAD_MAX_UNCOMPRESSED_BYTES", int),

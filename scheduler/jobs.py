@@ -126,6 +126,14 @@ def deliver_email(app: Flask, at: dt.datetime) -> None:
         deliver_pending(session, MailSettings.from_config(app.config, app.instance_path), at)
 
 
+def remind_surveys(app: Flask, at: dt.datetime) -> None:
+    """Remind startups of demand surveys closing soon (each person once per survey)."""
+    from broker.services.surveys import send_reminders
+
+    with _session(app) as session:
+        send_reminders(session, at, days_before=app.config["SURVEY_REMINDER_DAYS"])
+
+
 def finalise_notices(app: Flask, at: dt.datetime) -> None:
     from broker.services.notices import finalise_due
 

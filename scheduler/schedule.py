@@ -41,6 +41,8 @@ SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("deliver_webhooks", "deliver_webhooks", "* * * * *", "*/20 * * * * *"),
     ScheduledJob("finalise_notices", "finalise_notices", "30 0 * * *", "*/10 * * * *",
                  "daily 00:30: public notices past their last working day with every objection answered"),
+    ScheduledJob("remind_surveys", "remind_surveys", "0 9 * * *", "*/10 * * * *",
+                 "daily 09:00: demand surveys closing within SURVEY_REMINDER_DAYS, each person told once"),
     ScheduledJob("deliver_email", "deliver_email", "* * * * *", "*/20 * * * * *", "the email outbox"),
 )
 

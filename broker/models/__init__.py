@@ -49,6 +49,7 @@ from broker.models.people import (
 from broker.models.pledges import Pledge, PledgeTerms
 from broker.models.policy import IdempotencyRecord, Policy, SubsidyProgram
 from broker.models.settlement import ClawbackReason, SettlementLine, SettlementStatement, StatementStatus, SubsidyBan
+from broker.models.surveys import SurveyCampaign, SurveyDeclaration
 from broker.models.sync import (
     CarrierSync,
     ConflictKind,
@@ -124,6 +125,8 @@ __all__ = [
     "SettlementStatement",
     "StatementStatus",
     "SubsidyBan",
+    "SurveyCampaign",
+    "SurveyDeclaration",
     "Appeal",
     "AppealMessage",
     "AppealSide",

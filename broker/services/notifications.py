@@ -183,6 +183,11 @@ def notify(session: Session, new_events: list[Event]) -> int:
                     continue
                 rows.append(_email(event, person, allocations.get(event.allocation_id, {}),
                                    companies.get((side, company_id), ""), secret, base_url))
+    return write_once(session, rows)
+
+
+def write_once(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert outbox rows, skipping any whose dedupe_key is already there; returns how many were new."""
     if not rows:
         return 0
     table = OutboxEmail.__table__

@@ -13,10 +13,11 @@ from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 
 from broker.web import (
-    auth, carrier_allocations, carrier_catalogue, carrier_delivery, carrier_syncs, company, errors, formatting,
-    guards, home, i18n, inbox, notification_settings, portal_appeals, portal_requests, portal_subsidies,
-    portal_wizard, public, registration, reports, session, staff_appeals, staff_carriers, staff_dashboard,
-    staff_emails, staff_people, staff_programs, staff_review, staff_settlement, staff_startups, webhook_settings,
+    auth, carrier_allocations, carrier_catalogue, carrier_delivery, carrier_demand, carrier_syncs, company, errors,
+    formatting, guards, home, i18n, inbox, notification_settings, portal_appeals, portal_requests, portal_subsidies,
+    portal_surveys, portal_wizard, public, registration, reports, session, staff_appeals, staff_carriers,
+    staff_dashboard, staff_emails, staff_people, staff_programs, staff_review, staff_settlement, staff_startups,
+    staff_surveys, webhook_settings,
 )
 from broker.web import carrier_pledges, staff_pledges  # issue 14: carrier pledges
 
@@ -81,6 +82,9 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(staff_emails.bp)  # staff: the email delivery log (the outbox)
     app.register_blueprint(carrier_pledges.bp)  # the carrier page: its pledges per period and kind, its own tracking
     app.register_blueprint(staff_pledges.bp)  # staff: every carrier's pledge tracking, its chart and CSV
+    app.register_blueprint(staff_surveys.bp)  # staff: demand surveys (需求摸排), opening one, the aggregate by sector
+    app.register_blueprint(portal_surveys.bp)  # the startup portal: declaring demand in open surveys
+    app.register_blueprint(carrier_demand.bp)  # the carrier page: the surveys' anonymised demand (需求汇总)
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 

@@ -1,7 +1,7 @@
 """pledges: what each carrier pledges to the district per period and kind (运营商承诺资源)
 
 Revision ID: 0023_pledges
-Revises: 0021_access_details
+Revises: 0022_demand_survey
 Create Date: 2026-12-06
 
 One row per (carrier, period label, kind): quantity in the kind's unit (thousandths), terms free or
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0023_pledges"
-down_revision = "0021_access_details"
+down_revision = "0022_demand_survey"
 branch_labels = None
 depends_on = None
 
