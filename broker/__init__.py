@@ -94,7 +94,7 @@ def _register_api(app: Flask) -> None:
     from flask_smorest.spec.plugins import integerconverter2paramschema, unicodeconverter2paramschema
     from sqlalchemy.exc import IntegrityError
 
-    from broker.api import carriers, cycles, evidence, health, market, notices, parties, policy, settlement
+    from broker.api import carriers, cycles, evidence, health, market, notices, parties, policy, reports, settlement
     from broker.api.common import (
         Api,
         IdConverter,
@@ -112,7 +112,8 @@ def _register_api(app: Flask) -> None:
     api = Api(app)
     api.register_converter(IdConverter, integerconverter2paramschema)
     api.register_converter(TextConverter, unicodeconverter2paramschema)
-    blueprints = (parties.blp, market.blp, policy.blp, notices.blp, evidence.blp, settlement.blp, carriers.blp, cycles.blp)
+    blueprints = (parties.blp, market.blp, policy.blp, notices.blp, evidence.blp, settlement.blp, carriers.blp, cycles.blp,
+                  reports.blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     names = {blueprint.name for blueprint in blueprints}

@@ -16,7 +16,8 @@ from broker.web import (
     auth, carrier_allocations, carrier_catalogue, carrier_delivery, carrier_syncs, company, errors, formatting,
     guards, home, i18n, inbox, notification_settings, portal_appeals, portal_requests, portal_subsidies,
     portal_wizard, public, registration, reports, session, staff_appeals, staff_carriers, staff_dashboard,
-    staff_emails, staff_people, staff_programs, staff_review, staff_settlement, staff_startups, webhook_settings,
+    staff_emails, staff_people, staff_programs, staff_reports, staff_review, staff_settlement, staff_startups,
+    webhook_settings,
 )
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
@@ -78,6 +79,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(inbox.bp)  # both company sides: the in-app inbox (消息) of the company's events
     app.register_blueprint(notification_settings.bp)  # a person's email notifications, and the one-click opt-out
     app.register_blueprint(staff_emails.bp)  # staff: the email delivery log (the outbox)
+    app.register_blueprint(staff_reports.bp)  # staff: the district's reports (报表), their CSV and XLSX exports
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 
