@@ -54,7 +54,7 @@ SECTORS = {"A": "smart_driving", "B": "ai_models", "C": "fintech"}
 
 def build_fulfilment_district(session: Session, n: int = 0, copies: int = 1) -> dict:
     """The district of the table above (`copies` times over its requests, for counting statements). Returns the ids."""
-    carrier, _, _ = accounts.register_carrier(session, f"telecom_sh{n}", "中国电信上海公司", "telecom", ["telecom"])
+    carrier, _, _ = accounts.register_carrier(session, f"report_sh{n}", "中国电信上海公司", "telecom", ["telecom"])
     offers = {}
     for kind in ("gpu", "tokens", "cpu"):
         offers[kind] = Offer(carrier_id=carrier.id, external_id=f"{kind}-{n}", kind=kind, region="cn-east-sh",
