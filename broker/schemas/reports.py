@@ -16,6 +16,11 @@ from broker.services.district_reports import FulfilmentFilters, current_quarter
 MAX_PERIOD_DAYS = 3 * 366  # a longer period is a mistake more often than a wish; the exports stream anyway
 
 
+def QuantityTotal(**kwargs: Any) -> fields.Decimal:
+    """A sum of quantities, out only: a string holding the exact decimal, as every quantity of the API."""
+    return fields.Decimal(as_string=True, metadata={"type": "string", "format": "decimal"}, **kwargs)
+
+
 class PeriodQuerySchema(BaseSchema):
     """A period of Shanghai dates, both days included; the current quarter when left out."""
 
@@ -70,10 +75,10 @@ class FunnelRowSchema(BaseSchema):
     proposed = fields.Integer()
     approved = fields.Integer()
     active = fields.Integer()
-    requested_qty = fields.Decimal(as_string=True)
-    proposed_qty = fields.Decimal(as_string=True)
-    approved_qty = fields.Decimal(as_string=True)
-    active_qty = fields.Decimal(as_string=True)
+    requested_qty = QuantityTotal()
+    proposed_qty = QuantityTotal()
+    approved_qty = QuantityTotal()
+    active_qty = QuantityTotal()
 
 
 class TimeRowSchema(BaseSchema):
@@ -86,7 +91,7 @@ class TimeRowSchema(BaseSchema):
 class ReasonRowSchema(BaseSchema):
     reason = fields.String()
     allocations = fields.Integer()
-    quantity = fields.Decimal(as_string=True)
+    quantity = QuantityTotal()
 
 
 class FulfilmentSchema(BaseSchema):
@@ -97,4 +102,4 @@ class FulfilmentSchema(BaseSchema):
     times = fields.List(fields.Nested(TimeRowSchema))
     reasons = fields.List(fields.Nested(ReasonRowSchema), metadata={"description": "the top 20 rejection reasons"})
     lapsed = fields.Integer()
-    lapsed_qty = fields.Decimal(as_string=True)
+    lapsed_qty = QuantityTotal()
