@@ -95,7 +95,7 @@ def _register_api(app: Flask) -> None:
     from sqlalchemy.exc import IntegrityError
 
     from broker.api import (
-        carriers, cycles, evidence, health, market, notices, parties, pledges, policy, settlement, surveys,
+        carriers, cycles, evidence, health, market, notices, parties, pledges, policy, reports, settlement, surveys,
     )
     from broker.api.common import (
         Api,
@@ -115,7 +115,7 @@ def _register_api(app: Flask) -> None:
     api.register_converter(IdConverter, integerconverter2paramschema)
     api.register_converter(TextConverter, unicodeconverter2paramschema)
     blueprints = (parties.blp, market.blp, policy.blp, notices.blp, evidence.blp, settlement.blp, carriers.blp, cycles.blp,
-                  pledges.blp, surveys.blp)
+                  pledges.blp, surveys.blp, reports.blp)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     names = {blueprint.name for blueprint in blueprints}

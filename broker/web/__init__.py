@@ -16,8 +16,8 @@ from broker.web import (
     auth, carrier_allocations, carrier_catalogue, carrier_delivery, carrier_demand, carrier_syncs, company, errors,
     formatting, guards, home, i18n, inbox, notification_settings, portal_appeals, portal_requests, portal_subsidies,
     portal_surveys, portal_wizard, public, registration, reports, session, staff_appeals, staff_carriers,
-    staff_dashboard, staff_emails, staff_people, staff_programs, staff_review, staff_settlement, staff_startups,
-    staff_surveys, webhook_settings,
+    staff_dashboard, staff_emails, staff_people, staff_programs, staff_reports, staff_review, staff_settlement,
+    staff_startups, staff_surveys, webhook_settings,
 )
 from broker.web import carrier_pledges, staff_pledges  # issue 14: carrier pledges
 
@@ -85,6 +85,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(staff_surveys.bp)  # staff: demand surveys (需求摸排), opening one, the aggregate by sector
     app.register_blueprint(portal_surveys.bp)  # the startup portal: declaring demand in open surveys
     app.register_blueprint(carrier_demand.bp)  # the carrier page: the surveys' anonymised demand (需求汇总)
+    app.register_blueprint(staff_reports.bp)  # staff: the district's reports (报表), their CSV and XLSX exports
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 

@@ -27,6 +27,7 @@ from broker.web.auth import current_person
 from broker.web.guards import N_, carrier_only
 from broker.web.reports import KIND_NAMES, unit_name
 from broker.web.formatting import quantity
+from broker.web.report_exports import XLSX_TYPE
 from broker.web.staff_carriers import quarantine_words
 
 bp = Blueprint("carrier_catalogue", __name__, template_folder="templates")
@@ -36,7 +37,6 @@ STATUS_NAMES = {"active": N_("在售"), "withdrawn": N_("已撤下")}
 CHANGE_NAMES = {"new": N_("新增"), "update": N_("变更"), "republish": N_("重新上架"), "withdraw": N_("撤下")}
 UPLOADS = "carrier_uploads"  # the instance folder's subfolder holding files between preview and apply
 _KEPT = re.compile(r"^(?P<digest>[0-9a-f]{64})\.(?P<ext>csv|xlsx)$")
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _names() -> dict[str, object]:

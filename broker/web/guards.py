@@ -35,6 +35,7 @@ STAFF_SCREENS: tuple[tuple[str, str], ...] = (
     ("staff_appeals.appeals", N_("诉求")),
     ("staff_programs.programs", N_("补贴项目")),
     ("staff_surveys.surveys", N_("需求摸排")),
+    ("staff_reports.fulfilment", N_("报表")),
     ("staff_policy.policy", N_("撮合政策")),
     ("staff_audit.audit", N_("审计日志")),
     ("staff_people.people", N_("人员")),

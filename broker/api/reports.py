@@ -1,0 +1,26 @@
+"""The district's reports (staff): the same figures as the console's report pages, filtered by the same query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from broker.api.common import BEARER
+from broker.auth import current_account
+from broker.clock import SHANGHAI, now
+from broker.db import get_session
+from broker.schemas.reports import FulfilmentQuerySchema, FulfilmentSchema, fulfilment_filters
+from broker.services import district_reports
+
+blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="The district's reports")
+
+
+@blp.route("/reports/fulfilment", methods=["GET"])
+@blp.arguments(FulfilmentQuerySchema, location="query")
+@blp.response(200, FulfilmentSchema)
+@blp.doc(security=BEARER)
+def fulfilment(args: dict[str, Any]) -> Any:
+    """Staff: requests → proposed → approved → active in a period, the times to approval and to activation, rejection reasons and lapses."""
+    filters = fulfilment_filters(args, now().astimezone(SHANGHAI).date())
+    return district_reports.fulfilment(get_session(), current_account(), filters)

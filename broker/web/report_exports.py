@@ -1,0 +1,110 @@
+"""The plumbing every district report shares: its tables described once, then drawn on the page, written
+as CSV and as XLSX from that one description, so the page and both exports always have the same
+columns and numbers.
+
+A report's view builds a list of `Table`s from its service's dataclass (headers already in the
+person's language) and a list of `(label, value)` filter lines, then:
+
+- the page renders them with the `report_table` macro of templates/staff/_report.html;
+- `csv_download` writes every table, one after another under its title, after the filter lines
+  (UTF-8 with the BOM, via broker.web.csv_export, streamed);
+- `xlsx_download` writes a sheet of filter lines, then one sheet per table: a bold header row and
+  each column's number format (openpyxl's write-only mode, a row at a time).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from flask import Response
+
+from broker.web.csv_export import csv_response
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+# A column's kind: how the page shows it and which number format the spreadsheet gives it.
+NUMBER_FORMATS = {"text": None, "count": "#,##0", "qty": "#,##0.###", "hours": "0.00", "money": "#,##0.00"}
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    kind: str = "text"  # a key of NUMBER_FORMATS
+
+    def __post_init__(self) -> None:
+        if self.kind not in NUMBER_FORMATS:
+            raise ValueError(f"Unknown column kind {self.kind!r}; valid: {', '.join(NUMBER_FORMATS)}.")
+
+
+@dataclass(frozen=True)
+class Table:
+    key: str  # the HTML id and the order of sheets
+    title: str  # the caption, the CSV section's title and the sheet's name (at most 31 characters there)
+    columns: Sequence[Column]
+    rows: Sequence[Sequence[Any]] = field(default_factory=list)
+
+
+def csv_download(filename: str, filters: Sequence[tuple[str, str]], tables: Sequence[Table]) -> Response:
+    """The filter lines, then each table under its title, a blank line between, as one CSV file."""
+
+    def rows() -> Iterator[list[Any]]:
+        for label, value in filters[1:]:
+            yield [label, value]
+        for table in tables:
+            yield []
+            yield [table.title]
+            yield [column.title for column in table.columns]
+            for row in table.rows:
+                yield [_csv_value(value) for value in row]
+
+    first = list(filters[0]) if filters else []
+    return csv_response(filename, first, rows())
+
+
+def _csv_value(value: Any) -> Any:
+    """As people write it: nothing for no value, a quantity without trailing zeros (10, not 10.000)."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return value
+
+
+def xlsx_download(filename: str, filters: Sequence[tuple[str, str]], tables: Sequence[Table],
+                  filters_title: str) -> Response:
+    """A workbook: the filters on the first sheet, then one sheet per table with its header row and number formats."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    book = Workbook(write_only=True)
+    bold = Font(bold=True)
+
+    def header(sheet: Any, titles: Sequence[str]) -> list[WriteOnlyCell]:
+        cells = [WriteOnlyCell(sheet, value=title) for title in titles]
+        for cell in cells:
+            cell.font = bold
+        return cells
+
+    sheet = book.create_sheet(filters_title[:31])
+    for label, value in filters:
+        sheet.append([*header(sheet, [label]), value])
+    for table in tables:
+        sheet = book.create_sheet(table.title[:31])
+        sheet.append(header(sheet, [column.title for column in table.columns]))
+        for row in table.rows:
+            cells = []
+            for column, value in zip(table.columns, row, strict=True):
+                cell = WriteOnlyCell(sheet, value=value)
+                if NUMBER_FORMATS[column.kind] and value is not None:
+                    cell.number_format = NUMBER_FORMATS[column.kind]
+                cells.append(cell)
+            sheet.append(cells)
+    out = io.BytesIO()
+    book.save(out)
+    return Response(out.getvalue(), mimetype=XLSX_TYPE,
+                    headers={"Content-Disposition": f"attachment; filename={filename}"})
