@@ -11,7 +11,9 @@ from broker.auth import current_account
 from broker.clock import SHANGHAI, now
 from broker.db import get_session
 from broker.schemas.reports import FulfilmentQuerySchema, FulfilmentSchema, fulfilment_filters
+from broker.schemas.reports import GapQuerySchema, GapSchema, gap_filters
 from broker.services import district_reports
+from broker.services import report_gap
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="The district's reports")
 
@@ -24,3 +26,14 @@ def fulfilment(args: dict[str, Any]) -> Any:
     """Staff: requests → proposed → approved → active in a period, the times to approval and to activation, rejection reasons and lapses."""
     filters = fulfilment_filters(args, now().astimezone(SHANGHAI).date())
     return district_reports.fulfilment(get_session(), current_account(), filters)
+
+
+@blp.route("/reports/gap", methods=["GET"])
+@blp.arguments(GapQuerySchema, location="query")
+@blp.response(200, GapSchema)
+@blp.doc(security=BEARER)
+def gap(args: dict[str, Any]) -> Any:
+    """Staff: surveyed and requested demand, pledged, published and allocated supply in a period, the unmet part and why."""
+    session = get_session()
+    filters = gap_filters(args, now().astimezone(SHANGHAI).date(), report_gap.chosen_campaign_days(session, args.get("campaign")))
+    return report_gap.gap(session, current_account(), filters)

@@ -12,6 +12,7 @@ from broker.models import Sector
 from broker.schemas.common import BaseSchema, KindField
 from broker.schemas.fields import QueryId
 from broker.services.district_reports import FulfilmentFilters, current_quarter
+from broker.services.report_gap import GapFilters
 
 MAX_PERIOD_DAYS = 3 * 366  # a longer period is a mistake more often than a wish; the exports stream anyway
 
@@ -103,3 +104,86 @@ class FulfilmentSchema(BaseSchema):
     reasons = fields.List(fields.Nested(ReasonRowSchema), metadata={"description": "the top 20 rejection reasons"})
     lapsed = fields.Integer()
     lapsed_qty = QuantityTotal()
+
+
+# -- report 1: the supply–demand gap ------------------------------------------------------------
+
+
+class GapQuerySchema(PeriodQuerySchema):
+    kind = KindField()
+    sector = fields.Enum(Sector)
+    lighthouse = fields.Boolean(metadata={"description": "only startups of the Lighthouse (灯塔) sectors"})
+    campaign = QueryId(metadata={"description": "the survey campaign whose declarations are the surveyed demand "
+                                                "(its period unless start and end are given); default: the newest "
+                                                "campaign whose period is exactly the report's"})
+
+
+def gap_filters(data: dict[str, Any], today: dt.date, campaign_days: tuple[dt.date, dt.date] | None = None) -> GapFilters:
+    """The filters; a chosen campaign's period is the default period when no date is given."""
+    if campaign_days is not None and not data.get("start") and not data.get("end"):
+        data = {**data, "start": campaign_days[0], "end": campaign_days[1]}
+    start, end = period(data, today)
+    return GapFilters(start=start, end=end, kind=data.get("kind"), sector=data.get("sector"),
+                      lighthouse=bool(data.get("lighthouse")), campaign_id=data.get("campaign"))
+
+
+class GapFiltersSchema(BaseSchema):
+    start = fields.Date()
+    end = fields.Date()
+    kind = fields.String(allow_none=True)
+    sector = fields.Enum(Sector, allow_none=True)
+    lighthouse = fields.Boolean()
+    campaign = fields.Integer(attribute="campaign_id", allow_none=True)
+
+
+class GapCampaignSchema(BaseSchema):
+    id = fields.Integer()
+    title = fields.String()
+    period = fields.String()
+
+
+class GapKindRowSchema(BaseSchema):
+    kind = fields.String()
+    surveyed = QuantityTotal()
+    requested = QuantityTotal()
+    pledged = QuantityTotal()  # pledges are per carrier × kind × period: no region, no sector
+    published = QuantityTotal()
+    allocated = QuantityTotal()
+    unmet = QuantityTotal()
+
+
+class GapDemandRowSchema(BaseSchema):
+    kind = fields.String()
+    region = fields.String(metadata={"description": "\"\" for a request accepting several regions or any"})
+    sector = fields.Enum(Sector)
+    lighthouse = fields.Boolean()
+    surveyed = QuantityTotal()
+    requests = fields.Integer()
+    requested = QuantityTotal()
+    allocated = QuantityTotal()
+    unmet = QuantityTotal()
+
+
+class GapSupplyRowSchema(BaseSchema):
+    kind = fields.String()
+    region = fields.String()
+    offers = fields.Integer()
+    published = QuantityTotal()
+
+
+class GapUnmetRowSchema(BaseSchema):
+    kind = fields.String()
+    reason = fields.String(metadata={"description": "no_compatible_offer, price, capacity, budget, share_cap, "
+                                                    "minimum, or none (no cycle gave a reason yet)"})
+    requests = fields.Integer()
+    unmet = QuantityTotal()
+
+
+class GapSchema(BaseSchema):
+    filters = fields.Nested(GapFiltersSchema)
+    campaign = fields.Nested(GapCampaignSchema, allow_none=True)
+    pledge_period = fields.Boolean(metadata={"description": "whether the period is a quarter or a month (pledges' periods)"})
+    kinds = fields.List(fields.Nested(GapKindRowSchema))
+    demand = fields.List(fields.Nested(GapDemandRowSchema))
+    supply = fields.List(fields.Nested(GapSupplyRowSchema))
+    unmet = fields.List(fields.Nested(GapUnmetRowSchema))
