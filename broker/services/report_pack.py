@@ -146,7 +146,7 @@ class PackReport:
     satisfaction: Satisfaction
 
 
-def _ratio(part: Decimal | int, whole: Decimal | int, scale: int = 100) -> Decimal | None:
+def percent_of(part: Decimal | int, whole: Decimal | int, scale: int = 100) -> Decimal | None:
     """part ÷ whole × scale, rounded half up to two places; None when there is no whole."""
     if not whole:
         return None
@@ -242,7 +242,7 @@ def _process(session: Session, program: SubsidyProgram | None, year: int) -> Pro
         .where(Objection.notice_id.in_(sa.select(year_items.c.notice_id)))
         .group_by(Objection.status)).all())
     return Process(
-        reviewed, timely, late_n, lapsed, _ratio(timely, reviewed), int(notices), int(noticed), int(removed),
+        reviewed, timely, late_n, lapsed, percent_of(timely, reviewed), int(notices), int(noticed), int(removed),
         sum(int(n) for n in objection_counts.values()), int(objection_counts.get(ObjectionStatus.upheld, 0)),
         int(objection_counts.get(ObjectionStatus.dismissed, 0)), int(objection_counts.get(ObjectionStatus.open, 0)),
     )
@@ -265,10 +265,10 @@ def _output_benefit(session: Session, awards: sa.Subquery, year_budget: Decimal)
         .where(Allocation.id.in_(sa.select(awards.c.allocation_id)))
     )
     gross = (Decimal(int(stored_gross or 0)).scaleb(-(QUANTITY_PLACES + UNIT_PRICE_PLACES))).quantize(FEN, ROUND_HALF_UP)
-    output = Output(int(firms), int(award_n), committed, redeemed, _ratio(redeemed, committed),
-                    _ratio(committed, year_budget))
-    benefit = Benefit(redeemed, gross, _ratio(redeemed, gross, scale=1), int(lh_firms), _ratio(lh_firms, firms),
-                      lh_committed, _ratio(lh_committed, committed))
+    output = Output(int(firms), int(award_n), committed, redeemed, percent_of(redeemed, committed),
+                    percent_of(committed, year_budget))
+    benefit = Benefit(redeemed, gross, percent_of(redeemed, gross, scale=1), int(lh_firms), percent_of(lh_firms, firms),
+                      lh_committed, percent_of(lh_committed, committed))
     return output, benefit
 
 
@@ -279,5 +279,5 @@ def _satisfaction(session: Session, awards: sa.Subquery) -> Satisfaction:
         .group_by(AllocationRating.score)).all())
     ratings = sum(int(n) for n in counts.values())
     total = sum(int(score) * int(n) for score, n in counts.items())
-    return Satisfaction(ratings, _ratio(total, ratings, scale=1),
+    return Satisfaction(ratings, percent_of(total, ratings, scale=1),
                         [(score, int(counts.get(score, 0))) for score in sorted(RATING_SCORES, reverse=True)])

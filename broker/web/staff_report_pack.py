@@ -99,7 +99,7 @@ def _pack_tables(report: PackReport) -> list[Table]:
         Table("satisfaction", _("满意度"), [Column(_("评价数"), "count"), _percent(_("平均分（1–5）"))],
               [[s.ratings, s.mean]]),
         Table("scores", _("评分分布"), [Column(_("评分")), Column(_("评价数"), "count"), _percent(_("占比（%）"))],
-              [[_("%(score)s分", score=score), share[score], report_pack._ratio(share[score], s.ratings)]
+              [[_("%(score)s分", score=score), share[score], report_pack.percent_of(share[score], s.ratings)]
                for score, _n in s.distribution] if s.ratings else []),
     ]
 
