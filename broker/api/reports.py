@@ -37,3 +37,34 @@ def gap(args: dict[str, Any]) -> Any:
     session = get_session()
     filters = gap_filters(args, now().astimezone(SHANGHAI).date(), report_gap.chosen_campaign_days(session, args.get("campaign")))
     return report_gap.gap(session, current_account(), filters)
+
+# --- report 7: the performance-evaluation pack (绩效自评), and the rating it counts -------------------
+
+from broker.schemas.reports import (  # noqa: E402  (appended with its report, so parallel reports merge cleanly)
+    PackQuerySchema,
+    PackSchema,
+    RatingInSchema,
+    RatingSchema,
+    pack_filters,
+)
+from broker.services import ratings, report_pack  # noqa: E402
+
+
+@blp.route("/reports/pack", methods=["GET"])
+@blp.arguments(PackQuerySchema, location="query")
+@blp.response(200, PackSchema)
+@blp.doc(security=BEARER)
+def pack(args: dict[str, Any]) -> Any:
+    """Staff: one subsidy program's fiscal year under 决策, 过程, 产出, 效益 and 满意度 (the 绩效自评 pack)."""
+    filters = pack_filters(args, now().astimezone(SHANGHAI).date())
+    return report_pack.pack(get_session(), current_account(), filters)
+
+
+@blp.route("/allocations/<int:allocation_id>/rating", methods=["POST"])
+@blp.arguments(RatingInSchema)
+@blp.response(201, RatingSchema)
+@blp.doc(security=BEARER)
+def rate(args: dict[str, Any], allocation_id: int) -> Any:
+    """The owning startup rates a completed (released) allocation once: a score 1–5 and an optional comment."""
+    return ratings.rate_allocation(get_session(), current_account(), allocation_id, args["score"],
+                                   args.get("comment"), now())

@@ -48,6 +48,7 @@ from broker.models.people import (
 )
 from broker.models.pledges import Pledge, PledgeTerms
 from broker.models.policy import IdempotencyRecord, Policy, SubsidyProgram
+from broker.models.ratings import AllocationRating
 from broker.models.settlement import ClawbackReason, SettlementLine, SettlementStatement, StatementStatus, SubsidyBan
 from broker.models.surveys import SurveyCampaign, SurveyDeclaration
 from broker.models.sync import (
@@ -84,6 +85,7 @@ def _audited_tables(cls: type) -> Iterator[str]:
 AUDITED_ENTITY_TYPES: tuple[str, ...] = tuple(sorted(set(_audited_tables(Audited))))
 
 __all__ = [
+    "AllocationRating",
     "Pledge",
     "PledgeTerms",
     "AgentScope",

@@ -187,3 +187,124 @@ class GapSchema(BaseSchema):
     demand = fields.List(fields.Nested(GapDemandRowSchema))
     supply = fields.List(fields.Nested(GapSupplyRowSchema))
     unmet = fields.List(fields.Nested(GapUnmetRowSchema))
+
+# --- report 7: the performance-evaluation pack (绩效自评) ---------------------------------------------
+
+from marshmallow import validate  # noqa: E402  (appended with its report, so parallel reports merge cleanly)
+
+from broker.models.ratings import MAX_RATING_COMMENT  # noqa: E402
+from broker.schemas.fields import QueryInt, StrictInt  # noqa: E402
+from broker.services.report_pack import PackFilters  # noqa: E402
+
+
+class PackQuerySchema(BaseSchema):
+    program = QueryId(metadata={"description": "the subsidy program's id; default: the first program"})
+    year = QueryInt(2000, 2200, metadata={"description": "the fiscal year; default: the current one (Asia/Shanghai)"})
+
+
+def pack_filters(data: dict[str, Any], today: dt.date) -> PackFilters:
+    return PackFilters(year=data.get("year") or today.year, program_id=data.get("program"))
+
+
+class PackFiltersSchema(BaseSchema):
+    year = fields.Integer()
+    program = fields.Integer(attribute="program_id", allow_none=True)
+
+
+def MoneyTotal(metadata: dict | None = None, **kwargs: Any) -> fields.Decimal:
+    """Yuan, out only: a string holding the exact decimal (to the fen)."""
+    return fields.Decimal(as_string=True, metadata={"type": "string", "format": "decimal", **(metadata or {})}, **kwargs)
+
+
+def Rate(metadata: dict | None = None, **kwargs: Any) -> fields.Decimal:
+    """A percentage or ratio to two places, out only; null when its denominator is zero."""
+    return fields.Decimal(as_string=True, allow_none=True,
+                          metadata={"type": "string", "format": "decimal", **(metadata or {})}, **kwargs)
+
+
+class PackProgramChoiceSchema(BaseSchema):
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+
+
+class PackDepositSchema(BaseSchema):
+    reference = fields.String(metadata={"description": "the funding document's number"})
+    amount = MoneyTotal()
+    day = fields.Date(metadata={"description": "booked on (Asia/Shanghai)"})
+
+
+class PackDecisionSchema(BaseSchema):
+    status = fields.String()
+    mode = fields.String()
+    rate_percent = Rate()
+    cap_per_startup = MoneyTotal()
+    starts_on = fields.Date()
+    ends_on = fields.Date()
+    deposits = fields.List(fields.Nested(PackDepositSchema), metadata={"description": "the year's deposits"})
+    year_budget = MoneyTotal(metadata={"description": "the sum of the year's deposits"})
+
+
+class PackProcessSchema(BaseSchema):
+    reviewed = fields.Integer(metadata={"description": "allocations decided or lapsed in the year's cycles"})
+    on_time = fields.Integer()
+    late = fields.Integer()
+    lapsed = fields.Integer()
+    on_time_percent = Rate()
+    notices = fields.Integer()
+    noticed = fields.Integer()
+    removed = fields.Integer()
+    objections = fields.Integer()
+    upheld = fields.Integer()
+    dismissed = fields.Integer()
+    open_objections = fields.Integer()
+
+
+class PackOutputSchema(BaseSchema):
+    firms = fields.Integer()
+    awards = fields.Integer()
+    committed = MoneyTotal()
+    redeemed = MoneyTotal()
+    redemption_percent = Rate()
+    budget_percent = Rate()
+
+
+class PackBenefitSchema(BaseSchema):
+    redeemed = MoneyTotal()
+    delivered_gross = MoneyTotal()
+    leverage = Rate(metadata={"description": "redeemed subsidy per yuan of delivered usage"})
+    lighthouse_firms = fields.Integer()
+    lighthouse_firms_percent = Rate()
+    lighthouse_committed = MoneyTotal()
+    lighthouse_amount_percent = Rate()
+
+
+class PackSatisfactionSchema(BaseSchema):
+    ratings = fields.Integer()
+    mean = Rate()
+    distribution = fields.List(fields.Tuple((fields.Integer(), fields.Integer())),
+                               metadata={"description": "[score, ratings] from 5 down to 1"})
+
+
+class PackSchema(BaseSchema):
+    filters = fields.Nested(PackFiltersSchema)
+    programs = fields.List(fields.Nested(PackProgramChoiceSchema))
+    program = fields.Nested(PackProgramChoiceSchema, allow_none=True)
+    decision = fields.Nested(PackDecisionSchema, allow_none=True)
+    process = fields.Nested(PackProcessSchema)
+    output = fields.Nested(PackOutputSchema)
+    benefit = fields.Nested(PackBenefitSchema)
+    satisfaction = fields.Nested(PackSatisfactionSchema)
+
+
+class RatingInSchema(BaseSchema):
+    score = StrictInt(1, 5, required=True, metadata={"description": "a whole number from 1 (poor) to 5 (very good)"})
+    comment = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=MAX_RATING_COMMENT),
+                            metadata={"description": "at most 300 characters"})
+
+
+class RatingSchema(BaseSchema):
+    allocation_id = fields.Integer()
+    score = fields.Integer()
+    comment = fields.String(allow_none=True)
+    created_at = fields.DateTime()

@@ -18,8 +18,9 @@ from broker.errors import NotFound
 from broker.models import Account, Appeal, AppealStatus, Event, Role, Startup
 from broker.models.enums import AllocationStatus, CycleStatus, RequestStatus, StartupStatus
 from broker.models.ledger import Award
+from broker.models.ratings import AllocationRating
 from broker.models.market import WITHDRAWABLE_REQUEST_STATUSES, Allocation, MatchingCycle, Offer, ResourceRequest
-from broker.services import quotes
+from broker.services import quotes, ratings
 from broker.services.accounts import require_role
 from broker.services.appeals import appealable
 from broker.services.cycles import request_weight
@@ -74,6 +75,7 @@ class AllocationRow:
     gross: Decimal
     subsidy: Decimal
     appeals: list[Appeal] = field(default_factory=list)  # read on the allocation's own page only
+    rating: AllocationRating | None = None  # the startup's satisfaction rating, on the allocation's own page only
 
     @property
     def net(self) -> Decimal:
@@ -93,6 +95,11 @@ class AllocationRow:
         return (self.allocation.status in (AllocationStatus.proposed, AllocationStatus.approved,
                                            AllocationStatus.provisioning, AllocationStatus.active)
                 and self.allocation.request.status in WITHDRAWABLE_REQUEST_STATUSES)
+
+    @property
+    def rateable(self) -> bool:
+        """Completed and not rated yet: the page asks the one satisfaction question (ratings.rate_allocation's rule)."""
+        return ratings.rateable(self.allocation) and self.rating is None
 
     @property
     def in_use(self) -> bool:
@@ -123,6 +130,7 @@ def my_allocation(session: Session, actor: Account, allocation_id: int) -> Alloc
     row = _row(*found)
     row.appeals = list(session.scalars(sa.select(Appeal).where(
         Appeal.allocation_id == allocation_id, Appeal.startup_id == actor.startup_id).order_by(Appeal.id)))
+    row.rating = ratings.rating_of(session, allocation_id)
     return row
 
 

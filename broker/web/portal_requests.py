@@ -16,9 +16,9 @@ from flask_babel import gettext
 
 from broker.clock import now
 from broker.db import get_session
-from broker.errors import Conflict, NotFound
+from broker.errors import Conflict, InvalidInput, NotFound
 from broker.models.enums import RequestStatus
-from broker.services import market, portal
+from broker.services import market, portal, ratings
 from broker.web.auth import current_person
 from broker.web.guards import N_, company_only
 from broker.web.reports import KIND_NAMES, REASON_HELP, REASON_WORDS
@@ -153,11 +153,40 @@ def allocation(allocation_id: int) -> tuple[str, int]:
     return allocation_page(allocation_id)
 
 
-def allocation_page(allocation_id: int, *, error: str | None = None, typed: str = "", status: int = 200) -> tuple[str, int]:
-    """The allocation's page, with the appeal form's refusal and what was typed when filing failed."""
+def allocation_page(allocation_id: int, *, error: str | None = None, typed: str = "", status: int = 200,
+                    rating_problems: dict[str, str] | None = None, rating_typed: dict[str, str] | None = None,
+                    ) -> tuple[str, int]:
+    """The allocation's page, with the appeal form's refusal and what was typed when filing failed, and
+    the rating form's problems and what was typed when rating failed."""
     try:
         row = portal.my_allocation(get_session(), current_person().account, allocation_id)
     except NotFound:
         abort(404)
+    done = {"rated": gettext("感谢评价。")}.get(request.args.get("done", ""))
     return render_template("portal/allocation.html", row=row, error=error, typed=typed, access_fields=ACCESS_FIELDS,
+                           rating_problems=rating_problems or {}, rating_typed=rating_typed or {}, done=done,
                            **_names()), status
+
+
+# The rating form's problems in the person's language (the service's messages are English).
+RATING_PROBLEMS: dict[str, str] = {"score": N_("请选择 1 至 5 分。"), "comment": N_("意见最多 300 字。")}
+
+
+@bp.route("/portal/allocations/<int:allocation_id>/rating", methods=["POST"])
+@company_only
+def rate(allocation_id: int) -> Any:
+    """The startup rates its completed allocation once (满意度): a score 1–5 and an optional comment."""
+    typed = {"score": request.form.get("score", ""), "comment": request.form.get("comment", "")}
+    try:
+        ratings.rate_allocation(get_session(), current_person().account, allocation_id, typed["score"],
+                                typed["comment"], now())
+    except NotFound:
+        abort(404)
+    except InvalidInput as refused:
+        problems = {name: gettext(RATING_PROBLEMS[name]) for name in (refused.errors or {}) if name in RATING_PROBLEMS}
+        return allocation_page(allocation_id, rating_problems=problems, rating_typed=typed, status=422)
+    except Conflict as refused:
+        said = (gettext("这项分配已经评价过，评价只能提交一次。") if "rated already" in refused.message
+                else gettext("分配使用完毕后才能评价。"))
+        return allocation_page(allocation_id, rating_problems={"form": said}, rating_typed=typed, status=409)
+    return redirect(url_for("portal_requests.allocation", allocation_id=allocation_id, done="rated"), code=303)
