@@ -20,6 +20,7 @@ from broker.web import (
     staff_startups, staff_surveys, webhook_settings,
 )
 from broker.web import carrier_pledges, staff_pledges  # issue 14: carrier pledges
+from broker.web import staff_report_carriers, staff_report_utilisation  # issue 14: reports 4 and 5
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
 # health checks. Everything else is a console page.
@@ -86,6 +87,8 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(portal_surveys.bp)  # the startup portal: declaring demand in open surveys
     app.register_blueprint(carrier_demand.bp)  # the carrier page: the surveys' anonymised demand (需求汇总)
     app.register_blueprint(staff_reports.bp)  # staff: the district's reports (报表), their CSV and XLSX exports
+    app.register_blueprint(staff_report_utilisation.bp)  # staff: report 4, utilisation and idle grants, CSV and XLSX
+    app.register_blueprint(staff_report_carriers.bp)  # staff: report 5, the carrier statement per month, CSV and XLSX
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 
