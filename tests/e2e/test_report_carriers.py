@@ -134,7 +134,7 @@ def test_the_page_shows_the_figures_and_its_chart_data(client, district, staff, 
     assert f"{name} 2026-12 GPU 算力 卡时 310 1,000 322.6" in kinds and f"{name} 2026-11 GPU 算力 卡时 300 0 0" in kinds
     assert f"{name} 2027-01 GPU 算力 卡时 0 50 —" in kinds
     assert '"values": [0.0, 125000.0, 6250.0]' in html and "vendor/echarts/echarts.min.js" in html
-    assert f"/staff/reports/carriers.xlsx?start=2026-11-01&amp;end=2027-01-31" in html
+    assert "/staff/reports/carriers.xlsx?start=2026-11-01&amp;end=2027-01-31" in html
 
 
 def test_in_english_through_the_language_switch(client, district, staff):
