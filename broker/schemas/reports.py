@@ -4,13 +4,14 @@ their figures. Each report has a `...QuerySchema` whose `to_filters` gives the s
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from broker.models import AllocationStatus, Sector
 from broker.schemas.common import BaseSchema, KindField
-from broker.schemas.fields import QueryId
+from broker.schemas.fields import Exact, QueryId
 from broker.services.district_reports import FulfilmentFilters, current_quarter
 from broker.services.report_carriers import CarrierFilters
 from broker.services.report_utilisation import DEFAULT_THRESHOLD, UtilisationFilters
@@ -110,12 +111,17 @@ class FulfilmentSchema(BaseSchema):
 # -- report 4: utilisation --------------------------------------------------------------------
 
 
+def DecimalOut(description: str = "", **kwargs: Any) -> fields.Decimal:
+    """An exact decimal out, as a string (a quantity, a percent, yuan), with what it is."""
+    metadata = {"type": "string", "format": "decimal", **({"description": description} if description else {})}
+    return fields.Decimal(as_string=True, metadata=metadata, **kwargs)
+
+
 class UtilisationQuerySchema(PeriodQuerySchema):
     kind = KindField()
     carrier = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "a carrier's code"})
-    threshold = fields.Decimal(
-        places=1, validate=validate.Range(min=0, max=100, min_inclusive=False),
-        metadata={"description": "idle below this percent of the allocated quantity used by mid-window (default 20)"})
+    threshold = Exact(1, Decimal(0), Decimal(100), exclusive_minimum=True, metadata={
+        "description": "idle below this percent of the allocated quantity used by mid-window (default 20)"})
 
 
 def utilisation_filters(data: dict[str, Any], today: dt.date) -> UtilisationFilters:
@@ -130,7 +136,7 @@ class UtilisationFiltersSchema(BaseSchema):
     end = fields.Date()
     kind = fields.String(allow_none=True)
     carrier = fields.String(allow_none=True)
-    threshold = fields.Decimal(as_string=True)
+    threshold = DecimalOut("percent")
 
 
 class AllocationUseSchema(BaseSchema):
@@ -144,10 +150,10 @@ class AllocationUseSchema(BaseSchema):
     window_start = fields.Date()
     window_end = fields.Date()
     middle_day = fields.Date(metadata={"description": "usage before this day counts as used by mid-window"})
-    allocated = QuantityTotal()  # "in the kind's unit; line-days for a data line"
+    allocated = DecimalOut("in the kind's unit; line-days for a data line")
     used = QuantityTotal()
     used_by_middle = QuantityTotal()
-    used_share = fields.Decimal(as_string=True, allow_none=True, metadata={"description": "percent"})
+    used_share = DecimalOut("percent", allow_none=True)
     idle = fields.Boolean()
 
 
@@ -157,7 +163,7 @@ class KindUseSchema(BaseSchema):
     allocations = fields.Integer()
     allocated = QuantityTotal()
     used = QuantityTotal()
-    used_share = fields.Decimal(as_string=True, allow_none=True, metadata={"description": "percent"})
+    used_share = DecimalOut("percent", allow_none=True)
     idle = fields.Integer()
 
 
@@ -191,7 +197,7 @@ class KindMonthSchema(BaseSchema):
     carrier_name = fields.String()
     month = fields.String(metadata={"description": "YYYY-MM, Shanghai"})
     kind = fields.String()
-    pledged = QuantityTotal()  # "the month's share by days of the pledges of its period"
+    pledged = DecimalOut("the month's share by days of the pledges of its period")
     delivered = QuantityTotal()
 
 
@@ -199,8 +205,8 @@ class MoneyMonthSchema(BaseSchema):
     carrier_code = fields.String()
     carrier_name = fields.String()
     month = fields.String()
-    redeemed = fields.Decimal(as_string=True)
-    pending = fields.Decimal(as_string=True, metadata={"description": "redeemed, not yet paid by an approved statement"})
+    redeemed = DecimalOut("yuan")
+    pending = DecimalOut("yuan redeemed, not yet paid by an approved statement")
     failures = fields.Integer(metadata={"description": "allocations whose provisioning attempts ran out"})
 
 
