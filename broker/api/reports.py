@@ -10,10 +10,26 @@ from broker.api.common import BEARER
 from broker.auth import current_account
 from broker.clock import SHANGHAI, now
 from broker.db import get_session
-from broker.schemas.reports import FulfilmentQuerySchema, FulfilmentSchema, fulfilment_filters
-from broker.schemas.reports import GapQuerySchema, GapSchema, gap_filters
-from broker.services import district_reports
-from broker.services import report_gap
+from broker.schemas.reports import (
+    CarrierQuerySchema,
+    CarrierStatementSchema,
+    FulfilmentQuerySchema,
+    FulfilmentSchema,
+    GapQuerySchema,
+    GapSchema,
+    PackQuerySchema,
+    PackSchema,
+    RatingInSchema,
+    RatingSchema,
+    UtilisationQuerySchema,
+    UtilisationSchema,
+    carrier_filters,
+    fulfilment_filters,
+    gap_filters,
+    pack_filters,
+    utilisation_filters,
+)
+from broker.services import district_reports, ratings, report_carriers, report_gap, report_pack, report_utilisation
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="The district's reports")
 
@@ -38,16 +54,8 @@ def gap(args: dict[str, Any]) -> Any:
     filters = gap_filters(args, now().astimezone(SHANGHAI).date(), report_gap.chosen_campaign_days(session, args.get("campaign")))
     return report_gap.gap(session, current_account(), filters)
 
-# --- report 7: the performance-evaluation pack (绩效自评), and the rating it counts -------------------
 
-from broker.schemas.reports import (  # noqa: E402  (appended with its report, so parallel reports merge cleanly)
-    PackQuerySchema,
-    PackSchema,
-    RatingInSchema,
-    RatingSchema,
-    pack_filters,
-)
-from broker.services import ratings, report_pack  # noqa: E402
+# --- report 7: the performance-evaluation pack (绩效自评), and the rating it counts -------------------
 
 
 @blp.route("/reports/pack", methods=["GET"])
@@ -68,3 +76,22 @@ def rate(args: dict[str, Any], allocation_id: int) -> Any:
     """The owning startup rates a completed (released) allocation once: a score 1–5 and an optional comment."""
     return ratings.rate_allocation(get_session(), current_account(), allocation_id, args["score"],
                                    args.get("comment"), now())
+
+@blp.route("/reports/utilisation", methods=["GET"])
+@blp.arguments(UtilisationQuerySchema, location="query")
+@blp.response(200, UtilisationSchema)
+@blp.doc(security=BEARER)
+def utilisation(args: dict[str, Any]) -> Any:
+    """Staff: allocated against used per allocation and per kind (line-days for data lines), and the idle grants."""
+    filters = utilisation_filters(args, now().astimezone(SHANGHAI).date())
+    return report_utilisation.utilisation(get_session(), current_account(), filters)
+
+
+@blp.route("/reports/carriers", methods=["GET"])
+@blp.arguments(CarrierQuerySchema, location="query")
+@blp.response(200, CarrierStatementSchema)
+@blp.doc(security=BEARER)
+def carriers(args: dict[str, Any]) -> Any:
+    """Staff: per carrier and month, pledged, delivered, redeemed, pending settlement and provisioning failures."""
+    filters = carrier_filters(args, now().astimezone(SHANGHAI).date())
+    return report_carriers.carrier_statement(get_session(), current_account(), filters)

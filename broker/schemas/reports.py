@@ -4,15 +4,22 @@ their figures. Each report has a `...QuerySchema` whose `to_filters` gives the s
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
-from marshmallow import ValidationError, fields, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
-from broker.models import Sector
+from broker.models import AllocationStatus, Sector
 from broker.schemas.common import BaseSchema, KindField
-from broker.schemas.fields import QueryId
+from broker.schemas.fields import Exact, QueryId
 from broker.services.district_reports import FulfilmentFilters, current_quarter
 from broker.services.report_gap import GapFilters
+
+from broker.services.report_carriers import CarrierFilters
+from broker.services.report_utilisation import DEFAULT_THRESHOLD, UtilisationFilters
+from broker.models.ratings import MAX_RATING_COMMENT
+from broker.schemas.fields import QueryInt, StrictInt
+from broker.services.report_pack import PackFilters
 
 MAX_PERIOD_DAYS = 3 * 366  # a longer period is a mistake more often than a wish; the exports stream anyway
 
@@ -190,11 +197,7 @@ class GapSchema(BaseSchema):
 
 # --- report 7: the performance-evaluation pack (绩效自评) ---------------------------------------------
 
-from marshmallow import validate  # noqa: E402  (appended with its report, so parallel reports merge cleanly)
 
-from broker.models.ratings import MAX_RATING_COMMENT  # noqa: E402
-from broker.schemas.fields import QueryInt, StrictInt  # noqa: E402
-from broker.services.report_pack import PackFilters  # noqa: E402
 
 
 class PackQuerySchema(BaseSchema):
@@ -308,3 +311,111 @@ class RatingSchema(BaseSchema):
     score = fields.Integer()
     comment = fields.String(allow_none=True)
     created_at = fields.DateTime()
+
+# -- report 4: utilisation --------------------------------------------------------------------
+
+
+def DecimalOut(description: str = "", **kwargs: Any) -> fields.Decimal:
+    """An exact decimal out, as a string (a quantity, a percent, yuan), with what it is."""
+    metadata = {"type": "string", "format": "decimal", **({"description": description} if description else {})}
+    return fields.Decimal(as_string=True, metadata=metadata, **kwargs)
+
+
+class UtilisationQuerySchema(PeriodQuerySchema):
+    kind = KindField()
+    carrier = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "a carrier's code"})
+    threshold = Exact(1, Decimal(0), Decimal(100), exclusive_minimum=True, metadata={
+        "description": "idle below this percent of the allocated quantity used by mid-window (default 20)"})
+
+
+def utilisation_filters(data: dict[str, Any], today: dt.date) -> UtilisationFilters:
+    start, end = period(data, today)
+    threshold = data.get("threshold")
+    return UtilisationFilters(start=start, end=end, kind=data.get("kind"), carrier=data.get("carrier"),
+                              threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+
+
+class UtilisationFiltersSchema(BaseSchema):
+    start = fields.Date()
+    end = fields.Date()
+    kind = fields.String(allow_none=True)
+    carrier = fields.String(allow_none=True)
+    threshold = DecimalOut("percent")
+
+
+class AllocationUseSchema(BaseSchema):
+    allocation_id = fields.Integer()
+    status = fields.Enum(AllocationStatus)
+    kind = fields.String()
+    model = fields.String(allow_none=True, metadata={"description": "tokens: the offer's model"})
+    carrier_code = fields.String()
+    carrier_name = fields.String()
+    startup_name = fields.String()
+    window_start = fields.Date()
+    window_end = fields.Date()
+    middle_day = fields.Date(metadata={"description": "usage before this day counts as used by mid-window"})
+    allocated = DecimalOut("in the kind's unit; line-days for a data line")
+    used = QuantityTotal()
+    used_by_middle = QuantityTotal()
+    used_share = DecimalOut("percent", allow_none=True)
+    idle = fields.Boolean()
+
+
+class KindUseSchema(BaseSchema):
+    kind = fields.String()
+    model = fields.String(allow_none=True)
+    allocations = fields.Integer()
+    allocated = QuantityTotal()
+    used = QuantityTotal()
+    used_share = DecimalOut("percent", allow_none=True)
+    idle = fields.Integer()
+
+
+class UtilisationSchema(BaseSchema):
+    filters = fields.Nested(UtilisationFiltersSchema)
+    kinds = fields.List(fields.Nested(KindUseSchema))
+    allocations = fields.List(fields.Nested(AllocationUseSchema))
+    idle = fields.List(fields.Nested(AllocationUseSchema))
+
+
+# -- report 5: the carrier statement ----------------------------------------------------------
+
+
+class CarrierQuerySchema(PeriodQuerySchema):
+    carrier = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "a carrier's code"})
+
+
+def carrier_filters(data: dict[str, Any], today: dt.date) -> CarrierFilters:
+    start, end = period(data, today)
+    return CarrierFilters(start=start, end=end, carrier=data.get("carrier"))
+
+
+class CarrierFiltersSchema(BaseSchema):
+    start = fields.Date()
+    end = fields.Date()
+    carrier = fields.String(allow_none=True)
+
+
+class KindMonthSchema(BaseSchema):
+    carrier_code = fields.String()
+    carrier_name = fields.String()
+    month = fields.String(metadata={"description": "YYYY-MM, Shanghai"})
+    kind = fields.String()
+    pledged = DecimalOut("the month's share by days of the pledges of its period")
+    delivered = QuantityTotal()
+
+
+class MoneyMonthSchema(BaseSchema):
+    carrier_code = fields.String()
+    carrier_name = fields.String()
+    month = fields.String()
+    redeemed = DecimalOut("yuan")
+    pending = DecimalOut("yuan redeemed, not yet paid by an approved statement")
+    failures = fields.Integer(metadata={"description": "allocations whose provisioning attempts ran out"})
+
+
+class CarrierStatementSchema(BaseSchema):
+    filters = fields.Nested(CarrierFiltersSchema)
+    months = fields.List(fields.String())
+    kinds = fields.List(fields.Nested(KindMonthSchema))
+    money = fields.List(fields.Nested(MoneyMonthSchema))

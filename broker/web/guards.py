@@ -43,9 +43,11 @@ STAFF_SCREENS: tuple[tuple[str, str], ...] = (
 
 # Blueprints without a nav entry of their own, shown as part of a screen: notices and settlement
 # statements are reached from, and belong to, the subsidy programs screen.
-SCREEN_PARTS: dict[str, str] = {"staff_settlement": "staff_programs", "staff_emails": "staff_people",
-                                "staff_report_gap": "staff_reports",
-                                "staff_report_pack": "staff_reports"}
+SCREEN_PARTS: dict[str, str] = {
+    "staff_settlement": "staff_programs", "staff_emails": "staff_people",
+    "staff_report_gap": "staff_reports", "staff_report_pack": "staff_reports",
+    "staff_report_utilisation": "staff_reports", "staff_report_carriers": "staff_reports",
+}
 
 
 def staff_only(view: Callable[..., Any]) -> Callable[..., Any]:

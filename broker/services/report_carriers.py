@@ -1,0 +1,180 @@
+"""Report 5, the carrier statement (运营商对账): per carrier and month, what it pledged and delivered
+(per kind, in the kind's unit) and the subsidy money on its allocations: redeemed, still pending
+settlement, and its provisioning failures (docs/reports.md, "Carrier statement").
+
+The months: every Shanghai calendar month the period touches, each counted whole.
+
+- **Pledged**, per kind: pledges are recorded per period (a quarter or a month,
+  broker/services/pledges.py); a month gets its **share by days** of each pledge whose period it
+  falls in: quantity × the month's days / the pledge period's days, to the thousandth (a month's
+  own pledge whole; 900 GPU-hours pledged for 2027-Q1, 90 days, give January 310, February 280,
+  March 310).
+- **Delivered**, per kind: the usage the carrier reported with `recorded_at` in the month, read
+  with `pledges.pledge_tracking` for that month, the figure the carrier's own pledge page shows.
+- **Redeemed**: the ledger's redeem rows created in the month on awards of the carrier's
+  allocations (yuan; the rows the carrier's delivery screen sums per usage report).
+- **Pending settlement**: of those rows, the ones no approved settlement statement has paid yet:
+  a row is settled once a statement of its program, approved (or written off), has a line for its
+  award with something payable and ends after the row was written.
+- **Provisioning failures**: the carrier's allocations whose provisioning attempts ran out in the
+  month (the `allocation.provisioning_failed` event; a retry before that is not time-stamped).
+
+Per month five statements for the delivered figures (pledge tracking's) and four for the rest of
+the report, whatever the number of carriers, allocations or ledger rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from broker.db import Money
+from broker.errors import InvalidInput
+from broker.models import (
+    Account,
+    Award,
+    Carrier,
+    LedgerEntry,
+    LedgerKind,
+    Pledge,
+    Role,
+    SettlementLine,
+    SettlementStatement,
+)
+from broker.models.settlement import StatementStatus
+from broker.models.workflow import Event
+from broker.resources import KINDS
+from broker.services import pledges
+from broker.services.accounts import require_role
+from broker.services.district_reports import _shanghai_month
+from broker.services.settlement import Period, parse_period
+
+ZERO_QTY = Decimal("0.000")
+ZERO_MONEY = Decimal("0.00")
+THOUSANDTH = Decimal("0.001")
+
+
+@dataclass(frozen=True)
+class CarrierFilters:
+    start: dt.date
+    end: dt.date  # inclusive
+    carrier: str | None = None  # the carrier's code
+
+
+@dataclass(frozen=True)
+class KindMonth:
+    carrier_code: str
+    carrier_name: str
+    month: str  # "2027-01"
+    kind: str
+    pledged: Decimal
+    delivered: Decimal
+
+
+@dataclass(frozen=True)
+class MoneyMonth:
+    carrier_code: str
+    carrier_name: str
+    month: str
+    redeemed: Decimal
+    pending: Decimal
+    failures: int
+
+
+@dataclass(frozen=True)
+class CarrierReport:
+    filters: CarrierFilters
+    months: list[str]
+    kinds: list[KindMonth]
+    money: list[MoneyMonth]
+    carriers: list[tuple[str, str]]  # (code, name): the filter's choices
+
+
+def months_of(start: dt.date, end: dt.date) -> list[Period]:
+    """Every month the period touches, as settlement periods (`2027-01`)."""
+    found, year, month = [], start.year, start.month
+    while (year, month) <= (end.year, end.month):
+        found.append(parse_period(f"{year:04d}-{month:02d}"))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return found
+
+
+def pledged_share(quantity: Decimal, pledge_first: dt.date, pledge_last: dt.date, month: Period) -> Decimal:
+    """The month's share of a pledge by days (see the module's note)."""
+    overlap = (min(pledge_last + dt.timedelta(days=1), month.end_day) - max(pledge_first, month.first_day)).days
+    if overlap <= 0:
+        return ZERO_QTY
+    return (quantity * overlap / ((pledge_last - pledge_first).days + 1)).quantize(THOUSANDTH)
+
+
+def carrier_statement(session: Session, actor: Account, filters: CarrierFilters) -> CarrierReport:
+    """Report 5: per carrier and month, pledged, delivered, redeemed, pending settlement, provisioning failures."""
+    require_role(actor, Role.staff, Role.admin)
+    every = [(code, name) for code, name in session.execute(sa.select(Carrier.code, Carrier.name).order_by(Carrier.code))]
+    if filters.carrier and filters.carrier not in {code for code, _ in every}:
+        raise InvalidInput("No such carrier.", {"carrier": [f"No carrier with code {filters.carrier!r}."]})
+    shown = [(c, n) for c, n in every if not filters.carrier or c == filters.carrier]
+    names = dict(shown)
+    months = months_of(filters.start, filters.end)
+    starts_at, ends_at = months[0].starts_at, months[-1].ends_at
+
+    # Pledged and delivered per carrier × month × kind, in the kind's unit.
+    figures: dict[tuple[str, str, str], list[Decimal]] = defaultdict(lambda: [ZERO_QTY, ZERO_QTY])
+    pledged = (sa.select(Carrier.code, Pledge.kind, Pledge.quantity, Pledge.first_day, Pledge.last_day)
+               .join(Carrier, Carrier.id == Pledge.carrier_id)
+               .where(Pledge.first_day < months[-1].end_day, Pledge.last_day >= months[0].first_day))
+    if filters.carrier:
+        pledged = pledged.where(Carrier.code == filters.carrier)
+    for code, kind, quantity, first, last in session.execute(pledged):
+        for month in months:
+            share = pledged_share(quantity, first, last, month)
+            if share:
+                figures[(code, month.label, kind)][0] += share
+    for month in months:
+        for line in pledges.pledge_tracking(session, actor, month.label, filters.carrier).lines:
+            if line.delivered:
+                figures[(line.carrier_code, month.label, line.kind)][1] += line.delivered
+    order = list(KINDS)
+    kinds = [KindMonth(code, names[code], month, kind, *values) for (code, month, kind), values in
+             sorted(figures.items(), key=lambda item: (item[0][0], item[0][1], order.index(item[0][2])))]
+
+    # Money and failures per carrier × month.
+    month_of_row = _shanghai_month(session, LedgerEntry.created_at)
+    paid = (
+        sa.select(SettlementLine.id)
+        .join(SettlementStatement, SettlementStatement.id == SettlementLine.statement_id)
+        .where(SettlementLine.award_id == LedgerEntry.award_id, SettlementStatement.program_id == LedgerEntry.program_id,
+               SettlementStatement.status.in_((StatementStatus.approved, StatementStatus.written_off)),
+               SettlementLine.payable > 0, SettlementStatement.ends_at > LedgerEntry.created_at)
+        .correlate(LedgerEntry)
+    )
+    money = sa.func.coalesce(sa.func.sum(LedgerEntry.amount), 0, type_=Money())
+    pending = sa.func.coalesce(sa.func.sum(sa.case((~sa.exists(paid), LedgerEntry.amount))), 0, type_=Money())
+    redeemed = (
+        sa.select(Carrier.code, month_of_row, money, pending)
+        .join(Award, Award.id == LedgerEntry.award_id).join(Carrier, Carrier.id == Award.carrier_id)
+        .where(LedgerEntry.kind == LedgerKind.redeem, LedgerEntry.created_at >= starts_at, LedgerEntry.created_at < ends_at)
+        .group_by(Carrier.code, month_of_row)
+    )
+    month_of_event = _shanghai_month(session, Event.created_at)
+    failed = (
+        sa.select(Carrier.code, month_of_event, sa.func.count(Event.id))
+        .join(Carrier, Carrier.id == Event.carrier_id)
+        .where(Event.type == "allocation.provisioning_failed", Event.created_at >= starts_at, Event.created_at < ends_at)
+        .group_by(Carrier.code, month_of_event)
+    )
+    if filters.carrier:
+        redeemed, failed = redeemed.where(Carrier.code == filters.carrier), failed.where(Carrier.code == filters.carrier)
+    sums = {(code, month): (r or ZERO_MONEY, p or ZERO_MONEY) for code, month, r, p in session.execute(redeemed)}
+    failures = {(code, month): int(n) for code, month, n in session.execute(failed)}
+    rows = [
+        MoneyMonth(code, name, month.label, *sums.get((code, month.label), (ZERO_MONEY, ZERO_MONEY)),
+                   failures.get((code, month.label), 0))
+        for code, name in shown for month in months
+    ]
+    return CarrierReport(filters, [m.label for m in months], kinds, rows, every)

@@ -1,0 +1,115 @@
+"""Staff: report 5, the carrier statement (运营商对账) — a page, a CSV and an XLSX of the same tables
+(docs/reports.md). The pattern of broker/web/staff_reports.py: the API's schema for the filters, one
+service call (broker.services.report_carriers), the tables built once for the page and both exports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, abort, render_template, request, url_for
+from flask_babel import gettext as _
+
+from broker.db import get_session
+from broker.errors import InvalidInput
+from broker.schemas.reports import CarrierQuerySchema, carrier_filters
+from broker.services import report_carriers
+from broker.services.report_carriers import CarrierFilters, CarrierReport
+from broker.web.auth import current_person
+from broker.web.report_exports import Column, Table, csv_download, xlsx_download
+from broker.web.reports import KIND_NAMES, unit_name
+from broker.web.staff_report_utilisation import OWN_PROBLEMS, load_filters
+from broker.web.staff_reports import _today
+from broker.web.guards import staff_only
+
+bp = Blueprint("staff_report_carriers", __name__, template_folder="templates")
+
+
+def _report() -> tuple[CarrierReport, dict[str, str]]:
+    data, problems = load_filters(CarrierQuerySchema())
+    filters = carrier_filters(data, _today())
+    session, actor = get_session(), current_person().account
+    try:
+        return report_carriers.carrier_statement(session, actor, filters), problems
+    except InvalidInput:  # a carrier code that is not there: the defaults, the problem next to the field
+        filters = dataclasses.replace(filters, carrier=None)
+        return report_carriers.carrier_statement(session, actor, filters), {**problems, "carrier": _(OWN_PROBLEMS["carrier"])}
+
+
+def _filter_lines(filters: CarrierFilters) -> list[tuple[str, str]]:
+    return [
+        (_("报表"), _("运营商对账")),
+        (_("期间（北京时间）"), f"{filters.start.isoformat()} — {filters.end.isoformat()}"),
+        (_("运营商"), filters.carrier or _("全部")),
+    ]
+
+
+def _delivered_share(pledged: Decimal, delivered: Decimal) -> Decimal | None:
+    return None if not pledged else (delivered * 100 / pledged).quantize(Decimal("0.1"))
+
+
+def _tables(report: CarrierReport) -> list[Table]:
+    """The report's tables, as the page shows them and the exports write them."""
+    return [
+        Table("money", _("补贴兑现与开通失败"),
+              [Column(_("运营商")), Column(_("月份")), Column(_("已兑现补贴（元）"), "money"),
+               Column(_("待结算（元）"), "money"), Column(_("开通失败"), "count")],
+              [[row.carrier_name, row.month, row.redeemed, row.pending, row.failures] for row in report.money]),
+        Table("kinds", _("承诺与交付"),
+              [Column(_("运营商")), Column(_("月份")), Column(_("资源类别")), Column(_("单位")),
+               Column(_("承诺（当月份额）"), "qty"), Column(_("已交付"), "qty"), Column(_("交付/承诺（%）"), "qty")],
+              [[row.carrier_name, row.month, _(KIND_NAMES.get(row.kind, row.kind)), unit_name(row.kind), row.pledged,
+                row.delivered, _delivered_share(row.pledged, row.delivered)] for row in report.kinds]),
+    ]
+
+
+def _chart(report: CarrierReport) -> dict[str, Any]:
+    """Every carrier's redeemed and pending money summed per month (the first table's figures)."""
+    redeemed: dict[str, Decimal] = defaultdict(Decimal)
+    pending: dict[str, Decimal] = defaultdict(Decimal)
+    for row in report.money:
+        redeemed[row.month] += row.redeemed
+        pending[row.month] += row.pending
+    return {"months": report.months, "series": [
+        {"name": _("已兑现补贴（元）"), "values": [float(redeemed[m]) for m in report.months]},
+        {"name": _("待结算（元）"), "values": [float(pending[m]) for m in report.months]},
+    ]}
+
+
+@bp.route("/staff/reports/carriers", methods=["GET"], endpoint="carriers")
+@staff_only
+def carriers_page() -> Any:
+    report, problems = _report()
+    args = {name: value for name, value in request.args.items() if name in CarrierQuerySchema().fields}
+    page = render_template(
+        "staff/report_carriers.html", report=report, tables=_tables(report), chart=_chart(report), problems=problems,
+        csv_url=url_for("staff_report_carriers.carriers_csv", **args),
+        xlsx_url=url_for("staff_report_carriers.carriers_xlsx", **args),
+    )
+    return page, 422 if problems else 200
+
+
+@bp.route("/staff/reports/carriers.csv", methods=["GET"])
+@staff_only
+def carriers_csv() -> Any:
+    report, problems = _report()
+    if problems:
+        abort(422)
+    return csv_download(_export_name(report.filters, "csv"), _filter_lines(report.filters), _tables(report))
+
+
+@bp.route("/staff/reports/carriers.xlsx", methods=["GET"])
+@staff_only
+def carriers_xlsx() -> Any:
+    report, problems = _report()
+    if problems:
+        abort(422)
+    return xlsx_download(_export_name(report.filters, "xlsx"), _filter_lines(report.filters), _tables(report),
+                         _("筛选条件"))
+
+
+def _export_name(filters: CarrierFilters, extension: str) -> str:
+    return f"carriers-{filters.start.isoformat()}-{filters.end.isoformat()}.{extension}"
