@@ -24,3 +24,32 @@ def fulfilment(args: dict[str, Any]) -> Any:
     """Staff: requests → proposed → approved → active in a period, the times to approval and to activation, rejection reasons and lapses."""
     filters = fulfilment_filters(args, now().astimezone(SHANGHAI).date())
     return district_reports.fulfilment(get_session(), current_account(), filters)
+
+
+from broker.schemas.reports import SpendQuerySchema, SpendSchema, spend_filters  # noqa: E402  (appended per report)
+from broker.services import report_spend  # noqa: E402
+
+
+@blp.route("/reports/spend", methods=["GET"])
+@blp.arguments(SpendQuerySchema, location="query")
+@blp.response(200, SpendSchema)
+@blp.doc(security=BEARER)
+def spend(args: dict[str, Any]) -> Any:
+    """Staff: subsidy committed, redeemed, written off, released and clawed back from the ledger, by program, sector,
+    carrier, firm size and month; the firms at their annual cap; leverage (docs/reports.md)."""
+    return report_spend.spend(get_session(), current_account(), spend_filters(args, now().astimezone(SHANGHAI).date()))
+
+
+from broker.schemas.reports import ComplianceQuerySchema, ComplianceSchema, compliance_filters  # noqa: E402
+from broker.services import report_compliance  # noqa: E402
+
+
+@blp.route("/reports/compliance", methods=["GET"])
+@blp.arguments(ComplianceQuerySchema, location="query")
+@blp.response(200, ComplianceSchema)
+@blp.doc(security=BEARER)
+def compliance(args: dict[str, Any]) -> Any:
+    """Staff: clawbacks by reason, evidence rejected, objections raised, upheld and dismissed in a period (docs/reports.md:
+    refusals at approval are not recorded)."""
+    return report_compliance.compliance(get_session(), current_account(),
+                                        compliance_filters(args, now().astimezone(SHANGHAI).date()))

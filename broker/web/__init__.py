@@ -20,6 +20,7 @@ from broker.web import (
     staff_startups, staff_surveys, webhook_settings,
 )
 from broker.web import carrier_pledges, staff_pledges  # issue 14: carrier pledges
+from broker.web import staff_report_compliance, staff_report_spend  # issue 14: reports 3 and 6
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
 # health checks. Everything else is a console page.
@@ -86,6 +87,8 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(portal_surveys.bp)  # the startup portal: declaring demand in open surveys
     app.register_blueprint(carrier_demand.bp)  # the carrier page: the surveys' anonymised demand (需求汇总)
     app.register_blueprint(staff_reports.bp)  # staff: the district's reports (报表), their CSV and XLSX exports
+    app.register_blueprint(staff_report_spend.bp)  # staff: report 3, subsidy spend (补贴资金使用), CSV and XLSX
+    app.register_blueprint(staff_report_compliance.bp)  # staff: report 6, compliance (合规情况), CSV and XLSX
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 

@@ -44,6 +44,7 @@ STAFF_SCREENS: tuple[tuple[str, str], ...] = (
 # Blueprints without a nav entry of their own, shown as part of a screen: notices and settlement
 # statements are reached from, and belong to, the subsidy programs screen.
 SCREEN_PARTS: dict[str, str] = {"staff_settlement": "staff_programs", "staff_emails": "staff_people"}
+SCREEN_PARTS |= {"staff_report_spend": "staff_reports", "staff_report_compliance": "staff_reports"}  # issue 14
 
 
 def staff_only(view: Callable[..., Any]) -> Callable[..., Any]:
