@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from broker.db import Money
 from broker.models import (
@@ -140,18 +140,23 @@ def compliance(session: Session, actor: Account, filters: ComplianceFilters) -> 
                 .where(Evidence.status == EvidenceStatus.rejected, within(Evidence.reviewed_at), of_program(Award.program_id)))
     counts.append(CountRow("evidence_rejected", session.scalar(sa.select(sa.func.count()).select_from(rejected.subquery()))))
 
-    program_of_objection = sa.func.coalesce(NoticeItem.program_id, Notice.program_id)
+    # An objection to one item is its program's; one to the whole batch, every program with an item in the batch.
+    batch_item = aliased(NoticeItem)
+    listed = sa.select(batch_item.id).where(batch_item.notice_id == Objection.notice_id,
+                                            batch_item.program_id == filters.program_id)
+    in_program = (sa.or_(NoticeItem.program_id == filters.program_id, sa.and_(Objection.item_id.is_(None), listed.exists()))
+                  if filters.program_id is not None else sa.true())
     objections = (sa.select(Objection.lodged_at, Notice.title, sa.func.coalesce(NoticeItem.startup_name, ""),
                             Objection.status, Objection.answered_at)
                   .join(Notice, Notice.id == Objection.notice_id).outerjoin(NoticeItem, NoticeItem.id == Objection.item_id)
                   .where(sa.or_(within(Objection.lodged_at), within(Objection.answered_at)),
-                         of_program(program_of_objection)))
+                         in_program))
     raised, upheld, dismissed = session.execute(
         sa.select(sa.func.count().filter(within(Objection.lodged_at)),
                   sa.func.count().filter(within(Objection.answered_at), Objection.status == ObjectionStatus.upheld),
                   sa.func.count().filter(within(Objection.answered_at), Objection.status == ObjectionStatus.dismissed))
         .join(Notice, Notice.id == Objection.notice_id).outerjoin(NoticeItem, NoticeItem.id == Objection.item_id)
-        .where(of_program(program_of_objection))
+        .where(in_program)
     ).one()
     counts += [CountRow("objections_raised", int(raised)), CountRow("objections_upheld", int(upheld)),
                CountRow("objections_dismissed", int(dismissed))]
