@@ -144,7 +144,7 @@ def test_in_english_through_the_language_switch(client, district, staff):
     switched = client.post("/language", data={"language": "en", "next": PAGE, "csrf_token": token_of(client, PAGE)})
     assert switched.status_code == 303
     html = client.get(f"{PAGE}?{PERIOD}").get_data(as_text=True)
-    assert "<h1>Subsidy spend</h1>" in html and "补贴资金使用" not in html and "Clawed back" in html
+    assert "<h1>Subsidy spend</h1>" in html and "补贴资金使用" not in html and "Clawback" in html
 
 
 def test_the_csv_has_the_same_numbers_and_the_filters(client, district, staff):
