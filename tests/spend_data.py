@@ -91,6 +91,7 @@ def build_spend_district(client, session, make_actor, frozen_clock) -> dict:
     session.expire_all()
     awards = {name: session.scalar(sa.select(Award.id).where(Award.allocation_id == allocation_id))
               for name, allocation_id in allocations.items()}
+    session.commit()  # end the read: on SQLite an open one would keep the app's next write waiting
     _ok(client.post(f"/api/v1/awards/{awards['beta']}/clawback", headers=staff,
                     json={"reason": "double_subsidy", "note": "已获市级算力补贴", "ban_until": "2030-01-01"}))
     return {**people, "clock": clock, "program": program, "allocations": allocations, "awards": awards}

@@ -62,14 +62,14 @@ def _compliance_tables(report: ComplianceReport) -> list[Table]:
         Table("counts", _("合规事项（期间合计）"), [Column(_("事项")), Column(_("件数"), "count"), Column(_("追回金额"), "money")],
               [[_count_name(row.what), row.count, row.amount] for row in report.counts]),
         Table("clawbacks", _("追回（最近200条）"),
-              [Column(_("时间（北京时间）")), Column(_("奖励编号"), "count"), Column(_("企业")), Column(_("补贴项目")),
+              [Column(_("时间（北京时间）")), Column(_("奖励编号")), Column(_("企业")), Column(_("补贴项目")),
                Column(_("原因")), Column(_("追回金额"), "money"), Column(_("禁止申报至"))],
-              [[_when(row.at), row.award_id, row.startup, row.program, _(CLAWBACK_REASONS.get(row.reason, row.reason)),
+              [[_when(row.at), str(row.award_id), row.startup, row.program, _(CLAWBACK_REASONS.get(row.reason, row.reason)),
                 row.amount, row.banned_until.isoformat()] for row in report.clawbacks]),
         Table("evidence", _("被驳回的证明材料（最近200条）"),
-              [Column(_("时间（北京时间）")), Column(_("奖励编号"), "count"), Column(_("企业")), Column(_("补贴项目")),
+              [Column(_("时间（北京时间）")), Column(_("奖励编号")), Column(_("企业")), Column(_("补贴项目")),
                Column(_("材料")), Column(_("驳回理由"))],
-              [[_when(row.at), row.award_id, row.startup, row.program, _(EVIDENCE_NAMES.get(row.type, row.type)), row.reason]
+              [[_when(row.at), str(row.award_id), row.startup, row.program, _(EVIDENCE_NAMES.get(row.type, row.type)), row.reason]
                for row in report.evidence]),
         Table("objections", _("公示期异议（最近200条）"),
               [Column(_("提出时间（北京时间）")), Column(_("公示")), Column(_("企业")), Column(_("结果")),
