@@ -13,6 +13,8 @@ from broker.db import get_session
 from broker.schemas.reports import (
     CarrierQuerySchema,
     CarrierStatementSchema,
+    ComplianceQuerySchema,
+    ComplianceSchema,
     FulfilmentQuerySchema,
     FulfilmentSchema,
     GapQuerySchema,
@@ -21,15 +23,21 @@ from broker.schemas.reports import (
     PackSchema,
     RatingInSchema,
     RatingSchema,
+    SpendQuerySchema,
+    SpendSchema,
     UtilisationQuerySchema,
     UtilisationSchema,
     carrier_filters,
+    compliance_filters,
     fulfilment_filters,
     gap_filters,
     pack_filters,
+    spend_filters,
     utilisation_filters,
 )
-from broker.services import district_reports, ratings, report_carriers, report_gap, report_pack, report_utilisation
+from broker.services import (
+    district_reports, ratings, report_carriers, report_compliance, report_gap, report_pack, report_spend, report_utilisation,
+)
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="The district's reports")
 
@@ -95,3 +103,24 @@ def carriers(args: dict[str, Any]) -> Any:
     """Staff: per carrier and month, pledged, delivered, redeemed, pending settlement and provisioning failures."""
     filters = carrier_filters(args, now().astimezone(SHANGHAI).date())
     return report_carriers.carrier_statement(get_session(), current_account(), filters)
+
+
+@blp.route("/reports/spend", methods=["GET"])
+@blp.arguments(SpendQuerySchema, location="query")
+@blp.response(200, SpendSchema)
+@blp.doc(security=BEARER)
+def spend(args: dict[str, Any]) -> Any:
+    """Staff: subsidy committed, redeemed, written off, released and clawed back from the ledger, by program, sector,
+    carrier, firm size and month; the firms at their annual cap; leverage (docs/reports.md)."""
+    return report_spend.spend(get_session(), current_account(), spend_filters(args, now().astimezone(SHANGHAI).date()))
+
+
+@blp.route("/reports/compliance", methods=["GET"])
+@blp.arguments(ComplianceQuerySchema, location="query")
+@blp.response(200, ComplianceSchema)
+@blp.doc(security=BEARER)
+def compliance(args: dict[str, Any]) -> Any:
+    """Staff: clawbacks by reason, evidence rejected, objections raised, upheld and dismissed in a period (docs/reports.md:
+    refusals at approval are not recorded)."""
+    return report_compliance.compliance(get_session(), current_account(),
+                                        compliance_filters(args, now().astimezone(SHANGHAI).date()))

@@ -19,7 +19,9 @@ from broker.services.report_carriers import CarrierFilters
 from broker.services.report_utilisation import DEFAULT_THRESHOLD, UtilisationFilters
 from broker.models.ratings import MAX_RATING_COMMENT
 from broker.schemas.fields import QueryInt, StrictInt
+from broker.services.report_compliance import ComplianceFilters
 from broker.services.report_pack import PackFilters
+from broker.services.report_spend import SIZE_BANDS, SpendFilters
 
 MAX_PERIOD_DAYS = 3 * 366  # a longer period is a mistake more often than a wish; the exports stream anyway
 
@@ -196,8 +198,6 @@ class GapSchema(BaseSchema):
     unmet = fields.List(fields.Nested(GapUnmetRowSchema))
 
 # --- report 7: the performance-evaluation pack (绩效自评) ---------------------------------------------
-
-
 
 
 class PackQuerySchema(BaseSchema):
@@ -419,3 +419,138 @@ class CarrierStatementSchema(BaseSchema):
     months = fields.List(fields.String())
     kinds = fields.List(fields.Nested(KindMonthSchema))
     money = fields.List(fields.Nested(MoneyMonthSchema))
+
+
+# -- report 3, subsidy spend (broker/services/report_spend.py) -----------------------------------
+
+
+class SpendQuerySchema(PeriodQuerySchema):
+    program = QueryId(metadata={"description": "only this subsidy program's rows (its id)"})
+    sector = fields.Enum(Sector)
+    carrier = QueryId(metadata={"description": "only what this carrier supplied (its id)"})
+    size = fields.String(validate=validate.OneOf([code for code, _, _ in SIZE_BANDS]),
+                         metadata={"description": "firm size by headcount: micro (<10), small (10-99), "
+                                                  "medium (100-299), large (300+)"})
+
+
+def spend_filters(data: dict[str, Any], today: dt.date) -> SpendFilters:
+    start, end = period(data, today)
+    return SpendFilters(start=start, end=end, program_id=data.get("program"), sector=data.get("sector"),
+                        carrier_id=data.get("carrier"), size=data.get("size"))
+
+
+def MoneyTotal(**kwargs: Any) -> fields.Decimal:
+    """A sum of yuan, out only: a string holding the exact decimal to the fen."""
+    metadata = {"type": "string", "format": "decimal", **kwargs.pop("metadata", {})}
+    return fields.Decimal(as_string=True, places=2, metadata=metadata, **kwargs)
+
+
+class SpendFiltersSchema(BaseSchema):
+    start = fields.Date()
+    end = fields.Date()
+    program = fields.Integer(attribute="program_id", allow_none=True)
+    sector = fields.Enum(Sector, allow_none=True)
+    carrier = fields.Integer(attribute="carrier_id", allow_none=True)
+    size = fields.String(allow_none=True)
+
+
+class SpendRowSchema(BaseSchema):
+    key = fields.String(metadata={"description": "\"total\", the month (YYYY-MM, Shanghai), the program's or "
+                                                 "carrier's code, the sector, the size band, or \"detail\""})
+    name = fields.String()
+    program = fields.String()
+    sector = fields.String()
+    carrier = fields.String()
+    size = fields.String()
+    month = fields.String()
+    committed = MoneyTotal()
+    redeemed = MoneyTotal()
+    written_off = MoneyTotal()
+    released = MoneyTotal()
+    clawed_back = MoneyTotal()
+    adjusted = MoneyTotal()
+    usage_value = MoneyTotal(allow_none=True, metadata={"description": "gross value of the usage the redemptions paid for"})
+    leverage = fields.Decimal(as_string=True, allow_none=True,
+                              metadata={"type": "string", "description": "redeemed ÷ usage_value, 4 places"})
+
+
+class CapRowSchema(BaseSchema):
+    program = fields.String()
+    name = fields.String()
+    fiscal_year = fields.Integer()
+    cap = MoneyTotal()
+    firms = fields.Integer(metadata={"description": "firms with any award of the program in the year"})
+    at_cap = fields.Integer(metadata={"description": "of them, firms whose committed reached cap_per_startup"})
+    share = fields.Decimal(as_string=True, allow_none=True, metadata={"type": "string", "description": "percent"})
+
+
+class SpendSchema(BaseSchema):
+    filters = fields.Nested(SpendFiltersSchema)
+    total = fields.Nested(SpendRowSchema)
+    months = fields.List(fields.Nested(SpendRowSchema))
+    programs = fields.List(fields.Nested(SpendRowSchema))
+    sectors = fields.List(fields.Nested(SpendRowSchema))
+    carriers = fields.List(fields.Nested(SpendRowSchema))
+    sizes = fields.List(fields.Nested(SpendRowSchema))
+    detail = fields.List(fields.Nested(SpendRowSchema), metadata={"description": "program × sector × carrier × size × month"})
+    caps = fields.List(fields.Nested(CapRowSchema))
+
+
+# -- report 6, compliance (broker/services/report_compliance.py) --------------------------------
+
+
+class ComplianceQuerySchema(PeriodQuerySchema):
+    program = QueryId(metadata={"description": "only this subsidy program's awards, bans and notices (its id)"})
+
+
+def compliance_filters(data: dict[str, Any], today: dt.date) -> ComplianceFilters:
+    start, end = period(data, today)
+    return ComplianceFilters(start=start, end=end, program_id=data.get("program"))
+
+
+class ComplianceFiltersSchema(BaseSchema):
+    start = fields.Date()
+    end = fields.Date()
+    program = fields.Integer(attribute="program_id", allow_none=True)
+
+
+class CountRowSchema(BaseSchema):
+    what = fields.String(metadata={"description": "clawback:<reason>, evidence_rejected, objections_raised, "
+                                                  "objections_upheld or objections_dismissed"})
+    count = fields.Integer()
+    amount = MoneyTotal(allow_none=True, metadata={"description": "yuan taken back (clawbacks only)"})
+
+
+class ClawbackRowSchema(BaseSchema):
+    at = fields.DateTime()
+    award_id = fields.Integer()
+    startup = fields.String()
+    program = fields.String()
+    reason = fields.String()
+    amount = MoneyTotal()
+    banned_until = fields.Date()
+
+
+class EvidenceRowSchema(BaseSchema):
+    at = fields.DateTime()
+    award_id = fields.Integer()
+    startup = fields.String()
+    program = fields.String()
+    type = fields.String()
+    reason = fields.String()
+
+
+class ObjectionRowSchema(BaseSchema):
+    at = fields.DateTime()
+    notice = fields.String()
+    startup = fields.String()
+    status = fields.String()
+    answered_at = fields.DateTime(allow_none=True)
+
+
+class ComplianceSchema(BaseSchema):
+    filters = fields.Nested(ComplianceFiltersSchema)
+    counts = fields.List(fields.Nested(CountRowSchema))
+    clawbacks = fields.List(fields.Nested(ClawbackRowSchema), metadata={"description": "the latest 200"})
+    evidence = fields.List(fields.Nested(EvidenceRowSchema), metadata={"description": "rejected; the latest 200"})
+    objections = fields.List(fields.Nested(ObjectionRowSchema), metadata={"description": "lodged or answered; the latest 200"})

@@ -47,6 +47,7 @@ SCREEN_PARTS: dict[str, str] = {
     "staff_settlement": "staff_programs", "staff_emails": "staff_people",
     "staff_report_gap": "staff_reports", "staff_report_pack": "staff_reports",
     "staff_report_utilisation": "staff_reports", "staff_report_carriers": "staff_reports",
+    "staff_report_spend": "staff_reports", "staff_report_compliance": "staff_reports",
 }
 
 
