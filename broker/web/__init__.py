@@ -113,6 +113,7 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.globals["portal_nav"] = guards.portal_nav
     app.jinja_env.globals["carrier_nav"] = guards.carrier_nav
     app.jinja_env.globals["company_layout"] = guards.company_layout
+    app.jinja_env.globals["report_tabs"] = guards.report_tabs
     app.jinja_env.globals["unit_name"] = reports.unit_name  # GPU-hour is 卡时: a kind's unit in words
     app.jinja_env.filters.update(
         money=formatting.money,

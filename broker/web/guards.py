@@ -51,6 +51,26 @@ SCREEN_PARTS: dict[str, str] = {
 }
 
 
+# The district's reports (报表), in the order their tabs show; the nav's 报表 entry is the first.
+REPORT_SCREENS: tuple[tuple[str, str], ...] = (
+    ("staff_reports.fulfilment", N_("需求满足情况")),
+    ("staff_report_gap.gap", N_("供需缺口")),
+    ("staff_report_spend.spend", N_("补贴资金使用")),
+    ("staff_report_utilisation.utilisation", N_("资源使用率")),
+    ("staff_report_carriers.carriers", N_("运营商对账")),
+    ("staff_report_compliance.compliance", N_("合规情况")),
+    ("staff_report_pack.pack", N_("绩效自评")),
+)
+
+
+def report_tabs() -> list[tuple[str, str, bool]]:
+    """(url, label, is this page) for each report the app has: the tabs above every report."""
+    from flask_babel import gettext
+
+    return [(url_for(endpoint), gettext(label), request.endpoint == endpoint)
+            for endpoint, label in REPORT_SCREENS if endpoint in current_app.view_functions]
+
+
 def staff_only(view: Callable[..., Any]) -> Callable[..., Any]:
     """A staff workbench page: district staff and admins; a company's person gets 403."""
 

@@ -189,3 +189,19 @@ def test_the_statements_sent_do_not_grow_with_the_rows(app, client, session, sta
     build_fulfilment_district(session, n=2, copies=5)
     session.commit()
     assert len(statements_sent(app, client, PAGE)) == few
+
+
+def test_every_report_shows_the_tabs_to_every_other(client, staff):
+    """The nav's 报表 leads to the first report; each report's tabs reach the other six, this one marked."""
+    from broker.web.guards import REPORT_SCREENS
+
+    paths = ["/staff/reports/fulfilment", "/staff/reports/gap", "/staff/reports/spend", "/staff/reports/utilisation",
+             "/staff/reports/carriers", "/staff/reports/compliance", "/staff/reports/pack"]
+    assert len(REPORT_SCREENS) == len(paths)
+    for path in paths:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        page = response.get_data(as_text=True)
+        tabs = page[page.index('class="report-tabs"'):page.index("</nav>", page.index('class="report-tabs"'))]
+        assert [p for p in paths if f'href="{p}"' in tabs] == paths, path
+        assert f'<a href="{path}" aria-current="page">' in tabs, path
