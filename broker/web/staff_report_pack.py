@@ -23,6 +23,7 @@ from broker.schemas.reports import PackQuerySchema, pack_filters
 from broker.services import report_pack
 from broker.services.report_pack import PackReport
 from broker.web.auth import current_person
+from broker.web.errors import error_page
 from broker.web.guards import N_, staff_only
 from broker.web.report_exports import Column, Table, csv_download, xlsx_download
 from broker.web.staff_programs import MODE_NAMES, STATUS_NAMES
@@ -148,8 +149,12 @@ def pack_xlsx() -> Any:
 @staff_only
 def pack_pdf() -> Any:
     """The page's own template for print, as a PDF (A4 landscape, Noto CJK), fetching nothing from anywhere."""
-    from weasyprint import CSS, HTML
-    from weasyprint.urls import URLFetcher
+    try:
+        from weasyprint import CSS, HTML
+        from weasyprint.urls import URLFetcher
+    except (ImportError, OSError):  # WeasyPrint loads pango as it is imported: a server without it writes no PDF
+        return error_page(503, _("这台服务器缺少生成 PDF 所需的 pango 库（Debian：apt-get install libpango-1.0-0 "
+                                 "libpangoft2-1.0-0），暂时不能导出 PDF；CSV 和 XLSX 导出不受影响。"))
 
     class NothingFetched(URLFetcher):
         """The stylesheets are handed over below; no URL in the page is opened (no network, no files)."""

@@ -295,3 +295,14 @@ def test_the_portal_allocation_page_asks_once(app, client, session, unrated):
 def test_staff_get_403_on_the_portal_rating(client, unrated, staff):
     path = f"/portal/allocations/{unrated['allocations']['a1']}/rating"
     assert client.post(path, data={"csrf_token": token_of(client, PAGE), "score": "5"}).status_code == 403
+
+
+def test_a_server_without_pango_says_so_instead_of_failing(client, district, staff, monkeypatch):
+    """WeasyPrint loads pango as it is imported; where it cannot (a machine without the library), the
+    PDF answers 503 with what to install, and the other exports still work."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # importing it now fails, as without pango
+    answer = client.get(f"{PAGE}.pdf?program={district['program']}&year=2026")
+    assert answer.status_code == 503 and "pango" in answer.get_data(as_text=True)
+    assert client.get(f"{PAGE}.csv?program={district['program']}&year=2026").status_code == 200
