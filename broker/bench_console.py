@@ -167,14 +167,14 @@ def measure(database_url: str, repeat: int, email: str, password: str, echo: Any
                 echo(f"{endpoint} {url}")
             statements[0] = 0
             started = time.perf_counter()
-            answer = client.get(url)  # warm-up: templates compiled, statement caches filled
+            answer = _fetched(client, url)  # warm-up: templates compiled, statement caches filled
             warm_up = (time.perf_counter() - started) * 1000
             times, status, queries = [], answer.status_code, statements[0]
             download = DOWNLOAD.search(url) is not None
             for _ in range(repeat if warm_up < HOPELESS_MS and not download else 0):
                 statements[0] = 0
                 started = time.perf_counter()
-                answer = client.get(url)
+                answer = _fetched(client, url)
                 times.append((time.perf_counter() - started) * 1000)
                 status, queries = answer.status_code, statements[0]
             times = times or [warm_up]
@@ -224,3 +224,11 @@ def bench_console(database_url: str, repeat: int, email: str | None, password: s
                    f"{sum(r.verdict.startswith('skipped') for r in rows)} skipped (budget {BUDGET_MS:.0f} ms, median of {repeat}).")
     if any(r.failed for r in rows):
         raise SystemExit(1)
+
+
+def _fetched(client: Any, url: str) -> Any:
+    """The page read to its end (a streamed export is timed whole, not just its first bytes) and closed."""
+    answer = client.get(url)
+    answer.get_data()
+    answer.close()
+    return answer

@@ -70,6 +70,10 @@ UNIQUE_VIOLATIONS: dict[str, tuple[str, str]] = {
     "uq_password_resets_token_hash": ("token", "A reset link with this secret already exists; ask again."),
     # An event reaches a person by email once: the notifications insert with ON CONFLICT DO NOTHING.
     "uq_outbox_emails_dedupe_key": ("dedupe_key", "This event was already emailed to this person."),
+    "uq_survey_declarations_campaign_id_startup_id_kind_region_month": (
+        "month", "This survey already has a line for this kind, region and month; revise that line."),
+    "uq_pledges_carrier_id_period_kind": ("kind", "This carrier already pledged this kind for this period; revise that pledge."),
+    "uq_allocation_ratings_allocation_id": ("allocation_id", "This allocation was already rated; a rating is given once."),
 }
 
 
