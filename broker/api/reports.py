@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 
 from broker.api.common import BEARER
 from broker.auth import current_account
-from broker.clock import SHANGHAI, now
+from broker.clock import local_date, now
 from broker.db import get_session
 from broker.schemas.reports import (
     CarrierQuerySchema,
@@ -48,7 +48,7 @@ blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="The dist
 @blp.doc(security=BEARER)
 def fulfilment(args: dict[str, Any]) -> Any:
     """Staff: requests → proposed → approved → active in a period, the times to approval and to activation, rejection reasons and lapses."""
-    filters = fulfilment_filters(args, now().astimezone(SHANGHAI).date())
+    filters = fulfilment_filters(args, local_date(now()))
     return district_reports.fulfilment(get_session(), current_account(), filters)
 
 
@@ -59,7 +59,7 @@ def fulfilment(args: dict[str, Any]) -> Any:
 def gap(args: dict[str, Any]) -> Any:
     """Staff: surveyed and requested demand, pledged, published and allocated supply in a period, the unmet part and why."""
     session = get_session()
-    filters = gap_filters(args, now().astimezone(SHANGHAI).date(), report_gap.chosen_campaign_days(session, args.get("campaign")))
+    filters = gap_filters(args, local_date(now()), report_gap.chosen_campaign_days(session, args.get("campaign")))
     return report_gap.gap(session, current_account(), filters)
 
 
@@ -72,7 +72,7 @@ def gap(args: dict[str, Any]) -> Any:
 @blp.doc(security=BEARER)
 def pack(args: dict[str, Any]) -> Any:
     """Staff: one subsidy program's fiscal year under 决策, 过程, 产出, 效益 and 满意度 (the 绩效自评 pack)."""
-    filters = pack_filters(args, now().astimezone(SHANGHAI).date())
+    filters = pack_filters(args, local_date(now()))
     return report_pack.pack(get_session(), current_account(), filters)
 
 
@@ -91,7 +91,7 @@ def rate(args: dict[str, Any], allocation_id: int) -> Any:
 @blp.doc(security=BEARER)
 def utilisation(args: dict[str, Any]) -> Any:
     """Staff: allocated against used per allocation and per kind (line-days for data lines), and the idle grants."""
-    filters = utilisation_filters(args, now().astimezone(SHANGHAI).date())
+    filters = utilisation_filters(args, local_date(now()))
     return report_utilisation.utilisation(get_session(), current_account(), filters)
 
 
@@ -101,7 +101,7 @@ def utilisation(args: dict[str, Any]) -> Any:
 @blp.doc(security=BEARER)
 def carriers(args: dict[str, Any]) -> Any:
     """Staff: per carrier and month, pledged, delivered, redeemed, pending settlement and provisioning failures."""
-    filters = carrier_filters(args, now().astimezone(SHANGHAI).date())
+    filters = carrier_filters(args, local_date(now()))
     return report_carriers.carrier_statement(get_session(), current_account(), filters)
 
 
@@ -112,7 +112,7 @@ def carriers(args: dict[str, Any]) -> Any:
 def spend(args: dict[str, Any]) -> Any:
     """Staff: subsidy committed, redeemed, written off, released and clawed back from the ledger, by program, sector,
     carrier, firm size and month; the firms at their annual cap; leverage (docs/reports.md)."""
-    return report_spend.spend(get_session(), current_account(), spend_filters(args, now().astimezone(SHANGHAI).date()))
+    return report_spend.spend(get_session(), current_account(), spend_filters(args, local_date(now())))
 
 
 @blp.route("/reports/compliance", methods=["GET"])
@@ -123,4 +123,4 @@ def compliance(args: dict[str, Any]) -> Any:
     """Staff: clawbacks by reason, evidence rejected, objections raised, upheld and dismissed in a period (docs/reports.md:
     refusals at approval are not recorded)."""
     return report_compliance.compliance(get_session(), current_account(),
-                                        compliance_filters(args, now().astimezone(SHANGHAI).date()))
+                                        compliance_filters(args, local_date(now())))

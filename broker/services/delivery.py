@@ -30,7 +30,7 @@ from broker.models import (
     UsageReport,
 )
 from broker.services.accounts import require_role
-from broker.services.market import STARTUP_SHOWN_TO_CARRIER, unit_of
+from broker.services.market import STARTUP_SHOWN_TO_CARRIER
 from broker.services.settlement import Period
 
 # The allocations something can be delivered on: approved at some point (not proposed, rejected or lapsed).
@@ -51,10 +51,6 @@ class UsageLine:
     last_reported_at: dt.datetime | None
     redeemed: Decimal  # subsidy the reports redeemed, from the ledger's redeem rows, in yuan
     startup_name: str | None  # only while the allocation is approved, provisioning or active
-
-    @property
-    def unit(self) -> str:
-        return unit_of(self.kind)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from broker.clock import SHANGHAI, now
+from broker.clock import local_date, now
 from broker.models import Account, Allocation, AllocationStatus, Carrier, Offer, ResourceRequest, Role, Startup, UsageReport
 from broker.resources import KINDS
 from broker.services.accounts import require_role
@@ -127,7 +127,7 @@ def _as_date(value: dt.date | str) -> dt.date:
 def utilisation(session: Session, actor: Account, filters: UtilisationFilters) -> UtilisationReport:
     """Report 4: allocated against used per allocation and per kind, and the idle grants (see the module's note)."""
     require_role(actor, Role.staff, Role.admin)
-    today = now().astimezone(SHANGHAI).date()
+    today = local_date(now())
     model = Offer.attributes["model"].as_string()
     chosen = (
         sa.select(Allocation.id, Allocation.status, Offer.kind, model.label("model"), Carrier.code,

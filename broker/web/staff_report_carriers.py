@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, abort, render_template, request, url_for
 from flask_babel import gettext as _
 
+from broker.clock import local_date, now
 from broker.db import get_session
 from broker.errors import InvalidInput
 from broker.schemas.reports import CarrierQuerySchema, carrier_filters
@@ -21,16 +22,15 @@ from broker.services.report_carriers import CarrierFilters, CarrierReport
 from broker.web.auth import current_person
 from broker.web.report_exports import Column, Table, csv_download, xlsx_download
 from broker.web.reports import KIND_NAMES, unit_name
-from broker.web.staff_report_utilisation import OWN_PROBLEMS, load_filters
-from broker.web.staff_reports import _today
+from broker.web.staff_report_utilisation import OWN_PROBLEMS, worded_filters
 from broker.web.guards import staff_only
 
 bp = Blueprint("staff_report_carriers", __name__, template_folder="templates")
 
 
 def _report() -> tuple[CarrierReport, dict[str, str]]:
-    data, problems = load_filters(CarrierQuerySchema())
-    filters = carrier_filters(data, _today())
+    data, problems = worded_filters(CarrierQuerySchema())
+    filters = carrier_filters(data, local_date(now()))
     session, actor = get_session(), current_person().account
     try:
         return report_carriers.carrier_statement(session, actor, filters), problems

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, abort, render_template, request, url_for
 from flask_babel import gettext as _
 
-from broker.clock import SHANGHAI
+from broker.clock import SHANGHAI, local_date, now
 from broker.db import get_session
 from broker.schemas.reports import ComplianceQuerySchema, compliance_filters
 from broker.services import report_compliance
@@ -23,7 +23,7 @@ from broker.web.guards import N_, staff_only
 from broker.web.report_exports import Column, Table, csv_download, xlsx_download
 from broker.web.staff_programs import EVIDENCE_NAMES
 from broker.web.staff_report_spend import SPEND_PROBLEMS
-from broker.web.staff_reports import _load, _today
+from broker.web.staff_reports import load_filters
 
 bp = Blueprint("staff_report_compliance", __name__, template_folder="templates")
 
@@ -33,9 +33,9 @@ OBJECTION_STATUS_NAMES = {"open": N_("待答复"), "upheld": N_("成立"), "dism
 
 
 def _compliance() -> tuple[ComplianceReport, dict[str, str]]:
-    data, problems = _load(ComplianceQuerySchema())
+    data, problems = load_filters(ComplianceQuerySchema())
     problems = {name: _(SPEND_PROBLEMS[name]) if name in SPEND_PROBLEMS else text for name, text in problems.items()}
-    report = report_compliance.compliance(get_session(), current_person().account, compliance_filters(data, _today()))
+    report = report_compliance.compliance(get_session(), current_person().account, compliance_filters(data, local_date(now())))
     return report, problems
 
 

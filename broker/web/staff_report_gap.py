@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, abort, render_template, request, url_for
 from flask_babel import gettext as _
 
+from broker.clock import local_date, now
 from broker.db import get_session
 from broker.errors import InvalidInput
 from broker.models import Sector
@@ -24,7 +25,7 @@ from broker.web.auth import current_person
 from broker.web.guards import N_, staff_only
 from broker.web.report_exports import Column, Table, csv_download, xlsx_download
 from broker.web.reports import KIND_NAMES, SECTOR_NAMES, unit_name
-from broker.web.staff_reports import _load, _today
+from broker.web.staff_reports import load_filters
 
 bp = Blueprint("staff_report_gap", __name__, template_folder="templates")
 
@@ -43,7 +44,7 @@ GAP_REASON_NAMES: dict[str, str] = {
 
 
 def _gap() -> tuple[GapReport, dict[str, str]]:
-    data, problems = _load(GapQuerySchema())
+    data, problems = load_filters(GapQuerySchema())
     if "campaign" in problems:
         problems["campaign"] = _(CAMPAIGN_PROBLEM)
     session = get_session()
@@ -51,7 +52,7 @@ def _gap() -> tuple[GapReport, dict[str, str]]:
         days = report_gap.chosen_campaign_days(session, data.get("campaign"))
     except InvalidInput:
         data, days, problems = {}, None, {**problems, "campaign": _(CAMPAIGN_PROBLEM)}
-    filters = gap_filters(data, _today(), days)
+    filters = gap_filters(data, local_date(now()), days)
     return report_gap.gap(session, current_person().account, filters), problems
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, render_template, request, url_for
 from flask_babel import gettext as _
 
+from broker.clock import local_date, now
 from broker.db import get_session
 from broker.errors import NotFound
 from broker.schemas.reports import PackQuerySchema, pack_filters
@@ -27,7 +28,7 @@ from broker.web.errors import error_page
 from broker.web.guards import N_, staff_only
 from broker.web.report_exports import Column, Table, csv_download, xlsx_download
 from broker.web.staff_programs import MODE_NAMES, STATUS_NAMES
-from broker.web.staff_reports import _load, _today
+from broker.web.staff_reports import load_filters
 
 bp = Blueprint("staff_report_pack", __name__, template_folder="templates")
 
@@ -40,10 +41,10 @@ PRINT_CSS = ("console.css", "staff_report_pack_print.css")
 
 
 def _pack() -> tuple[PackReport, dict[str, str]]:
-    data, problems = _load(PackQuerySchema())
+    data, problems = load_filters(PackQuerySchema())
     problems = {name: _(PACK_PROBLEMS[name]) for name in problems}
     try:
-        report = report_pack.pack(get_session(), current_person().account, pack_filters(data, _today()))
+        report = report_pack.pack(get_session(), current_person().account, pack_filters(data, local_date(now())))
     except NotFound:
         abort(404)
     return report, problems

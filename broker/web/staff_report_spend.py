@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, abort, render_template, request, url_for
 from flask_babel import gettext as _
 
+from broker.clock import local_date, now
 from broker.db import get_session
 from broker.models import Sector
 from broker.schemas.reports import SpendQuerySchema, spend_filters
@@ -20,7 +21,7 @@ from broker.web.auth import current_person
 from broker.web.guards import N_, staff_only
 from broker.web.report_exports import Column, Table, csv_download, xlsx_download
 from broker.web.reports import SECTOR_NAMES
-from broker.web.staff_reports import _load, _today
+from broker.web.staff_reports import load_filters
 
 bp = Blueprint("staff_report_spend", __name__, template_folder="templates")
 
@@ -32,9 +33,9 @@ SPEND_PROBLEMS = {"program": N_("请选择列表中的补贴项目。"), "carrie
 
 
 def _spend() -> tuple[SpendReport, dict[str, str]]:
-    data, problems = _load(SpendQuerySchema())
+    data, problems = load_filters(SpendQuerySchema())
     problems = {name: _(SPEND_PROBLEMS[name]) if name in SPEND_PROBLEMS else text for name, text in problems.items()}
-    return report_spend.spend(get_session(), current_person().account, spend_filters(data, _today())), problems
+    return report_spend.spend(get_session(), current_person().account, spend_filters(data, local_date(now()))), problems
 
 
 def _named(choices: list[tuple[int, str, str]], wanted: int | None) -> str:

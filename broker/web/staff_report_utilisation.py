@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, abort, render_template, request, url_for
 from flask_babel import gettext as _
 
+from broker.clock import local_date, now
 from broker.db import get_session
 from broker.resources import KINDS
 from broker.schemas.reports import UtilisationQuerySchema, utilisation_filters
@@ -20,7 +21,7 @@ from broker.web.auth import current_person
 from broker.web.guards import N_, staff_only
 from broker.web.report_exports import Column, Table, csv_download, xlsx_download
 from broker.web.reports import KIND_NAMES, unit_name
-from broker.web.staff_reports import _load, _today
+from broker.web.staff_reports import load_filters
 from broker.web.staff_startups import ALLOCATION_STATUS_NAMES
 
 bp = Blueprint("staff_report_utilisation", __name__, template_folder="templates")
@@ -32,15 +33,15 @@ OWN_PROBLEMS = {
 }
 
 
-def load_filters(schema: Any) -> tuple[dict[str, Any], dict[str, str]]:
-    """`staff_reports._load`, with the words for the carrier and the threshold."""
-    data, problems = _load(schema)
+def worded_filters(schema: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """`staff_reports.load_filters`, with the words for the carrier and the threshold."""
+    data, problems = load_filters(schema)
     return data, {name: _(OWN_PROBLEMS[name]) if name in OWN_PROBLEMS else text for name, text in problems.items()}
 
 
 def _report() -> tuple[UtilisationReport, dict[str, str]]:
-    data, problems = load_filters(UtilisationQuerySchema())
-    filters = utilisation_filters(data, _today())
+    data, problems = worded_filters(UtilisationQuerySchema())
+    filters = utilisation_filters(data, local_date(now()))
     return report_utilisation.utilisation(get_session(), current_person().account, filters), problems
 
 

@@ -14,7 +14,7 @@ from flask import Blueprint, abort, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import Schema, ValidationError
 
-from broker.clock import SHANGHAI, now
+from broker.clock import local_date, now
 from broker.db import get_session
 from broker.models import Sector
 from broker.resources import KINDS
@@ -41,7 +41,7 @@ FILTER_PROBLEMS: dict[str, str] = {
 STAGE_NAMES = {"approved": N_("提交至获批"), "active": N_("提交至开通")}
 
 
-def _load(schema: Schema) -> tuple[dict[str, Any], dict[str, str]]:
+def load_filters(schema: Schema) -> tuple[dict[str, Any], dict[str, str]]:
     """The query's filters loaded by `schema` (empty fields left out), or none and each bad field's problem."""
     given = {name: value for name, value in request.args.items() if name in schema.fields and value.strip()}
     try:
@@ -51,13 +51,9 @@ def _load(schema: Schema) -> tuple[dict[str, Any], dict[str, str]]:
         return {}, {name: _(FILTER_PROBLEMS.get(name, FILTER_PROBLEMS["start"])) for name in fields}
 
 
-def _today() -> Any:
-    return now().astimezone(SHANGHAI).date()
-
-
 def _fulfilment() -> tuple[FulfilmentReport, dict[str, str]]:
-    data, problems = _load(FulfilmentQuerySchema())
-    filters = fulfilment_filters(data, _today())
+    data, problems = load_filters(FulfilmentQuerySchema())
+    filters = fulfilment_filters(data, local_date(now()))
     return district_reports.fulfilment(get_session(), current_person().account, filters), problems
 
 

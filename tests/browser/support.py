@@ -32,3 +32,11 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def sign_in(page, email: str, password: str) -> None:
+    """Sign in through the console's form, as a person does (the caller waits for where they land)."""
+    page.goto("/sign-in")
+    page.get_by_label("邮箱").fill(email)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录", exact=True).click()

@@ -22,6 +22,7 @@ from tests.e2e.adapters.conftest import Simulator
 from tests.e2e.test_access_details import NOW, TOKEN_VARIABLE
 from tests.integration.test_sync import FAST
 from tests.world import approved_allocation
+from tests.browser.support import sign_in
 
 PASSWORD = "长宁区硅巷-如何使用-2026"
 EMAIL = "ceo@zhiyu.example.cn"
@@ -52,10 +53,7 @@ def test_a_founder_reads_how_to_use_an_active_allocation(
         assert reference and reference.startswith("CTC-ORD-")
         session.commit()  # on SQLite an open transaction would hold the write lock the server needs
 
-        page.goto("/sign-in")
-        page.get_by_label("邮箱").fill(EMAIL)
-        page.get_by_label("密码").fill(PASSWORD)
-        page.get_by_role("button", name="登录", exact=True).click()
+        sign_in(page, EMAIL, PASSWORD)
         page.wait_for_url("**/portal/requests")
         page.get_by_role("link", name="我的分配", exact=True).click()
         page.get_by_role("link", name=f"分配 {allocation_id}", exact=True).click()

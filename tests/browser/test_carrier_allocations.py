@@ -15,6 +15,7 @@ from tests.conftest import make_uscc
 from tests.e2e.test_cycle_workflow import MONDAY_0900
 from tests.e2e.test_offers import gpu_offer, publish
 from tests.e2e.test_requests import ask
+from tests.browser.support import sign_in
 
 PASSWORD = "长宁区硅巷-运营商分配浏览器-2026"
 
@@ -50,10 +51,7 @@ def test_a_carrier_person_reads_the_allocations_on_its_offers(app, client, sessi
         person.password_hash = hash_password(PASSWORD)
         session.commit()  # on SQLite an open transaction would hold the write lock the server needs
 
-        page.goto("/sign-in")
-        page.get_by_label("邮箱").fill(email)
-        page.get_by_label("密码").fill(PASSWORD)
-        page.get_by_role("button", name="登录", exact=True).click()
+        sign_in(page, email, PASSWORD)
         page.wait_for_url("**/carrier/catalogue")
         page.get_by_role("link", name="分配", exact=True).click()
         page.wait_for_url("**/carrier/allocations")

@@ -24,6 +24,7 @@ from broker.services.passwords import hash_password
 from config import CarrierSettings
 from tests.conftest import make_uscc
 from tests.integration.test_sync import FAST, SIMULATED
+from tests.browser.support import sign_in
 
 PASSWORD = "联通上海-门户浏览器-2026"
 MONDAY_0900 = dt.datetime(2026, 12, 7, 1, 0, tzinfo=dt.timezone.utc)
@@ -58,10 +59,7 @@ def test_a_carrier_person_uploads_a_gbk_catalogue_previews_and_applies_it(app, s
         person.password_hash = hash_password(PASSWORD)
         session.commit()  # on SQLite an open transaction would hold the write lock the server needs
 
-        page.goto("/sign-in")
-        page.get_by_label("邮箱").fill(email)
-        page.get_by_label("密码").fill(PASSWORD)
-        page.get_by_role("button", name="登录", exact=True).click()
+        sign_in(page, email, PASSWORD)
         page.wait_for_url("**/carrier/catalogue")
         assert page.locator("h1").inner_text() == "资源目录"
         assert page.locator("#offers tbody tr").count() == 2

@@ -16,6 +16,7 @@ from broker.services.passwords import hash_password
 from tests.conftest import Actor, make_uscc
 from tests.e2e.test_offers import gpu_offer, publish
 from tests.e2e.test_settlement import at, use
+from tests.browser.support import sign_in
 
 PASSWORD = "长宁区硅巷-交付结算浏览器-2026"
 EMAIL = "lin.hui@sh-unicom.example.cn"
@@ -76,10 +77,7 @@ def test_a_carrier_person_reads_its_delivery_and_a_statement(app, client, sessio
         person.password_hash = hash_password(PASSWORD)
         session.commit()  # on SQLite an open transaction would hold the write lock the server needs
 
-        page.goto("/sign-in")
-        page.get_by_label("邮箱").fill(EMAIL)
-        page.get_by_label("密码").fill(PASSWORD)
-        page.get_by_role("button", name="登录", exact=True).click()
+        sign_in(page, EMAIL, PASSWORD)
         page.wait_for_url("**/carrier/catalogue")
         page.get_by_role("link", name="交付与结算", exact=True).click()
         page.wait_for_url("**/carrier/delivery")

@@ -13,6 +13,7 @@ from broker.models import Carrier
 from broker.models.people import Side
 from broker.services import events, people
 from tests.carriers_data import MONDAY_0900, build_carriers
+from tests.browser.support import sign_in
 
 PASSWORD = "电信上海-同步记录-2026"
 EMAIL = "qian.li@telecom-sh.example.cn"
@@ -26,10 +27,7 @@ def test_a_carrier_person_reads_its_syncs_and_sets_the_webhook(app, client, sess
     people.create_company_person(session, Side.carrier, carrier_id, EMAIL, "钱力", PASSWORD)
     session.commit()
 
-    page.goto("/sign-in")
-    page.get_by_label("邮箱").fill(EMAIL)
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录", exact=True).click()
+    sign_in(page, EMAIL, PASSWORD)
     page.wait_for_url("**/carrier/**")
     page.goto("/carrier/syncs")
     assert page.locator("h1").inner_text() == "同步记录"

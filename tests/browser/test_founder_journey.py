@@ -37,16 +37,14 @@ from tests.e2e.test_access_details import TOKEN_VARIABLE
 from tests.e2e.test_ledger import program_body
 from tests.integration.test_outbox import Inbox, _free_port
 from tests.integration.test_sync import FAST
+from tests.browser.support import sign_in as sign_in_as
 
 PASSWORD = "长宁区硅巷-创业者全程-2026"
 MONDAY_0900 = dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.timezone.utc)  # 09:00 in Shanghai
 
 
 def sign_in(page, email: str) -> None:
-    page.goto("/sign-in")
-    page.get_by_label("邮箱").fill(email)
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录", exact=True).click()
+    sign_in_as(page, email, PASSWORD)
     page.wait_for_url("**/portal/requests")
 
 

@@ -15,16 +15,14 @@ from broker.models import OutboxEmail, Role, Sector
 from broker.models.people import Person, Side
 from broker.services import accounts, people
 from tests.conftest import make_uscc
+from tests.browser.support import sign_in as sign_in_as
 
 PASSWORD = "长宁区硅巷-通知设置-2026"
 MONDAY_0900 = dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.timezone.utc)
 
 
 def sign_in(page, email: str) -> None:
-    page.goto("/sign-in")
-    page.get_by_label("邮箱").fill(email)
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录", exact=True).click()
+    sign_in_as(page, email, PASSWORD)
     page.wait_for_load_state()
 
 

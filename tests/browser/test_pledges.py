@@ -21,6 +21,7 @@ from broker.models.people import Person
 from broker.services import accounts, market, people, pledges
 from broker.services.passwords import hash_password
 from tests.conftest import make_uscc
+from tests.browser.support import sign_in
 
 PASSWORD = "移动上海-承诺资源-2026"
 STAFF_PASSWORD = "长宁区硅巷-运营商承诺-2026"
@@ -58,13 +59,6 @@ def carriers(app, session):
     session.commit()  # on SQLite an open transaction would hold the write lock the server needs
     yield
     install_clock(app, None)
-
-
-def sign_in(page, email, password):
-    page.goto("/sign-in")
-    page.get_by_label("邮箱").fill(email)
-    page.get_by_label("密码").fill(password)
-    page.get_by_role("button", name="登录", exact=True).click()
 
 
 def test_a_carrier_records_a_pledge_and_staff_see_the_tracking(page, carriers, axe, screenshot):

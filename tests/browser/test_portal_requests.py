@@ -15,6 +15,7 @@ from broker.services import accounts, people
 from tests.conftest import Actor, make_uscc
 from tests.e2e.test_offers import gpu_offer, publish
 from tests.e2e.test_requests import ask
+from tests.browser.support import sign_in
 
 PASSWORD = "长宁区硅巷-企业门户-2026"
 MONDAY_0900 = dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.timezone.utc)
@@ -58,10 +59,7 @@ def test_a_founder_reads_why_a_request_was_left_short_and_its_allocations_net_pr
         people.accept_invitation(session, link.rsplit(people.INVITATION_PATH, 1)[1], "李想", PASSWORD, MONDAY_0900)
         session.commit()  # on SQLite an open transaction would hold the write lock the server needs
 
-        page.goto("/sign-in")
-        page.get_by_label("邮箱").fill(email)
-        page.get_by_label("密码").fill(PASSWORD)
-        page.get_by_role("button", name="登录", exact=True).click()
+        sign_in(page, email, PASSWORD)
         page.wait_for_url("**/portal/requests")
         assert page.locator("h1").inner_text() == "我的申请"
         assert page.locator("#requests tbody tr").count() == 2

@@ -16,6 +16,7 @@ from broker.services import accounts, people
 from tests.conftest import Actor, make_uscc
 from tests.e2e.test_ledger import program_body
 from tests.e2e.test_offers import gpu_offer, publish
+from tests.browser.support import sign_in
 
 PASSWORD = "长宁区硅巷-申请向导-2026"
 MONDAY_0900 = dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.timezone.utc)
@@ -49,10 +50,7 @@ def test_a_founder_sees_net_prices_across_carriers_and_submits(app, client, sess
         people.accept_invitation(session, link.rsplit(people.INVITATION_PATH, 1)[1], "刘洋", PASSWORD, MONDAY_0900)
         session.commit()  # on SQLite an open transaction would hold the write lock the server needs
 
-        page.goto("/sign-in")
-        page.get_by_label("邮箱").fill(email)
-        page.get_by_label("密码").fill(PASSWORD)
-        page.get_by_role("button", name="登录", exact=True).click()
+        sign_in(page, email, PASSWORD)
         page.wait_for_url("**/portal/requests")
         page.locator("#new-request").click()
         page.wait_for_url("**/portal/requests/new")

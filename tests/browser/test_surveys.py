@@ -12,16 +12,14 @@ from broker.clock import FrozenClock, install_clock
 from broker.models import Account, Role, Startup
 from broker.services import people, surveys
 from broker.services.passwords import hash_password
+from tests.browser.support import sign_in as sign_in_as
 
 PASSWORD = "需求摸排-浏览器-2026"
 DEC_01_0900 = dt.datetime(2026, 12, 1, 1, 0, tzinfo=dt.timezone.utc)
 
 
 def sign_in(page, email: str) -> None:
-    page.goto("/sign-in")
-    page.get_by_label("邮箱").fill(email)
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录", exact=True).click()
+    sign_in_as(page, email, PASSWORD)
     page.wait_for_load_state()
 
 
