@@ -459,6 +459,7 @@ class District:
         offers = {o["id"]: o for o in self.offer_rows}
         requests = self.request_rows
         awards, entries = [], []
+        self.redemptions: list[tuple[dict[str, Any], Decimal]] = []
         totals = {p["id"]: defaultdict(Decimal) for p in programs}
 
         def entry(kind: str, amount: Decimal, program_id: int, at: dt.datetime, award: dict | None = None, **more: Any) -> dict:
@@ -498,8 +499,8 @@ class District:
                 award.update(committed=Decimal(0), status="released", closed_at=a["released_at"])
             elif a["status"] in ("active", "released"):
                 used = amount if a["status"] == "released" else _money(amount * Decimal(rng.randint(1, 9)) / 10)
-                if used > 0:
-                    entry("redeem", used, pid, at + dt.timedelta(days=5), award)
+                if used > 0:  # redeemed by usage reports, written after these rows (usage_and_redemptions)
+                    self.redemptions.append((award, used))
                     award["redeemed"] = used
                 if a["status"] == "released" and used > 0 and rng.random() < 0.6:
                     entry("write_off", used, pid, at + dt.timedelta(days=40), award, reference=f"沪长财拨〔{at.year}〕{award['id']}号")
@@ -534,7 +535,153 @@ class District:
         self.w.write(t["subsidy_awards"], awards)
         self.w.write(t["ledger_entries"], entries)
         self.awards = awards
+        self.next_entry_id = len(entries) + 1
         self.w.echo(f"  {len(programs)} programs, {len(awards):,} awards, {len(entries):,} ledger rows")
+
+    # -- usage and what it redeemed -------------------------------------------------------------
+
+    def usage_and_redemptions(self, ledger_rows: int) -> None:
+        """The carriers' usage reports and the `redeem` rows they paid, streamed (millions of rows).
+
+        Each award's redeemed sum is split into as many redemptions as it takes for the ledger to hold
+        about `ledger_rows` rows, each paying for one usage report of its allocation's share of use,
+        over the 35 days after the decision (before any write-off). Granted allocations without an
+        award report their use too, one to three times, for the utilisation report.
+        """
+        plan = self._redemption_plan(ledger_rows)
+        subsidised = {award["allocation_id"] for award, _used in self.redemptions}
+        quiet = [a for a in self.allocation_rows
+                 if a["status"] in ("active", "released") and a["id"] not in subsidised]
+        offers = {o["id"]: o for o in self.offer_rows}
+
+        def report_times(at: dt.datetime, k: int) -> list[dt.datetime]:
+            span = min(dt.timedelta(days=35), self.now - at - dt.timedelta(hours=1))
+            return [at + span * (i + 1) / (k + 1) for i in range(k)]
+
+        def usage_rows() -> Iterator[dict[str, Any]]:
+            n = 0
+            for award, parts in plan:
+                allocation = self.allocation_rows[award["allocation_id"] - 1]
+                used_fen = sum(parts)
+                for part, at in zip(parts, report_times(allocation["decided_at"], len(parts))):
+                    n += 1
+                    share = (allocation["quantity"] * part / used_fen).quantize(Decimal("0.001"))
+                    yield self._usage(n, offers[allocation["offer_id"]], allocation, share, at)
+            rng = random.Random(self.p.rng.random())
+            for allocation in quiet:
+                k = rng.randint(1, 3)
+                for at in report_times(allocation["decided_at"], k):
+                    n += 1
+                    share = (allocation["quantity"] * Decimal(rng.randint(0, 60)) / 100 / k).quantize(Decimal("0.001"))
+                    yield self._usage(n, offers[allocation["offer_id"]], allocation, share, at)
+
+        def redeem_rows() -> Iterator[dict[str, Any]]:
+            entry_id, usage_id = self.next_entry_id - 1, 0
+            for award, parts in plan:
+                allocation = self.allocation_rows[award["allocation_id"] - 1]
+                for part, at in zip(parts, report_times(allocation["decided_at"], len(parts))):
+                    entry_id += 1
+                    usage_id += 1
+                    yield {"id": entry_id, "kind": "redeem", "amount": Decimal(part) / 100,
+                           "program_id": award["program_id"], "startup_id": award["startup_id"],
+                           "carrier_id": award["carrier_id"], "allocation_id": award["allocation_id"],
+                           "award_id": award["id"], "reverses_id": None, "usage_report_id": usage_id, "reason": None,
+                           "note": None, "reference": None, "fiscal_year": award["fiscal_year"], "actor_id": None,
+                           "idempotency_key": f"bench:redeem:{entry_id}", "created_at": at}
+
+        usage = self.w.write(self.meta["usage_reports"], usage_rows())
+        redeemed = self.w.write(self.meta["ledger_entries"], redeem_rows())
+        self.w.echo(f"  {usage:,} usage reports, {redeemed:,} redemptions "
+                    f"({self.next_entry_id - 1 + redeemed:,} ledger rows in all)")
+
+    def _redemption_plan(self, ledger_rows: int) -> list[tuple[dict[str, Any], list[int]]]:
+        """Per award with use, its redeemed sum in fen split into equal parts (the first ones a fen more)."""
+        wanted = max(ledger_rows - (self.next_entry_id - 1), len(self.redemptions))
+        base, extra = divmod(wanted, max(len(self.redemptions), 1))
+        plan = []
+        for rank, (award, used) in enumerate(self.redemptions):
+            fen = int(used * 100)
+            k = max(1, min(fen, base + (1 if rank < extra else 0)))
+            part, more = divmod(fen, k)
+            plan.append((award, [part + (1 if i < more else 0) for i in range(k)]))
+        return plan
+
+    def _usage(self, n: int, offer: dict[str, Any], allocation: dict[str, Any], quantity: Decimal,
+               at: dt.datetime) -> dict[str, Any]:
+        return {"id": n, "carrier_id": offer["carrier_id"], "external_id": f"bench-usage-{n}",
+                "allocation_id": allocation["id"], "quantity": quantity, "recorded_at": at, "created_at": at}
+
+    # -- the district's survey, the carriers' pledges, the startups' ratings ---------------------
+
+    def surveys(self) -> None:
+        """A demand survey per quarter of this year and the next quarter (that one still open), about a
+        third of verified startups answering each with one to four lines."""
+        rng, today = self.rng, local_date(self.now)
+        campaigns, lines = [], []
+        for n, (year, quarter) in enumerate(_quarters(today), start=1):
+            first = dt.date(year, 3 * quarter - 2, 1)
+            campaigns.append({
+                "id": n, "title": f"{year}年第{quarter}季度算力与数据资源需求摸排", "period": f"{year}-Q{quarter}",
+                "opens_on": first - dt.timedelta(days=45), "closes_on": first - dt.timedelta(days=14 - n),
+                "kinds": sorted(KIND_TERMS), "allow_unregistered": False, "created_by": self.staff_ids[1],
+                "created_at": _at(first - dt.timedelta(days=46)), "reminded_at": None,
+            })
+            for startup in rng.sample(self.verified, len(self.verified) // 3):
+                for kind in rng.sample(list(KIND_TERMS), rng.randint(1, 4)):
+                    (low, high), (q_low, q_high), _attributes = KIND_TERMS[kind]
+                    month = dt.date(year, 3 * quarter - 2 + rng.randrange(3), 1)
+                    lines.append({
+                        "id": len(lines) + 1, "campaign_id": n, "startup_id": startup["id"], "kind": kind,
+                        "region": REGIONS[rng.randrange(len(REGIONS))], "month": month,
+                        "quantity": Decimal(rng.randint(q_low, q_high) * rng.randint(1, 5)),
+                        "max_unit_price": _money(Decimal(str(rng.uniform(low * 0.5, high)))) if rng.random() < 0.7 else None,
+                        "purpose": "大模型训练与推理" if kind in ("gpu", "tokens") else "业务系统上云与数据传输",
+                        "updated_at": _at(first - dt.timedelta(days=rng.randint(15, 44))),
+                    })
+        self.w.write(self.meta["survey_campaigns"], campaigns)
+        self.w.write(self.meta["survey_declarations"], lines)
+        self.w.echo(f"  {len(campaigns)} demand surveys, {len(lines):,} survey lines")
+
+    def pledges(self) -> None:
+        """Each carrier's pledge per kind and quarter, free or discounted."""
+        rng, today = self.rng, local_date(self.now)
+        rows = []
+        for year, quarter in _quarters(today):
+            first = dt.date(year, 3 * quarter - 2, 1)
+            last = dt.date(year + quarter // 4, 3 * quarter % 12 + 1, 1) - dt.timedelta(days=1)
+            for carrier_id in range(1, len(CARRIERS) + 1):
+                for kind, (_price, (_low, high), _attributes) in KIND_TERMS.items():
+                    free = rng.random() < 0.2
+                    rows.append({
+                        "id": len(rows) + 1, "carrier_id": carrier_id, "period": f"{year}-Q{quarter}",
+                        "first_day": first, "last_day": last, "kind": kind,
+                        "quantity": Decimal(high * rng.randint(200, 2_000)), "terms": "free" if free else "discounted",
+                        "unit_price": None, "discount_rate": None if free else Decimal(rng.choice(("0.1", "0.2", "0.3"))),
+                        "note": "", "recorded_by_id": carrier_id, "created_at": _at(first - dt.timedelta(days=30)),
+                        "updated_at": _at(first - dt.timedelta(days=30)),
+                    })
+        self.w.write(self.meta["pledges"], rows)
+        self.w.echo(f"  {len(rows)} pledges")
+
+    def ratings(self) -> None:
+        """About a quarter of completed allocations rated by their startup, mostly well."""
+        rng = self.rng
+
+        def rows() -> Iterator[dict[str, Any]]:
+            n = 0
+            for a in self.allocation_rows:
+                if a["status"] != "released" or a["released_at"] is None or rng.random() > 0.25:
+                    continue
+                n += 1
+                startup_id = self.request_rows[a["request_id"] - 1]["startup_id"]
+                score = rng.choices((5, 4, 3, 2, 1), weights=(45, 30, 15, 6, 4))[0]
+                yield {"id": n, "allocation_id": a["id"], "startup_id": startup_id, "score": score,
+                       "comment": "资源开通及时，使用稳定" if score >= 4 and rng.random() < 0.3 else None,
+                       "rated_by_id": self.first_startup_account + startup_id - 1,
+                       "created_at": min(a["released_at"] + dt.timedelta(days=rng.randint(1, 10)), self.now)}
+
+        rated = self.w.write(self.meta["allocation_ratings"], rows())
+        self.w.echo(f"  {rated:,} satisfaction ratings")
 
     # -- public notices ------------------------------------------------------------------------
 
@@ -778,6 +925,17 @@ def _split(count: int, cycles: int, offers: int, rng: random.Random) -> list[int
     return parts
 
 
+def _quarters(today: dt.date) -> list[tuple[int, int]]:
+    """The quarters of `today`'s year, and the next one."""
+    nxt = (today.year + 1, 1)
+    return [(today.year, q) for q in range(1, 5)] + [nxt]
+
+
+def _at(day: dt.date) -> dt.datetime:
+    """09:00 in Shanghai on `day`, as the naive UTC the columns store."""
+    return dt.datetime.combine(day, dt.time(1, 0), tzinfo=dt.timezone.utc)
+
+
 def _tables() -> dict[str, sa.Table]:
     from broker.db import Base
     import broker.models  # noqa: F401 - registers every table
@@ -787,7 +945,8 @@ def _tables() -> dict[str, sa.Table]:
 
 SEQUENCED = ("carriers", "accounts", "startups", "people", "offers", "resource_requests", "matching_cycles", "allocations",
              "subsidy_programs", "subsidy_awards", "ledger_entries", "subsidy_notices", "subsidy_notice_items",
-             "subsidy_objections", "appeals", "appeal_messages", "carrier_syncs", "quarantined_records", "policies", "audit_log", "events")
+             "subsidy_objections", "appeals", "appeal_messages", "carrier_syncs", "quarantined_records", "policies", "audit_log", "events",
+             "usage_reports", "survey_campaigns", "survey_declarations", "pledges", "allocation_ratings")
 
 
 def _periods(code: str, today: dt.date) -> list[str]:
@@ -847,7 +1006,7 @@ def _empty_problem(connection: sa.Connection) -> str | None:
 
 
 def build_district(url: str, *, startups: int, requests: int, allocations: int, cycles: int = 50, seed: int = 0,
-                   echo: Any = click.echo) -> dict[str, int]:
+                   ledger_rows: int = 0, echo: Any = click.echo) -> dict[str, int]:
     """Fill the empty migrated database at `url` with a district of these sizes; return the row counts."""
     from broker import create_app
     from broker.clock import now
@@ -897,6 +1056,11 @@ def build_district(url: str, *, startups: int, requests: int, allocations: int, 
             step("subsidies and the ledger")
             district.subsidies()
             district.notices()
+            district.usage_and_redemptions(ledger_rows)
+            step("demand surveys, pledges, ratings")
+            district.surveys()
+            district.pledges()
+            district.ratings()
             step("appeals, syncs, policies, events, the audit log")
             district.appeals()
             district.syncs()
@@ -930,11 +1094,15 @@ def build_district(url: str, *, startups: int, requests: int, allocations: int, 
 @click.option("--allocations", default=1_000_000, show_default=True, type=click.IntRange(0, 100_000_000))
 @click.option("--cycles", default=50, show_default=True, type=click.IntRange(2, 1000), help="weekly cycles")
 @click.option("--seed", default=0, show_default=True, type=int)
-def bench_district(database_url: str, startups: int, requests_: int, allocations: int, cycles: int, seed: int) -> None:
-    """Build a made-up district of this size into an empty migrated database, for `broker bench console`."""
+@click.option("--ledger-rows", default=5_000_000, show_default=True, type=click.IntRange(0, 100_000_000),
+              help="about this many ledger rows: each award's use redeemed in that many more, smaller parts")
+def bench_district(database_url: str, startups: int, requests_: int, allocations: int, cycles: int, seed: int,
+                   ledger_rows: int) -> None:
+    """Build a made-up district of this size into an empty migrated database, for `broker bench console`
+    and `broker bench reports`."""
     started = time.perf_counter()
     counts = build_district(database_url, startups=startups, requests=requests_, allocations=allocations,
-                            cycles=cycles, seed=seed)
+                            cycles=cycles, seed=seed, ledger_rows=ledger_rows)
     click.echo(f"District built in {time.perf_counter() - started:.1f} s:")
     for table, n in sorted(counts.items()):
         click.echo(f"  {table:<22}{n:>12,}")

@@ -16,6 +16,7 @@ from adapters.simulators.cli import simulate_command
 from broker import create_app
 from broker.bench_console import bench_console
 from broker.bench_district import bench_district
+from broker.bench_reports import bench_reports
 from broker.bench_sync import bench_sync
 from broker.clock import SHANGHAI, now
 from broker.db import MAX_ID, get_db, get_session
@@ -422,6 +423,7 @@ def bench_group() -> None:
 bench_group.add_command(bench_sync)
 bench_group.add_command(bench_district)
 bench_group.add_command(bench_console)
+bench_group.add_command(bench_reports)
 bench_group.add_command(bench_match_command, "match")
 main.add_command(match_command, "match")
 

@@ -37,7 +37,7 @@ from broker.models import (
 )
 from broker.services.ledger import reconcile
 
-TINY = ["--startups", "30", "--requests", "100", "--allocations", "300"]
+TINY = ["--startups", "30", "--requests", "100", "--allocations", "300", "--ledger-rows", "2000"]
 HELD = ("proposed", "approved", "provisioning", "active")
 
 
@@ -59,6 +59,31 @@ def reading(district):
     with Session(engine) as session:
         yield session
     engine.dispose()
+
+
+def test_redemptions_pay_usage_reports_of_their_own_allocation_to_the_ledger_size_asked(reading):
+    from broker.models import UsageReport
+    from broker.models.pledges import Pledge
+    from broker.models.ratings import AllocationRating
+    from broker.models.surveys import SurveyCampaign, SurveyDeclaration
+
+    rows = reading.scalar(sa.select(sa.func.count(LedgerEntry.id)))
+    statements = reading.scalar(sa.select(sa.func.count(LedgerEntry.id)).where(~LedgerEntry.idempotency_key.like("bench:%")))
+    # About --ledger-rows (an award's use is split in whole fen, never past it), and the statements' write-offs.
+    assert 1900 <= rows - statements <= 2000, (rows, statements)
+    redeems = reading.execute(
+        sa.select(LedgerEntry.allocation_id, UsageReport.allocation_id, LedgerEntry.created_at, UsageReport.recorded_at)
+        .join(UsageReport, UsageReport.id == LedgerEntry.usage_report_id).where(LedgerEntry.kind == LedgerKind.redeem)
+    ).all()
+    assert len(redeems) == reading.scalar(sa.select(sa.func.count(LedgerEntry.id)).where(LedgerEntry.kind == LedgerKind.redeem))
+    assert len(redeems) > 1000
+    assert all(paid == used and at == recorded for paid, used, at, recorded in redeems)
+    # Allocations without an award reported use too; survey lines, pledges and ratings are there.
+    assert reading.scalar(sa.select(sa.func.count(UsageReport.id))) > len(redeems)
+    assert reading.scalar(sa.select(sa.func.count(SurveyCampaign.id))) == 5
+    assert reading.scalar(sa.select(sa.func.count(SurveyDeclaration.id))) > 0
+    assert reading.scalar(sa.select(sa.func.count(Pledge.id))) == 5 * 3 * 6
+    assert reading.scalar(sa.select(sa.func.count(AllocationRating.id))) > 0
 
 
 def test_the_district_reconciles_and_no_offer_is_oversold(reading):
@@ -140,3 +165,26 @@ def test_the_bench_prints_a_row_for_every_staff_page(district, app):
     table = CliRunner().invoke(main, ["bench", "console", "--database-url", district, "--repeat", "1"]).stdout
     assert table.startswith("| page (endpoint) | URL | status | median ms |")
     assert all(endpoint in table for endpoint, _names in staff_pages(app))
+
+
+def test_the_reports_bench_times_every_report_page_and_api_and_reads_the_exports_back(district):
+    from broker.bench_reports import VARIANTS
+
+    result = CliRunner().invoke(main, ["bench", "reports", "--database-url", district, "--repeat", "1", "--json"])
+    measured = json.loads(result.stdout)
+    rows, exports = measured["urls"], measured["exports"]
+    # Each report: the default, then each variant, as a page and through the API, all answering 200.
+    assert len(rows) == sum(2 * (1 + len(variants)) for variants in VARIANTS.values())
+    assert {row["endpoint"] for row in rows} == {f"{report} {side}" for report in VARIANTS for side in ("page", "API")}
+    assert all(row["status"] == 200 and row["statements"] > 0 for row in rows), [r for r in rows if r["status"] != 200]
+    assert any("/api/v1/reports/pack?year=" in row["url"] for row in rows)
+    # The exports were read back: the CSV's records and the workbook's rows (more than a header each).
+    with create_engine(district).connect() as connection:
+        granted = connection.execute(sa.text(
+            "SELECT COUNT(*) FROM allocations WHERE status IN ('approved', 'provisioning', 'active', 'released')")).scalar()
+    assert [row["url"].split("?")[0] for row in exports] == ["/staff/reports/utilisation.csv",
+                                                            "/staff/reports/utilisation.xlsx"]
+    assert all(row["status"] == 200 and row["peak_mib"] > 0 and row["megabytes"] >= 0 for row in exports)
+    assert 0 < exports[0]["rows"] and exports[1]["rows"] > 0
+    assert exports[0]["rows"] <= granted + 200  # never more than the granted allocations and the report's other rows
+    assert result.exit_code == (1 if any(r["verdict"] == "FAIL" for r in rows + exports) else 0)
