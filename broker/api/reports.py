@@ -120,7 +120,7 @@ def spend(args: dict[str, Any]) -> Any:
 @blp.response(200, ComplianceSchema)
 @blp.doc(security=BEARER)
 def compliance(args: dict[str, Any]) -> Any:
-    """Staff: clawbacks by reason, evidence rejected, objections raised, upheld and dismissed in a period (docs/reports.md:
-    refusals at approval are not recorded)."""
+    """Staff: clawbacks and refusals at approval (related party, double subsidy) by reason, evidence rejected, objections
+    raised, upheld and dismissed in a period."""
     return report_compliance.compliance(get_session(), current_account(),
                                         compliance_filters(args, local_date(now())))

@@ -18,6 +18,7 @@ from broker.services.report_gap import GapFilters
 from broker.services.report_carriers import CarrierFilters
 from broker.services.report_utilisation import DEFAULT_THRESHOLD, UtilisationFilters
 from broker.models.ratings import MAX_RATING_COMMENT
+from broker.models.surveys import MAX_REGION
 from broker.schemas.fields import QueryInt, StrictInt
 from broker.services.report_compliance import ComplianceFilters
 from broker.services.report_pack import PackFilters
@@ -122,6 +123,9 @@ class GapQuerySchema(PeriodQuerySchema):
     kind = KindField()
     sector = fields.Enum(Sector)
     lighthouse = fields.Boolean(metadata={"description": "only startups of the Lighthouse (灯塔) sectors"})
+    region = fields.String(validate=validate.Length(1, MAX_REGION), metadata={
+        "description": "only this region: survey lines and offers in it, requests accepting it (naming it, or any "
+                       "region); pledges name no region, so none are counted"})
     campaign = QueryId(metadata={"description": "the survey campaign whose declarations are the surveyed demand "
                                                 "(its period unless start and end are given); default: the newest "
                                                 "campaign whose period is exactly the report's"})
@@ -133,7 +137,7 @@ def gap_filters(data: dict[str, Any], today: dt.date, campaign_days: tuple[dt.da
         data = {**data, "start": campaign_days[0], "end": campaign_days[1]}
     start, end = period(data, today)
     return GapFilters(start=start, end=end, kind=data.get("kind"), sector=data.get("sector"),
-                      lighthouse=bool(data.get("lighthouse")), campaign_id=data.get("campaign"))
+                      lighthouse=bool(data.get("lighthouse")), campaign_id=data.get("campaign"), region=data.get("region"))
 
 
 class GapFiltersSchema(BaseSchema):
@@ -143,6 +147,7 @@ class GapFiltersSchema(BaseSchema):
     sector = fields.Enum(Sector, allow_none=True)
     lighthouse = fields.Boolean()
     campaign = fields.Integer(attribute="campaign_id", allow_none=True)
+    region = fields.String(allow_none=True)
 
 
 class GapCampaignSchema(BaseSchema):
@@ -192,6 +197,7 @@ class GapSchema(BaseSchema):
     filters = fields.Nested(GapFiltersSchema)
     campaign = fields.Nested(GapCampaignSchema, allow_none=True)
     pledge_period = fields.Boolean(metadata={"description": "whether the period is a quarter or a month (pledges' periods)"})
+    pledges_counted = fields.Boolean(metadata={"description": "a pledge period and no region filter: pledges name no region"})
     kinds = fields.List(fields.Nested(GapKindRowSchema))
     demand = fields.List(fields.Nested(GapDemandRowSchema))
     supply = fields.List(fields.Nested(GapSupplyRowSchema))
@@ -515,8 +521,9 @@ class ComplianceFiltersSchema(BaseSchema):
 
 
 class CountRowSchema(BaseSchema):
-    what = fields.String(metadata={"description": "clawback:<reason>, evidence_rejected, objections_raised, "
-                                                  "objections_upheld or objections_dismissed"})
+    what = fields.String(metadata={"description": "clawback:<reason>, refused:<reason> (refused at approval: "
+                                                  "related_party or double_subsidy), evidence_rejected, "
+                                                  "objections_raised, objections_upheld or objections_dismissed"})
     count = fields.Integer()
     amount = MoneyTotal(allow_none=True, metadata={"description": "yuan taken back (clawbacks only)"})
 
@@ -529,6 +536,15 @@ class ClawbackRowSchema(BaseSchema):
     reason = fields.String()
     amount = MoneyTotal()
     banned_until = fields.Date()
+
+
+class RefusalRowSchema(BaseSchema):
+    at = fields.DateTime()
+    allocation_id = fields.Integer()
+    startup = fields.String()
+    program = fields.String()
+    carrier = fields.String()
+    reason = fields.String(metadata={"description": "related_party or double_subsidy"})
 
 
 class EvidenceRowSchema(BaseSchema):
@@ -552,5 +568,7 @@ class ComplianceSchema(BaseSchema):
     filters = fields.Nested(ComplianceFiltersSchema)
     counts = fields.List(fields.Nested(CountRowSchema))
     clawbacks = fields.List(fields.Nested(ClawbackRowSchema), metadata={"description": "the latest 200"})
+    refusals = fields.List(fields.Nested(RefusalRowSchema), metadata={
+        "description": "programs an approval refused for a related party or a double subsidy; the latest 200"})
     evidence = fields.List(fields.Nested(EvidenceRowSchema), metadata={"description": "rejected; the latest 200"})
     objections = fields.List(fields.Nested(ObjectionRowSchema), metadata={"description": "lodged or answered; the latest 200"})

@@ -20,7 +20,11 @@ published and were granted, and say why the rest went unmet.
   definition — each offer of the kind whose window overlaps the period, counted in full.
 
 The kind, sector and Lighthouse filters narrow the demand side; the kind filter narrows the supply
-side too (sector filters cannot: supply belongs to no sector). A fixed handful of aggregate queries.
+side too (sector filters cannot: supply belongs to no sector). The region filter narrows each source by
+its own region: survey lines and offers by theirs; requests (and so their allocations and unmet part,
+on the request's row) when they accept the region — it is among the regions they name, or they accept
+any — each still under its row's region as above; pledges name no region, so none are counted under it
+(`pledges_counted` is false). A fixed handful of aggregate queries.
 """
 
 from __future__ import annotations
@@ -76,6 +80,7 @@ class GapFilters:
     sector: Sector | None = None
     lighthouse: bool = False
     campaign_id: int | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,10 +128,12 @@ class GapReport:
     filters: GapFilters
     campaign: SurveyCampaign | None  # whose declarations are the surveyed demand
     pledge_period: bool  # whether the period is a quarter or a month, the periods pledges are made for
+    pledges_counted: bool  # a pledge period and no region filter (pledges name no region)
     kinds: list[KindRow]
     demand: list[DemandRow]
     supply: list[SupplyRow]
     unmet: list[UnmetRow]
+    regions: list[str]  # the regions offers and survey lines name, for the filter's choices
 
 
 def campaign_days(campaign: SurveyCampaign) -> tuple[dt.date, dt.date] | None:
@@ -174,6 +181,18 @@ def _single_region(session: Session) -> sa.ColumnElement[str]:
     return sa.literal_column(
         "CASE WHEN json_array_length(resource_requests.regions) = 1 "
         "THEN json_extract(resource_requests.regions, '$[0]') ELSE '' END", sa.String)
+
+
+def _accepts_region(session: Session, region: str) -> sa.ColumnElement[bool]:
+    """Whether a request accepts `region`: it names it among its regions, or it accepts any (no list)."""
+    if session.get_bind().dialect.name == "postgresql":
+        condition = ("CASE WHEN json_typeof(resource_requests.regions) = 'array' THEN EXISTS (SELECT 1 FROM "
+                     "json_array_elements_text(resource_requests.regions) AS named(value) WHERE named.value = :region) "
+                     "ELSE true END")
+    else:
+        condition = ("CASE WHEN json_type(resource_requests.regions) = 'array' THEN EXISTS (SELECT 1 FROM "
+                     "json_each(resource_requests.regions) AS named WHERE named.value = :region) ELSE 1 END")
+    return sa.text(condition).bindparams(region=region)
 
 
 def _last_reasons(session: Session) -> sa.Subquery:
@@ -225,7 +244,8 @@ def gap(session: Session, actor: Account, filters: GapFilters) -> GapReport:
         .join(Startup, Startup.id == ResourceRequest.startup_id)
         .outerjoin(granted, granted.c.request_id == ResourceRequest.id)
         .where(ResourceRequest.window_start <= end, ResourceRequest.window_end >= start,
-               ResourceRequest.status != RequestStatus.withdrawn),
+               ResourceRequest.status != RequestStatus.withdrawn,
+               _accepts_region(session, filters.region) if filters.region is not None else sa.true()),
         ResourceRequest.kind, filters,
     ).cte("chosen")
     demand: dict[tuple[str, str, Sector], dict] = {}
@@ -249,7 +269,8 @@ def gap(session: Session, actor: Account, filters: GapFilters) -> GapReport:
             sa.select(SurveyDeclaration.kind, SurveyDeclaration.region, Startup.sector, _total(SurveyDeclaration.quantity))
             .join(Startup, Startup.id == SurveyDeclaration.startup_id)
             .where(SurveyDeclaration.campaign_id == campaign.id, SurveyDeclaration.month >= start.replace(day=1),
-                   SurveyDeclaration.month <= end)
+                   SurveyDeclaration.month <= end,
+                   SurveyDeclaration.region == filters.region if filters.region is not None else sa.true())
             .group_by(SurveyDeclaration.kind, SurveyDeclaration.region, Startup.sector),
             SurveyDeclaration.kind, filters,
         )):
@@ -270,8 +291,9 @@ def gap(session: Session, actor: Account, filters: GapFilters) -> GapReport:
 
     # Supply: pledges (by kind) and offers open in the period (by kind and region).
     pledge_period = _is_pledge_period(start, end)
+    pledges_counted = pledge_period and filters.region is None
     pledged: dict[str, Decimal] = {}
-    if pledge_period:
+    if pledges_counted:
         query = (sa.select(Pledge.kind, _total(Pledge.quantity))
                  .where(Pledge.first_day == start, Pledge.last_day == end).group_by(Pledge.kind))
         if filters.kind:
@@ -281,6 +303,8 @@ def gap(session: Session, actor: Account, filters: GapFilters) -> GapReport:
               .where(Offer.window_start <= end, Offer.window_end >= start).group_by(Offer.kind, Offer.region))
     if filters.kind:
         offers = offers.where(Offer.kind == filters.kind)
+    if filters.region is not None:
+        offers = offers.where(Offer.region == filters.region)
     supply = [SupplyRow(kind, region, int(n), _decimal(quantity)) for kind, region, n, quantity in session.execute(offers)]
 
     order = {kind: index for index, kind in enumerate(KINDS)}
@@ -298,4 +322,5 @@ def gap(session: Session, actor: Account, filters: GapFilters) -> GapReport:
                              sum((r.allocated for r in mine), ZERO), sum((r.unmet for r in mine), ZERO)))
     unmet_rows = [UnmetRow(kind, group, n, quantity) for (kind, group), (n, quantity) in unmet.items()]
     unmet_rows.sort(key=lambda row: (order.get(row.kind, len(order)), GROUPS.index(row.reason)))
-    return GapReport(filters, campaign, pledge_period, kinds, demand_rows, supply, unmet_rows)
+    regions = sorted(session.scalars(sa.union(sa.select(Offer.region), sa.select(SurveyDeclaration.region))))
+    return GapReport(filters, campaign, pledge_period, pledges_counted, kinds, demand_rows, supply, unmet_rows, regions)

@@ -142,40 +142,61 @@ def _related_party(startup: Startup, parties: list[RelatedParty], carrier: Carri
     return None
 
 
+# The refusals the compliance report counts (report 6): approval records each as `subsidy.refused`.
+# The codes are the clawback reasons for the same rules found after an award (`ClawbackReason`).
+RELATED_PARTY, DOUBLE_SUBSIDY = "related_party", "double_subsidy"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a program would not pay, in words, and its code when it is one of the declared rules
+    (`RELATED_PARTY`, `DOUBLE_SUBSIDY`) rather than the program's own terms, caps or budget."""
+
+    words: str
+    code: str | None = None
+
+
 def eligibility_problem(program: SubsidyProgram, startup: Startup, offer: Offer, starts_on: dt.date, today: dt.date,
                         facts: Facts = Facts()) -> str | None:
     """Why `program` would not pay for `offer` to `startup`, for an allocation starting on `starts_on`, or None."""
+    refusal = eligibility_refusal(program, startup, offer, starts_on, today, facts)
+    return None if refusal is None else refusal.words
+
+
+def eligibility_refusal(program: SubsidyProgram, startup: Startup, offer: Offer, starts_on: dt.date, today: dt.date,
+                        facts: Facts = Facts()) -> Refusal | None:
+    """`eligibility_problem` with the refusal's code."""
     if program.status is not ProgramStatus.open:
-        return f"program {program.status.value}"
+        return Refusal(f"program {program.status.value}")
     if not program.starts_on <= starts_on < program.ends_on:
-        return f"starts on {starts_on}, outside the program's period {program.starts_on} to {program.ends_on}"
+        return Refusal(f"starts on {starts_on}, outside the program's period {program.starts_on} to {program.ends_on}")
     if (program.kinds is not None and offer.kind not in program.kinds) or offer.kind in (program.excluded_kinds or []):
-        return f"program does not cover {offer.kind}"
+        return Refusal(f"program does not cover {offer.kind}")
     if program.supplier_carrier_ids is not None and offer.carrier_id not in program.supplier_carrier_ids:
-        return "supplier not on the program's list"
+        return Refusal("supplier not on the program's list")
     if program.supplier_offer_ids is not None and offer.id not in program.supplier_offer_ids:
-        return "offer not on the program's list"
+        return Refusal("offer not on the program's list")
     if program.eligible_sectors is not None and startup.sector.value not in program.eligible_sectors:
-        return "sector not eligible"
+        return Refusal("sector not eligible")
     if program.require_in_district and not startup.registered_in_district:
-        return "not registered in the district"
+        return Refusal("not registered in the district")
     if program.max_company_age_years is not None and _age_over(startup, program.max_company_age_years, today):
-        return f"founded more than {program.max_company_age_years} years ago"
+        return Refusal(f"founded more than {program.max_company_age_years} years ago")
     if program.max_headcount is not None and startup.headcount > program.max_headcount:
-        return "headcount above the program's limit"
+        return Refusal("headcount above the program's limit")
     if program.exclude_carrier_affiliates and startup.affiliated_carrier_id == offer.carrier_id:
-        return "affiliated with the supplying carrier"
+        return Refusal("affiliated with the supplying carrier", RELATED_PARTY)
     if program.id in facts.banned_until and today < facts.banned_until[program.id]:
         why = facts.ban_reasons.get(program.id)
-        return f"barred from this program until {facts.banned_until[program.id]} after a clawback" + (f" ({why})" if why else "")
+        return Refusal(f"barred from this program until {facts.banned_until[program.id]} after a clawback" + (f" ({why})" if why else ""))
     if program.exclude_carrier_affiliates and facts.related_party:
-        return f"related party of the supplier: {facts.related_party}"
+        return Refusal(f"related party of the supplier: {facts.related_party}", RELATED_PARTY)
     held = _excluded_subsidy(program, offer, facts)
     if held is not None:
         kinds = "" if program.excludes_subsidy_kinds is None else f" for {', '.join(program.excludes_subsidy_kinds)}"
-        return (f"the startup holds another {held.level}-level public subsidy for this contract ({held.name}, "
-                f"granted by {held.granting_body}); the program excludes {', '.join(program.excludes_subsidy_levels)}"
-                f"-level subsidies{kinds}")
+        return Refusal(f"the startup holds another {held.level}-level public subsidy for this contract ({held.name}, "
+                       f"granted by {held.granting_body}); the program excludes {', '.join(program.excludes_subsidy_levels)}"
+                       f"-level subsidies{kinds}", DOUBLE_SUBSIDY)
     return None
 
 
@@ -330,19 +351,19 @@ def _units_used(session: Session, program: SubsidyProgram, startup: Startup, yea
 def _candidates(session: Session, programs: Iterable[SubsidyProgram], startup: Startup, offer: Offer, quantity: Decimal,
                 unit_price: Decimal, starts_on: dt.date, now: dt.datetime,
                 allocation_id: int | None = None, facts: Facts | None = None,
-                used: dict[tuple[int, int], Used] | None = None) -> tuple[dict[int, Terms], dict[int, str]]:
+                used: dict[tuple[int, int], Used] | None = None) -> tuple[dict[int, Terms], dict[int, Refusal]]:
     """What each program would pay alone, or why not. `facts` and `used`: read beforehand, for many."""
     today, year = local_date(now), ledger.fiscal_year(now)
     facts = facts or facts_for(session, startup, offer, allocation_id)
     offered: dict[int, Terms] = {}
-    refused: dict[int, str] = {}
+    refused: dict[int, Refusal] = {}
     for program in programs:
-        problem = eligibility_problem(program, startup, offer, starts_on, today, facts)
+        problem = eligibility_refusal(program, startup, offer, starts_on, today, facts)
         if problem is None:
             offered[program.id] = terms(session, program, startup, offer, quantity, unit_price, today, year,
                                         None if used is None else used.get((program.id, startup.id), Used()))
             if offered[program.id].amount <= 0:
-                refused[program.id] = f"{offered.pop(program.id).limit or 'its allotment'} is used up"
+                refused[program.id] = Refusal(f"{offered.pop(program.id).limit or 'its allotment'} is used up")
         else:
             refused[program.id] = problem
     return offered, refused
@@ -423,6 +444,10 @@ def award_for(session: Session, allocation: Allocation, startup: Startup, offer:
     committed, so concurrent approvals can never overspend, and a batch of approvals locks
     them alike. Each award is unique per allocation and program, and its commit row's
     idempotency key is too: an award can never be written twice.
+
+    A program refused for a related party of the supplier or another excluded public subsidy is
+    recorded as `subsidy.refused` with its reason's code, in the startup's feed (what report 6,
+    compliance, counts); a program refused for its own terms, caps or budget is not.
     """
     cost = allocation.cost
     if cost <= 0:
@@ -433,8 +458,13 @@ def award_for(session: Session, allocation: Allocation, startup: Startup, offer:
             .order_by(SubsidyProgram.id).with_for_update(of=SubsidyProgram).execution_options(populate_existing=True)
         )
     }
-    offered, _ = _candidates(session, programs.values(), startup, offer, allocation.quantity, allocation.unit_price,
-                             allocation.request.window_start, now, allocation.id)
+    offered, refused = _candidates(session, programs.values(), startup, offer, allocation.quantity, allocation.unit_price,
+                                   allocation.request.window_start, now, allocation.id)
+    for program_id, refusal in refused.items():
+        if refusal.code is not None:
+            program = programs[program_id]
+            events.record(session, "subsidy.refused", allocation, startup.id, None, now, program_id=program.id,
+                          program=program.code, program_name=program.name, reason=refusal.code)
     awards = []
     for program_id, amount in _pick(programs, offered, cost):
         program, term = programs[program_id], offered[program_id]
@@ -598,7 +628,7 @@ def _quote(session: Session, programs: dict[int, SubsidyProgram], startup: Start
     lines = []
     for pid, program in programs.items():
         alone = offered[pid].amount if pid in offered else None
-        reason = refused.get(pid)
+        reason = refused[pid].words if pid in refused else None
         if reason is None and pid not in chosen:
             reason = "another program pays more (从优不重复)"
         lines.append(ProgramLine(program, chosen.get(pid, ZERO), alone, reason))

@@ -39,6 +39,7 @@ class Words:
 
 ALLOCATION = ("allocation_id", "what")
 
+# A clawback's reason; a refusal at approval (subsidy.refused) names the same rules by the same codes.
 CLAWBACK_REASONS = {
     "false_evidence": N_("证明材料不实"), "related_party": N_("发现关联交易"), "non_use": N_("未实际使用"),
     "double_subsidy": N_("重复享受补贴"),
@@ -67,6 +68,8 @@ WORDS: dict[str, Words] = {
     "subsidy.committed": Words(N_("已为分配 #%(allocation_id)s 承诺补贴 %(money_amount)s"), ("allocation_id", "money_amount")),
     "subsidy.award_removed": Words(N_("补贴 %(money_amount)s（%(program)s）经公示后撤销"), ("money_amount", "program"),
                                    reason="reason", reason_words=AWARD_REMOVED_REASONS),
+    "subsidy.refused": Words(N_("分配 #%(allocation_id)s 未获补贴项目 %(program)s 的补贴"), ("allocation_id", "program"),
+                             reason="reason", reason_words=CLAWBACK_REASONS),
     "subsidy.clawed_back": Words(N_("补贴（%(program)s）已追回 %(money_taken_back)s"), ("program", "money_taken_back"),
                                  reason="reason", reason_words=CLAWBACK_REASONS),
     "evidence.pending": Words(N_("证明材料“%(file_name)s”（%(evidence)s）等待审核"), ("file_name", "evidence")),

@@ -46,6 +46,8 @@ def _when(moment: dt.datetime | None) -> str | None:
 def _count_name(what: str) -> str:
     if what.startswith("clawback:"):
         return _("追回：%(reason)s", reason=_(CLAWBACK_REASONS[what.partition(":")[2]]))
+    if what.startswith("refused:"):
+        return _("批准时不予补贴：%(reason)s", reason=_(CLAWBACK_REASONS[what.partition(":")[2]]))
     return _(COUNT_NAMES[what])
 
 
@@ -66,6 +68,11 @@ def _compliance_tables(report: ComplianceReport) -> list[Table]:
                Column(_("原因")), Column(_("追回金额"), "money"), Column(_("禁止申报至"))],
               [[_when(row.at), str(row.award_id), row.startup, row.program, _(CLAWBACK_REASONS.get(row.reason, row.reason)),
                 row.amount, row.banned_until.isoformat()] for row in report.clawbacks]),
+        Table("refusals", _("批准时不予补贴（最近200条）"),
+              [Column(_("时间（北京时间）")), Column(_("分配编号")), Column(_("企业")), Column(_("补贴项目")),
+               Column(_("运营商")), Column(_("原因"))],
+              [[_when(row.at), str(row.allocation_id), row.startup, row.program, row.carrier,
+                _(CLAWBACK_REASONS.get(row.reason, row.reason))] for row in report.refusals]),
         Table("evidence", _("被驳回的证明材料（最近200条）"),
               [Column(_("时间（北京时间）")), Column(_("奖励编号")), Column(_("企业")), Column(_("补贴项目")),
                Column(_("材料")), Column(_("驳回理由"))],

@@ -30,6 +30,7 @@ from broker.web.staff_reports import load_filters
 bp = Blueprint("staff_report_gap", __name__, template_folder="templates")
 
 CAMPAIGN_PROBLEM = N_("请输入有效的需求摸排编号。")
+REGION_PROBLEM = N_("请选择列表中的地区（不超过64个字符）。")
 
 # The unmet part's reasons: the engine's reason codes in six groups (broker.services.report_gap.REASON_GROUPS).
 GAP_REASON_NAMES: dict[str, str] = {
@@ -47,6 +48,8 @@ def _gap() -> tuple[GapReport, dict[str, str]]:
     data, problems = load_filters(GapQuerySchema())
     if "campaign" in problems:
         problems["campaign"] = _(CAMPAIGN_PROBLEM)
+    if "region" in problems:
+        problems["region"] = _(REGION_PROBLEM)
     session = get_session()
     try:
         days = report_gap.chosen_campaign_days(session, data.get("campaign"))
@@ -73,6 +76,7 @@ def _filter_lines(report: GapReport) -> list[tuple[str, str]]:
         (_("资源类别"), _kind(filters.kind) if filters.kind else _("全部")),
         (_("领域"), _(SECTOR_NAMES[filters.sector.value]) if filters.sector else _("全部")),
         (_("仅灯塔领域"), _("是") if filters.lighthouse else _("否")),
+        (_("地区"), filters.region if filters.region is not None else _("全部")),
         (_("需求摸排"), f"{report.campaign.title}（{report.campaign.period}）" if report.campaign else _("无相符的摸排")),
     ]
 

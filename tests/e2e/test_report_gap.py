@@ -72,8 +72,9 @@ def _table(html: str, key: str) -> str:
 def test_the_api_gives_the_hand_computed_figures(client, district, make_actor):
     body = client.get(API, headers=make_actor("staff").headers).json
     assert body["filters"] == {"start": "2026-10-01", "end": "2026-12-31", "kind": None, "sector": None,
-                               "lighthouse": False, "campaign": None}
+                               "lighthouse": False, "campaign": None, "region": None}
     assert body["campaign"]["id"] == district["campaigns"]["Q4"] and body["pledge_period"] is True
+    assert body["pledges_counted"] is True
     assert _kinds(body) == KINDS
     assert [(r["kind"], r["region"], r["sector"], r["lighthouse"],
              [_n(r["surveyed"]), r["requests"], _n(r["requested"]), _n(r["allocated"]), _n(r["unmet"])])
@@ -97,6 +98,51 @@ def test_filters_change_the_figures(client, district, make_actor, query, kinds):
     assert _kinds(body) == kinds
 
 
+# A region: survey lines and offers in it; requests accepting it (naming it, or any region: q2) with their allocations
+# and unmet part; no pledges (they name no region).
+@pytest.mark.parametrize(("region", "kinds", "demand", "unmet"), [
+    # s1–s3; q1 (sh), q2 (any), q3 (sh or bj), q8 (sh); the gpu and tokens offers in sh
+    ("cn-east-sh", [("gpu", [230, 220, 0, 200, 130, 90]), ("tokens", [0, 1000, 0, 5000, 1000, 0])],
+     [("gpu", "cn-east-sh", "smart_driving", True, [150, 1, 120, 70, 50]),
+      ("gpu", "cn-east-sh", "ai_models", False, [80, 0, 0, 0, 0]),
+      ("gpu", "", "ai_models", False, [0, 2, 100, 60, 40]),
+      ("tokens", "cn-east-sh", "smart_driving", True, [0, 1, 1000, 1000, 0])],
+     [("gpu", "price", 1, 50), ("gpu", "budget", 1, 40)]),
+    # s4; q2, q3 (gpu), q4, q5 (cpu); the cpu offer in bj (bj's gpu offer is 2027's)
+    ("cn-north-bj", [("gpu", [0, 100, 0, 0, 60, 40]), ("cpu", [300, 210, 0, 400, 50, 160])],
+     [("gpu", "", "ai_models", False, [0, 2, 100, 60, 40]),
+      ("cpu", "cn-north-bj", "fintech", False, [300, 2, 210, 50, 160])],
+     [("gpu", "budget", 1, 40), ("cpu", "no_compatible_offer", 1, 150), ("cpu", "none", 1, 10)]),
+    # a region nobody offers or names: only q2, which accepts any
+    ("cn-south-gz", [("gpu", [0, 60, 0, 0, 60, 0])], [("gpu", "", "ai_models", False, [0, 1, 60, 60, 0])], []),
+])
+def test_the_region_filter_narrows_every_source(client, district, make_actor, region, kinds, demand, unmet):
+    body = client.get(f"{API}?region={region}", headers=make_actor("staff").headers).json
+    assert body["filters"]["region"] == region and body["pledge_period"] is True and body["pledges_counted"] is False
+    assert _kinds(body) == kinds
+    assert [(r["kind"], r["region"], r["sector"], r["lighthouse"],
+             [_n(r["surveyed"]), r["requests"], _n(r["requested"]), _n(r["allocated"]), _n(r["unmet"])])
+            for r in body["demand"]] == demand
+    assert {r["region"] for r in body["supply"]} <= {region}
+    assert [(r["kind"], r["reason"], r["requests"], _n(r["unmet"])) for r in body["unmet"]] == unmet
+
+
+def test_the_region_filter_on_the_page_and_in_the_exports(client, district, staff):
+    page = client.get(f"{PAGE}?region=cn-north-bj")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert re.findall(r'<option value="([^"]*)"', html.split('id="region"')[1].split("</select>")[0]) == [
+        "", "cn-east-sh", "cn-north-bj"]
+    assert '<option value="cn-north-bj" selected>' in html and "承诺不分地区：按地区筛选时，承诺供给为零。" in html
+    assert "CPU 算力 核时 300 210 0 400 50 160" in _table(html, "kinds")
+    assert "/staff/reports/gap.csv?region=cn-north-bj" in html
+    rows = list(csv.reader(io.StringIO(client.get(f"{PAGE}.csv?region=cn-north-bj").get_data().decode("utf-8-sig"))))
+    assert ["地区", "cn-north-bj"] in rows and ["GPU 算力", "卡时", "0", "100", "0", "0", "60", "40"] in rows
+    book = load_workbook(io.BytesIO(client.get(f"{PAGE}.xlsx?region=cn-north-bj").get_data()))
+    assert ("地区", "cn-north-bj") in list(book["筛选条件"].iter_rows(values_only=True))
+    assert ["地区", "全部"] in list(csv.reader(io.StringIO(client.get(f"{PAGE}.csv").get_data().decode("utf-8-sig"))))
+
+
 def test_a_campaign_gives_its_period_and_its_lines(client, district, make_actor):
     body = client.get(f"{API}?campaign={district['campaigns']['Q1']}", headers=make_actor("staff").headers).json
     assert (body["filters"]["start"], body["filters"]["end"]) == ("2027-01-01", "2027-03-31")
@@ -106,7 +152,7 @@ def test_a_campaign_gives_its_period_and_its_lines(client, district, make_actor)
 
 
 @pytest.mark.parametrize("query", ["start=2026-13-01", "start=2026-12-01&end=2026-11-01", "kind=quantum",
-                                   "sector=mining", "campaign=0", "campaign=abc", "campaign=999999"])
+                                   "sector=mining", "campaign=0", "campaign=abc", "campaign=999999", "region=" + "x" * 65])
 def test_bad_filters_are_refused(client, district, make_actor, staff, query):
     assert client.get(f"{API}?{query}", headers=make_actor("staff").headers).status_code == 422
     page = client.get(f"{PAGE}?{query}")
