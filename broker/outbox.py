@@ -130,6 +130,10 @@ def build_message(settings: MailSettings, email: OutboxEmail, now: dt.datetime) 
     for name, value in (email.headers or {}).items():
         message[name] = value
     message.set_content(email.body or "", charset="utf-8")
+    if email.attachment is not None:
+        # The email package writes a non-ASCII file name as RFC 2231 (filename*=utf-8''...).
+        maintype, _, subtype = str(email.attachment_type).partition("/")
+        message.add_attachment(email.attachment, maintype=maintype, subtype=subtype, filename=email.attachment_name)
     return message
 
 

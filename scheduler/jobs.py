@@ -134,6 +134,15 @@ def remind_surveys(app: Flask, at: dt.datetime) -> None:
         send_reminders(session, at, days_before=app.config["SURVEY_REMINDER_DAYS"])
 
 
+def monthly_report(app: Flask, at: dt.datetime) -> None:
+    """Email district staff last month's headline figures with the reports' XLSX (each person once a month)."""
+    from broker.services.monthly_report import send_monthly_report
+
+    # In the app's context: the reports read the app clock, and the workbook translates its headers.
+    with app.app_context(), _session(app) as session:
+        send_monthly_report(session, at, app.extensions["broker.monthly_workbook"])
+
+
 def finalise_notices(app: Flask, at: dt.datetime) -> None:
     from broker.services.notices import finalise_due
 

@@ -43,6 +43,8 @@ SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
                  "daily 00:30: public notices past their last working day with every objection answered"),
     ScheduledJob("remind_surveys", "remind_surveys", "0 9 * * *", "*/10 * * * *",
                  "daily 09:00: demand surveys closing within SURVEY_REMINDER_DAYS, each person told once"),
+    ScheduledJob("monthly_report", "monthly_report", "0 8 1 * *", "*/10 * * * *",
+                 "08:00 on the 1st: last month's report emailed to district staff, the XLSX attached, each person once"),
     ScheduledJob("deliver_email", "deliver_email", "* * * * *", "*/20 * * * * *", "the email outbox"),
 )
 

@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from broker.db import Base, utcnow
 from broker.models.enums import enum_column_type
@@ -37,10 +37,17 @@ class OutboxEmail(Base):
     dedupe_key: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
     # Extra headers of the message (a notification's List-Unsubscribe and List-Unsubscribe-Post).
     headers: Mapped[dict | None] = mapped_column(sa.JSON)
+    # One file sent with the message (the monthly report's XLSX): its name, MIME type and bytes, written
+    # with the row and never changed. Deferred: the delivery log lists rows without loading files.
+    attachment_name: Mapped[str | None] = mapped_column(sa.String(200))
+    attachment_type: Mapped[str | None] = mapped_column(sa.String(100))
+    attachment: Mapped[bytes | None] = deferred(mapped_column(sa.LargeBinary))
 
     __table_args__ = (
         sa.Index("ix_outbox_emails_due", "status", "next_attempt_at"),
         sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        sa.CheckConstraint("(attachment IS NULL) = (attachment_name IS NULL) AND (attachment IS NULL) = (attachment_type IS NULL)",
+                           name="attachment_whole"),
     )
 
     def sent(self, now: dt.datetime) -> None:

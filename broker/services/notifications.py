@@ -25,6 +25,7 @@ Who each event reaches (``KINDS``):
 | subsidy.committed               | a subsidy award was committed, with the amount  | yes              |                  |
 | evidence.rejected               | a piece of evidence was rejected, with the reason | yes            | yes, its own piece |
 | notice.started                  | a public notice naming the startup started      | yes              |                  |
+| monthly_report                  | the district's monthly report (no event: the `monthly_report` job, broker.services.monthly_report) | district staff and admins | |
 
 The carrier hears of what it must act on (an approval to provision, a provisioning that failed)
 and of its own rejected evidence; the rest is the startup's business. (An evidence event carries
@@ -63,8 +64,8 @@ from broker.services import accounts
 
 log = logging.getLogger(__name__)
 
-STARTUP, CARRIER = "startup", "carrier"
-KINDS: dict[str, tuple[str, ...]] = {
+STARTUP, CARRIER, DISTRICT = "startup", "carrier", "district"
+EVENT_KINDS: dict[str, tuple[str, ...]] = {
     "startup.verified": (STARTUP,),
     "startup.rejected": (STARTUP,),
     "allocation.proposed": (STARTUP,),
@@ -79,6 +80,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     "evidence.rejected": (STARTUP, CARRIER),
     "notice.started": (STARTUP,),
 }
+# Every kind a person can turn off: the events, and the district's monthly report (written by
+# broker.services.monthly_report, not by an event).
+KINDS: dict[str, tuple[str, ...]] = {**EVENT_KINDS, "monthly_report": (DISTRICT,)}
 LANGUAGES = ("zh_CN", "en")
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
 INBOX_PATH = "/inbox"
@@ -162,7 +166,7 @@ class _Recipient:
 
 def notify(session: Session, new_events: list[Event]) -> int:
     """Write the emails of `new_events` (flushed, with ids) to the outbox; returns how many were new."""
-    events = [e for e in new_events if e.type in KINDS]
+    events = [e for e in new_events if e.type in EVENT_KINDS]
     if not events:
         return 0
     config = session.info.get("config") or {}
@@ -176,7 +180,7 @@ def notify(session: Session, new_events: list[Event]) -> int:
     companies = _company_names(session, events)
     rows = []
     for event in events:
-        for side in KINDS[event.type]:
+        for side in EVENT_KINDS[event.type]:
             company_id = event.startup_id if side == STARTUP else event.carrier_id
             for person in people.get((side, company_id), ()):
                 if person.email_off or event.type in (person.email_muted or []):
@@ -199,10 +203,19 @@ def write_once(session: Session, rows: list[dict[str, Any]]) -> int:
     return len(written.all())  # (rowcount is not reliable for an executemany)
 
 
+def unsubscribe_link(secret: str, base_url: str, person_id: int, kind: str, now: dt.datetime) -> str:
+    """The one-click opt-out link of `kind` for the person, for the email's footer and its List-Unsubscribe."""
+    return f"{base_url}{UNSUBSCRIBE_PATH}{unsubscribe_token(secret, person_id, kind, now)}"
+
+
+def unsubscribe_headers(link: str) -> dict[str, str]:
+    """RFC 8058's one-click headers for `link`."""
+    return {"List-Unsubscribe": f"<{link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
 def _email(event: Event, person: _Recipient, allocation: Mapping[str, Any], company: str, secret: str,
            base_url: str) -> dict[str, Any]:
-    token = unsubscribe_token(secret, person.id, event.type, event.created_at)
-    unsubscribe = f"{base_url}{UNSUBSCRIBE_PATH}{token}"
+    unsubscribe = unsubscribe_link(secret, base_url, person.id, event.type, event.created_at)
     payload = event.payload or {}
     facts = {
         **allocation,
@@ -221,13 +234,13 @@ def _email(event: Event, person: _Recipient, allocation: Mapping[str, Any], comp
         "to_address": person.email, "subject": subject[:300], "body": body, "status": EmailStatus.pending,
         "attempts": 0, "next_attempt_at": event.created_at, "created_at": event.created_at,
         "dedupe_key": f"event:{event.id}:person:{person.id}",
-        "headers": {"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
+        "headers": unsubscribe_headers(unsubscribe),
     }
 
 
 def _recipients(session: Session, events: list[Event]) -> dict[tuple[str, int], list[_Recipient]]:
-    startups = {e.startup_id for e in events if e.startup_id is not None and STARTUP in KINDS[e.type]}
-    carriers = {e.carrier_id for e in events if e.carrier_id is not None and CARRIER in KINDS[e.type]}
+    startups = {e.startup_id for e in events if e.startup_id is not None and STARTUP in EVENT_KINDS[e.type]}
+    carriers = {e.carrier_id for e in events if e.carrier_id is not None and CARRIER in EVENT_KINDS[e.type]}
     rows = session.execute(
         sa.select(Person.id, Person.name, Person.email, Person.language, Person.email_off, Person.email_muted,
                   Person.side, Account.startup_id, Account.carrier_id)

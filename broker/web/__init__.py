@@ -14,11 +14,12 @@ from flask_wtf.csrf import CSRFProtect
 
 from broker.web import (
     auth, carrier_allocations, carrier_catalogue, carrier_delivery, carrier_demand, carrier_pledges, carrier_syncs,
-    company, errors, formatting, guards, home, i18n, inbox, notification_settings, portal_appeals, portal_requests,
-    portal_subsidies, portal_surveys, portal_wizard, public, registration, reports, session, staff_appeals,
-    staff_carriers, staff_dashboard, staff_emails, staff_people, staff_pledges, staff_programs, staff_report_carriers,
-    staff_report_compliance, staff_report_gap, staff_report_pack, staff_report_spend, staff_report_utilisation,
-    staff_reports, staff_review, staff_settlement, staff_startups, staff_surveys, webhook_settings,
+    company, errors, formatting, guards, home, i18n, inbox, monthly_report, notification_settings, portal_appeals,
+    portal_requests, portal_subsidies, portal_surveys, portal_wizard, public, registration, reports, session,
+    staff_appeals, staff_carriers, staff_dashboard, staff_emails, staff_people, staff_pledges, staff_programs,
+    staff_report_carriers, staff_report_compliance, staff_report_gap, staff_report_pack, staff_report_spend,
+    staff_report_utilisation, staff_reports, staff_review, staff_settlement, staff_startups, staff_surveys,
+    webhook_settings,
 )
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
@@ -42,6 +43,8 @@ def init_console(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
     csrf.init_app(app)
     app.extensions["broker.csrf"] = csrf
+    # The monthly report email's XLSX, for the scheduler's `monthly_report` job (which imports no web layer).
+    app.extensions["broker.monthly_workbook"] = monthly_report.workbook
 
     @app.before_request
     def _console_request() -> None:

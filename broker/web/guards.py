@@ -39,6 +39,7 @@ STAFF_SCREENS: tuple[tuple[str, str], ...] = (
     ("staff_policy.policy", N_("撮合政策")),
     ("staff_audit.audit", N_("审计日志")),
     ("staff_people.people", N_("人员")),
+    ("notification_settings.settings", N_("通知设置")),
 )
 
 # Blueprints without a nav entry of their own, shown as part of a screen: notices and settlement
@@ -170,8 +171,11 @@ def carrier_nav() -> list[tuple[str, str, bool]]:
 
 
 def company_layout() -> str:
-    """The layout of a page both sides share: the portal's for a startup's person, else the carrier page's."""
+    """The layout of a page sides share: the portal's for a startup's person, the workbench's for district
+    staff (their notification settings), else the carrier page's."""
     person = current_person()
+    if person is not None and person.side is Side.district:
+        return "staff/layout.html"
     return "portal/layout.html" if person is not None and person.side is Side.startup else "carrier/layout.html"
 
 

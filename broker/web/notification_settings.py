@@ -1,5 +1,5 @@
-"""A person's email notifications (/settings/notifications: which events, the all-off switch, the
-emails' language) and the one-click opt-out of a notification email (/unsubscribe/<token>, no
+"""A person's email notifications (/settings/notifications, for a company's people and district staff:
+which events, the all-off switch, the emails' language) and the one-click opt-out of a notification email (/unsubscribe/<token>, no
 sign-in: the signed token names the person and the event kind).
 
 Thin views over `broker.services.notifications`, which holds the table of events and whom each
@@ -15,8 +15,8 @@ from broker.clock import now
 from broker.db import get_session
 from broker.errors import InvalidInput
 from broker.services import notifications
-from broker.web.auth import current_person
-from broker.web.guards import N_, any_company
+from broker.web.auth import current_person, signed_in
+from broker.web.guards import N_
 from broker.web.i18n import LANGUAGES
 
 bp = Blueprint("notification_settings", __name__, template_folder="templates")
@@ -36,6 +36,7 @@ KIND_WORDS: dict[str, str] = {
     "subsidy.committed": N_("补贴已确认"),
     "evidence.rejected": N_("佐证材料未通过审核（附原因）"),
     "notice.started": N_("补贴公示开始"),
+    "monthly_report": N_("月度报告（上月主要数字，附报表 XLSX）"),
 }
 
 
@@ -52,13 +53,13 @@ def _page(errors: dict[str, str] | None = None, status: int = 200):
 
 
 @bp.route("/settings/notifications", methods=["GET"], endpoint="settings")
-@any_company
+@signed_in
 def settings():
     return _page()
 
 
 @bp.route("/settings/notifications", methods=["POST"], endpoint="save")
-@any_company
+@signed_in
 def save():
     try:
         notifications.save_preferences(

@@ -9,12 +9,14 @@ person's language) and a list of `(label, value)` filter lines, then:
 - `csv_download` writes every table, one after another under its title, after the filter lines
   (UTF-8 with the BOM, via broker.web.csv_export, streamed);
 - `xlsx_download` writes a sheet of filter lines, then one sheet per table: a bold header row and
-  each column's number format (openpyxl's write-only mode, a row at a time).
+  each column's number format (openpyxl's write-only mode, a row at a time); `xlsx_bytes` is that
+  file as bytes, which the monthly report email attaches (broker/web/monthly_report.py).
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -76,7 +78,15 @@ def _csv_value(value: Any) -> Any:
 
 def xlsx_download(filename: str, filters: Sequence[tuple[str, str]], tables: Sequence[Table],
                   filters_title: str) -> Response:
-    """A workbook: the filters on the first sheet, then one sheet per table with its header row and number formats."""
+    """The workbook of `xlsx_bytes` as a download."""
+    return Response(xlsx_bytes(filters, tables, filters_title), mimetype=XLSX_TYPE,
+                    headers={"Content-Disposition": f"attachment; filename={filename}"})
+
+
+def xlsx_bytes(filters: Sequence[tuple[str, str]], tables: Sequence[Table], filters_title: str) -> bytes:
+    """A workbook: the filters on the first sheet, then one sheet per table with its header row and number formats.
+
+    The console's exports and the monthly report email's attachment are both this file."""
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
@@ -90,11 +100,11 @@ def xlsx_download(filename: str, filters: Sequence[tuple[str, str]], tables: Seq
             cell.font = bold
         return cells
 
-    sheet = book.create_sheet(filters_title[:31])
+    sheet = book.create_sheet(_sheet_title(filters_title))
     for label, value in filters:
         sheet.append([*header(sheet, [label]), value])
     for table in tables:
-        sheet = book.create_sheet(table.title[:31])
+        sheet = book.create_sheet(_sheet_title(table.title))
         sheet.append(header(sheet, [column.title for column in table.columns]))
         for row in table.rows:
             cells = []
@@ -106,5 +116,10 @@ def xlsx_download(filename: str, filters: Sequence[tuple[str, str]], tables: Seq
             sheet.append(cells)
     out = io.BytesIO()
     book.save(out)
-    return Response(out.getvalue(), mimetype=XLSX_TYPE,
-                    headers={"Content-Disposition": f"attachment; filename={filename}"})
+    return out.getvalue()
+
+
+def _sheet_title(title: str) -> str:
+    """A table's title as a sheet's name: at most 31 characters, none of the seven Excel refuses (an English
+    title such as "Detail: program × …" has a colon)."""
+    return re.sub(r"[\\/?*\[\]:]", "-", title)[:31]

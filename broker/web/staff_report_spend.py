@@ -1,7 +1,7 @@
 """Staff: report 3, subsidy spend (补贴资金使用) — a page, a CSV and an XLSX of the same tables (docs/reports.md).
 
 Thin views on the pattern of broker/web/staff_reports.py: the filters come from the query string through the
-API's schema, one call to broker.services.report_spend.spend, the tables built once (`_spend_tables`).
+API's schema, one call to broker.services.report_spend.spend, the tables built once (`spend_tables`).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def _sector(code: str) -> str:
     return _(SECTOR_NAMES[code]) if code in SECTOR_NAMES else code
 
 
-def _spend_tables(report: SpendReport) -> list[Table]:
+def spend_tables(report: SpendReport) -> list[Table]:
     """The report's tables, as the page shows them and the exports write them."""
     size = {code: _(name) for code, name in SIZE_NAMES.items()}
     return [
@@ -103,7 +103,7 @@ def _spend_tables(report: SpendReport) -> list[Table]:
 @staff_only
 def spend_page() -> Any:
     report, problems = _spend()
-    tables = _spend_tables(report)
+    tables = spend_tables(report)
     chart = {"months": [row.key for row in report.months],
              "series": [{"name": column.title, "values": [str(row[index]) for row in tables[1].rows]}
                         for index, column in enumerate(tables[1].columns[1:6], start=1)]}
@@ -123,7 +123,7 @@ def spend_csv() -> Any:
     report, problems = _spend()
     if problems:
         abort(422)
-    return csv_download(_export_name(report, "csv"), _filter_lines(report), _spend_tables(report))
+    return csv_download(_export_name(report, "csv"), _filter_lines(report), spend_tables(report))
 
 
 @bp.route("/staff/reports/spend.xlsx", methods=["GET"])
@@ -132,7 +132,7 @@ def spend_xlsx() -> Any:
     report, problems = _spend()
     if problems:
         abort(422)
-    return xlsx_download(_export_name(report, "xlsx"), _filter_lines(report), _spend_tables(report), _("筛选条件"))
+    return xlsx_download(_export_name(report, "xlsx"), _filter_lines(report), spend_tables(report), _("筛选条件"))
 
 
 def _export_name(report: SpendReport, extension: str) -> str:

@@ -76,7 +76,7 @@ def _idle_values(line: AllocationUse) -> list[Any]:
             line.middle_day.isoformat(), line.allocated, line.used_by_middle, line.used_by_middle_share]
 
 
-def _tables(report: UtilisationReport) -> list[Table]:
+def utilisation_tables(report: UtilisationReport) -> list[Table]:
     """The report's tables, as the page shows them and the exports write them."""
     return [
         Table("kinds", _("按资源类别"),
@@ -106,7 +106,7 @@ def utilisation_page() -> Any:
              "values": [float(row.used_share or 0) for row in report.kinds]}
     args = {name: value for name, value in request.args.items() if name in UtilisationQuerySchema().fields}
     page = render_template(
-        "staff/report_utilisation.html", report=report, tables=_tables(report), chart=chart, problems=problems,
+        "staff/report_utilisation.html", report=report, tables=utilisation_tables(report), chart=chart, problems=problems,
         kinds=[(kind, _kind(kind)) for kind in KINDS],
         csv_url=url_for("staff_report_utilisation.utilisation_csv", **args),
         xlsx_url=url_for("staff_report_utilisation.utilisation_xlsx", **args),
@@ -120,7 +120,7 @@ def utilisation_csv() -> Any:
     report, problems = _report()
     if problems:
         abort(422)
-    return csv_download(_export_name(report.filters, "csv"), _filter_lines(report.filters), _tables(report))
+    return csv_download(_export_name(report.filters, "csv"), _filter_lines(report.filters), utilisation_tables(report))
 
 
 @bp.route("/staff/reports/utilisation.xlsx", methods=["GET"])
@@ -129,7 +129,7 @@ def utilisation_xlsx() -> Any:
     report, problems = _report()
     if problems:
         abort(422)
-    return xlsx_download(_export_name(report.filters, "xlsx"), _filter_lines(report.filters), _tables(report),
+    return xlsx_download(_export_name(report.filters, "xlsx"), _filter_lines(report.filters), utilisation_tables(report),
                          _("筛选条件"))
 
 

@@ -2,7 +2,7 @@
 
 Thin views, one pattern per report (docs/reports.md): read the filters from the query string with the
 report's schema (the API's own), call the one service function, build the report's tables once
-(`_fulfilment_tables`) and hand them to the page or to broker.web.report_exports. Bad filters show
+(`fulfilment_tables`) and hand them to the page or to broker.web.report_exports. Bad filters show
 the page with the defaults and the problem next to its field, status 422; an export refuses them (422).
 """
 
@@ -80,7 +80,7 @@ def _funnel_values(label: str, row: district_reports.FunnelRow) -> list[Any]:
             row.requested_qty, row.proposed_qty, row.approved_qty, row.active_qty]
 
 
-def _fulfilment_tables(report: FulfilmentReport) -> list[Table]:
+def fulfilment_tables(report: FulfilmentReport) -> list[Table]:
     """The report's tables, as the page shows them and the exports write them."""
     return [
         Table("funnel", _("需求满足漏斗（期间合计）"), _funnel_columns(_("范围")),
@@ -104,7 +104,7 @@ def _fulfilment_tables(report: FulfilmentReport) -> list[Table]:
 @staff_only
 def fulfilment_page() -> Any:
     report, problems = _fulfilment()
-    tables = _fulfilment_tables(report)
+    tables = fulfilment_tables(report)
     stages = [_("申请"), _("获方案"), _("获批"), _("已开通")]
     chart = {"stages": stages, "values": [report.total.requests, report.total.proposed, report.total.approved,
                                           report.total.active]}
@@ -124,7 +124,7 @@ def fulfilment_csv() -> Any:
     report, problems = _fulfilment()
     if problems:
         abort(422)
-    return csv_download(_export_name(report.filters, "csv"), _filter_lines(report.filters), _fulfilment_tables(report))
+    return csv_download(_export_name(report.filters, "csv"), _filter_lines(report.filters), fulfilment_tables(report))
 
 
 @bp.route("/staff/reports/fulfilment.xlsx", methods=["GET"])
@@ -134,7 +134,7 @@ def fulfilment_xlsx() -> Any:
     if problems:
         abort(422)
     return xlsx_download(_export_name(report.filters, "xlsx"), _filter_lines(report.filters),
-                         _fulfilment_tables(report), _("筛选条件"))
+                         fulfilment_tables(report), _("筛选条件"))
 
 
 def _export_name(filters: FulfilmentFilters, extension: str) -> str:

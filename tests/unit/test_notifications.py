@@ -15,7 +15,10 @@ FACTS = {"person": "王芳", "company": "上海云驰", "allocation_id": 7, "res
          "carrier": "中国电信", "region": "sh-changning", "window_end": "2026-12-20", "reason": "材料不全",
          "carrier_ref": "CT-1", "error": "HTTP 503", "deadline": "2026-12-02 18:00", "amount": "¥1,000.00", "program": "",
          "file_name": "a.pdf", "title": "第1批", "ends_on": "2026-12-14", "link": "http://x/inbox",
-         "unsubscribe": "http://x/unsubscribe/t", "settings": "http://x/settings/notifications", "kind": ""}
+         "unsubscribe": "http://x/unsubscribe/t", "settings": "http://x/settings/notifications", "kind": "",
+         # the monthly report's (broker.services.monthly_report._facts)
+         "month": "2026-11", "start": "2026-11-01", "end": "2026-11-30", "submitted": 6, "approved": 3, "active": 1,
+         "rate": "50.00%", "committed": "¥0.00", "redeemed": "¥0.00", "firms": 2, "idle": 0}
 
 
 def test_a_token_names_its_person_and_kind_until_it_expires():
