@@ -1013,7 +1013,7 @@ def build_district(url: str, *, startups: int, requests: int, allocations: int, 
     from broker.db import get_db, get_session
     from broker.migrations import schema_problem
     from broker.models import Role
-    from broker.services import people
+    from broker.services import people, report_utilisation
 
     backend = sa.make_url(url).get_backend_name()
     if backend == "sqlite" and allocations > SQLITE_MAX_ALLOCATIONS:
@@ -1078,6 +1078,10 @@ def build_district(url: str, *, startups: int, requests: int, allocations: int, 
             if connection.dialect.name == "postgresql":
                 step("ANALYZE")
                 connection.exec_driver_sql("ANALYZE")
+        step("the utilisation report's rollup, through its refresh (the scheduler's refresh_rollups)")
+        with app.app_context():
+            rolled = report_utilisation.refresh(get_session(), plan.now)
+            counts.add("allocation_use", rolled)
         with app.app_context():
             person = people.create_district_person(get_session(), STAFF_EMAIL, "页面测速员", Role.staff, STAFF_PASSWORD)
             counts.add("people", 1)

@@ -137,10 +137,22 @@ def remind_surveys(app: Flask, at: dt.datetime) -> None:
 def monthly_report(app: Flask, at: dt.datetime) -> None:
     """Email district staff last month's headline figures with the reports' XLSX (each person once a month)."""
     from broker.services.monthly_report import send_monthly_report
+    from broker.services.report_utilisation import refresh
 
     # In the app's context: the reports read the app clock, and the workbook translates its headers.
+    # The utilisation figures come from its rollup: rebuilt first, so the email has the month whole.
     with app.app_context(), _session(app) as session:
+        refresh(session, at)
         send_monthly_report(session, at, app.extensions["broker.monthly_workbook"])
+
+
+def refresh_rollups(app: Flask, at: dt.datetime) -> None:
+    """Rebuild the rollups the district reports read (the utilisation report's)."""
+    from broker.services.report_utilisation import refresh
+
+    with _session(app) as session:
+        rows = refresh(session, at)
+    log.info("refresh_rollups: %s allocations rolled up", rows)
 
 
 def finalise_notices(app: Flask, at: dt.datetime) -> None:

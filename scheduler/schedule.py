@@ -25,7 +25,7 @@ class ScheduledJob:
 
 # In the order a week flows, which is the order jobs sharing a slot run in: take in capacity
 # (the carriers' syncs, first), close the old window, match, provision, expire, account for
-# usage, give back what ended unused, tell people.
+# usage, give back what ended unused, roll up for the reports, tell people.
 SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("close_approvals", "close_approvals", "*/5 * * * *", "* * * * *"),
     ScheduledJob("run_cycle", "run_cycle", "0 9 * * mon", "*/10 * * * *",
@@ -43,6 +43,8 @@ SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
                  "daily 00:30: public notices past their last working day with every objection answered"),
     ScheduledJob("remind_surveys", "remind_surveys", "0 9 * * *", "*/10 * * * *",
                  "daily 09:00: demand surveys closing within SURVEY_REMINDER_DAYS, each person told once"),
+    ScheduledJob("refresh_rollups", "refresh_rollups", "*/15 * * * *", "* * * * *",
+                 "every 15 minutes: the utilisation report's rollup, rebuilt whole (its page says when)"),
     ScheduledJob("monthly_report", "monthly_report", "0 8 1 * *", "*/10 * * * *",
                  "08:00 on the 1st: last month's report emailed to district staff, the XLSX attached, each person once"),
     ScheduledJob("deliver_email", "deliver_email", "* * * * *", "*/20 * * * * *", "the email outbox"),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 
 from broker.models import Allocation
-from broker.services import allocations
+from broker.services import allocations, report_utilisation
 from tests.e2e.test_offers import gpu_offer, publish
 from tests.e2e.test_settlement import at, use
 
@@ -84,4 +84,10 @@ def build_use_district(client, session, people) -> dict[str, int]:
     for n, (day_of_month, hour) in enumerate(((8, 9), (9, 9), (9, 20), (14, 7))):
         use(session, ids["beta_line"], "100", at(dt.date(2026, 12, day_of_month), hour), f"u-bl-{n}")
     people["clock"].set(at(dt.date(2026, 12, 16), 12))
+    roll_up(session, at(dt.date(2026, 12, 16), 11))
     return ids
+
+
+def roll_up(session, when: dt.datetime) -> None:
+    """The scheduler's refresh_rollups job: the utilisation report reads the rollup it rebuilds."""
+    report_utilisation.refresh(session, when)

@@ -90,9 +90,10 @@ def rate(args: dict[str, Any], allocation_id: int) -> Any:
 @blp.response(200, UtilisationSchema)
 @blp.doc(security=BEARER)
 def utilisation(args: dict[str, Any]) -> Any:
-    """Staff: allocated against used per allocation and per kind (line-days for data lines), and the idle grants."""
+    """Staff: allocated against used per kind (line-days for data lines), and the idle grants and the allocations a page at a time, from the usage rollup of `as_of`."""
     filters = utilisation_filters(args, local_date(now()))
-    return report_utilisation.utilisation(get_session(), current_account(), filters)
+    return report_utilisation.utilisation(get_session(), current_account(), filters, args.get("page", 1),
+                                          args.get("idle_page", 1))
 
 
 @blp.route("/reports/carriers", methods=["GET"])

@@ -49,6 +49,7 @@ from broker.models.people import (
 from broker.models.pledges import Pledge, PledgeTerms
 from broker.models.policy import IdempotencyRecord, Policy, SubsidyProgram
 from broker.models.ratings import AllocationRating
+from broker.models.rollups import Rollup, UseRollup
 from broker.models.settlement import ClawbackReason, SettlementLine, SettlementStatement, StatementStatus, SubsidyBan
 from broker.models.surveys import SurveyCampaign, SurveyDeclaration
 from broker.models.sync import (
@@ -86,6 +87,8 @@ AUDITED_ENTITY_TYPES: tuple[str, ...] = tuple(sorted(set(_audited_tables(Audited
 
 __all__ = [
     "AllocationRating",
+    "Rollup",
+    "UseRollup",
     "Pledge",
     "PledgeTerms",
     "AgentScope",

@@ -332,6 +332,8 @@ class UtilisationQuerySchema(PeriodQuerySchema):
     carrier = fields.String(validate=validate.Length(min=1, max=64), metadata={"description": "a carrier's code"})
     threshold = Exact(1, Decimal(0), Decimal(100), exclusive_minimum=True, metadata={
         "description": "idle below this percent of the allocated quantity used by mid-window (default 20)"})
+    page = QueryInt(1, 99_999, metadata={"description": "the page of `allocations` (50 a page, by id); default 1"})
+    idle_page = QueryInt(1, 99_999, metadata={"description": "the page of `idle` (50 a page, by id); default 1"})
 
 
 def utilisation_filters(data: dict[str, Any], today: dt.date) -> UtilisationFilters:
@@ -379,9 +381,18 @@ class KindUseSchema(BaseSchema):
 
 class UtilisationSchema(BaseSchema):
     filters = fields.Nested(UtilisationFiltersSchema)
+    as_of = fields.DateTime(allow_none=True, metadata={
+        "description": "when the usage rollup these figures come from was rebuilt (every 15 minutes); null: not yet"})
     kinds = fields.List(fields.Nested(KindUseSchema))
-    allocations = fields.List(fields.Nested(AllocationUseSchema))
-    idle = fields.List(fields.Nested(AllocationUseSchema))
+    firms = fields.Integer(metadata={"description": "startups with any of the allocations"})
+    allocations_total = fields.Integer()
+    page = fields.Integer()
+    pages = fields.Integer()
+    allocations = fields.List(fields.Nested(AllocationUseSchema), metadata={"description": "the page `page`, 50 by id"})
+    idle_total = fields.Integer()
+    idle_page = fields.Integer()
+    idle_pages = fields.Integer()
+    idle = fields.List(fields.Nested(AllocationUseSchema), metadata={"description": "the page `idle_page`, 50 by id"})
 
 
 # -- report 5: the carrier statement ----------------------------------------------------------

@@ -38,7 +38,9 @@ from broker.services import notifications
 from broker.services.district_reports import FulfilmentFilters, FulfilmentReport, fulfilment
 from broker.services.report_pack import percent_of
 from broker.services.report_spend import SpendFilters, SpendReport, spend
-from broker.services.report_utilisation import UtilisationFilters, UtilisationReport, utilisation
+from broker.services.report_utilisation import (
+    AllocationUse, UtilisationFilters, UtilisationReport, utilisation, utilisation_lines,
+)
 
 KIND = "monthly_report"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -54,6 +56,8 @@ class MonthlyReport:
     fulfilment: FulfilmentReport
     spend: SpendReport
     utilisation: UtilisationReport
+    use_lines: list[AllocationUse]  # every allocation of the utilisation report (its page holds fifty)
+    idle_lines: list[AllocationUse]  # every idle grant
 
     @property
     def fulfilment_rate(self) -> Decimal | None:
@@ -62,7 +66,7 @@ class MonthlyReport:
 
     @property
     def firms_served(self) -> int:
-        return len({line.startup_name for line in self.utilisation.allocations})
+        return self.utilisation.firms
 
 
 def previous_month(today: dt.date) -> tuple[dt.date, dt.date]:
@@ -73,9 +77,11 @@ def previous_month(today: dt.date) -> tuple[dt.date, dt.date]:
 
 def monthly_report(session: Session, actor: Account, start: dt.date, end: dt.date) -> MonthlyReport:
     """The month's fulfilment, spend and utilisation reports, unfiltered (staff only, as each report)."""
+    use = UtilisationFilters(start, end)
     return MonthlyReport(f"{start:%Y-%m}", start, end, fulfilment(session, actor, FulfilmentFilters(start, end)),
-                         spend(session, actor, SpendFilters(start, end)),
-                         utilisation(session, actor, UtilisationFilters(start, end)))
+                         spend(session, actor, SpendFilters(start, end)), utilisation(session, actor, use),
+                         list(utilisation_lines(session, actor, use)),
+                         list(utilisation_lines(session, actor, use, idle_only=True)))
 
 
 # The console's XLSX of a report in a language (broker.web.monthly_report.workbook).
@@ -129,6 +135,6 @@ def _facts(report: MonthlyReport, person: Person, base_url: str, unsubscribe: st
         "submitted": total.requests, "approved": total.approved, "active": total.active,
         "rate": "—" if rate is None else f"{rate}%", "committed": notifications.yuan(money.committed),
         "redeemed": notifications.yuan(money.redeemed), "firms": report.firms_served,
-        "idle": len(report.utilisation.idle), "link": f"{base_url}{REPORTS_PATH}", "unsubscribe": unsubscribe,
+        "idle": report.utilisation.idle_total, "link": f"{base_url}{REPORTS_PATH}", "unsubscribe": unsubscribe,
         "settings": f"{base_url}/settings/notifications",
     }

@@ -24,5 +24,5 @@ def workbook(report: MonthlyReport, language: str) -> bytes:
         filters = [(_("报表"), _("月度报告")),
                    (_("期间（北京时间）"), f"{report.start.isoformat()} — {report.end.isoformat()}")]
         tables = [*fulfilment_tables(report.fulfilment), *spend_tables(report.spend),
-                  *utilisation_tables(report.utilisation)]
+                  *utilisation_tables(report.utilisation, report.idle_lines, report.use_lines)]
         return xlsx_bytes(filters, tables, _("筛选条件"))

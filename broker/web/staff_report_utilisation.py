@@ -6,6 +6,7 @@ The pattern of broker/web/staff_reports.py: the filters read with the API's sche
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from flask import Blueprint, abort, render_template, request, url_for
@@ -21,6 +22,7 @@ from broker.web.auth import current_person
 from broker.web.guards import N_, staff_only
 from broker.web.report_exports import Column, Table, csv_download, xlsx_download
 from broker.web.reports import KIND_NAMES, unit_name
+from broker.web.staff_carriers import page_number
 from broker.web.staff_reports import load_filters
 from broker.web.staff_startups import ALLOCATION_STATUS_NAMES
 
@@ -42,7 +44,19 @@ def worded_filters(schema: Any) -> tuple[dict[str, Any], dict[str, str]]:
 def _report() -> tuple[UtilisationReport, dict[str, str]]:
     data, problems = worded_filters(UtilisationQuerySchema())
     filters = utilisation_filters(data, local_date(now()))
-    return report_utilisation.utilisation(get_session(), current_person().account, filters), problems
+    return report_utilisation.utilisation(get_session(), current_person().account, filters,
+                                          page_number("page"), page_number("idle_page")), problems
+
+
+def _exported_tables(report: UtilisationReport) -> list[Table]:
+    """The tables with every idle grant and every allocation, read in batches as they are written."""
+
+    def every(idle_only: bool) -> Iterator[AllocationUse]:
+        # Read as the response streams, in the streaming context's own session (the view's is closed by then).
+        yield from report_utilisation.utilisation_lines(get_session(), current_person().account, report.filters,
+                                                        idle_only=idle_only)
+
+    return utilisation_tables(report, every(idle_only=True), every(idle_only=False))
 
 
 def unit_of(kind: str) -> str:
@@ -76,8 +90,12 @@ def _idle_values(line: AllocationUse) -> list[Any]:
             line.middle_day.isoformat(), line.allocated, line.used_by_middle, line.used_by_middle_share]
 
 
-def utilisation_tables(report: UtilisationReport) -> list[Table]:
-    """The report's tables, as the page shows them and the exports write them."""
+def utilisation_tables(report: UtilisationReport, idle: Iterable[AllocationUse] | None = None,
+                       allocations: Iterable[AllocationUse] | None = None) -> list[Table]:
+    """The report's tables, as the page shows them (the lists' pages in the report) and the exports
+    write them (every idle grant and allocation, given here as iterables read once, as written)."""
+    idle = report.idle if idle is None else idle
+    allocations = report.allocations if allocations is None else allocations
     return [
         Table("kinds", _("按资源类别"),
               [Column(_("资源类别")), Column(_("型号")), Column(_("单位")), Column(_("分配数"), "count"),
@@ -89,12 +107,12 @@ def utilisation_tables(report: UtilisationReport) -> list[Table]:
               [Column(_("分配编号")), Column(_("企业")), Column(_("运营商")), Column(_("资源类别")), Column(_("型号")),
                Column(_("单位")), Column(_("窗口起")), Column(_("窗口止")), Column(_("窗口中点")),
                Column(_("已分配"), "qty"), Column(_("中点前已用"), "qty"), Column(_("中点前使用率（%）"), "qty")],
-              [_idle_values(line) for line in report.idle]),
+              (_idle_values(line) for line in idle)),
         Table("allocations", _("按分配"),
               [Column(_("分配编号")), Column(_("状态")), Column(_("企业")), Column(_("运营商")), Column(_("资源类别")),
                Column(_("型号")), Column(_("单位")), Column(_("窗口起")), Column(_("窗口止")),
                Column(_("已分配"), "qty"), Column(_("已使用"), "qty"), Column(_("使用率（%）"), "qty")],
-              [_allocation_values(line) for line in report.allocations]),
+              (_allocation_values(line) for line in allocations)),
     ]
 
 
@@ -120,7 +138,7 @@ def utilisation_csv() -> Any:
     report, problems = _report()
     if problems:
         abort(422)
-    return csv_download(_export_name(report.filters, "csv"), _filter_lines(report.filters), utilisation_tables(report))
+    return csv_download(_export_name(report.filters, "csv"), _filter_lines(report.filters), _exported_tables(report))
 
 
 @bp.route("/staff/reports/utilisation.xlsx", methods=["GET"])
@@ -129,7 +147,7 @@ def utilisation_xlsx() -> Any:
     report, problems = _report()
     if problems:
         abort(422)
-    return xlsx_download(_export_name(report.filters, "xlsx"), _filter_lines(report.filters), utilisation_tables(report),
+    return xlsx_download(_export_name(report.filters, "xlsx"), _filter_lines(report.filters), _exported_tables(report),
                          _("筛选条件"))
 
 

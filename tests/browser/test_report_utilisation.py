@@ -34,7 +34,7 @@ from broker.models import (
     UsageReport,
 )
 from broker.models.people import Person
-from broker.services import accounts, people
+from broker.services import accounts, people, report_utilisation
 from tests.conftest import startup_payload
 
 PASSWORD = "长宁区硅巷-报表-2026"
@@ -89,6 +89,8 @@ def district(session) -> None:
         people.create_district_person(session, EMAIL, "林悦", Role.staff, PASSWORD)
     if session.scalar(sa.select(Carrier.id).where(Carrier.code == CODE)) is None:
         _build(session)
+        session.flush()
+        report_utilisation.refresh(session, _at(30))  # the scheduler's refresh_rollups job
     session.commit()
 
 

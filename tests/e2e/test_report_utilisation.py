@@ -11,6 +11,7 @@ import io
 import re
 
 import pytest
+import sqlalchemy as sa
 from openpyxl import load_workbook
 
 from broker.models import Role
@@ -20,7 +21,8 @@ from broker.services.passwords import hash_password
 from tests.conftest import statements_sent
 from tests.e2e.test_console_sign_in import PASSWORD, sign_in, token_of
 from tests.e2e.test_settlement import at, period  # noqa: F401 - the fixture
-from tests.report_use_data import build_use_district, grant, set_up
+from broker.services import report_utilisation
+from tests.report_use_data import build_use_district, grant, roll_up, set_up
 
 PAGE = "/staff/reports/utilisation"
 API = "/api/v1/reports/utilisation"
@@ -175,5 +177,38 @@ def test_the_statements_sent_do_not_grow_with_the_rows(app, client, session, dis
     for allocation_id in more.values():
         set_up(session, allocation_id, period["clock"]())
     period["clock"].set(at(dt.date(2026, 12, 16), 12))
+    stale = client.get(PAGE).get_data(as_text=True)
+    assert len(_row_ids(stale, "allocations")) == 4  # the rollup is as the job last left it, and says when
+    assert "数据截至 2026年12月16日 11:00" in stale
+    roll_up(session, at(dt.date(2026, 12, 16), 12))
+    session.commit()
     assert len(_row_ids(client.get(PAGE).get_data(as_text=True), "allocations")) == 8
     assert len(statements_sent(app, client, PAGE)) == few
+
+
+def test_the_lists_come_a_page_at_a_time_and_the_exports_hold_every_row(client, district, staff, period,  # noqa: F811
+                                                                         monkeypatch):
+    monkeypatch.setattr(report_utilisation, "PAGE_SIZE", 3)
+    first = client.get(PAGE).get_data(as_text=True)
+    assert _row_ids(first, "allocations") == sorted(district.values())[:3]
+    assert "共 4 项分配，涉及 2 家企业。" in first and "第 1 / 2 页" in first
+    second = client.get(f"{PAGE}?page=2").get_data(as_text=True)
+    assert _row_ids(second, "allocations") == sorted(district.values())[3:]
+    api = client.get(f"{API}?page=2&idle_page=1", headers=period["first"].headers).json
+    assert (api["page"], api["pages"], api["allocations_total"], api["firms"]) == (2, 2, 4, 2)
+    assert [line["allocation_id"] for line in api["allocations"]] == sorted(district.values())[3:]
+    assert api["idle_total"] == 3 and len(api["idle"]) == 3
+    exported = list(csv.reader(io.StringIO(client.get(f"{PAGE}.csv?page=2").get_data(as_text=True).lstrip("\ufeff"))))
+    listed = [row[0] for row in exported if row and row[0].isdigit()]
+    assert sorted(int(n) for n in set(listed)) == sorted(district.values())  # every allocation, whatever the page
+
+
+def test_before_the_first_rollup_the_page_says_so(client, session, staff):
+    from broker.models import Rollup, UseRollup
+
+    session.execute(sa.delete(UseRollup))
+    session.execute(sa.delete(Rollup))
+    session.commit()
+    page = client.get(PAGE).get_data(as_text=True)
+    assert "用量汇总尚未生成" in page and "期间内没有已批分配。" in page
+
