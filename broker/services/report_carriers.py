@@ -1,6 +1,7 @@
 """Report 5, the carrier statement (运营商对账): per carrier and month, what it pledged and delivered
 (per kind, in the kind's unit) and the subsidy money on its allocations: redeemed, still pending
-settlement, and its provisioning failures (docs/reports.md, "Carrier statement").
+settlement, and its provisioning failures (docs/reports.md, "Carrier statement"). Staff see every
+carrier; a carrier's account sees its own statement only (the carrier page's 对账单).
 
 The months: every Shanghai calendar month the period touches, each counted whole.
 
