@@ -101,7 +101,8 @@ def utilisation(args: dict[str, Any]) -> Any:
 @blp.response(200, CarrierStatementSchema)
 @blp.doc(security=BEARER)
 def carriers(args: dict[str, Any]) -> Any:
-    """Staff: per carrier and month, pledged, delivered, redeemed, pending settlement and provisioning failures."""
+    """Staff (every carrier) or a carrier (its own): per carrier and month, pledged, delivered, redeemed, pending
+    settlement and provisioning failures."""
     filters = carrier_filters(args, local_date(now()))
     return report_carriers.carrier_statement(get_session(), current_account(), filters)
 

@@ -1,6 +1,7 @@
 """Report 5, the carrier statement (运营商对账): per carrier and month, what it pledged and delivered
 (per kind, in the kind's unit) and the subsidy money on its allocations: redeemed, still pending
-settlement, and its provisioning failures (docs/reports.md, "Carrier statement").
+settlement, and its provisioning failures (docs/reports.md, "Carrier statement"). Staff see every
+carrier; a carrier's account sees its own statement only (the carrier page's 对账单).
 
 The months: every Shanghai calendar month the period touches, each counted whole.
 
@@ -25,6 +26,7 @@ the report, whatever the number of carriers, allocations or ledger rows.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
@@ -113,11 +115,20 @@ def pledged_share(quantity: Decimal, pledge_first: dt.date, pledge_last: dt.date
 
 
 def carrier_statement(session: Session, actor: Account, filters: CarrierFilters) -> CarrierReport:
-    """Report 5: per carrier and month, pledged, delivered, redeemed, pending settlement, provisioning failures."""
-    require_role(actor, Role.staff, Role.admin)
-    every = [(code, name) for code, name in session.execute(sa.select(Carrier.code, Carrier.name).order_by(Carrier.code))]
+    """Report 5: per carrier and month, pledged, delivered, redeemed, pending settlement, provisioning failures.
+
+    Staff see every carrier or the one named; a carrier sees only its own statement (naming another is
+    the same InvalidInput as naming no carrier at all, so nothing says which codes exist).
+    """
+    require_role(actor, Role.staff, Role.admin, Role.carrier)
+    choices = sa.select(Carrier.code, Carrier.name).order_by(Carrier.code)
+    if actor.role is Role.carrier:
+        choices = choices.where(Carrier.code == pledges.own_carrier_code(session, actor))
+    every = [(code, name) for code, name in session.execute(choices)]
     if filters.carrier and filters.carrier not in {code for code, _ in every}:
         raise InvalidInput("No such carrier.", {"carrier": [f"No carrier with code {filters.carrier!r}."]})
+    if actor.role is Role.carrier:  # every query below is scoped by the filter's carrier
+        filters = dataclasses.replace(filters, carrier=every[0][0])
     shown = [(c, n) for c, n in every if not filters.carrier or c == filters.carrier]
     names = dict(shown)
     months = months_of(filters.start, filters.end)

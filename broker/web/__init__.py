@@ -13,13 +13,12 @@ from flask import Flask, request
 from flask_wtf.csrf import CSRFProtect
 
 from broker.web import (
-    auth, carrier_allocations, carrier_catalogue, carrier_delivery, carrier_demand, carrier_pledges, carrier_syncs,
-    company, errors, formatting, guards, home, i18n, inbox, monthly_report, notification_settings, portal_appeals,
-    portal_requests, portal_subsidies, portal_surveys, portal_wizard, public, registration, reports, session,
-    staff_appeals, staff_carriers, staff_dashboard, staff_emails, staff_people, staff_pledges, staff_programs,
-    staff_report_carriers, staff_report_compliance, staff_report_gap, staff_report_pack, staff_report_spend,
-    staff_report_utilisation, staff_reports, staff_review, staff_settlement, staff_startups, staff_surveys,
-    webhook_settings,
+    auth, carrier_allocations, carrier_catalogue, carrier_delivery, carrier_demand, carrier_pledges, carrier_statement,
+    carrier_syncs, company, errors, formatting, guards, home, i18n, inbox, monthly_report, notification_settings, portal_appeals, portal_requests,
+    portal_subsidies, portal_surveys, portal_wizard, public, registration, reports, session, staff_appeals,
+    staff_carriers, staff_dashboard, staff_emails, staff_people, staff_pledges, staff_programs, staff_report_carriers,
+    staff_report_compliance, staff_report_gap, staff_report_pack, staff_report_spend, staff_report_utilisation,
+    staff_reports, staff_review, staff_settlement, staff_startups, staff_surveys, webhook_settings,
 )
 
 # Paths that are not the console: the JSON API (bearer tokens, no cookies, no CSRF) and the
@@ -92,7 +91,8 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(staff_report_gap.bp)  # staff: report 1, the supply–demand gap (供需缺口), CSV and XLSX
     app.register_blueprint(staff_report_pack.bp)  # staff: the performance-evaluation pack (绩效自评), CSV/XLSX/PDF
     app.register_blueprint(staff_report_utilisation.bp)  # staff: report 4, utilisation and idle grants, CSV and XLSX
-    app.register_blueprint(staff_report_carriers.bp)  # staff: report 5, the carrier statement per month, CSV and XLSX
+    app.register_blueprint(staff_report_carriers.bp)  # staff: report 5, the carrier statement per month, CSV/XLSX/PDF
+    app.register_blueprint(carrier_statement.bp)  # the carrier page: its own statement (对账单), CSV/XLSX/PDF
     app.register_blueprint(staff_report_spend.bp)  # staff: report 3, subsidy spend (补贴资金使用), CSV and XLSX
     app.register_blueprint(staff_report_compliance.bp)  # staff: report 6, compliance (合规情况), CSV and XLSX
     auth.init_oidc(app)

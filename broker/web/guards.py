@@ -140,6 +140,7 @@ CARRIER_SCREENS: tuple[tuple[str, str], ...] = (
     ("carrier_allocations.allocations", N_("分配")),
     ("carrier_syncs.syncs", N_("同步记录")),
     ("carrier_delivery.delivery", N_("交付与结算")),
+    ("carrier_statement.statement", N_("对账单")),
     ("carrier_pledges.pledges", N_("承诺资源")),
     ("carrier_demand.demand", N_("需求汇总")),
     ("inbox.inbox", N_("消息")),

@@ -10,7 +10,9 @@ person's language) and a list of `(label, value)` filter lines, then:
   (UTF-8 with the BOM, via broker.web.csv_export, streamed);
 - `xlsx_download` writes a sheet of filter lines, then one sheet per table: a bold header row and
   each column's number format (openpyxl's write-only mode, a row at a time); `xlsx_bytes` is that
-  file as bytes, which the monthly report email attaches (broker/web/monthly_report.py).
+  file as bytes, which the monthly report email attaches (broker/web/monthly_report.py);
+- `pdf_download` turns the page itself, rendered for print (the template's `printing=True`: no chart
+  script), into a PDF with WeasyPrint and static/staff_report_print.css (A4 landscape, Noto CJK).
 """
 
 from __future__ import annotations
@@ -22,11 +24,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from pathlib import Path
+
 from flask import Response
+from flask_babel import gettext as _
 
 from broker.web.csv_export import csv_response
+from broker.web.errors import error_page
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PDF_TYPE = "application/pdf"
+# The page's own stylesheet, then what printing changes (linked with media="print" on the pages too).
+PRINT_CSS = ("console.css", "staff_report_print.css")
 
 # A column's kind: how the page shows it and which number format the spreadsheet gives it.
 NUMBER_FORMATS = {"text": None, "count": "#,##0", "qty": "#,##0.###", "hours": "0.00", "money": "#,##0.00"}
@@ -123,3 +132,26 @@ def _sheet_title(title: str) -> str:
     """A table's title as a sheet's name: at most 31 characters, none of the seven Excel refuses (an English
     title such as "Detail: program × …" has a colon)."""
     return re.sub(r"[\\/?*\[\]:]", "-", title)[:31]
+
+
+def pdf_download(filename: str, html: str) -> Response | tuple[str, int]:
+    """A report's page rendered for print, as a PDF (A4 landscape, Noto CJK), fetching nothing from anywhere;
+    503 saying what to install where WeasyPrint cannot load."""
+    try:
+        from weasyprint import CSS, HTML
+        from weasyprint.urls import URLFetcher
+    except (ImportError, OSError):  # WeasyPrint loads pango as it is imported: a server without it writes no PDF
+        return error_page(503, _("这台服务器缺少生成 PDF 所需的 pango 库（Debian：apt-get install libpango-1.0-0 "
+                                 "libpangoft2-1.0-0），暂时不能导出 PDF；CSV 和 XLSX 导出不受影响。"))
+
+    class NothingFetched(URLFetcher):
+        """The stylesheets are handed over below; no URL in the page is opened (no network, no files)."""
+
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            raise ValueError(f"not fetched: {url}")
+
+    static = Path(__file__).parent / "static"
+    document = HTML(string=html, url_fetcher=NothingFetched())
+    pdf = document.write_pdf(stylesheets=[CSS(filename=str(static / name), url_fetcher=NothingFetched())
+                                          for name in PRINT_CSS])
+    return Response(pdf, mimetype=PDF_TYPE, headers={"Content-Disposition": f"attachment; filename={filename}"})

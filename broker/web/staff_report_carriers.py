@@ -1,6 +1,11 @@
-"""Staff: report 5, the carrier statement (运营商对账) — a page, a CSV and an XLSX of the same tables
+"""Staff: report 5, the carrier statement (运营商对账) — a page, a CSV, an XLSX and a PDF of the same tables
 (docs/reports.md). The pattern of broker/web/staff_reports.py: the API's schema for the filters, one
-service call (broker.services.report_carriers), the tables built once for the page and both exports.
+service call (broker.services.report_carriers), the tables built once for the page and the exports; the
+PDF is the page's own template rendered for print (`printing=True`, report_exports.pdf_download).
+
+A carrier's own statement (broker/web/carrier_statement.py, /carrier/statement) is these same functions
+with its own endpoints and `own=True` (the template in the carrier page's frame, without the carrier
+field); the service scopes it to the carrier's figures.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from broker.schemas.reports import CarrierQuerySchema, carrier_filters
 from broker.services import report_carriers
 from broker.services.report_carriers import CarrierFilters, CarrierReport
 from broker.web.auth import current_person
-from broker.web.report_exports import Column, Table, csv_download, xlsx_download
+from broker.web.report_exports import Column, Table, csv_download, pdf_download, xlsx_download
 from broker.web.reports import KIND_NAMES, unit_name
 from broker.web.staff_report_utilisation import OWN_PROBLEMS, worded_filters
 from broker.web.guards import staff_only
 
 bp = Blueprint("staff_report_carriers", __name__, template_folder="templates")
+
+PAGE = "staff_report_carriers.carriers"
 
 
 def _report() -> tuple[CarrierReport, dict[str, str]]:
@@ -79,36 +86,48 @@ def _chart(report: CarrierReport) -> dict[str, Any]:
     ]}
 
 
+def render_statement(page: str, report: CarrierReport, problems: dict[str, str], *, own: bool, printing: bool) -> str:
+    """The statement's page (`page` is its endpoint; its exports are `page`_csv, _xlsx and _pdf), or the
+    same page for print; `own`: a carrier's own statement."""
+    args = {name: value for name, value in request.args.items() if name in CarrierQuerySchema().fields}
+    return render_template(
+        "staff/report_carriers.html", own=own, report=report, tables=_tables(report), chart=_chart(report),
+        problems=problems, printing=printing, page_url=url_for(page), csv_url=url_for(f"{page}_csv", **args), xlsx_url=url_for(f"{page}_xlsx", **args),
+        pdf_url=url_for(f"{page}_pdf", **args),
+    )
+
+
+def statement_page(page: str, *, own: bool = False) -> tuple[str, int]:
+    """The statement the query asks for, on the page (422 with the defaults' figures when it asks wrongly)."""
+    report, problems = _report()
+    return render_statement(page, report, problems, own=own, printing=False), 422 if problems else 200
+
+
+def statement_export(page: str, extension: str, *, own: bool = False) -> Any:
+    """The statement the query asks for as a CSV, an XLSX or a PDF (422 when it asks wrongly)."""
+    report, problems = _report()
+    if problems:
+        abort(422)
+    name = _export_name(report.filters, extension)
+    if extension == "pdf":
+        return pdf_download(name, render_statement(page, report, {}, own=own, printing=True))
+    if extension == "csv":
+        return csv_download(name, _filter_lines(report.filters), _tables(report))
+    return xlsx_download(name, _filter_lines(report.filters), _tables(report), _("筛选条件"))
+
+
 @bp.route("/staff/reports/carriers", methods=["GET"], endpoint="carriers")
 @staff_only
 def carriers_page() -> Any:
-    report, problems = _report()
-    args = {name: value for name, value in request.args.items() if name in CarrierQuerySchema().fields}
-    page = render_template(
-        "staff/report_carriers.html", report=report, tables=_tables(report), chart=_chart(report), problems=problems,
-        csv_url=url_for("staff_report_carriers.carriers_csv", **args),
-        xlsx_url=url_for("staff_report_carriers.carriers_xlsx", **args),
-    )
-    return page, 422 if problems else 200
+    return statement_page(PAGE)
 
 
-@bp.route("/staff/reports/carriers.csv", methods=["GET"])
+@bp.route("/staff/reports/carriers.csv", methods=["GET"], endpoint="carriers_csv", defaults={"extension": "csv"})
+@bp.route("/staff/reports/carriers.xlsx", methods=["GET"], endpoint="carriers_xlsx", defaults={"extension": "xlsx"})
+@bp.route("/staff/reports/carriers.pdf", methods=["GET"], endpoint="carriers_pdf", defaults={"extension": "pdf"})
 @staff_only
-def carriers_csv() -> Any:
-    report, problems = _report()
-    if problems:
-        abort(422)
-    return csv_download(_export_name(report.filters, "csv"), _filter_lines(report.filters), _tables(report))
-
-
-@bp.route("/staff/reports/carriers.xlsx", methods=["GET"])
-@staff_only
-def carriers_xlsx() -> Any:
-    report, problems = _report()
-    if problems:
-        abort(422)
-    return xlsx_download(_export_name(report.filters, "xlsx"), _filter_lines(report.filters), _tables(report),
-                         _("筛选条件"))
+def carriers_export(extension: str) -> Any:
+    return statement_export(PAGE, extension)
 
 
 def _export_name(filters: CarrierFilters, extension: str) -> str:

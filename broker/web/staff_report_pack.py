@@ -4,17 +4,16 @@ a page, its CSV, XLSX and PDF.
 The same pattern as broker/web/staff_reports.py (docs/reports.md): the filters from the query string
 with the API's schema, one service call (broker.services.report_pack.pack), the report's tables built
 once (`_pack_tables`) and handed to the page, to broker.web.report_exports, or — for the PDF — to the
-very template the page uses, rendered for print (templates/staff/report_pack.html with
-static/staff_report_pack_print.css: no navigation, no filters, the chart left out because its
-table is beneath it) and turned into a PDF by WeasyPrint with the Noto CJK font.
+very template the page uses, rendered for print (templates/staff/report_pack.html, `printing=True`:
+the chart left out because its table is beneath it) and turned into a PDF by
+broker.web.report_exports.pdf_download.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template, request, url_for
+from flask import Blueprint, abort, render_template, request, url_for
 from flask_babel import gettext as _
 
 from broker.clock import local_date, now
@@ -24,9 +23,8 @@ from broker.schemas.reports import PackQuerySchema, pack_filters
 from broker.services import report_pack
 from broker.services.report_pack import PackReport
 from broker.web.auth import current_person
-from broker.web.errors import error_page
 from broker.web.guards import N_, staff_only
-from broker.web.report_exports import Column, Table, csv_download, xlsx_download
+from broker.web.report_exports import Column, Table, csv_download, pdf_download, xlsx_download
 from broker.web.staff_programs import MODE_NAMES, STATUS_NAMES
 from broker.web.staff_reports import load_filters
 
@@ -36,8 +34,6 @@ PACK_PROBLEMS: dict[str, str] = {
     "program": N_("请选择列表中的补贴项目。"),
     "year": N_("请输入 2000 至 2200 之间的年度。"),
 }
-PDF_TYPE = "application/pdf"
-PRINT_CSS = ("console.css", "staff_report_pack_print.css")
 
 
 def _pack() -> tuple[PackReport, dict[str, str]]:
@@ -149,27 +145,9 @@ def pack_xlsx() -> Any:
 @bp.route("/staff/reports/pack.pdf", methods=["GET"])
 @staff_only
 def pack_pdf() -> Any:
-    """The page's own template for print, as a PDF (A4 landscape, Noto CJK), fetching nothing from anywhere."""
-    try:
-        from weasyprint import CSS, HTML
-        from weasyprint.urls import URLFetcher
-    except (ImportError, OSError):  # WeasyPrint loads pango as it is imported: a server without it writes no PDF
-        return error_page(503, _("这台服务器缺少生成 PDF 所需的 pango 库（Debian：apt-get install libpango-1.0-0 "
-                                 "libpangoft2-1.0-0），暂时不能导出 PDF；CSV 和 XLSX 导出不受影响。"))
-
-    class NothingFetched(URLFetcher):
-        """The stylesheets are handed over below; no URL in the page is opened (no network, no files)."""
-
-        def fetch(self, url: str, headers: Any = None) -> Any:
-            raise ValueError(f"not fetched: {url}")
-
+    """The page's own template for print, as a PDF."""
     report = _exportable()
-    static = Path(__file__).parent / "static"
-    document = HTML(string=_render(report, {}, printing=True), url_fetcher=NothingFetched())
-    pdf = document.write_pdf(stylesheets=[CSS(filename=str(static / name), url_fetcher=NothingFetched())
-                                          for name in PRINT_CSS])
-    return Response(pdf, mimetype=PDF_TYPE,
-                    headers={"Content-Disposition": f"attachment; filename={_export_name(report, 'pdf')}"})
+    return pdf_download(_export_name(report, "pdf"), _render(report, {}, printing=True))
 
 
 def _export_name(report: PackReport, extension: str) -> str:

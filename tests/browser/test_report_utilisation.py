@@ -1,7 +1,9 @@
 """Reports 4 and 5 in a real browser: signed in as district staff, in Chinese, the utilisation report
 (资源使用率) with its chart, a filter applied through the form (a threshold), its CSV downloaded with
-the filter applied; then the carrier statement (运营商对账) filtered by carrier with its XLSX
-downloaded; axe-core finding nothing serious on either; the screenshots for docs/screenshots/.
+the filter applied; then the carrier statement (运营商对账) filtered by carrier with its XLSX and its PDF
+downloaded (the PDF read back with the same numbers); axe-core finding nothing serious on either; the
+screenshots for docs/screenshots/. Last, the carrier itself opens its own statement (对账单) from its
+nav and downloads it as a PDF: its figures, the same as staff's.
 
 The live server runs on the real clock, so the windows are in November 2026 (their middle, 11-16,
 has passed whenever this runs) and the pages are asked for the fourth quarter of 2026.
@@ -18,6 +20,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 from openpyxl import load_workbook
+from pypdf import PdfReader
 
 from broker.models import (
     Allocation,
@@ -35,10 +38,13 @@ from broker.models import (
 )
 from broker.models.people import Person
 from broker.services import accounts, people, report_utilisation
-from tests.conftest import startup_payload
+from broker.services.passwords import hash_password
+from tests.browser.support import sign_in
+from tests.conftest import make_uscc, startup_payload
 
 PASSWORD = "长宁区硅巷-报表-2026"
 EMAIL = "lin.yue@changning.example.gov.cn"
+CARRIER_EMAIL = "xu.tao@mobile-sh.example.cn"
 CODE = "util_sh80"
 PERIOD = "start=2026-10-01&end=2026-12-31"
 # kind, attributes, quantity, usage: [(November day, quantity)]
@@ -56,6 +62,7 @@ def _at(day: int) -> dt.datetime:
 
 def _build(session) -> None:
     carrier, _, _ = accounts.register_carrier(session, CODE, "中国移动上海公司", "telecom", ["telecom"])
+    carrier.uscc = make_uscc(9801)
     startup, _, _ = accounts.register_startup(session, startup_payload(981, sector="ai_models", parse=True))
     cycle = MatchingCycle(status=CycleStatus.closed, scheduled_for=_at(1), started_at=_at(1), finished_at=_at(1),
                           approval_deadline=_at(2), stats={})
@@ -80,6 +87,8 @@ def _build(session) -> None:
         for m, (day, used) in enumerate(usage):
             session.add(UsageReport(carrier_id=carrier.id, external_id=f"util-{n}-{m}", allocation_id=allocation.id,
                                     quantity=Decimal(used), recorded_at=_at(day)))
+    person = people.find_or_link(session, make_uscc(9801), CARRIER_EMAIL, "许涛", "legal_representative", _at(1))
+    person.password_hash = hash_password(PASSWORD)
 
 
 @pytest.fixture
@@ -135,3 +144,31 @@ def test_utilisation_and_the_carrier_statement_filtered_and_exported(page, distr
     assert ("运营商", CODE) in list(book["筛选条件"].iter_rows(values_only=True))
     months = [row[1] for row in list(book["补贴兑现与开通失败"].iter_rows(values_only=True))[1:]]
     assert months == ["2026-10", "2026-11", "2026-12"]
+    with page.expect_download() as downloaded:
+        page.locator("#export-pdf").click()
+    assert downloaded.value.suggested_filename == "carriers-2026-10-01-2026-12-31.pdf"
+    text = re.sub(r"\s+", " ", " ".join(p.extract_text() for p in PdfReader(downloaded.value.path()).pages))
+    assert "运营商对账" in text and "中国移动上海公司 2026-11 GPU 算力 卡时 300 620 206.7" in text
+    assert "筛选" not in text
+
+
+def test_the_carrier_downloads_its_own_statement(page, district, axe, screenshot):
+    sign_in(page, CARRIER_EMAIL, PASSWORD)
+    page.wait_for_url(re.compile(r"/carrier/"))
+    page.get_by_role("navigation", name="运营商门户").get_by_role("link", name="对账单").click()
+    page.wait_for_url(re.compile(r"/carrier/statement$"))
+    assert page.locator("h1").inner_text() == "对账单"
+    assert page.locator("select#carrier").count() == 0  # its own statement: no carrier to choose
+    page.get_by_label("起始日期（北京时间）").fill("2026-10-01")
+    page.get_by_label("截止日期（北京时间，含当天）").fill("2026-12-31")
+    page.get_by_role("button", name="筛选").click()
+    page.wait_for_url(re.compile(r"start=2026-10-01&end=2026-12-31"))
+    page.locator("#carriers-chart svg").first.wait_for()
+    pledged = re.sub(r"\s+", " ", page.get_by_role("table", name="承诺与交付").inner_text())
+    assert "中国移动上海公司 2026-11 GPU 算力 卡时 300 620 206.7" in pledged
+    assert axe(page) == []
+    screenshot(page, "carrier_own_statement")
+    with page.expect_download() as downloaded:
+        page.locator("#export-pdf").click()
+    text = re.sub(r"\s+", " ", " ".join(p.extract_text() for p in PdfReader(downloaded.value.path()).pages))
+    assert "对账单" in text and "中国移动上海公司 2026-11 GPU 算力 卡时 300 620 206.7" in text

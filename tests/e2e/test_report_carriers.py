@@ -1,6 +1,8 @@
 """Report 5, the carrier statement (运营商对账): per carrier and month, pledged (the month's share by days),
 delivered, redeemed, pending settlement and provisioning failures, computed by hand below and checked
-on the API, the page, the CSV and the XLSX; the carrier filter, only staff, bad filters, statements flat.
+on the API, the page, the CSV, the XLSX and the PDF (read back with pypdf); the carrier filter, only staff,
+bad filters, statements flat; a carrier's own statement (/carrier/statement, its exports and the API with
+its token) showing its figures and never another carrier's; a startup 403.
 
 On the settlement tests' `period` fixture (a GPU lot at ¥250 an hour, a voucher paying half):
 
@@ -24,10 +26,13 @@ import re
 
 import pytest
 from openpyxl import load_workbook
+from pypdf import PdfReader
 
 from broker.models import NoticeState, Role
 from broker.services import people as people_service
 from tests.conftest import statements_sent
+from tests.e2e.test_carrier_allocations import PASSWORD as CARRIER_PASSWORD, person_of
+from tests.e2e.test_staff_appeals import company_person_signed_in
 from tests.e2e.test_console_sign_in import PASSWORD, sign_in, token_of
 from tests.e2e.test_settlement import at, period, reviewed, use  # noqa: F401 - the fixture
 from tests.report_use_data import TOKENS_OFFER, give_up, grant
@@ -119,8 +124,8 @@ def test_bad_filters_are_refused(client, staff, period, query):  # noqa: F811
     assert page.status_code == 422 and "筛选条件有误" in html and 'aria-invalid="true"' in html
     if query.startswith("carrier"):
         assert "请选择列表中的运营商。" in html
-    assert client.get(f"{PAGE}.csv?{query}").status_code == 422
-    assert client.get(f"{PAGE}.xlsx?{query}").status_code == 422
+    for extension in ("csv", "xlsx", "pdf"):
+        assert client.get(f"{PAGE}.{extension}?{query}").status_code == 422
 
 
 def test_the_page_shows_the_figures_and_its_chart_data(client, district, staff, period):  # noqa: F811
@@ -135,6 +140,7 @@ def test_the_page_shows_the_figures_and_its_chart_data(client, district, staff, 
     assert f"{name} 2027-01 GPU 算力 卡时 0 50 —" in kinds
     assert '"values": [0.0, 125000.0, 6250.0]' in html and "vendor/echarts/echarts.min.js" in html
     assert "/staff/reports/carriers.xlsx?start=2026-11-01&amp;end=2027-01-31" in html
+    assert '<a href="/staff/reports/carriers.pdf?start=2026-11-01&amp;end=2027-01-31" id="export-pdf">PDF</a>' in html
 
 
 def test_in_english_through_the_language_switch(client, district, staff):
@@ -165,10 +171,91 @@ def test_the_csv_and_the_xlsx_have_the_same_numbers(client, district, staff, per
         ("2027-01", "GPU 算力", 0, 50)]
 
 
-def test_only_staff(client, district, period):  # noqa: F811
+def _pdf_text(answer) -> str:
+    assert answer.status_code == 200 and answer.mimetype == "application/pdf", answer.get_data(as_text=True)[:500]
+    reader = PdfReader(io.BytesIO(answer.get_data()))
+    return re.sub(r"\s+", " ", " ".join(page.extract_text() for page in reader.pages))
+
+
+def test_the_pdf_is_the_page_for_print_with_the_same_numbers(client, district, staff, period, make_actor):  # noqa: F811
+    answer = client.get(f"{PAGE}.pdf?{QUERY}")
+    assert "carriers-2026-11-01-2027-01-31.pdf" in answer.headers["Content-Disposition"]
+    text = _pdf_text(answer)
+    name = "Carrier " + period["carrier"].carrier_code.removeprefix("carrier")
+    assert "运营商对账" in text and "补贴兑现与开通失败" in text and "承诺与交付" in text  # the CJK font reads back
+    # The CSV's figures (125000, 12500, 1; 310, 1000, 322.6; January 6250 pending) as the page writes them.
+    assert f"{name} 2026-12 ¥125,000.00 ¥12,500.00 1" in text and f"{name} 2027-01 ¥6,250.00 ¥6,250.00 0" in text
+    assert f"{name} 2026-12 GPU 算力 卡时 310 1,000 322.6" in text and f"{name} 2027-01 GPU 算力 卡时 0 50 —" in text
+    assert "筛选" not in text and "跳到正文" not in text and "需求满足情况" not in text  # no filters, nav or tabs
+    other = _pdf_text(client.get(f"{PAGE}.pdf?{QUERY}&carrier={make_actor('carrier').carrier_code}"))
+    assert "运营商对账" in other and name not in other and "125,000" not in other  # the page's filter, honoured
+
+
+def test_a_server_without_pango_says_so_for_the_statement_too(client, district, staff, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # importing it now fails, as without pango
+    answer = client.get(f"{PAGE}.pdf?{QUERY}")
+    assert answer.status_code == 503 and "pango" in answer.get_data(as_text=True)
+    assert client.get(f"{PAGE}.csv?{QUERY}").status_code == 200
+
+
+def test_only_staff_and_carriers_for_their_own(client, district, period):  # noqa: F811
     assert client.get(PAGE).status_code == 302
-    for actor in ("alpha", "carrier"):
-        assert client.get(API, headers=period[actor].headers).status_code == 403
+    assert client.get(API, headers=period["alpha"].headers).status_code == 403
+    own = client.get(f"{API}?{QUERY}", headers=period["carrier"].headers)  # a carrier's token: its own statement
+    assert own.status_code == 200 and own.json["filters"]["carrier"] == period["carrier"].carrier_code
+    assert [m["redeemed"] for m in own.json["money"]] == ["0.00", "125000.00", "6250.00"]
+
+
+def test_a_carrier_sees_its_own_statement_and_no_other(app, client, session, district, period, make_actor):  # noqa: F811
+    code, name = period["carrier"].carrier_code, "Carrier " + period["carrier"].carrier_code.removeprefix("carrier")
+    other = make_actor("carrier")
+    other_name = "Carrier " + other.carrier_code.removeprefix("carrier")
+    person_of(session, period["carrier"].carrier_id, "zhou.min@carrier.example.cn", 9311, period["clock"]())
+    assert sign_in(client, "zhou.min@carrier.example.cn", CARRIER_PASSWORD).status_code == 303
+    page = client.get(f"/carrier/statement?{QUERY}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<h1>对账单</h1>" in html
+    assert re.search(r'<a href="/carrier/statement" aria-current="page">对账单</a>', html)
+    assert 'name="carrier"' not in html and other_name not in html  # no carrier to choose, no other carrier shown
+    assert f"{name} 2026-12 ¥125,000.00 ¥12,500.00 1" in _text(html, "money")
+    assert f"{name} 2026-12 GPU 算力 卡时 310 1,000 322.6" in _text(html, "kinds")
+    assert '/carrier/statement.pdf?start=2026-11-01&amp;end=2027-01-31" id="export-pdf"' in html
+    rows = list(csv.reader(io.StringIO(client.get(f"/carrier/statement.csv?{QUERY}").get_data().decode("utf-8-sig"))))
+    assert ["运营商", code] in rows and [name, "2026-12", "125000", "12500", "1"] in rows
+    assert not any(other_name in row for row in rows)
+    book = load_workbook(io.BytesIO(client.get(f"/carrier/statement.xlsx?{QUERY}").get_data()))
+    assert [r[0] for r in list(book["补贴兑现与开通失败"].iter_rows(values_only=True))[1:]] == [name] * 3
+    text = _pdf_text(client.get(f"/carrier/statement.pdf?{QUERY}"))
+    assert "对账单" in text and f"{name} 2026-12 ¥125,000.00 ¥12,500.00 1" in text and other_name not in text
+    # Naming another carrier is as naming none that exists: the carrier's own figures, the query refused.
+    asked = client.get(f"/carrier/statement?{QUERY}&carrier={other.carrier_code}")
+    assert asked.status_code == 422 and other_name not in asked.get_data(as_text=True)
+    assert client.get(f"/carrier/statement.pdf?{QUERY}&carrier={other.carrier_code}").status_code == 422
+    assert client.get(f"{API}?{QUERY}&carrier={other.carrier_code}", headers=period["carrier"].headers).status_code == 422
+    assert client.get(f"{PAGE}.pdf?{QUERY}").status_code == 403  # staff's report is not the carrier's
+
+    # The other carrier: its own, empty statement; none of the first one's money.
+    client.post("/sign-out", data={"csrf_token": token_of(client, "/carrier/statement")})
+    person_of(session, other.carrier_id, "wu.lei@other-carrier.example.cn", 9312, period["clock"]())
+    assert sign_in(client, "wu.lei@other-carrier.example.cn", CARRIER_PASSWORD).status_code == 303
+    elsewhere = client.get(f"/carrier/statement?{QUERY}").get_data(as_text=True)
+    assert f"{other_name} 2026-12 ¥0.00 ¥0.00 0" in _text(elsewhere, "money") and name not in elsewhere
+    assert "125,000" not in elsewhere and "期间内没有承诺或交付。" in elsewhere
+    text = _pdf_text(client.get(f"/carrier/statement.pdf?{QUERY}"))
+    assert other_name in text and name not in text and "125,000" not in text
+
+
+def test_a_startups_person_and_staff_cannot_open_a_carriers_statement(app, client, session, district, staff,
+                                                                     period):  # noqa: F811
+    for extension in ("", ".csv", ".xlsx", ".pdf"):
+        assert client.get(f"/carrier/statement{extension}").status_code == 403  # staff: their own report instead
+    company_person_signed_in(app, client, session, period["alpha"].startup_id, "chen.jing@alpha.example.cn",
+                             period["clock"]())
+    for extension in ("", ".csv", ".xlsx", ".pdf"):
+        assert client.get(f"/carrier/statement{extension}").status_code == 403
+        assert client.get(f"{PAGE}{extension}").status_code == 403
 
 
 def test_the_statements_sent_do_not_grow_with_the_rows(app, client, session, district, staff, period):  # noqa: F811
