@@ -50,7 +50,7 @@ from broker.models.pledges import Pledge, PledgeTerms
 from broker.models.policy import IdempotencyRecord, Policy, SubsidyProgram
 from broker.models.ratings import AllocationRating
 from broker.models.settlement import ClawbackReason, SettlementLine, SettlementStatement, StatementStatus, SubsidyBan
-from broker.models.surveys import SurveyCampaign, SurveyDeclaration
+from broker.models.surveys import SurveyCampaign, SurveyDeclaration, SurveyRespondent
 from broker.models.sync import (
     CarrierSync,
     ConflictKind,
@@ -129,6 +129,7 @@ __all__ = [
     "SubsidyBan",
     "SurveyCampaign",
     "SurveyDeclaration",
+    "SurveyRespondent",
     "Appeal",
     "AppealMessage",
     "AppealSide",
