@@ -58,6 +58,9 @@ ANSWER_PATH = "/surveys/answers/"  # + the secret: a firm not registered confirm
 # How long an answer's lines wait for their emailed link before another answer for the code may take their place.
 PENDING_HOLD = dt.timedelta(days=1)
 WAITING = "An answer is waiting for confirmation."  # the refusal of a second answer while one waits
+# Answers waiting for confirmation one address may have in a campaign: a stranger can't flood an inbox
+# by answering under many codes with its address.
+MAX_WAITING_PER_EMAIL = 3
 _PERIOD = re.compile(r"^(?P<year>20\d\d)(?:-(?:Q(?P<q>[1-4])|H(?P<h>[12])|(?P<m>0[1-9]|1[0-2])))?$")
 STAFF_ROLES = (Role.staff, Role.admin)
 
@@ -328,6 +331,13 @@ def submit_answer(session: Session, campaign_id: int, data: dict[str, Any], now:
     if respondent is not None and respondent.pending_since is not None and now - respondent.pending_since < PENDING_HOLD:
         raise Conflict("An answer for this code is waiting for its emailed link to be confirmed.",
                        {"uscc": [WAITING]})
+    to_address = firm["contact_email"] if respondent is None or respondent.confirmed_at is None else respondent.contact_email
+    waiting = session.scalar(sa.select(sa.func.count()).select_from(SurveyRespondent).where(
+        SurveyRespondent.campaign_id == found.id, sa.func.lower(SurveyRespondent.contact_email) == to_address.lower(),
+        SurveyRespondent.pending_since > now - PENDING_HOLD))
+    if waiting >= MAX_WAITING_PER_EMAIL:
+        raise Conflict("This address already has answers waiting for confirmation.",
+                       {"contact_email": [f"At most {MAX_WAITING_PER_EMAIL} answers waiting per address."]})
     if respondent is None:
         respondent = SurveyRespondent(campaign_id=found.id, created_at=now, **firm)
         session.add(respondent)

@@ -58,6 +58,8 @@ def _messages(refused: InvalidInput, rows: list[int]) -> dict[str, str]:
 
 
 def _conflict_words(refused: Conflict) -> str:
+    if isinstance(refused.errors, dict) and "contact_email" in refused.errors:
+        return gettext("这个邮箱已有多份填报在等待确认：请先打开邮件中的链接确认，或 24 小时后再提交。")
     if isinstance(refused.errors, dict) and "uscc" in refused.errors:
         if surveys.WAITING in refused.errors["uscc"]:
             return gettext("该统一社会信用代码在本次摸排中已有一份填报正在等待邮件确认：请打开邮件中的链接确认；"
@@ -100,8 +102,9 @@ def answer(campaign_id: int) -> Any:
     except InvalidInput as refused:
         return _form_page(campaign_id, form, _messages(refused, rows), None, 422)
     except Conflict as refused:
-        registered = surveys.WAITING not in (refused.errors or {}).get("uscc", [])
-        return _form_page(campaign_id, form, {"uscc": _conflict_words(refused)}, None, 409, registered=registered)
+        field = "contact_email" if "contact_email" in (refused.errors or {}) else "uscc"
+        registered = field == "uscc" and surveys.WAITING not in (refused.errors or {}).get("uscc", [])
+        return _form_page(campaign_id, form, {field: _conflict_words(refused)}, None, 409, registered=registered)
     return redirect(url_for("public_surveys.answer_form", campaign_id=campaign_id, done="sent"), code=303)
 
 

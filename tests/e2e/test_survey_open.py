@@ -158,6 +158,16 @@ def test_bad_input_is_422_naming_the_field_in_chinese_and_nothing_is_kept(client
     assert no_lines.status_code == 422 and "请至少填写一项需求" in no_lines.get_data(as_text=True)
 
 
+def test_one_address_has_at_most_three_answers_waiting_in_a_campaign(client, session, district):
+    open_to_unregistered(client, district)
+    for n in range(3):
+        assert submit(client, district["id"], firm(uscc=make_uscc(800 + n)) | rows(GPU_40)).status_code == 303
+    fourth = submit(client, district["id"], firm(uscc=make_uscc(803)) | rows(GPU_40))
+    assert fourth.status_code == 409 and 'id="contact_email-error"' in fourth.get_data(as_text=True)
+    assert "已有多份填报在等待确认" in fourth.get_data(as_text=True)
+    assert count(session, SurveyRespondent) == 3 and count(session, OutboxEmail) == 3
+
+
 def test_a_registered_code_is_told_to_sign_in(client, session, district):
     open_to_unregistered(client, district)
     registered = session.get(accounts.Startup, district["d1"].startup_id).uscc
