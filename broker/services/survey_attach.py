@@ -22,7 +22,8 @@ from broker.models.surveys import SurveyDeclaration, SurveyRespondent
 def attach_answers(session: Session, startup: Startup, now: dt.datetime) -> int:
     """Move the confirmed survey answers given under the startup's credit code to it; returns the lines moved."""
     respondents = list(session.scalars(sa.select(SurveyRespondent).where(
-        SurveyRespondent.uscc == startup.uscc, SurveyRespondent.startup_id.is_(None)).with_for_update()))
+        SurveyRespondent.uscc == startup.uscc, SurveyRespondent.startup_id.is_(None)).with_for_update()
+        .execution_options(populate_existing=True)))
     moved = 0
     for respondent in respondents:
         own = {tuple(row) for row in session.execute(

@@ -324,8 +324,9 @@ def submit_answer(session: Session, campaign_id: int, data: dict[str, Any], now:
                                                  Startup.status.not_in(TURNED_AWAY_STARTUP_STATUSES))) is not None:
         raise Conflict("A startup registered with this code answers from the portal: sign in.",
                        {"uscc": ["Registered: sign in and answer from the portal."]})
-    respondent = session.scalar(sa.select(SurveyRespondent).where(
-        SurveyRespondent.campaign_id == found.id, SurveyRespondent.uscc == firm["uscc"]).with_for_update())
+    respondent = session.scalar(
+        sa.select(SurveyRespondent).where(SurveyRespondent.campaign_id == found.id, SurveyRespondent.uscc == firm["uscc"])
+        .with_for_update().execution_options(populate_existing=True))
     if respondent is not None and respondent.startup_id is not None:
         raise Conflict("This answer became a registered startup's: sign in.", {"uscc": ["Registered: sign in."]})
     if respondent is not None and respondent.pending_since is not None and now - respondent.pending_since < PENDING_HOLD:
@@ -411,7 +412,7 @@ def _answer_to_change(session: Session, secret: str, now: dt.datetime) -> tuple[
 
 def _by_link(session: Session, secret: str, *, lock: bool = False) -> SurveyRespondent:
     query = sa.select(SurveyRespondent).where(SurveyRespondent.token_hash == hash_token(secret or ""))
-    respondent = session.scalar(query.with_for_update() if lock else query)
+    respondent = session.scalar(query.with_for_update().execution_options(populate_existing=True) if lock else query)
     if respondent is None:
         raise NotFound("No answer for this link (it may have been replaced by a newer one).")
     return respondent
