@@ -72,6 +72,13 @@ UNIQUE_VIOLATIONS: dict[str, tuple[str, str]] = {
     "uq_outbox_emails_dedupe_key": ("dedupe_key", "This event was already emailed to this person."),
     "uq_survey_declarations_campaign_id_startup_id_kind_region_month": (
         "month", "This survey already has a line for this kind, region and month; revise that line."),
+    "uq_survey_declarations_campaign_id_respondent_id_kind_region_month": (
+        "month", "This answer already has a line for this kind, region and month; revise that line."),
+    # One answer per code and campaign: a second one revises it through the emailed link.
+    "uq_survey_respondents_campaign_id_uscc": (
+        "uscc", "This survey already has an answer for this unified social credit code; revise it through the "
+                "link emailed to its contact."),
+    "uq_survey_respondents_token_hash": ("token", "A survey link with this secret already exists; send the answer again."),
     "uq_pledges_carrier_id_period_kind": ("kind", "This carrier already pledged this kind for this period; revise that pledge."),
     "uq_allocation_ratings_allocation_id": ("allocation_id", "This allocation was already rated; a rating is given once."),
 }

@@ -14,6 +14,7 @@ from broker.models.surveys import SurveyCampaign
 from broker.schemas.surveys import (
     AggregateSchema,
     AnonymousAggregateSchema,
+    CampaignFlagsSchema,
     CampaignInSchema,
     CampaignSchema,
     LinesInSchema,
@@ -45,6 +46,16 @@ def open_campaign(data: dict[str, Any]) -> Any:
 def list_campaigns() -> Any:
     """Surveys, newest first (companies: those that have opened)."""
     return [_shown(c) for c in surveys.campaigns(get_session(), current_account(), now())]
+
+
+@blp.route("/surveys/<int:campaign_id>", methods=["PATCH"])
+@blp.arguments(CampaignFlagsSchema)
+@blp.response(200, CampaignSchema)
+@blp.doc(security=BEARER)
+def change_campaign(data: dict[str, Any], campaign_id: int) -> Any:
+    """Staff, until the survey closes: whether firms not registered may answer (by credit code)."""
+    return _shown(surveys.set_allow_unregistered(get_session(), current_account(), campaign_id,
+                                                 data["allow_unregistered"], now()))
 
 
 @blp.route("/surveys/<int:campaign_id>/declarations", methods=["GET"])

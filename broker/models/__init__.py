@@ -51,7 +51,7 @@ from broker.models.policy import IdempotencyRecord, Policy, SubsidyProgram
 from broker.models.ratings import AllocationRating
 from broker.models.rollups import Rollup, UseRollup
 from broker.models.settlement import ClawbackReason, SettlementLine, SettlementStatement, StatementStatus, SubsidyBan
-from broker.models.surveys import SurveyCampaign, SurveyDeclaration
+from broker.models.surveys import SurveyCampaign, SurveyDeclaration, SurveyRespondent
 from broker.models.sync import (
     CarrierSync,
     ConflictKind,
@@ -132,6 +132,7 @@ __all__ = [
     "SubsidyBan",
     "SurveyCampaign",
     "SurveyDeclaration",
+    "SurveyRespondent",
     "Appeal",
     "AppealMessage",
     "AppealSide",

@@ -25,6 +25,13 @@ class CampaignInSchema(BaseSchema):
     allow_unregistered = fields.Boolean(load_default=False)
 
 
+class CampaignFlagsSchema(BaseSchema):
+    """What staff may change of a survey until it closes."""
+
+    allow_unregistered = fields.Boolean(required=True, metadata={
+        "description": "whether firms not registered may answer by unified social credit code"})
+
+
 class CampaignSchema(BaseSchema):
     id = fields.Integer()
     title = fields.String()
@@ -72,6 +79,7 @@ class CellSchema(BaseSchema):
     sector = fields.String()
     lighthouse = fields.Boolean()
     firms = fields.Integer()
+    unregistered = fields.Integer(metadata={"description": "of the firms, those that answered without registering"})
     quantity = Exact(QUANTITY_PLACES, Decimal(0), MAX_QUANTITY * 100000)
     avg_max_price = Exact(MONEY_PLACES, Decimal(0), MAX_UNIT_PRICE, allow_none=True)
 

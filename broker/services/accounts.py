@@ -15,7 +15,7 @@ from broker.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, N
 from broker.models import TURNED_AWAY_STARTUP_STATUSES, Account, ApiToken, Carrier, Role, Startup
 from broker.models.audit import set_actor
 from broker.models.parties import MAX_TOKEN_LIFETIME, hash_token
-from broker.services import allocations, events
+from broker.services import allocations, events, survey_attach
 from broker.uniques import duplicate
 from config import DEFAULT_DISTRICT_CONTACT
 
@@ -203,9 +203,11 @@ def set_key_enterprise(session: Session, actor: Account, startup_id: int, key: b
 
 @transaction
 def verify_startup(session: Session, actor: Account, startup_id: int, now: dt.datetime) -> Startup:
-    """Staff confirm a startup, which may then request resources."""
+    """Staff confirm a startup, which may then request resources; the demand-survey answers its firm gave
+    before it registered (by its credit code) become its own."""
     startup = _startup_to_decide(session, actor, startup_id)
     startup.verify(actor.id, now)
+    survey_attach.attach_answers(session, startup, now)
     events.record(session, "startup.verified", None, startup.id, None, now)
     return startup
 

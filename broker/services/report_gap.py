@@ -4,7 +4,8 @@ published and were granted, and say why the rest went unmet.
 
 - **surveyed**: the declaration lines of one demand survey campaign (the one chosen, else the
   newest whose period is exactly the report's period; none if no campaign matches) for the months
-  of the period, by kind, the line's region and the startup's sector;
+  of the period, by kind, the line's region and the startup's sector — or, for a firm that answered
+  without registering, the sector it gave (only confirmed answers have lines);
 - **requested**: the resource requests (not withdrawn) whose window (first and last day, both
   included) overlaps the period, by kind, region and the startup's sector. A request that accepts
   exactly one region is counted there; one that accepts several, or any, under the region "" (多地区或不限);
@@ -55,7 +56,7 @@ from broker.resources import KINDS
 from broker.services.accounts import require_role
 from broker.services.district_reports import _decimal, _total
 from broker.services.review import GRANTED
-from broker.services.surveys import period_months
+from broker.services.surveys import declared_sector, period_months, with_declarants
 
 ZERO = Decimal("0")
 ANY_REGION = ""  # a request accepting several regions or any
@@ -212,13 +213,15 @@ def _last_reasons(session: Session) -> sa.Subquery:
     return text.columns(sa.column("request_id", sa.BigInteger), sa.column("reason", sa.String)).subquery("last_reasons")
 
 
-def _demand_filters(query: sa.Select, kind_column: sa.ColumnElement, filters: GapFilters) -> sa.Select:
+def _demand_filters(query: sa.Select, kind_column: sa.ColumnElement, filters: GapFilters,
+                    sector_column: sa.ColumnElement | None = None) -> sa.Select:
+    sector = Startup.sector if sector_column is None else sector_column
     if filters.kind:
         query = query.where(kind_column == filters.kind)
     if filters.sector:
-        query = query.where(Startup.sector == filters.sector)
+        query = query.where(sector == filters.sector)
     if filters.lighthouse:
-        query = query.where(Startup.sector.in_(LIGHTHOUSE_SECTORS))
+        query = query.where(sector.in_(LIGHTHOUSE_SECTORS))
     return query
 
 
@@ -265,14 +268,15 @@ def gap(session: Session, actor: Account, filters: GapFilters) -> GapReport:
     # Surveyed: one campaign's lines for the months of the period.
     campaign = matching_campaign(session, start, end, filters.campaign_id)
     if campaign is not None:
+        sector = declared_sector().label("sector")
         for kind, region, sector, quantity in session.execute(_demand_filters(
-            sa.select(SurveyDeclaration.kind, SurveyDeclaration.region, Startup.sector, _total(SurveyDeclaration.quantity))
-            .join(Startup, Startup.id == SurveyDeclaration.startup_id)
+            with_declarants(sa.select(SurveyDeclaration.kind, SurveyDeclaration.region, sector,
+                                      _total(SurveyDeclaration.quantity)))
             .where(SurveyDeclaration.campaign_id == campaign.id, SurveyDeclaration.month >= start.replace(day=1),
                    SurveyDeclaration.month <= end,
                    SurveyDeclaration.region == filters.region if filters.region is not None else sa.true())
-            .group_by(SurveyDeclaration.kind, SurveyDeclaration.region, Startup.sector),
-            SurveyDeclaration.kind, filters,
+            .group_by(SurveyDeclaration.kind, SurveyDeclaration.region, sector),
+            SurveyDeclaration.kind, filters, declared_sector(),
         )):
             cell(kind, region, Sector(sector))["surveyed"] = _decimal(quantity)
 

@@ -15,7 +15,7 @@ from flask_wtf.csrf import CSRFProtect
 from broker.web import (
     auth, carrier_allocations, carrier_catalogue, carrier_delivery, carrier_demand, carrier_pledges, carrier_statement,
     carrier_syncs, company, errors, formatting, guards, home, i18n, inbox, monthly_report, notification_settings, portal_appeals, portal_requests,
-    portal_subsidies, portal_surveys, portal_wizard, public, registration, reports, session, staff_appeals,
+    portal_subsidies, portal_surveys, portal_wizard, public, public_surveys, registration, reports, session, staff_appeals,
     staff_carriers, staff_dashboard, staff_emails, staff_people, staff_pledges, staff_programs, staff_report_carriers,
     staff_report_compliance, staff_report_gap, staff_report_pack, staff_report_spend, staff_report_utilisation,
     staff_reports, staff_review, staff_settlement, staff_startups, staff_surveys, webhook_settings,
@@ -86,6 +86,7 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(staff_pledges.bp)  # staff: every carrier's pledge tracking, its chart and CSV
     app.register_blueprint(staff_surveys.bp)  # staff: demand surveys (需求摸排), opening one, the aggregate by sector
     app.register_blueprint(portal_surveys.bp)  # the startup portal: declaring demand in open surveys
+    app.register_blueprint(public_surveys.bp)  # a survey open to firms not registered: answer, confirm, revise; no sign-in
     app.register_blueprint(carrier_demand.bp)  # the carrier page: the surveys' anonymised demand (需求汇总)
     app.register_blueprint(staff_reports.bp)  # staff: the district's reports (报表), their CSV and XLSX exports
     app.register_blueprint(staff_report_gap.bp)  # staff: report 1, the supply–demand gap (供需缺口), CSV and XLSX

@@ -16,7 +16,7 @@ from flask_babel import gettext
 
 from broker.clock import local_date, now
 from broker.db import get_session
-from broker.errors import InvalidInput, NotFound
+from broker.errors import Conflict, InvalidInput, NotFound
 from broker.resources import KINDS
 from broker.services import surveys
 from broker.web.auth import current_person
@@ -27,6 +27,8 @@ from broker.web.reports import KIND_NAMES, SECTOR_NAMES, unit_name
 bp = Blueprint("staff_surveys", __name__, template_folder="templates")
 
 STATUS_NAMES = {"scheduled": N_("未开始"), "open": N_("填报中"), "closed": N_("已截止")}
+ANSWER_STATUS = {"pending": N_("待邮件确认，未计入"), "confirmed": N_("已确认，计入"), "attached": N_("已注册，并入企业")}
+FLAG_DONE = {"1": N_("已开始接受未注册企业填报。"), "0": N_("已不再接受未注册企业填报；已确认的填报仍计入。")}
 # What a refused field means, in the person's language (the service's messages are English).
 FIELD_WORDS = {
     "title": N_("请填写标题（不超过 200 字）。"),
@@ -40,6 +42,13 @@ FIELD_WORDS = {
     "month": N_("请选择本次摸排期间内的月份。"),
     "max_unit_price": N_("单价以元计，不小于 0，最多 2 位小数；可不填。"),
     "purpose": N_("请填写用途（不超过 500 字）。"),
+    # a firm not registered answering by its credit code (broker.web.public_surveys)
+    "uscc": N_("统一社会信用代码须是 18 位，由数字和大写字母组成（不含 I、O、Z、S、V），校验位须正确（GB 32100-2015）。"),
+    "firm_name": N_("请填写企业名称（不超过 200 字）。"),
+    "contact_name": N_("请填写联系人姓名（不超过 64 字）。"),
+    "contact_email": N_("请填写有效的联系邮箱：确认和修改的链接将发到这里。"),
+    "sector": N_("请选择行业。"),
+    "lines": N_("请至少填写一项需求；同一资源类型、地区和月份只能填一行。"),
 }
 
 
@@ -95,15 +104,37 @@ def open_survey() -> Any:
     return redirect(url_for("staff_surveys.surveys", done="opened"), code=303)
 
 
-@bp.route("/staff/surveys/<int:campaign_id>", methods=["GET"])
-@staff_only
-def survey(campaign_id: int) -> str:
-    """A survey's declared demand by kind × region × month × sector, its chart above its table."""
+def _survey_page(campaign_id: int, error: str | None = None, status: int = 200) -> tuple[str, int]:
     try:
         found = surveys.staff_aggregate(get_session(), current_person().account, campaign_id, now())
     except NotFound:
         abort(404)
-    return render_template("staff/survey.html", found=found, chart=chart_of(found.cells), **names())
+    flag = request.args.get("unregistered")
+    return render_template("staff/survey.html", found=found, chart=chart_of(found.cells), error=error,
+                           done=gettext(FLAG_DONE[flag]) if flag in FLAG_DONE else None,
+                           answer_status=lambda r: gettext(ANSWER_STATUS[r.status()]), **names()), status
+
+
+@bp.route("/staff/surveys/<int:campaign_id>", methods=["GET"])
+@staff_only
+def survey(campaign_id: int) -> tuple[str, int]:
+    """A survey's declared demand by kind × region × month × sector, its chart above its table, and the
+    answers of firms not registered (marked 未注册) with the switch that lets them answer."""
+    return _survey_page(campaign_id)
+
+
+@bp.route("/staff/surveys/<int:campaign_id>/unregistered", methods=["POST"])
+@staff_only
+def set_unregistered(campaign_id: int) -> Any:
+    """Let firms not registered answer, or no longer, while the survey has not closed."""
+    allow = request.form.get("allow_unregistered") == "1"
+    try:
+        surveys.set_allow_unregistered(get_session(), current_person().account, campaign_id, allow, now())
+    except NotFound:
+        abort(404)
+    except Conflict:
+        return _survey_page(campaign_id, gettext("该摸排已截止，不能再更改。"), 409)
+    return redirect(url_for("staff_surveys.survey", campaign_id=campaign_id, unregistered="1" if allow else "0"), code=303)
 
 
 def _date(text: str | None) -> dt.date | None:

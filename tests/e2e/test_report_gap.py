@@ -5,17 +5,19 @@ staff see them, bad filters are refused (422) and the statements sent do not gro
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
+from decimal import Decimal
 
 import pytest
 from openpyxl import load_workbook
 
-from broker.models import Role
+from broker.models import Role, Sector, SurveyDeclaration, SurveyRespondent
 from broker.models.people import CompanyRole, Side
 from broker.services import people
 from broker.services.passwords import hash_password
-from tests.conftest import statements_sent
+from tests.conftest import make_uscc, statements_sent
 from tests.e2e.test_console_sign_in import PASSWORD, sign_in, token_of
 from tests.report_gap_data import NOW, build_gap_district
 
@@ -149,6 +151,46 @@ def test_a_campaign_gives_its_period_and_its_lines(client, district, make_actor)
     # 2027-Q1: s5, q2 and q6 (gpu), q5 (cpu); the 2027-Q1 pledge, the 2027 gpu offers
     assert _kinds(body) == [("gpu", [999, 560, 999, 300, 60, 500]), ("cpu", [0, 10, 0, 0, 0, 10])]
     assert [(r["kind"], r["reason"], _n(r["unmet"])) for r in body["unmet"]] == [("gpu", "none", 500), ("cpu", "none", 10)]
+
+
+def test_confirmed_answers_of_firms_not_registered_are_surveyed_by_the_sector_they_gave(client, session, district,
+                                                                                       make_actor):
+    """A confirmed unregistered answer adds its lines (gpu cn-east-sh 25 as smart_driving, cpu cn-south-gz 40);
+    one still waiting for its email's confirmation (its lines only in pending_lines) adds nothing."""
+    q4 = district["campaigns"]["Q4"]
+    confirmed = SurveyRespondent(campaign_id=q4, uscc=make_uscc(901), firm_name="未注册甲", contact_name="李", sector=Sector.smart_driving,
+                                 contact_email="jia@firm.test", token_hash="a" * 64, confirmed_at=NOW, created_at=NOW)
+    waiting = SurveyRespondent(campaign_id=q4, uscc=make_uscc(902), firm_name="未注册乙", contact_name="周", sector=Sector.fintech,
+                               contact_email="yi@firm.test", token_hash="b" * 64, created_at=NOW, pending_since=NOW,
+                               pending_lines=[{"kind": "cpu", "quantity": "999", "region": "cn-north-bj",
+                                               "month": "2026-11-01", "max_unit_price": None, "purpose": "测试"}])
+    session.add_all([confirmed, waiting])
+    session.flush()
+    for kind, region, month, quantity in (("gpu", "cn-east-sh", dt.date(2026, 11, 1), 25),
+                                          ("cpu", "cn-south-gz", dt.date(2026, 12, 1), 40)):
+        session.add(SurveyDeclaration(campaign_id=q4, respondent_id=confirmed.id, kind=kind, region=region, month=month,
+                                      quantity=Decimal(quantity), purpose="训练", updated_at=NOW))
+    session.commit()
+    body = client.get(API, headers=make_actor("staff").headers).json
+    # gpu 230 + 25, cpu 300 + 40; the rest as before
+    assert _kinds(body) == [("gpu", [255, 220, 300, 200, 130, 90]), ("cpu", [340, 210, 500, 400, 50, 160]),
+                            ("tokens", [0, 1000, 0, 5000, 1000, 0])]
+    demand = [(r["kind"], r["region"], r["sector"], r["lighthouse"],
+               [_n(r["surveyed"]), r["requests"], _n(r["requested"]), _n(r["allocated"]), _n(r["unmet"])])
+              for r in body["demand"]]
+    assert demand == [
+        ("gpu", "cn-east-sh", "smart_driving", True, [175, 1, 120, 70, 50]),
+        ("gpu", "cn-east-sh", "ai_models", False, [80, 0, 0, 0, 0]),
+        ("gpu", "", "ai_models", False, [0, 2, 100, 60, 40]),
+        ("cpu", "cn-north-bj", "fintech", False, [300, 2, 210, 50, 160]),
+        ("cpu", "cn-south-gz", "smart_driving", True, [40, 0, 0, 0, 0]),
+        ("tokens", "cn-east-sh", "smart_driving", True, [0, 1, 1000, 1000, 0]),
+    ]
+    # the sector filters read the sector the firm gave
+    lighthouse = client.get(f"{API}?lighthouse=true", headers=make_actor("staff").headers).json
+    assert _kinds(lighthouse)[:2] == [("gpu", [175, 120, 300, 200, 70, 50]), ("cpu", [40, 0, 500, 400, 0, 0])]
+    fintech = client.get(f"{API}?sector=fintech", headers=make_actor("staff").headers).json
+    assert [(k["kind"], _n(k["surveyed"])) for k in fintech["kinds"]][:2] == [("gpu", 0), ("cpu", 300)]
 
 
 @pytest.mark.parametrize("query", ["start=2026-13-01", "start=2026-12-01&end=2026-11-01", "kind=quantum",
