@@ -44,6 +44,8 @@ SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("remind_surveys", "remind_surveys", "0 9 * * *", "*/10 * * * *",
                  "daily 09:00: demand surveys closing within SURVEY_REMINDER_DAYS, each person told once"),
     ScheduledJob("deliver_email", "deliver_email", "* * * * *", "*/20 * * * * *", "the email outbox"),
+    ScheduledJob("run_exports", "run_exports", "* * * * *", "*/20 * * * * *",
+                 "background report exports (后台导出), and deleting those older than BROKER_EXPORT_KEEP_DAYS"),
 )
 
 RELEASE_JOB = "expire"  # the run that releases at the carrier what a withdrawn request still holds

@@ -6,22 +6,25 @@ The pattern of broker/web/staff_reports.py: the filters read with the API's sche
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy.orm import Session
 
 from broker.clock import local_date, now
 from broker.db import get_session
+from broker.models import Account
 from broker.resources import KINDS
 from broker.schemas.reports import UtilisationQuerySchema, utilisation_filters
 from broker.services import report_utilisation
 from broker.services.report_utilisation import LINE_KIND, AllocationUse, UtilisationFilters, UtilisationReport
 from broker.web.auth import current_person
 from broker.web.guards import N_, staff_only
-from broker.web.report_exports import Column, Table, csv_download, xlsx_download
+from broker.web.report_exports import Column, ReportExport, Table, inline_download
 from broker.web.reports import KIND_NAMES, unit_name
-from broker.web.staff_reports import load_filters
+from broker.web.staff_reports import load_filters, refuse_problems
 from broker.web.staff_startups import ALLOCATION_STATUS_NAMES
 
 bp = Blueprint("staff_report_utilisation", __name__, template_folder="templates")
@@ -33,16 +36,23 @@ OWN_PROBLEMS = {
 }
 
 
-def worded_filters(schema: Any) -> tuple[dict[str, Any], dict[str, str]]:
+def worded_filters(schema: Any, args: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """`staff_reports.load_filters`, with the words for the carrier and the threshold."""
-    data, problems = load_filters(schema)
+    data, problems = load_filters(schema, args)
     return data, {name: _(OWN_PROBLEMS[name]) if name in OWN_PROBLEMS else text for name, text in problems.items()}
 
 
-def _report() -> tuple[UtilisationReport, dict[str, str]]:
-    data, problems = worded_filters(UtilisationQuerySchema())
+def _report(session: Session, account: Account, args: Mapping[str, str]) -> tuple[UtilisationReport, dict[str, str]]:
+    data, problems = worded_filters(UtilisationQuerySchema(), args)
     filters = utilisation_filters(data, local_date(now()))
-    return report_utilisation.utilisation(get_session(), current_person().account, filters), problems
+    return report_utilisation.utilisation(session, account, filters), problems
+
+
+def export(session: Session, account: Account, args: Mapping[str, str]) -> ReportExport:
+    """The report's export (broker.web.staff_exports keeps it as "utilisation")."""
+    report, problems = _report(session, account, args)
+    refuse_problems(problems)
+    return ReportExport(_export_name(report.filters), _filter_lines(report.filters), _tables(report))
 
 
 def unit_of(kind: str) -> str:
@@ -101,7 +111,7 @@ def _tables(report: UtilisationReport) -> list[Table]:
 @bp.route("/staff/reports/utilisation", methods=["GET"], endpoint="utilisation")
 @staff_only
 def utilisation_page() -> Any:
-    report, problems = _report()
+    report, problems = _report(get_session(), current_person().account, request.args)
     chart = {"labels": [_kind(row.kind) + (f" {row.model}" if row.model else "") for row in report.kinds],
              "values": [float(row.used_share or 0) for row in report.kinds]}
     args = {name: value for name, value in request.args.items() if name in UtilisationQuerySchema().fields}
@@ -117,21 +127,14 @@ def utilisation_page() -> Any:
 @bp.route("/staff/reports/utilisation.csv", methods=["GET"])
 @staff_only
 def utilisation_csv() -> Any:
-    report, problems = _report()
-    if problems:
-        abort(422)
-    return csv_download(_export_name(report.filters, "csv"), _filter_lines(report.filters), _tables(report))
+    return inline_download(export, "csv")
 
 
 @bp.route("/staff/reports/utilisation.xlsx", methods=["GET"])
 @staff_only
 def utilisation_xlsx() -> Any:
-    report, problems = _report()
-    if problems:
-        abort(422)
-    return xlsx_download(_export_name(report.filters, "xlsx"), _filter_lines(report.filters), _tables(report),
-                         _("筛选条件"))
+    return inline_download(export, "xlsx")
 
 
-def _export_name(filters: UtilisationFilters, extension: str) -> str:
-    return f"utilisation-{filters.start.isoformat()}-{filters.end.isoformat()}.{extension}"
+def _export_name(filters: UtilisationFilters) -> str:
+    return f"utilisation-{filters.start.isoformat()}-{filters.end.isoformat()}"
