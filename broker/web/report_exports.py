@@ -216,7 +216,7 @@ def synthetic_tables(rows: int) -> list[Table]:
 
     def generated() -> Iterator[list[Any]]:
         for n in range(rows):
-            yield [str(n), f"企业{n % 997}", n % 1000, Decimal(n % 5000) / 8, n % 100 / 7, Decimal(n) / 100]
+            yield [str(n), f"企业{n % 997}", n % 1000, Decimal(n % 5000) / 8, n % 100 / 4, Decimal(n) / 100]
 
     return [Table("synthetic", "synthetic", columns, generated())]
 
