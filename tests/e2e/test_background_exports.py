@@ -19,26 +19,12 @@ from broker.models import ExportJob, ExportStatus, Role
 from broker.services import exports, people
 from scheduler import jobs
 from tests.e2e.test_console_sign_in import PASSWORD, sign_in, token_of
-from tests.report_data import NOW, build_fulfilment_district
+from tests.e2e.test_report_fulfilment import district, staff  # noqa: F401  (the report's data, a signed-in person)
+from tests.report_data import NOW
 
 PAGE = "/staff/reports/fulfilment"
 QUERY = "kind=gpu&lighthouse=true"
 TOTAL_GPU_LIGHTHOUSE = ["合计", "2", "2", "1", "1"]  # r1, r9 of tests/report_data.py: gpu and Lighthouse
-
-
-@pytest.fixture
-def district(session, frozen_clock):
-    frozen_clock(NOW)
-    build_fulfilment_district(session)
-    session.commit()
-
-
-@pytest.fixture
-def staff(session, client, frozen_clock):
-    person = people.create_district_person(session, "shen.hui@changning.example.gov.cn", "沈慧", Role.staff, PASSWORD)
-    session.commit()
-    sign_in(client, person.email, PASSWORD)
-    return person
 
 
 @pytest.fixture
@@ -65,7 +51,7 @@ def _files(app) -> set[str]:
     return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
-def test_a_background_export_is_the_inline_export(app, client, session, district, staff, colleague):
+def test_a_background_export_is_the_inline_export(app, client, session, district, staff, colleague):  # noqa: F811
     page = client.get(f"{PAGE}?{QUERY}").get_data(as_text=True)
     assert 'id="background-export"' in page and "后台导出" in page and 'id="export-csv"' in page
     assert 'action="/staff/reports/fulfilment/exports?kind=gpu&amp;lighthouse=true"' in page
@@ -117,7 +103,7 @@ def _sheets(data: bytes) -> dict[str, list[tuple]]:
     return {name: list(book[name].iter_rows(values_only=True)) for name in book.sheetnames}
 
 
-def test_an_expired_export_is_deleted_by_the_job(app, client, session, district, staff):
+def test_an_expired_export_is_deleted_by_the_job(app, client, session, district, staff):  # noqa: F811
     _ask(client, "csv")
     jobs.run_exports(app, NOW)
     (job,) = _jobs(session)
@@ -132,7 +118,7 @@ def test_an_expired_export_is_deleted_by_the_job(app, client, session, district,
     assert "已过期删除" in client.get("/staff/exports").get_data(as_text=True)
 
 
-def test_an_export_failing_halfway_is_failed_with_no_file(app, client, session, district, staff):
+def test_an_export_failing_halfway_is_failed_with_no_file(app, client, session, district, staff):  # noqa: F811
     _ask(client, "xlsx")
     before = _files(app)
 
@@ -149,7 +135,7 @@ def test_an_export_failing_halfway_is_failed_with_no_file(app, client, session, 
     assert "导出失败" in listed and "OSError: disk full" in listed and "/download" not in listed
 
 
-def test_an_export_whose_report_fails_in_the_job_is_failed(app, session, district, staff):
+def test_an_export_whose_report_fails_in_the_job_is_failed(app, session, district, staff):  # noqa: F811
     """The filters are checked when asked; a program deleted meanwhile (here: one that never was) fails in the job."""
     person = session.get(type(staff), staff.id)
     exports.queue_export(session, person, "pack", {"program": "999999", "year": "2026"}, "csv", "zh_CN",
@@ -163,7 +149,7 @@ def test_an_export_whose_report_fails_in_the_job_is_failed(app, session, distric
     assert _jobs(session)[0].finished_at == NOW
 
 
-def test_a_second_run_never_writes_an_export_twice(app, client, session, district, staff):
+def test_a_second_run_never_writes_an_export_twice(app, client, session, district, staff):  # noqa: F811
     _ask(client, "csv")
     first = exports.run_exports(session, app.extensions["broker.export_writer"], app.instance_path, NOW,
                                 keep=dt.timedelta(days=7))
@@ -172,7 +158,7 @@ def test_a_second_run_never_writes_an_export_twice(app, client, session, distric
     assert len(first.ready) == 1 and second.ready == second.failed == []
 
 
-def test_bad_filters_or_format_are_refused_and_nothing_is_queued(client, session, district, staff):
+def test_bad_filters_or_format_are_refused_and_nothing_is_queued(client, session, district, staff):  # noqa: F811
     token = token_of(client, PAGE)
     assert client.post("/staff/reports/fulfilment/exports?start=2026-13-01",
                        data={"format": "xlsx", "csrf_token": token}).status_code == 422
@@ -182,7 +168,7 @@ def test_bad_filters_or_format_are_refused_and_nothing_is_queued(client, session
     assert _jobs(session) == []
 
 
-def test_a_report_over_the_inline_limit_is_exported_in_the_background_only(app, client, district, staff, monkeypatch):
+def test_a_report_over_the_inline_limit_is_exported_in_the_background_only(app, client, district, staff, monkeypatch):  # noqa: F811
     monkeypatch.setitem(app.config, "EXPORT_INLINE_ROWS", 8)  # the gpu+Lighthouse tables hold 9 rows
     page = client.get(f"{PAGE}?{QUERY}").get_data(as_text=True)
     assert 'id="export-csv"' not in page and 'id="export-too-large"' in page and 'id="background-export"' in page
@@ -193,7 +179,7 @@ def test_a_report_over_the_inline_limit_is_exported_in_the_background_only(app, 
     assert 'id="export-csv"' in client.get(f"{PAGE}?{QUERY}").get_data(as_text=True)
 
 
-def test_only_staff_ask_and_see_exports(client, session, district, make_actor):
+def test_only_staff_ask_and_see_exports(client, session, district, make_actor):  # noqa: F811
     from broker.models.people import CompanyRole, Side
     from broker.services.passwords import hash_password
 
