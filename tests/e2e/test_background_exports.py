@@ -192,3 +192,16 @@ def test_only_staff_ask_and_see_exports(client, session, district, make_actor): 
     token = token_of(client, "/me")
     assert client.post(f"/staff/reports/fulfilment/exports?{QUERY}", data={"format": "csv", "csrf_token": token}).status_code == 403
     assert client.get("/staff/exports").status_code == 403
+
+
+def test_the_job_writes_in_the_language_the_page_was_shown_in(app, client, session, district, staff):  # noqa: F811
+    switched = client.post("/language", data={"language": "en", "next": PAGE, "csrf_token": token_of(client, PAGE)})
+    assert switched.status_code == 303
+    _ask(client, "csv")
+    (job,) = _jobs(session)
+    assert job.locale == "en"
+    jobs.run_exports(app, NOW)
+    got = client.get(f"/staff/exports/{job.id}/download").get_data()
+    assert got == client.get(f"{PAGE}.csv?{QUERY}").get_data()  # the inline export, in English too
+    rows = list(csv.reader(io.StringIO(got.decode("utf-8-sig"))))
+    assert rows[0] == ["Reports", "Fulfilment"] and "需求满足情况" not in got.decode("utf-8-sig")
