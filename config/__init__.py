@@ -63,6 +63,10 @@ VARIABLES: dict[str, str] = {
     "default 3600",
     "BROKER_MATCHING_TIME_LIMIT": "seconds the matching engine may take in a scheduled cycle; default 60",
     "BROKER_SURVEY_REMINDER_DAYS": "days before a demand survey closes that its reminder emails go out; default 3",
+    "BROKER_EXPORT_INLINE_ROWS": "a district report with more rows than this is exported in the background only "
+    "(后台导出): its CSV/XLSX links give way to the background export; default 50000",
+    "BROKER_EXPORT_KEEP_DAYS": "days a background export's file is kept for download before the run_exports job "
+    "deletes it; default 7",
     "BROKER_TRANSIENT_RETRIES": "how many times a request or scheduled job is tried when the database reports a "
     "deadlock, a serialization failure or (SQLite) a lock held too long; then 503 with Retry-After; default 4",
     "BROKER_SQLITE_BUSY_TIMEOUT": "SQLite only: seconds to wait for another writer before a try counts as failed; default 30",
@@ -112,6 +116,8 @@ _DEFAULTS: dict[str, object] = {
     "MISFIRE_GRACE_SECONDS": 3600,
     "MATCHING_TIME_LIMIT": 60.0,
     "SURVEY_REMINDER_DAYS": 3,
+    "EXPORT_INLINE_ROWS": 50_000,
+    "EXPORT_KEEP_DAYS": 7,
     "TRANSIENT_RETRIES": 4,
     "SQLITE_BUSY_TIMEOUT": 30.0,
     "WEBHOOK_ALLOWED_HOSTS": (),
@@ -295,6 +301,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]
         ("BROKER_MISFIRE_GRACE_SECONDS", "MISFIRE_GRACE_SECONDS", int),
         ("BROKER_MATCHING_TIME_LIMIT", "MATCHING_TIME_LIMIT", float),
         ("BROKER_SURVEY_REMINDER_DAYS", "SURVEY_REMINDER_DAYS", int),
+        ("BROKER_EXPORT_INLINE_ROWS", "EXPORT_INLINE_ROWS", int),
+        ("BROKER_EXPORT_KEEP_DAYS", "EXPORT_KEEP_DAYS", int),
         ("BROKER_TRANSIENT_RETRIES", "TRANSIENT_RETRIES", int),
         ("BROKER_SQLITE_BUSY_TIMEOUT", "SQLITE_BUSY_TIMEOUT", float),
         ("BROKER_UPLOAD_MAX_UNCOMPRESSED_BYTES", "UPLOAD_MAX_UNCOMPRESSED_BYTES", int),

@@ -164,6 +164,15 @@ def finalise_notices(app: Flask, at: dt.datetime) -> None:
         log.info("public notices finalised: %s", finalised)
 
 
+def run_exports(app: Flask, at: dt.datetime) -> None:
+    """Write the queued background report exports; delete the expired ones' files."""
+    from broker.services.exports import run_exports as run
+
+    with _session(app) as session:
+        run(session, app.extensions["broker.export_writer"], app.instance_path, at,
+            keep=dt.timedelta(days=app.config["EXPORT_KEEP_DAYS"]))
+
+
 # Each job of the table (scheduler/schedule.py) by name, to the function here that it names.
 JOBS: dict[str, Callable[[Flask, dt.datetime], None]] = {job.name: globals()[job.function] for job in SCHEDULED_JOBS}
 

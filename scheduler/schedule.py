@@ -48,6 +48,8 @@ SCHEDULED_JOBS: tuple[ScheduledJob, ...] = (
     ScheduledJob("monthly_report", "monthly_report", "0 8 1 * *", "*/10 * * * *",
                  "08:00 on the 1st: last month's report emailed to district staff, the XLSX attached, each person once"),
     ScheduledJob("deliver_email", "deliver_email", "* * * * *", "*/20 * * * * *", "the email outbox"),
+    ScheduledJob("run_exports", "run_exports", "* * * * *", "*/20 * * * * *",
+                 "background report exports (后台导出), and deleting those older than BROKER_EXPORT_KEEP_DAYS"),
 )
 
 RELEASE_JOB = "expire"  # the run that releases at the carrier what a withdrawn request still holds

@@ -19,6 +19,7 @@ from broker.models.enums import (
 )
 from broker.models.declarations import OtherSubsidy, RelatedParty, Relation, SubsidyLevel
 from broker.models.evidence import Evidence, EvidenceSide, EvidenceStatus
+from broker.models.exports import ExportJob, ExportStatus
 from broker.models.ledger import (
     AdjustReason,
     Award,
@@ -112,6 +113,8 @@ __all__ = [
     "AwardStatus",
     "Claimant",
     "Evidence",
+    "ExportJob",
+    "ExportStatus",
     "EvidenceSide",
     "EvidenceStatus",
     "EvidenceType",

@@ -16,7 +16,7 @@ from broker.web import (
     auth, carrier_allocations, carrier_catalogue, carrier_delivery, carrier_demand, carrier_pledges, carrier_statement,
     carrier_syncs, company, errors, formatting, guards, home, i18n, inbox, monthly_report, notification_settings, portal_appeals, portal_requests,
     portal_subsidies, portal_surveys, portal_wizard, public, public_surveys, registration, reports, session, staff_appeals,
-    staff_carriers, staff_dashboard, staff_emails, staff_people, staff_pledges, staff_programs, staff_report_carriers,
+    staff_carriers, staff_dashboard, staff_emails, staff_exports, staff_people, staff_pledges, staff_programs, staff_report_carriers,
     staff_report_compliance, staff_report_gap, staff_report_pack, staff_report_spend, staff_report_utilisation,
     staff_reports, staff_review, staff_settlement, staff_startups, staff_surveys, webhook_settings,
 )
@@ -96,6 +96,8 @@ def init_console(app: Flask) -> None:
     app.register_blueprint(carrier_statement.bp)  # the carrier page: its own statement (对账单), CSV/XLSX/PDF
     app.register_blueprint(staff_report_spend.bp)  # staff: report 3, subsidy spend (补贴资金使用), CSV and XLSX
     app.register_blueprint(staff_report_compliance.bp)  # staff: report 6, compliance (合规情况), CSV and XLSX
+    app.register_blueprint(staff_exports.bp)  # staff: background report exports (后台导出), 我的导出
+    staff_exports.init_exports(app)
     auth.init_oidc(app)
     errors.init_errors(app, is_console_request)
 

@@ -10,15 +10,22 @@ from typing import Any
 
 from flask import Response, stream_with_context
 
+BOM = "\ufeff"
+
+
+def csv_writer(out: Any) -> Any:
+    """The broker's CSV dialect: Excel's, with CRLF line ends."""
+    return csv.writer(out, lineterminator="\r\n")
+
 
 def csv_response(filename: str, header: list[str], rows: Iterable[Iterable[Any]]) -> Response:
     """`header` then each of `rows` as a CSV attachment named `filename`."""
 
     def lines() -> Iterator[str]:
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
+        writer = csv_writer(out)
         writer.writerow(header)
-        yield "\ufeff" + out.getvalue()
+        yield BOM + out.getvalue()
         for row in rows:
             out.seek(0)
             out.truncate()

@@ -49,6 +49,7 @@ SCREEN_PARTS: dict[str, str] = {
     "staff_report_gap": "staff_reports", "staff_report_pack": "staff_reports",
     "staff_report_utilisation": "staff_reports", "staff_report_carriers": "staff_reports",
     "staff_report_spend": "staff_reports", "staff_report_compliance": "staff_reports",
+    "staff_exports": "staff_reports",
 }
 
 
@@ -61,6 +62,7 @@ REPORT_SCREENS: tuple[tuple[str, str], ...] = (
     ("staff_report_carriers.carriers", N_("运营商对账")),
     ("staff_report_compliance.compliance", N_("合规情况")),
     ("staff_report_pack.pack", N_("绩效自评")),
+    ("staff_exports.exports", N_("我的导出")),
 )
 
 

@@ -12,38 +12,48 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy.orm import Session
 
 from broker.clock import local_date, now
 from broker.db import get_session
 from broker.errors import InvalidInput
+from broker.models import Account
 from broker.schemas.reports import CarrierQuerySchema, carrier_filters
 from broker.services import report_carriers
 from broker.services.report_carriers import CarrierFilters, CarrierReport
 from broker.web.auth import current_person
-from broker.web.report_exports import Column, Table, csv_download, pdf_download, xlsx_download
+from broker.web.report_exports import Column, ReportExport, Table, inline_download, pdf_download
 from broker.web.reports import KIND_NAMES, unit_name
 from broker.web.staff_report_utilisation import OWN_PROBLEMS, worded_filters
 from broker.web.guards import staff_only
+from broker.web.staff_reports import refuse_problems
 
 bp = Blueprint("staff_report_carriers", __name__, template_folder="templates")
 
 PAGE = "staff_report_carriers.carriers"
 
 
-def _report() -> tuple[CarrierReport, dict[str, str]]:
-    data, problems = worded_filters(CarrierQuerySchema())
+def _report(session: Session, actor: Account, args: Mapping[str, str]) -> tuple[CarrierReport, dict[str, str]]:
+    data, problems = worded_filters(CarrierQuerySchema(), args)
     filters = carrier_filters(data, local_date(now()))
-    session, actor = get_session(), current_person().account
     try:
         return report_carriers.carrier_statement(session, actor, filters), problems
     except InvalidInput:  # a carrier code that is not there: the defaults, the problem next to the field
         filters = dataclasses.replace(filters, carrier=None)
         return report_carriers.carrier_statement(session, actor, filters), {**problems, "carrier": _(OWN_PROBLEMS["carrier"])}
+
+
+def export(session: Session, account: Account, args: Mapping[str, str]) -> ReportExport:
+    """The report's export (broker.web.staff_exports keeps it as "carriers"); a carrier's is its own."""
+    report, problems = _report(session, account, args)
+    refuse_problems(problems)
+    return ReportExport(_export_name(report.filters), _filter_lines(report.filters), _tables(report))
 
 
 def _filter_lines(filters: CarrierFilters) -> list[tuple[str, str]]:
@@ -99,21 +109,17 @@ def render_statement(page: str, report: CarrierReport, problems: dict[str, str],
 
 def statement_page(page: str, *, own: bool = False) -> tuple[str, int]:
     """The statement the query asks for, on the page (422 with the defaults' figures when it asks wrongly)."""
-    report, problems = _report()
+    report, problems = _report(get_session(), current_person().account, request.args)
     return render_statement(page, report, problems, own=own, printing=False), 422 if problems else 200
 
 
 def statement_export(page: str, extension: str, *, own: bool = False) -> Any:
     """The statement the query asks for as a CSV, an XLSX or a PDF (422 when it asks wrongly)."""
-    report, problems = _report()
-    if problems:
-        abort(422)
-    name = _export_name(report.filters, extension)
-    if extension == "pdf":
-        return pdf_download(name, render_statement(page, report, {}, own=own, printing=True))
-    if extension == "csv":
-        return csv_download(name, _filter_lines(report.filters), _tables(report))
-    return xlsx_download(name, _filter_lines(report.filters), _tables(report), _("筛选条件"))
+    if extension != "pdf":
+        return inline_download(export, extension)
+    report, problems = _report(get_session(), current_person().account, request.args)
+    refuse_problems(problems)
+    return pdf_download(f"{_export_name(report.filters)}.pdf", render_statement(page, report, {}, own=own, printing=True))
 
 
 @bp.route("/staff/reports/carriers", methods=["GET"], endpoint="carriers")
@@ -130,5 +136,5 @@ def carriers_export(extension: str) -> Any:
     return statement_export(PAGE, extension)
 
 
-def _export_name(filters: CarrierFilters, extension: str) -> str:
-    return f"carriers-{filters.start.isoformat()}-{filters.end.isoformat()}.{extension}"
+def _export_name(filters: CarrierFilters) -> str:
+    return f"carriers-{filters.start.isoformat()}-{filters.end.isoformat()}"

@@ -7,23 +7,26 @@ API's schema, one call to broker.services.report_compliance.compliance, the tabl
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy.orm import Session
 
 from broker.clock import SHANGHAI, local_date, now
 from broker.db import get_session
+from broker.models import Account
 from broker.schemas.reports import ComplianceQuerySchema, compliance_filters
 from broker.services import report_compliance
 from broker.services.report_compliance import ComplianceReport
 from broker.web.auth import current_person
 from broker.web.event_words import CLAWBACK_REASONS
 from broker.web.guards import N_, staff_only
-from broker.web.report_exports import Column, Table, csv_download, xlsx_download
+from broker.web.report_exports import Column, ReportExport, Table, inline_download
 from broker.web.staff_programs import EVIDENCE_NAMES
 from broker.web.staff_report_spend import SPEND_PROBLEMS
-from broker.web.staff_reports import load_filters
+from broker.web.staff_reports import load_filters, refuse_problems
 
 bp = Blueprint("staff_report_compliance", __name__, template_folder="templates")
 
@@ -32,11 +35,18 @@ COUNT_NAMES = {"evidence_rejected": N_("证明材料被驳回"), "objections_rai
 OBJECTION_STATUS_NAMES = {"open": N_("待答复"), "upheld": N_("成立"), "dismissed": N_("不成立")}
 
 
-def _compliance() -> tuple[ComplianceReport, dict[str, str]]:
-    data, problems = load_filters(ComplianceQuerySchema())
+def _compliance(session: Session, account: Account, args: Mapping[str, str]) -> tuple[ComplianceReport, dict[str, str]]:
+    data, problems = load_filters(ComplianceQuerySchema(), args)
     problems = {name: _(SPEND_PROBLEMS[name]) if name in SPEND_PROBLEMS else text for name, text in problems.items()}
-    report = report_compliance.compliance(get_session(), current_person().account, compliance_filters(data, local_date(now())))
+    report = report_compliance.compliance(session, account, compliance_filters(data, local_date(now())))
     return report, problems
+
+
+def export(session: Session, account: Account, args: Mapping[str, str]) -> ReportExport:
+    """The report's export (broker.web.staff_exports keeps it as "compliance")."""
+    report, problems = _compliance(session, account, args)
+    refuse_problems(problems)
+    return ReportExport(_export_name(report), _filter_lines(report), _compliance_tables(report))
 
 
 def _when(moment: dt.datetime | None) -> str | None:
@@ -89,7 +99,7 @@ def _compliance_tables(report: ComplianceReport) -> list[Table]:
 @bp.route("/staff/reports/compliance", methods=["GET"], endpoint="compliance")
 @staff_only
 def compliance_page() -> Any:
-    report, problems = _compliance()
+    report, problems = _compliance(get_session(), current_person().account, request.args)
     tables = _compliance_tables(report)
     chart = {"labels": [row[0] for row in tables[0].rows], "values": [row[1] for row in tables[0].rows]}
     args = {name: value for name, value in request.args.items() if name in ComplianceQuerySchema().fields}
@@ -104,20 +114,14 @@ def compliance_page() -> Any:
 @bp.route("/staff/reports/compliance.csv", methods=["GET"])
 @staff_only
 def compliance_csv() -> Any:
-    report, problems = _compliance()
-    if problems:
-        abort(422)
-    return csv_download(_export_name(report, "csv"), _filter_lines(report), _compliance_tables(report))
+    return inline_download(export, "csv")
 
 
 @bp.route("/staff/reports/compliance.xlsx", methods=["GET"])
 @staff_only
 def compliance_xlsx() -> Any:
-    report, problems = _compliance()
-    if problems:
-        abort(422)
-    return xlsx_download(_export_name(report, "xlsx"), _filter_lines(report), _compliance_tables(report), _("筛选条件"))
+    return inline_download(export, "xlsx")
 
 
-def _export_name(report: ComplianceReport, extension: str) -> str:
-    return f"compliance-{report.filters.start.isoformat()}-{report.filters.end.isoformat()}.{extension}"
+def _export_name(report: ComplianceReport) -> str:
+    return f"compliance-{report.filters.start.isoformat()}-{report.filters.end.isoformat()}"

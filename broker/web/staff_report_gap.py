@@ -8,24 +8,26 @@ the exports refuse them (422).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy.orm import Session
 
 from broker.clock import local_date, now
 from broker.db import get_session
 from broker.errors import InvalidInput
-from broker.models import Sector
+from broker.models import Account, Sector
 from broker.resources import KINDS
 from broker.schemas.reports import GapQuerySchema, gap_filters
 from broker.services import report_gap
 from broker.services.report_gap import GapReport
 from broker.web.auth import current_person
 from broker.web.guards import N_, staff_only
-from broker.web.report_exports import Column, Table, csv_download, xlsx_download
+from broker.web.report_exports import Column, ReportExport, Table, inline_download
 from broker.web.reports import KIND_NAMES, SECTOR_NAMES, unit_name
-from broker.web.staff_reports import load_filters
+from broker.web.staff_reports import load_filters, refuse_problems
 
 bp = Blueprint("staff_report_gap", __name__, template_folder="templates")
 
@@ -44,19 +46,25 @@ GAP_REASON_NAMES: dict[str, str] = {
 }
 
 
-def _gap() -> tuple[GapReport, dict[str, str]]:
-    data, problems = load_filters(GapQuerySchema())
+def _gap(session: Session, account: Account, args: Mapping[str, str]) -> tuple[GapReport, dict[str, str]]:
+    data, problems = load_filters(GapQuerySchema(), args)
     if "campaign" in problems:
         problems["campaign"] = _(CAMPAIGN_PROBLEM)
     if "region" in problems:
         problems["region"] = _(REGION_PROBLEM)
-    session = get_session()
     try:
         days = report_gap.chosen_campaign_days(session, data.get("campaign"))
     except InvalidInput:
         data, days, problems = {}, None, {**problems, "campaign": _(CAMPAIGN_PROBLEM)}
     filters = gap_filters(data, local_date(now()), days)
-    return report_gap.gap(session, current_person().account, filters), problems
+    return report_gap.gap(session, account, filters), problems
+
+
+def export(session: Session, account: Account, args: Mapping[str, str]) -> ReportExport:
+    """The report's export (broker.web.staff_exports keeps it as "gap")."""
+    report, problems = _gap(session, account, args)
+    refuse_problems(problems)
+    return ReportExport(_export_name(report), _filter_lines(report), _gap_tables(report))
 
 
 def _kind(code: str) -> str:
@@ -113,7 +121,7 @@ def _args() -> dict[str, str]:
 @bp.route("/staff/reports/gap", methods=["GET"], endpoint="gap")
 @staff_only
 def gap_page() -> Any:
-    report, problems = _gap()
+    report, problems = _gap(get_session(), current_person().account, request.args)
     chart = {
         "kinds": [_kind(row.kind) for row in report.kinds],
         "series": [{"name": name, "values": [getattr(row, figure) for row in report.kinds]} for figure, name in (
@@ -133,20 +141,14 @@ def gap_page() -> Any:
 @bp.route("/staff/reports/gap.csv", methods=["GET"])
 @staff_only
 def gap_csv() -> Any:
-    report, problems = _gap()
-    if problems:
-        abort(422)
-    return csv_download(_export_name(report, "csv"), _filter_lines(report), _gap_tables(report))
+    return inline_download(export, "csv")
 
 
 @bp.route("/staff/reports/gap.xlsx", methods=["GET"])
 @staff_only
 def gap_xlsx() -> Any:
-    report, problems = _gap()
-    if problems:
-        abort(422)
-    return xlsx_download(_export_name(report, "xlsx"), _filter_lines(report), _gap_tables(report), _("筛选条件"))
+    return inline_download(export, "xlsx")
 
 
-def _export_name(report: GapReport, extension: str) -> str:
-    return f"gap-{report.filters.start.isoformat()}-{report.filters.end.isoformat()}.{extension}"
+def _export_name(report: GapReport) -> str:
+    return f"gap-{report.filters.start.isoformat()}-{report.filters.end.isoformat()}"

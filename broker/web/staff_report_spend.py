@@ -6,22 +6,24 @@ API's schema, one call to broker.services.report_spend.spend, the tables built o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy.orm import Session
 
 from broker.clock import local_date, now
 from broker.db import get_session
-from broker.models import Sector
+from broker.models import Account, Sector
 from broker.schemas.reports import SpendQuerySchema, spend_filters
 from broker.services import report_spend
 from broker.services.report_spend import SIZE_BANDS, SpendReport, SpendRow
 from broker.web.auth import current_person
 from broker.web.guards import N_, staff_only
-from broker.web.report_exports import Column, Table, csv_download, xlsx_download
+from broker.web.report_exports import Column, ReportExport, Table, inline_download
 from broker.web.reports import SECTOR_NAMES
-from broker.web.staff_reports import load_filters
+from broker.web.staff_reports import load_filters, refuse_problems
 
 bp = Blueprint("staff_report_spend", __name__, template_folder="templates")
 
@@ -32,10 +34,17 @@ SPEND_PROBLEMS = {"program": N_("请选择列表中的补贴项目。"), "carrie
                   "size": N_("请选择列表中的企业规模。")}
 
 
-def _spend() -> tuple[SpendReport, dict[str, str]]:
-    data, problems = load_filters(SpendQuerySchema())
+def _spend(session: Session, account: Account, args: Mapping[str, str]) -> tuple[SpendReport, dict[str, str]]:
+    data, problems = load_filters(SpendQuerySchema(), args)
     problems = {name: _(SPEND_PROBLEMS[name]) if name in SPEND_PROBLEMS else text for name, text in problems.items()}
-    return report_spend.spend(get_session(), current_person().account, spend_filters(data, local_date(now()))), problems
+    return report_spend.spend(session, account, spend_filters(data, local_date(now()))), problems
+
+
+def export(session: Session, account: Account, args: Mapping[str, str]) -> ReportExport:
+    """The report's export (broker.web.staff_exports keeps it as "spend")."""
+    report, problems = _spend(session, account, args)
+    refuse_problems(problems)
+    return ReportExport(_export_name(report), _filter_lines(report), spend_tables(report))
 
 
 def _named(choices: list[tuple[int, str, str]], wanted: int | None) -> str:
@@ -102,7 +111,7 @@ def spend_tables(report: SpendReport) -> list[Table]:
 @bp.route("/staff/reports/spend", methods=["GET"], endpoint="spend")
 @staff_only
 def spend_page() -> Any:
-    report, problems = _spend()
+    report, problems = _spend(get_session(), current_person().account, request.args)
     tables = spend_tables(report)
     chart = {"months": [row.key for row in report.months],
              "series": [{"name": column.title, "values": [str(row[index]) for row in tables[1].rows]}
@@ -120,20 +129,14 @@ def spend_page() -> Any:
 @bp.route("/staff/reports/spend.csv", methods=["GET"])
 @staff_only
 def spend_csv() -> Any:
-    report, problems = _spend()
-    if problems:
-        abort(422)
-    return csv_download(_export_name(report, "csv"), _filter_lines(report), spend_tables(report))
+    return inline_download(export, "csv")
 
 
 @bp.route("/staff/reports/spend.xlsx", methods=["GET"])
 @staff_only
 def spend_xlsx() -> Any:
-    report, problems = _spend()
-    if problems:
-        abort(422)
-    return xlsx_download(_export_name(report, "xlsx"), _filter_lines(report), spend_tables(report), _("筛选条件"))
+    return inline_download(export, "xlsx")
 
 
-def _export_name(report: SpendReport, extension: str) -> str:
-    return f"spend-{report.filters.start.isoformat()}-{report.filters.end.isoformat()}.{extension}"
+def _export_name(report: SpendReport) -> str:
+    return f"spend-{report.filters.start.isoformat()}-{report.filters.end.isoformat()}"

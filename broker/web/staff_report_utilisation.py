@@ -6,24 +6,26 @@ The pattern of broker/web/staff_reports.py: the filters read with the API's sche
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy.orm import Session
 
 from broker.clock import local_date, now
 from broker.db import get_session
+from broker.models import Account
 from broker.resources import KINDS
 from broker.schemas.reports import UtilisationQuerySchema, utilisation_filters
 from broker.services import report_utilisation
 from broker.services.report_utilisation import LINE_KIND, AllocationUse, UtilisationFilters, UtilisationReport
 from broker.web.auth import current_person
 from broker.web.guards import N_, staff_only
-from broker.web.report_exports import Column, Table, csv_download, xlsx_download
+from broker.web.report_exports import Column, ReportExport, Table, inline_download
 from broker.web.reports import KIND_NAMES, unit_name
 from broker.web.staff_carriers import page_number
-from broker.web.staff_reports import load_filters
+from broker.web.staff_reports import load_filters, refuse_problems
 from broker.web.staff_startups import ALLOCATION_STATUS_NAMES
 
 bp = Blueprint("staff_report_utilisation", __name__, template_folder="templates")
@@ -35,28 +37,27 @@ OWN_PROBLEMS = {
 }
 
 
-def worded_filters(schema: Any) -> tuple[dict[str, Any], dict[str, str]]:
+def worded_filters(schema: Any, args: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """`staff_reports.load_filters`, with the words for the carrier and the threshold."""
-    data, problems = load_filters(schema)
+    data, problems = load_filters(schema, args)
     return data, {name: _(OWN_PROBLEMS[name]) if name in OWN_PROBLEMS else text for name, text in problems.items()}
 
 
-def _report() -> tuple[UtilisationReport, dict[str, str]]:
-    data, problems = worded_filters(UtilisationQuerySchema())
+def _report(session: Session, account: Account, args: Mapping[str, str], page: int = 1,
+            idle_page: int = 1) -> tuple[UtilisationReport, dict[str, str]]:
+    data, problems = worded_filters(UtilisationQuerySchema(), args)
     filters = utilisation_filters(data, local_date(now()))
-    return report_utilisation.utilisation(get_session(), current_person().account, filters,
-                                          page_number("page"), page_number("idle_page")), problems
+    return report_utilisation.utilisation(session, account, filters, page, idle_page), problems
 
 
-def _exported_tables(report: UtilisationReport) -> list[Table]:
-    """The tables with every idle grant and every allocation, read in batches as they are written."""
-
-    def every(idle_only: bool) -> Iterator[AllocationUse]:
-        # Read as the response streams, in the streaming context's own session (the view's is closed by then).
-        yield from report_utilisation.utilisation_lines(get_session(), current_person().account, report.filters,
-                                                        idle_only=idle_only)
-
-    return utilisation_tables(report, every(idle_only=True), every(idle_only=False))
+def export(session: Session, account: Account, args: Mapping[str, str]) -> ReportExport:
+    """The report's export (broker.web.staff_exports keeps it as "utilisation"): every idle grant and every
+    allocation, read a batch at a time as the file is written, not the page's fifty."""
+    report, problems = _report(session, account, args)
+    refuse_problems(problems)
+    lines = report_utilisation.utilisation_lines
+    return ReportExport(_export_name(report.filters), _filter_lines(report.filters), utilisation_tables(
+        report, lines(session, account, report.filters, idle_only=True), lines(session, account, report.filters)))
 
 
 def unit_of(kind: str) -> str:
@@ -93,7 +94,8 @@ def _idle_values(line: AllocationUse) -> list[Any]:
 def utilisation_tables(report: UtilisationReport, idle: Iterable[AllocationUse] | None = None,
                        allocations: Iterable[AllocationUse] | None = None) -> list[Table]:
     """The report's tables, as the page shows them (the lists' pages in the report) and the exports
-    write them (every idle grant and allocation, given here as iterables read once, as written)."""
+    write them (every idle grant and allocation, given here as iterables read once, as written); the
+    lists' tables know their whole length either way."""
     idle = report.idle if idle is None else idle
     allocations = report.allocations if allocations is None else allocations
     return [
@@ -107,19 +109,20 @@ def utilisation_tables(report: UtilisationReport, idle: Iterable[AllocationUse] 
               [Column(_("分配编号")), Column(_("企业")), Column(_("运营商")), Column(_("资源类别")), Column(_("型号")),
                Column(_("单位")), Column(_("窗口起")), Column(_("窗口止")), Column(_("窗口中点")),
                Column(_("已分配"), "qty"), Column(_("中点前已用"), "qty"), Column(_("中点前使用率（%）"), "qty")],
-              (_idle_values(line) for line in idle)),
+              (_idle_values(line) for line in idle), total=report.idle_total),
         Table("allocations", _("按分配"),
               [Column(_("分配编号")), Column(_("状态")), Column(_("企业")), Column(_("运营商")), Column(_("资源类别")),
                Column(_("型号")), Column(_("单位")), Column(_("窗口起")), Column(_("窗口止")),
                Column(_("已分配"), "qty"), Column(_("已使用"), "qty"), Column(_("使用率（%）"), "qty")],
-              (_allocation_values(line) for line in allocations)),
+              (_allocation_values(line) for line in allocations), total=report.allocations_total),
     ]
 
 
 @bp.route("/staff/reports/utilisation", methods=["GET"], endpoint="utilisation")
 @staff_only
 def utilisation_page() -> Any:
-    report, problems = _report()
+    report, problems = _report(get_session(), current_person().account, request.args, page_number("page"),
+                               page_number("idle_page"))
     chart = {"labels": [_kind(row.kind) + (f" {row.model}" if row.model else "") for row in report.kinds],
              "values": [float(row.used_share or 0) for row in report.kinds]}
     args = {name: value for name, value in request.args.items() if name in UtilisationQuerySchema().fields}
@@ -135,21 +138,14 @@ def utilisation_page() -> Any:
 @bp.route("/staff/reports/utilisation.csv", methods=["GET"])
 @staff_only
 def utilisation_csv() -> Any:
-    report, problems = _report()
-    if problems:
-        abort(422)
-    return csv_download(_export_name(report.filters, "csv"), _filter_lines(report.filters), _exported_tables(report))
+    return inline_download(export, "csv")
 
 
 @bp.route("/staff/reports/utilisation.xlsx", methods=["GET"])
 @staff_only
 def utilisation_xlsx() -> Any:
-    report, problems = _report()
-    if problems:
-        abort(422)
-    return xlsx_download(_export_name(report.filters, "xlsx"), _filter_lines(report.filters), _exported_tables(report),
-                         _("筛选条件"))
+    return inline_download(export, "xlsx")
 
 
-def _export_name(filters: UtilisationFilters, extension: str) -> str:
-    return f"utilisation-{filters.start.isoformat()}-{filters.end.isoformat()}.{extension}"
+def _export_name(filters: UtilisationFilters) -> str:
+    return f"utilisation-{filters.start.isoformat()}-{filters.end.isoformat()}"

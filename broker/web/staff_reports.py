@@ -8,22 +8,25 @@ the page with the defaults and the problem next to its field, status 422; an exp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import Schema, ValidationError
+from sqlalchemy.orm import Session
 
 from broker.clock import local_date, now
 from broker.db import get_session
-from broker.models import Sector
+from broker.errors import InvalidInput
+from broker.models import Account, Sector
 from broker.resources import KINDS
 from broker.schemas.reports import FulfilmentQuerySchema, fulfilment_filters
 from broker.services import district_reports
 from broker.services.district_reports import FulfilmentFilters, FulfilmentReport
 from broker.web.auth import current_person
 from broker.web.guards import N_, staff_only
-from broker.web.report_exports import Column, Table, csv_download, xlsx_download
+from broker.web.report_exports import Column, ReportExport, Table, inline_download
 from broker.web.reports import KIND_NAMES, SECTOR_NAMES
 
 bp = Blueprint("staff_reports", __name__, template_folder="templates")
@@ -41,9 +44,9 @@ FILTER_PROBLEMS: dict[str, str] = {
 STAGE_NAMES = {"approved": N_("提交至获批"), "active": N_("提交至开通")}
 
 
-def load_filters(schema: Schema) -> tuple[dict[str, Any], dict[str, str]]:
+def load_filters(schema: Schema, args: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """The query's filters loaded by `schema` (empty fields left out), or none and each bad field's problem."""
-    given = {name: value for name, value in request.args.items() if name in schema.fields and value.strip()}
+    given = {name: value for name, value in args.items() if name in schema.fields and value.strip()}
     try:
         return schema.load(given), {}
     except ValidationError as error:
@@ -51,10 +54,23 @@ def load_filters(schema: Schema) -> tuple[dict[str, Any], dict[str, str]]:
         return {}, {name: _(FILTER_PROBLEMS.get(name, FILTER_PROBLEMS["start"])) for name in fields}
 
 
-def _fulfilment() -> tuple[FulfilmentReport, dict[str, str]]:
-    data, problems = load_filters(FulfilmentQuerySchema())
+def refuse_problems(problems: dict[str, str]) -> None:
+    """An export is of good filters only: bad ones are refused (422), each field with its problem."""
+    if problems:
+        raise InvalidInput(_("筛选条件有误。"), {name: [text] for name, text in problems.items()}, location="query")
+
+
+def _fulfilment(session: Session, account: Account, args: Mapping[str, str]) -> tuple[FulfilmentReport, dict[str, str]]:
+    data, problems = load_filters(FulfilmentQuerySchema(), args)
     filters = fulfilment_filters(data, local_date(now()))
-    return district_reports.fulfilment(get_session(), current_person().account, filters), problems
+    return district_reports.fulfilment(session, account, filters), problems
+
+
+def export(session: Session, account: Account, args: Mapping[str, str]) -> ReportExport:
+    """The report's export (broker.web.staff_exports keeps it as "fulfilment")."""
+    report, problems = _fulfilment(session, account, args)
+    refuse_problems(problems)
+    return ReportExport(_export_name(report.filters), _filter_lines(report.filters), fulfilment_tables(report))
 
 
 def _filter_lines(filters: FulfilmentFilters) -> list[tuple[str, str]]:
@@ -103,7 +119,7 @@ def fulfilment_tables(report: FulfilmentReport) -> list[Table]:
 @bp.route("/staff/reports/fulfilment", methods=["GET"], endpoint="fulfilment")
 @staff_only
 def fulfilment_page() -> Any:
-    report, problems = _fulfilment()
+    report, problems = _fulfilment(get_session(), current_person().account, request.args)
     tables = fulfilment_tables(report)
     stages = [_("申请"), _("获方案"), _("获批"), _("已开通")]
     chart = {"stages": stages, "values": [report.total.requests, report.total.proposed, report.total.approved,
@@ -121,21 +137,14 @@ def fulfilment_page() -> Any:
 @bp.route("/staff/reports/fulfilment.csv", methods=["GET"])
 @staff_only
 def fulfilment_csv() -> Any:
-    report, problems = _fulfilment()
-    if problems:
-        abort(422)
-    return csv_download(_export_name(report.filters, "csv"), _filter_lines(report.filters), fulfilment_tables(report))
+    return inline_download(export, "csv")
 
 
 @bp.route("/staff/reports/fulfilment.xlsx", methods=["GET"])
 @staff_only
 def fulfilment_xlsx() -> Any:
-    report, problems = _fulfilment()
-    if problems:
-        abort(422)
-    return xlsx_download(_export_name(report.filters, "xlsx"), _filter_lines(report.filters),
-                         fulfilment_tables(report), _("筛选条件"))
+    return inline_download(export, "xlsx")
 
 
-def _export_name(filters: FulfilmentFilters, extension: str) -> str:
-    return f"fulfilment-{filters.start.isoformat()}-{filters.end.isoformat()}.{extension}"
+def _export_name(filters: FulfilmentFilters) -> str:
+    return f"fulfilment-{filters.start.isoformat()}-{filters.end.isoformat()}"

@@ -196,7 +196,7 @@ def test_every_report_shows_the_tabs_to_every_other(client, staff):
     from broker.web.guards import REPORT_SCREENS
 
     paths = ["/staff/reports/fulfilment", "/staff/reports/gap", "/staff/reports/spend", "/staff/reports/utilisation",
-             "/staff/reports/carriers", "/staff/reports/compliance", "/staff/reports/pack"]
+             "/staff/reports/carriers", "/staff/reports/compliance", "/staff/reports/pack", "/staff/exports"]
     assert len(REPORT_SCREENS) == len(paths)
     for path in paths:
         response = client.get(path)
