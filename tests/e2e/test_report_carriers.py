@@ -263,3 +263,9 @@ def test_the_statements_sent_do_not_grow_with_the_rows(app, client, session, dis
     for n in range(5):
         use(session, district["beta"], "1", at(dt.date(2027, 1, 6)), f"more-{n}")
     assert len(statements_sent(app, client, f"{PAGE}?{QUERY}")) == few
+
+
+def test_the_statements_sent_do_not_grow_with_the_months(app, client, district, staff):
+    one_month = len(statements_sent(app, client, f"{PAGE}?start=2026-12-01&end=2026-12-31"))
+    a_year = len(statements_sent(app, client, f"{PAGE}?start=2026-06-01&end=2027-05-31"))
+    assert a_year == one_month
