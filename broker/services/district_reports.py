@@ -30,6 +30,7 @@ hours (one float per request reaching the stage — bounded by the requests of t
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ APPROVED_EVER = (AllocationStatus.approved, AllocationStatus.provisioning, Alloc
                  AllocationStatus.released, AllocationStatus.cancelled)
 ACTIVE_EVER = (AllocationStatus.active, AllocationStatus.released)
 ZERO = Decimal("0")
+COUNTS = ("requests", "proposed", "approved", "active")  # FunnelRow's counts; the rest are quantities
 
 
 def current_quarter(today: dt.date) -> tuple[dt.date, dt.date]:
@@ -233,9 +235,9 @@ def fulfilment(session: Session, actor: Account, filters: FulfilmentFilters) -> 
         return FunnelRow(key, int(n), int(proposed_n), int(approved_n), int(active_n),
                          *(_decimal(q) for q in quantities))
 
-    total = row("total", session.execute(stages()).one())
     months = [row(found[0], found[1:]) for found in
               session.execute(stages(funnel.c.month).group_by(funnel.c.month).order_by(funnel.c.month))]
+    total = _sum_rows("total", months)  # every figure adds up over the months: the funnel read once less
 
     # Per cycle: the requests it proposed for; their asked quantity counted once per cycle.
     pairs = (
@@ -261,7 +263,7 @@ def fulfilment(session: Session, actor: Account, filters: FulfilmentFilters) -> 
         for found in session.execute(per_cycle)
     ]
 
-    times = [_times(session, funnel, "approved"), _times(session, funnel, "active")]
+    times = _times(session, funnel)
 
     ended = (
         sa.select(Allocation.decision_reason, sa.func.count(), _total(Allocation.quantity))
@@ -280,17 +282,30 @@ def fulfilment(session: Session, actor: Account, filters: FulfilmentFilters) -> 
     return FulfilmentReport(filters, total, months, cycles, times, reasons, int(lapsed_n), _decimal(lapsed_q))
 
 
-def _times(session: Session, funnel: sa.CTE, stage: str) -> TimeRow:
-    hours = funnel.c[f"{stage}_hours"]
-    reached = sa.select(hours).select_from(funnel).where(hours.is_not(None))
+def _sum_rows(key: str, rows: list[FunnelRow]) -> FunnelRow:
+    """The rows' counts and quantities added up, under `key`."""
+    figures = [field.name for field in dataclasses.fields(FunnelRow) if field.name != "key"]
+    return FunnelRow(key, **{name: sum((getattr(r, name) for r in rows), 0 if name in COUNTS else ZERO)
+                             for name in figures})
+
+
+def _times(session: Session, funnel: sa.CTE) -> list[TimeRow]:
+    """The median and 90th percentile of the hours to approval and to activation (one read on PostgreSQL)."""
+    stages = ("approved", "active")
     if session.get_bind().dialect.name == "postgresql":
-        n, median, p90 = session.execute(
-            sa.select(sa.func.count(hours), sa.func.percentile_cont(0.5).within_group(hours),
-                      sa.func.percentile_cont(0.9).within_group(hours)).where(hours.is_not(None))
-        ).one()
-        return TimeRow(stage, int(n), _rounded(median), _rounded(p90))
-    values = [float(value) for value in session.scalars(reached.order_by(hours))]
-    return TimeRow(stage, len(values), _rounded(_percentile(values, 0.5)), _rounded(_percentile(values, 0.9)))
+        found = session.execute(sa.select(*(
+            figure for stage in stages for hours in [funnel.c[f"{stage}_hours"]]
+            for figure in (sa.func.count(hours), sa.func.percentile_cont(0.5).within_group(hours),
+                           sa.func.percentile_cont(0.9).within_group(hours))))).one()
+        return [TimeRow(stage, int(found[3 * n]), _rounded(found[3 * n + 1]), _rounded(found[3 * n + 2]))
+                for n, stage in enumerate(stages)]
+    rows = []
+    for stage in stages:
+        hours = funnel.c[f"{stage}_hours"]
+        values = [float(value) for value in session.scalars(
+            sa.select(hours).select_from(funnel).where(hours.is_not(None)).order_by(hours))]
+        rows.append(TimeRow(stage, len(values), _rounded(_percentile(values, 0.5)), _rounded(_percentile(values, 0.9))))
+    return rows
 
 
 def _rounded(hours: float | None) -> float | None:
