@@ -5,6 +5,7 @@ docs/screenshots/ (staff_report_spend, staff_report_compliance)."""
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 
@@ -64,5 +65,14 @@ def test_the_spend_and_compliance_reports_filtered_and_exported(page, district, 
     assert "追回：重复享受补贴 1 ¥12,500.00" in counts
     page.locator("#compliance-chart svg").first.wait_for()
     assert "已获市级算力补贴" not in page.content()  # the clawback's note is not shown, its reason is
+    page.get_by_label("补贴项目").select_option(str(district["program"]["id"]))
+    page.get_by_role("button", name="筛选").click()
+    page.wait_for_url(re.compile(rf"program={district['program']['id']}"))
+    page.locator("#compliance-chart svg").first.wait_for()
     assert axe(page) == []
     screenshot(page, "staff_report_compliance")
+    with page.expect_download() as downloaded:
+        page.locator("#export-csv").click()
+    rows = list(csv.reader(io.StringIO(open(downloaded.value.path(), "rb").read().decode("utf-8-sig"))))
+    assert ["追回：重复享受补贴", "1", "12500"] in rows  # the voucher's clawback, under the program's filter
+    assert any(row[:1] == ["补贴项目"] and district["program"]["code"] in row[1] for row in rows), rows[:5]
