@@ -28,10 +28,8 @@ from __future__ import annotations
 import io
 import math
 import re
-import resource
 import tempfile
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -246,35 +244,3 @@ def inline_download(build: ExportBuilder, extension: str) -> Any:
         return error_page(413, _("这份报表超过即时导出的上限（%(limit)s 行）。请在报表页面点击“后台导出”，"
                                  "完成后在“我的导出”页面下载。", limit=f"{limit:,}"))
     return export.download(extension)
-
-
-@dataclass(frozen=True)
-class ExportMeasure:
-    rows: int
-    bytes: int
-    seconds: float
-    peak_rss_bytes: int  # the process's peak resident memory so far (getrusage): run it in a process of its own
-
-
-def synthetic_tables(rows: int) -> list[Table]:
-    """One table of `rows` generated rows (a generator: none is kept), each column kind once."""
-    columns = [Column("id"), Column("企业"), Column("count", "count"), Column("qty", "qty"), Column("hours", "hours"),
-               Column("money", "money")]
-
-    def generated() -> Iterator[list[Any]]:
-        for n in range(rows):
-            yield [str(n), f"企业{n % 997}", n % 1000, Decimal(n % 5000) / 8, n % 100 / 4, Decimal(n) / 100]
-
-    return [Table("synthetic", "synthetic", columns, generated())]
-
-
-def measure_export(path: Path, rows: int, extension: str = "xlsx") -> ExportMeasure:
-    """Write an export of `rows` synthetic rows to `path` with the export's own writer: how long, how big,
-    the peak memory. For the benchmark (`broker bench reports`); needs no app."""
-    started = time.perf_counter()
-    with path.open("wb") as out:
-        written = write_export(extension, out, [("report", "synthetic"), ("rows", str(rows))], synthetic_tables(rows),
-                               "filters")
-    seconds = time.perf_counter() - started
-    return ExportMeasure(written, path.stat().st_size, seconds,
-                         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # Linux: KiB

@@ -6,13 +6,27 @@ from __future__ import annotations
 
 import tempfile
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from broker.web.report_exports import synthetic_tables, write_export
+from broker.web.report_exports import Column, Table, write_export
 
 BOUND = 2 * 2**20  # bytes: the writers' own peak, whatever the number of rows
+
+
+def synthetic_tables(rows: int) -> list[Table]:
+    """One table of `rows` generated rows (a generator: none is kept), each column kind once."""
+    columns = [Column("id"), Column("企业"), Column("count", "count"), Column("qty", "qty"), Column("hours", "hours"),
+               Column("money", "money")]
+
+    def generated() -> Iterator[list[Any]]:
+        for n in range(rows):
+            yield [str(n), f"企业{n % 997}", n % 1000, Decimal(n % 5000) / 8, n % 100 / 4, Decimal(n) / 100]
+
+    return [Table("synthetic", "synthetic", columns, generated())]
 
 
 def _peak(work: Callable[[], object]) -> int:
